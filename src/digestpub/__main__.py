@@ -1,0 +1,3 @@
+from digestpub.cli import main
+
+main()

@@ -1,0 +1,134 @@
+"""A local folder as an object store: atomic renames, and a lock for conditional writes."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from digestpub.errors import PreconditionFailed, StorageError
+from digestpub.model import ObjectInfo
+
+_LOCK_NAME = ".digestpub-write.lock"
+
+
+def _version_tag(stat: os.stat_result) -> str:
+    # A rename gives a new inode, and an in-place rewrite a new mtime, so this
+    # changes whenever the bytes may have, without reading them.
+    return f"{stat.st_ino:x}-{stat.st_mtime_ns:x}-{stat.st_size:x}"
+
+
+class FolderStore:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).absolute()
+
+    @property
+    def url(self) -> str:
+        return str(self.root)
+
+    def _path(self, key: str) -> Path:
+        parts = key.split("/")
+        if not key or key.startswith("/") or any(part in ("", ".", "..") for part in parts):
+            raise StorageError(f"refusing key {key!r}: it would leave {self.root}")
+        return self.root.joinpath(*parts)
+
+    def list(self, prefix: str = "", start_after: str | None = None) -> Iterator[ObjectInfo]:
+        start = self.root / prefix if prefix else self.root
+        if not start.is_dir():
+            return
+        yield from self._walk(start, prefix.rstrip("/") + "/" if prefix else "", start_after)
+
+    def _walk(self, folder: Path, rel: str, start_after: str | None) -> Iterator[ObjectInfo]:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError as error:
+            raise StorageError(f"cannot list {folder}: {error}") from error
+        for entry in entries:
+            key = rel + entry.name
+            if entry.name.startswith(".digestpub-") or entry.name.endswith(".tmp"):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                subtree = key + "/"
+                # Skip whole subtrees whose keys all sort before start_after.
+                if start_after and subtree < start_after and not start_after.startswith(subtree):
+                    continue
+                yield from self._walk(Path(entry.path), subtree, start_after)
+            elif entry.is_file(follow_symlinks=False):
+                if start_after and key <= start_after:
+                    continue
+                stat = entry.stat(follow_symlinks=False)
+                yield ObjectInfo(key=key, etag=_version_tag(stat), size=stat.st_size)
+
+    def read(self, key: str) -> tuple[bytes, str] | None:
+        path = self._path(key)
+        try:
+            with path.open("rb") as handle:
+                stat = os.fstat(handle.fileno())
+                return handle.read(), _version_tag(stat)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise StorageError(f"cannot read {path}: {error}") from error
+
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str | None = None,
+        cache_control: str | None = None,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> str:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            try:
+                with os.fdopen(descriptor, "wb") as handle:
+                    handle.write(data)
+                if if_match is None and not if_none_match:
+                    os.replace(temporary, path)
+                else:
+                    with self._write_lock():
+                        self._check_precondition(path, key, if_match, if_none_match)
+                        os.replace(temporary, path)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    Path(temporary).unlink()
+                raise
+            return _version_tag(path.stat())
+        except PreconditionFailed:
+            raise
+        except OSError as error:
+            raise StorageError(f"cannot write {path}: {error}") from error
+
+    @staticmethod
+    def _check_precondition(
+        path: Path, key: str, if_match: str | None, if_none_match: bool
+    ) -> None:
+        try:
+            current: str | None = _version_tag(path.stat())
+        except FileNotFoundError:
+            current = None
+        if if_none_match and current is not None:
+            raise PreconditionFailed(f"{key} already exists")
+        if if_match is not None and current != if_match:
+            raise PreconditionFailed(f"{key} changed since it was read")
+
+    @contextlib.contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / _LOCK_NAME).open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(key).unlink()

@@ -1,0 +1,98 @@
+"""S3 as an object store: paginated listing from a start key, conditional writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from digestpub.errors import PreconditionFailed, StorageError
+from digestpub.model import ObjectInfo
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_PRECONDITION_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
+_MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+class S3Store:
+    def __init__(self, bucket: str, prefix: str = "", client: S3Client | None = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        # Uploads run from a thread pool; the default pool of 10 would make them queue.
+        self.client: S3Client = client or boto3.client(
+            "s3", config=Config(max_pool_connections=32, retries={"mode": "standard"})
+        )
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def list(self, prefix: str = "", start_after: str | None = None) -> Iterator[ObjectInfo]:
+        arguments: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix + prefix}
+        if start_after:
+            arguments["StartAfter"] = self.prefix + start_after
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(**arguments):
+                for item in page.get("Contents", []):
+                    yield ObjectInfo(
+                        key=item["Key"][len(self.prefix) :],
+                        etag=item["ETag"].strip('"'),
+                        size=item["Size"],
+                    )
+        except (ClientError, BotoCoreError) as error:
+            raise StorageError(f"cannot list {self.url}{prefix}: {error}") from error
+
+    def read(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+            return response["Body"].read(), response["ETag"].strip('"')
+        except ClientError as error:
+            if _error_code(error) in _MISSING_CODES:
+                return None
+            raise StorageError(f"cannot read {self.url}{key}: {error}") from error
+        except BotoCoreError as error:
+            raise StorageError(f"cannot read {self.url}{key}: {error}") from error
+
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str | None = None,
+        cache_control: str | None = None,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> str:
+        arguments: dict[str, Any] = {"Bucket": self.bucket, "Key": self.prefix + key, "Body": data}
+        if content_type:
+            arguments["ContentType"] = content_type
+        if cache_control:
+            arguments["CacheControl"] = cache_control
+        if if_match is not None:
+            arguments["IfMatch"] = f'"{if_match}"'
+        if if_none_match:
+            arguments["IfNoneMatch"] = "*"
+        try:
+            response = self.client.put_object(**arguments)
+        except ClientError as error:
+            if _error_code(error) in _PRECONDITION_CODES:
+                raise PreconditionFailed(f"{self.url}{key} changed since it was read") from error
+            raise StorageError(f"cannot write {self.url}{key}: {error}") from error
+        except BotoCoreError as error:
+            raise StorageError(f"cannot write {self.url}{key}: {error}") from error
+        return response["ETag"].strip('"')
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key)
+        except (ClientError, BotoCoreError) as error:
+            raise StorageError(f"cannot delete {self.url}{key}: {error}") from error

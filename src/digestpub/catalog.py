@@ -1,0 +1,278 @@
+"""The publish state: what was seen, each summary's newest version, each feed's window.
+
+State is split so a run loads only what it touches, and cost follows the new
+summaries rather than the history:
+
+- ``catalog/head.json``: tags and their counts, the listing cursor, index hashes;
+- ``catalog/seen/YYYY/MM/DD.json``: version tags of the source objects of one day;
+- ``catalog/ids/XYZ.json``: one of 1,024 shards, by id hash, of each summary's newest version;
+- ``catalog/feeds/<name>.json``: a feed's newest items (a few more than ``feed_size``,
+  so an edit that drops an item leaves the feed full) and the hashes of its published files.
+
+Every write is conditional on the version that was read, and a run holds
+``lock.json`` while it works, so overlapping runs never lose an update.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from digestpub.errors import PreconditionFailed, StateLocked, StorageError
+from digestpub.model import Summary, TagInfo
+from digestpub.ports import ObjectStore
+
+STATE_FORMAT = 1
+ALL_FEED = "_all"
+"""The feed of every summary; a slug never starts with ``_``, so it cannot clash."""
+
+HEAD_KEY = "catalog/head.json"
+_LOCK_KEY = "lock.json"
+
+
+class IdEntry(BaseModel):
+    """Where the published version of one summary came from, and what it carried."""
+
+    version: datetime
+    published_at: datetime
+    key: str
+    digest: str
+    slugs: list[str]
+
+
+class FeedItem(BaseModel):
+    """A summary as feeds and pages show it: its entry in each format, rendered once.
+
+    The summary's HTML is kept once; each format's entry is kept without it, with
+    the offset where it goes, so state holds the text once rather than four times.
+    """
+
+    id: str
+    published_at: datetime
+    version: datetime
+    html: str
+    atom: str
+    atom_at: int
+    rss: str
+    rss_at: int
+    json_feed: str
+    json_at: int
+    card: str
+    card_at: int
+
+    @property
+    def sort_key(self) -> tuple[datetime, str]:
+        return (self.published_at, self.id)
+
+
+class FeedState(BaseModel):
+    items: list[FeedItem] = Field(default_factory=list)
+    outputs: dict[str, str] = Field(default_factory=dict)
+
+
+class Head(BaseModel):
+    format: int = STATE_FORMAT
+    cursor: str | None = None
+    last_full_scan: datetime | None = None
+    total: int = 0
+    tags: dict[str, TagInfo] = Field(default_factory=dict)
+    outputs: dict[str, str] = Field(default_factory=dict)
+
+
+_SEEN = TypeAdapter(dict[str, str])
+_IDS = TypeAdapter(dict[str, IdEntry])
+M = TypeVar("M")
+
+
+ID_SHARDS = 1024
+"""About 50 ids a shard at 50,000 summaries: a run loads one small shard per new id."""
+
+
+def id_shard(summary_id: str) -> str:
+    digest = hashlib.blake2b(summary_id.encode("utf-8", "surrogatepass"), digest_size=2).digest()
+    return f"{int.from_bytes(digest, 'big') % ID_SHARDS:03x}"
+
+
+class StateLock:
+    """A lease in the state store: created only where none exists, taken over once expired."""
+
+    def __init__(self, store: ObjectStore, ttl: timedelta, wait: timedelta) -> None:
+        self.store = store
+        self.ttl = ttl
+        self.wait = wait
+        self.run_id = uuid.uuid4().hex
+        self._etag: str | None = None
+
+    def _lease(self) -> bytes:
+        now = datetime.now(UTC)
+        lease = {
+            "run_id": self.run_id,
+            "holder": f"{socket.gethostname()}:{os.getpid()}",
+            "acquired_at": now.isoformat(),
+            "expires_at": (now + self.ttl).isoformat(),
+        }
+        return TypeAdapter(dict[str, str]).dump_json(lease)
+
+    def acquire(self) -> None:
+        deadline = time.monotonic() + self.wait.total_seconds()
+        delay = 0.05
+        while True:
+            try:
+                self._etag = self.store.put(_LOCK_KEY, self._lease(), if_none_match=True)
+                return
+            except PreconditionFailed:
+                pass
+            current = self.store.read(_LOCK_KEY)
+            if current is not None:
+                lease = self._parse(current[0])
+                expires = lease.get("expires_at", "")
+                if not expires or datetime.fromisoformat(expires) < datetime.now(UTC):
+                    try:
+                        self._etag = self.store.put(_LOCK_KEY, self._lease(), if_match=current[1])
+                        return
+                    except PreconditionFailed:
+                        pass
+                if time.monotonic() >= deadline:
+                    raise StateLocked(
+                        f"another publish run ({lease.get('holder', 'unknown')}, since "
+                        f"{lease.get('acquired_at', '?')}) holds {self.store.url.rstrip('/')}/"
+                        f"{_LOCK_KEY} until {expires or '?'}; try again later, or delete that "
+                        "file if the run is known to be dead"
+                    )
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    @staticmethod
+    def _parse(data: bytes) -> dict[str, str]:
+        try:
+            return TypeAdapter(dict[str, str]).validate_json(data)
+        except ValidationError:
+            return {}
+
+    def release(self) -> None:
+        current = self.store.read(_LOCK_KEY)
+        if current is not None and self._parse(current[0]).get("run_id") == self.run_id:
+            self.store.delete(_LOCK_KEY)
+        self._etag = None
+
+    def __enter__(self) -> StateLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+class Catalog:
+    """Loads state parts on first use, remembers their versions, saves what changed."""
+
+    def __init__(self, store: ObjectStore, *, fresh: bool = False) -> None:
+        self.store = store
+        self.fresh = fresh
+        self._versions: dict[str, str | None] = {}
+        self._dirty: set[str] = set()
+        self._seen: dict[str, dict[str, str]] = {}
+        self._ids: dict[str, dict[str, IdEntry]] = {}
+        self._feeds: dict[str, FeedState] = {}
+        self.head: Head = self._load(HEAD_KEY, TypeAdapter(Head)) or Head()
+        if self.head.format != STATE_FORMAT:
+            raise StorageError(
+                f"{store.url} holds state format {self.head.format}; this digestpub reads "
+                f"format {STATE_FORMAT}: publish with --rebuild to start it afresh"
+            )
+
+    def _load(self, key: str, adapter: TypeAdapter[M]) -> M | None:
+        found = None if self.fresh else self.store.read(key)
+        if found is None:
+            self._versions[key] = None
+            return None
+        data, version = found
+        self._versions[key] = version
+        try:
+            return adapter.validate_json(data)
+        except ValidationError as error:
+            raise StorageError(
+                f"state file {self.store.url.rstrip('/')}/{key} is damaged ({error.error_count()} "
+                "errors); publish with --rebuild to start the state afresh"
+            ) from error
+
+    def seen(self, day: str) -> dict[str, str]:
+        """Version tags of the source objects under ``day`` (``YYYY/MM/DD``)."""
+        if day not in self._seen:
+            self._seen[day] = self._load(f"catalog/seen/{day}.json", _SEEN) or {}
+        return self._seen[day]
+
+    def mark_seen(self, day: str, key: str, etag: str) -> None:
+        self.seen(day)[key] = etag
+        self._dirty.add(f"catalog/seen/{day}.json")
+
+    def entry(self, summary_id: str) -> IdEntry | None:
+        return self._shard(summary_id).get(summary_id)
+
+    def _shard(self, summary_id: str) -> dict[str, IdEntry]:
+        shard = id_shard(summary_id)
+        if shard not in self._ids:
+            self._ids[shard] = self._load(f"catalog/ids/{shard}.json", _IDS) or {}
+        return self._ids[shard]
+
+    def record(self, summary: Summary) -> None:
+        self._shard(summary.id)[summary.id] = IdEntry(
+            version=summary.version,
+            published_at=summary.published_at,
+            key=summary.source_key,
+            digest=summary.digest,
+            slugs=list(summary.tag_slugs),
+        )
+        self._dirty.add(f"catalog/ids/{id_shard(summary.id)}.json")
+
+    def feed(self, name: str) -> FeedState:
+        if name not in self._feeds:
+            self._feeds[name] = (
+                self._load(f"catalog/feeds/{name}.json", TypeAdapter(FeedState)) or FeedState()
+            )
+        return self._feeds[name]
+
+    def touch_feed(self, name: str) -> None:
+        self._dirty.add(f"catalog/feeds/{name}.json")
+
+    def touch_head(self) -> None:
+        self._dirty.add(HEAD_KEY)
+
+    def loaded_feeds(self) -> dict[str, FeedState]:
+        return self._feeds
+
+    def serialise(self, key: str) -> bytes:
+        if key == HEAD_KEY:
+            return self.head.model_dump_json().encode()
+        name = key.removeprefix("catalog/").removesuffix(".json")
+        kind, _, part = name.partition("/")
+        if kind == "seen":
+            return _SEEN.dump_json(self._seen[part])
+        if kind == "ids":
+            return _IDS.dump_json(self._ids[part])
+        return self._feeds[part].model_dump_json().encode()
+
+    def changed_parts(self) -> list[str]:
+        """Keys of the parts to save; the head last, since writing it commits the run."""
+        keys = sorted(self._dirty - {HEAD_KEY})
+        if HEAD_KEY in self._dirty:
+            keys.append(HEAD_KEY)
+        return keys
+
+    def write_condition(self, key: str) -> tuple[str | None, bool]:
+        """``(if_match, if_none_match)``: over the version read, or only where none exists."""
+        version = self._versions.get(key)
+        if version is not None:
+            return version, False
+        return None, not self.fresh
+
+    def saved(self, key: str, version: str) -> None:
+        self._versions[key] = version
+        self._dirty.discard(key)

@@ -1,0 +1,27 @@
+"""One exception hierarchy: callers catch ``DigestpubError`` or a precise subclass."""
+
+from __future__ import annotations
+
+
+class DigestpubError(Exception):
+    """Base of every error digestpub raises on purpose."""
+
+
+class ConfigError(DigestpubError):
+    """A setting is missing, malformed or names something that does not exist."""
+
+
+class StorageError(DigestpubError):
+    """An object store could not be read or written."""
+
+
+class PreconditionFailed(StorageError):
+    """A conditional write lost: the object changed since it was read."""
+
+
+class StateLocked(DigestpubError):
+    """Another run holds the state lock and did not release it in time."""
+
+
+class TemplateNotFound(ConfigError):
+    """The templates folder could not be located."""

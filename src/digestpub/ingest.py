@@ -1,0 +1,249 @@
+"""Reading summaries: object bytes in, clean ``Summary`` records and ``Problem`` reports out.
+
+Every rule of the input contract is checked here, so a bad object or line is
+reported with its key, line and reason, and never stops the good ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from digestpub.model import Problem, Summary
+from digestpub.text import (
+    clean_text,
+    is_safe_url,
+    markdown_to_safe_html,
+    plain_text,
+    tag_slug,
+)
+
+# `<prefix>/YYYY/MM/DD/<name>.json|.jsonl`; any other key is not a summary.
+SUMMARY_KEY = re.compile(r"^(?P<day>\d{4}/\d{2}/\d{2})/[^/]+\.(?P<kind>jsonl?)$")
+_BCP47 = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$")
+_UNSAFE_MARKUP = re.compile(
+    r"<\s*/?\s*(?:script|iframe|object|embed|style|form)\b|\bon[a-z]+\s*=|(?:java|vb)script:|data:",
+    re.IGNORECASE,
+)
+_MAX_TAGS = 20
+_MAX_TAG_LENGTH = 100
+_MAX_TITLE_LENGTH = 1_000
+
+NonBlank = Annotated[str, StringConstraints(min_length=1)]
+
+
+class SummaryInput(BaseModel):
+    """The contract's fields, strictly typed; unknown fields are ignored."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    title: NonBlank
+    summary: NonBlank
+    tags: list[str] = Field(default_factory=list, max_length=_MAX_TAGS)
+    url: NonBlank
+    published_at: NonBlank
+    updated_at: str | None = None
+    lang: str | None = None
+    authors: list[str] | None = None
+    paper_url: str | None = None
+    code_url: str | None = None
+    image_url: str | None = None
+
+
+def _looks_unsafe(text: str) -> bool:
+    # The full pattern is slow on long text; whatever it finds starts with "<"
+    # or ends in a scheme, so text with neither is cleared by cheap substring tests.
+    if "<" not in text and "script:" not in (lowered := text.lower()) and "data:" not in lowered:
+        return False
+    return _UNSAFE_MARKUP.search(text) is not None
+
+
+class Rejected(ValueError):
+    """One summary breaks a rule; the message is the reason users read."""
+
+
+def parse_timestamp(field: str, value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise Rejected(f"{field} {value!r} is not an RFC 3339 date-time") from None
+    if moment.tzinfo is None or "T" not in value.upper().replace(" ", "T"):
+        raise Rejected(f"{field} {value!r} has no UTC offset (RFC 3339 needs one, e.g. +03:00)")
+    return moment
+
+
+def _describe(error: ValidationError) -> str:
+    reasons = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "object"
+        reasons.append(f"{field}: {item['msg'].lower()}")
+    return "; ".join(reasons)
+
+
+def _clean_strings(value: Any, touched: list[bool]) -> Any:
+    if isinstance(value, str):
+        cleaned, changed = clean_text(value)
+        if changed:
+            touched[0] = True
+        return cleaned
+    if isinstance(value, list):
+        return [_clean_strings(item, touched) for item in value]
+    return value
+
+
+class SummaryReader:
+    """Turns objects into summaries under one configuration."""
+
+    def __init__(self, default_lang: str = "ru", max_summary_bytes: int = 65_536) -> None:
+        self.default_lang = default_lang
+        self.max_summary_bytes = max_summary_bytes
+
+    def read_object(self, key: str, data: bytes) -> Iterator[Summary | Problem]:
+        """Every summary in one object, and a ``Problem`` for whatever is wrong."""
+        match = SUMMARY_KEY.match(key)
+        if match is None:
+            return
+        if data.startswith(b"\xef\xbb\xbf"):
+            data = data[3:]
+            yield Problem(key=key, kind="cleaned", reason="removed a UTF-8 byte order mark")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            yield Problem(
+                key=key,
+                reason=f"not valid UTF-8: byte {error.start} is {error.object[error.start]:#04x}",
+            )
+            return
+        if match["kind"] == "json":
+            yield from self._read_document(key, None, text)
+        else:
+            for number, line in enumerate(text.splitlines(), start=1):
+                if line.strip():
+                    yield from self._read_document(key, number, line)
+
+    def _read_document(self, key: str, line: int | None, text: str) -> Iterator[Summary | Problem]:
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as error:
+            where = (
+                f"line {error.lineno} column {error.colno}"
+                if line is None
+                else f"column {error.colno}"
+            )
+            yield Problem(key=key, line=line, reason=f"invalid JSON at {where}: {error.msg}")
+            return
+        except RecursionError:
+            yield Problem(key=key, line=line, reason="invalid JSON: nested too deeply")
+            return
+        if not isinstance(document, dict):
+            yield Problem(
+                key=key, line=line, reason=f"expected a JSON object, got {type(document).__name__}"
+            )
+            return
+        notes: list[str] = []
+        try:
+            digest = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+            # Strict JSON has no raw control characters in strings, so text that XML
+            # forbids can only arrive as a \u escape.
+            summary = self._build(key, line, document, digest, notes, "\\u" in text)
+        except Rejected as error:
+            yield Problem(key=key, line=line, reason=str(error))
+            return
+        except ValidationError as error:
+            yield Problem(key=key, line=line, reason=_describe(error))
+            return
+        for note in notes:
+            yield Problem(key=key, line=line, kind="cleaned", reason=note)
+        yield summary
+
+    def _build(
+        self,
+        key: str,
+        line: int | None,
+        document: dict[str, Any],
+        digest: str,
+        notes: list[str],
+        needs_cleaning: bool = True,
+    ) -> Summary:
+        touched = [False]
+        if needs_cleaning:
+            document = {name: _clean_strings(value, touched) for name, value in document.items()}
+        raw = SummaryInput.model_validate(document)
+        if touched[0]:
+            notes.append(
+                "removed characters that XML forbids (control characters, lone surrogates)"
+            )
+
+        if not raw.id.strip():
+            raise Rejected("id: must not be blank")
+        if len(raw.summary.encode("utf-8")) > self.max_summary_bytes:
+            raise Rejected(
+                f"summary: {len(raw.summary.encode('utf-8')):,} bytes is over the limit of "
+                f"{self.max_summary_bytes:,}"
+            )
+        title = plain_text(raw.title)
+        if not title:
+            raise Rejected("title: nothing is left once markup is removed")
+        if len(title) > _MAX_TITLE_LENGTH:
+            raise Rejected(
+                f"title: {len(title):,} characters is over the limit of {_MAX_TITLE_LENGTH:,}"
+            )
+        if not is_safe_url(raw.url):
+            raise Rejected(f"url: {raw.url!r} is not an absolute http(s) URL")
+        optional_urls: dict[str, str | None] = {}
+        for field in ("paper_url", "code_url", "image_url"):
+            value = getattr(raw, field)
+            if value is not None and not is_safe_url(value):
+                raise Rejected(f"{field}: {value!r} is not an absolute http(s) URL")
+            optional_urls[field] = value
+        lang = raw.lang if raw.lang is not None else self.default_lang
+        if not _BCP47.match(lang):
+            raise Rejected(f"lang: {lang!r} is not a BCP 47 language tag")
+        published_at = parse_timestamp("published_at", raw.published_at)
+        updated_at = parse_timestamp("updated_at", raw.updated_at) if raw.updated_at else None
+        if updated_at is not None and updated_at < published_at:
+            raise Rejected("updated_at: is earlier than published_at")
+
+        tags, slugs = self._tags(raw.tags, notes)
+        if _looks_unsafe(raw.summary) or _looks_unsafe(raw.title):
+            notes.append("removed unsafe markup (scripts, event handlers, javascript:/data: links)")
+        authors = tuple(
+            name for name in (plain_text(author) for author in raw.authors or []) if name
+        )
+        return Summary(
+            id=raw.id,
+            title=title,
+            summary_html=markdown_to_safe_html(raw.summary, raw.url),
+            tags=tags,
+            tag_slugs=slugs,
+            url=raw.url,
+            published_at=published_at,
+            updated_at=updated_at,
+            lang=lang,
+            authors=authors,
+            source_key=key,
+            source_line=line,
+            digest=digest,
+            **optional_urls,
+        )
+
+    @staticmethod
+    def _tags(values: list[str], notes: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        tags: list[str] = []
+        slugs: list[str] = []
+        for value in values:
+            name = plain_text(value)[:_MAX_TAG_LENGTH]
+            slug = tag_slug(name)
+            if not slug:
+                notes.append(f"dropped tag {value!r}: it has no letters or digits to name it by")
+            elif slug not in slugs:
+                tags.append(name)
+                slugs.append(slug)
+        return tuple(tags), tuple(slugs)

@@ -1,0 +1,117 @@
+"""The typed records that flow through digestpub, kept in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """One paper summary as published: validated, cleaned, Markdown already rendered.
+
+    ``summary_html`` is rendered once, when the summary is read. A plain slotted
+    dataclass: a cold run holds tens of thousands and passes them between processes.
+    """
+
+    id: str
+    title: str
+    summary_html: str
+    url: str
+    published_at: datetime
+    lang: str
+    source_key: str
+    tags: tuple[str, ...] = ()
+    tag_slugs: tuple[str, ...] = ()
+    updated_at: datetime | None = None
+    authors: tuple[str, ...] = ()
+    paper_url: str | None = None
+    code_url: str | None = None
+    image_url: str | None = None
+    source_line: int | None = None
+    digest: str = ""
+    """A hash of the source document: tells a rewrite with new text from a re-read."""
+
+    @property
+    def version(self) -> datetime:
+        """The moment this version was written: the edit wins when it is newer."""
+        return self.updated_at or self.published_at
+
+    @property
+    def sort_key(self) -> tuple[datetime, str]:
+        return (self.published_at, self.id)
+
+
+ProblemKind = Literal["skipped", "cleaned"]
+
+
+class Problem(BaseModel):
+    """Something wrong with one input object or line, reported with where it was.
+
+    ``skipped`` means the summary was not published; ``cleaned`` means it was
+    published after unsafe or invalid parts were removed.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    line: int | None = None
+    kind: ProblemKind = "skipped"
+    reason: str
+
+    def where(self) -> str:
+        return f"{self.key}:{self.line}" if self.line is not None else self.key
+
+
+class ObjectInfo(BaseModel):
+    """A listed object: its key and a version tag that changes when its bytes do."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    etag: str
+    size: int = 0
+
+
+class TagInfo(BaseModel):
+    """A tag as the index page shows it: the name as first written, and its count."""
+
+    slug: str
+    name: str
+    count: int = 0
+    newest: datetime | None = None
+
+
+class PublishReport(BaseModel):
+    """What one publish run did; saved as JSON in the state store and printed."""
+
+    run_id: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    objects_read: int = 0
+    summaries_new: int = 0
+    summaries_updated: int = 0
+    summaries_unchanged: int = 0
+    files_written: int = 0
+    files_unchanged: int = 0
+    full_scan: bool = False
+    seconds: dict[str, float] = Field(default_factory=dict)
+    problems: list[Problem] = Field(default_factory=list)
+
+    @property
+    def skipped(self) -> int:
+        return sum(1 for problem in self.problems if problem.kind == "skipped")
+
+    @property
+    def cleaned(self) -> int:
+        return sum(1 for problem in self.problems if problem.kind == "cleaned")
+
+    def summary_line(self) -> str:
+        return (
+            f"summaries: {self.summaries_new} new, {self.summaries_updated} updated, "
+            f"{self.skipped} skipped, {self.cleaned} cleaned; "
+            f"files: {self.files_written} written, {self.files_unchanged} unchanged"
+        )

@@ -1,0 +1,440 @@
+"""The publish use case: new and edited summaries in, changed feeds and pages out.
+
+    source store → ingest → catalog (state) → render what changed → dest store → report
+
+The CLI and the cloud function both call ``publish()``; neither holds logic of its own.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import heapq
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+
+from digestpub.catalog import ALL_FEED, HEAD_KEY, Catalog, FeedItem, StateLock
+from digestpub.errors import PreconditionFailed, StorageError
+from digestpub.ingest import SUMMARY_KEY, SummaryReader
+from digestpub.model import ObjectInfo, Problem, PublishReport, Summary, TagInfo
+from digestpub.parallel import default_workers, map_chunks, split
+from digestpub.ports import ObjectStore
+from digestpub.render import Output
+from digestpub.render.entries import render_entry
+from digestpub.render.feeds import render_feeds
+from digestpub.render.pages import render_opml, render_page
+from digestpub.site import OPML_PATH, Site
+
+log = logging.getLogger("digestpub.publish")
+
+Progress = Callable[[str, int, int], None]
+"""Called as ``(stage, done, total)`` while a run works, for progress bars."""
+
+_IO_THREADS = 16
+# Below these, one process is faster than starting workers.
+_PARALLEL_READ_BYTES = 4 << 20
+_PARALLEL_ENTRIES = 1_000
+
+
+@dataclass(frozen=True)
+class PublishOptions:
+    lookback_days: int = 2
+    full_scan_every: timedelta = timedelta(hours=24)
+    full_scan: bool = False
+    rebuild: bool = False
+    lock_ttl: timedelta = timedelta(minutes=15)
+    lock_wait: timedelta = timedelta(minutes=2)
+    max_summary_bytes: int = 65_536
+    feed_cache_control: str = "public, max-age=300"
+    page_cache_control: str = "public, max-age=300"
+    workers: int = field(default_factory=default_workers)
+
+
+@dataclass
+class _Changes:
+    """What the merge decided, feed by feed."""
+
+    accepted: list[Summary] = field(default_factory=list)
+    removals: dict[str, set[str]] = field(default_factory=dict)
+    inserts: dict[str, list[Summary]] = field(default_factory=dict)
+
+    def touch(self, feed: str) -> None:
+        self.removals.setdefault(feed, set())
+        self.inserts.setdefault(feed, [])
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def publish(
+    source: ObjectStore,
+    dest: ObjectStore,
+    state: ObjectStore,
+    site: Site,
+    options: PublishOptions | None = None,
+    progress: Progress | None = None,
+) -> PublishReport:
+    """Read what is new or changed in ``source``, write the feeds it changes to ``dest``.
+
+    Raises ``StorageError`` when a store fails and ``StateLocked`` when another run
+    holds the state for longer than ``options.lock_wait``. Bad input never raises:
+    it is in the report's ``problems``.
+    """
+    options = options or PublishOptions()
+    progress = progress or _no_progress
+    with StateLock(state, ttl=options.lock_ttl, wait=options.lock_wait) as lock, _few_collections():
+        report = PublishReport(run_id=lock.run_id, started_at=datetime.now(UTC))
+        run = _Run(source, dest, state, site, options, progress, report)
+        run.execute()
+    return report
+
+
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    """Collect cycles rarely while a run builds tens of thousands of records.
+
+    The records hold no cycles, but each full collection walks all of them; at the
+    default thresholds that is most of a cold run's time.
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(100_000, 50, 1_000)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+class _Run:
+    def __init__(
+        self,
+        source: ObjectStore,
+        dest: ObjectStore,
+        state: ObjectStore,
+        site: Site,
+        options: PublishOptions,
+        progress: Progress,
+        report: PublishReport,
+    ) -> None:
+        self.source = source
+        self.dest = dest
+        self.state = state
+        self.site = site
+        self.options = options
+        self.progress = progress
+        self.report = report
+        self.catalog = Catalog(state, fresh=options.rebuild)
+        self.reader = SummaryReader(
+            default_lang=site.lang, max_summary_bytes=options.max_summary_bytes
+        )
+        # A few more than a feed shows, so an edit that drops an item leaves it full.
+        self.window = site.feed_size + max(10, site.feed_size // 5)
+
+    def execute(self) -> None:
+        with self._timed("read"):
+            candidates = self._read_changed()
+        with self._timed("merge"):
+            changes = self._merge(candidates)
+            self._apply(changes)
+        with self._timed("render_and_write"):
+            self._write_outputs(self._render(changes))
+        with self._timed("save_state"):
+            self._save_state()
+        self.report.finished_at = datetime.now(UTC)
+        self._save_report()
+
+    @contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.report.seconds[stage] = round(time.perf_counter() - started, 4)
+
+    # reading ---------------------------------------------------------------
+
+    def _listing_start(self) -> str | None:
+        head = self.catalog.head
+        now = datetime.now(UTC)
+        overdue = (
+            head.last_full_scan is None or now - head.last_full_scan >= self.options.full_scan_every
+        )
+        if self.options.full_scan or self.options.rebuild or head.cursor is None or overdue:
+            self.report.full_scan = True
+            head.last_full_scan = now
+            self.catalog.touch_head()
+            return None
+        newest = date.fromisoformat(head.cursor.replace("/", "-"))
+        # Keys of a day sort after the bare day ("2026/11/20/x" > "2026/11/20").
+        return (newest - timedelta(days=self.options.lookback_days)).strftime("%Y/%m/%d")
+
+    def _read_changed(self) -> list[Summary]:
+        start_after = self._listing_start()
+        self.progress("listing", 0, 0)
+        changed: list[ObjectInfo] = []
+        newest_day = self.catalog.head.cursor
+        for info in self.source.list(start_after=start_after):
+            match = SUMMARY_KEY.match(info.key)
+            if match is None:
+                continue
+            day = match["day"]
+            if newest_day is None or day > newest_day:
+                newest_day = day
+            if self.catalog.seen(day).get(info.key) != info.etag:
+                changed.append(info)
+        if newest_day != self.catalog.head.cursor:
+            self.catalog.head.cursor = newest_day
+            self.catalog.touch_head()
+
+        fetched = self._fetch(changed)
+        if sum(info.size for info in changed) >= _PARALLEL_READ_BYTES:
+            decode = partial(_decode, self.reader)
+            records = map_chunks(
+                decode, split(fetched, 4 * self.options.workers, 64), self.options.workers
+            )
+        else:
+            records = _decode(self.reader, fetched)
+        summaries: list[Summary] = []
+        for record in records:
+            if isinstance(record, Problem):
+                self._problem(record)
+            else:
+                summaries.append(record)
+        return summaries
+
+    def _fetch(self, infos: list[ObjectInfo]) -> list[tuple[str, bytes]]:
+        fetched: list[tuple[str, bytes]] = []
+        total = len(infos)
+        with ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="digestpub-read") as pool:
+            for done, (info, found) in enumerate(
+                zip(infos, pool.map(self.source.read, [info.key for info in infos]), strict=True),
+                start=1,
+            ):
+                # Seen is recorded with the version actually read, so a rewrite between
+                # listing and reading is not mistaken for the listed version.
+                self.catalog.mark_seen(info.key[:10], info.key, found[1] if found else info.etag)
+                if found is not None:  # None: deleted since it was listed
+                    fetched.append((info.key, found[0]))
+                if done % 256 == 0 or done == total:
+                    self.progress("reading", done, total)
+        self.report.objects_read += len(fetched)
+        return fetched
+
+    def _problem(self, problem: Problem) -> None:
+        self.report.problems.append(problem)
+        level = logging.WARNING if problem.kind == "skipped" else logging.INFO
+        log.log(level, "%s %s: %s", problem.kind, problem.where(), problem.reason)
+
+    # merging ---------------------------------------------------------------
+
+    def _newest_in_batch(self, summaries: list[Summary]) -> list[Summary]:
+        newest: dict[str, Summary] = {}
+        for summary in summaries:
+            earlier = newest.get(summary.id)
+            if earlier is None or summary.version > earlier.version:
+                newest[summary.id] = summary
+            elif summary.version == earlier.version and summary.digest != earlier.digest:
+                self._duplicate(summary, earlier.source_key, earlier.source_line)
+        return list(newest.values())
+
+    def _duplicate(self, summary: Summary, key: str, line: int | None) -> None:
+        where = f"{key}:{line}" if line is not None else key
+        self._problem(
+            Problem(
+                key=summary.source_key,
+                line=summary.source_line,
+                reason=(
+                    f"duplicate id {summary.id!r}: {where} already holds a version with the "
+                    "same or a later updated_at; an edit needs a later updated_at"
+                ),
+            )
+        )
+
+    def _merge(self, summaries: list[Summary]) -> _Changes:
+        changes = _Changes()
+        head = self.catalog.head
+        for summary in self._newest_in_batch(summaries):
+            entry = self.catalog.entry(summary.id)
+            old_slugs: list[str] = []
+            if entry is not None:
+                if summary.version < entry.version or (
+                    summary.version == entry.version and summary.digest == entry.digest
+                ):
+                    self.report.summaries_unchanged += 1
+                    continue
+                if summary.version == entry.version and summary.source_key != entry.key:
+                    self._duplicate(summary, entry.key, None)
+                    continue
+                old_slugs = entry.slugs
+                self.report.summaries_updated += 1
+            else:
+                head.total += 1
+                self.report.summaries_new += 1
+            changes.accepted.append(summary)
+            self.catalog.record(summary)
+            new_slugs = summary.tag_slugs
+            for feed in {ALL_FEED, *old_slugs, *new_slugs}:
+                changes.touch(feed)
+                if entry is not None:
+                    changes.removals[feed].add(summary.id)
+                if feed == ALL_FEED or feed in new_slugs:
+                    changes.inserts[feed].append(summary)
+            for slug in set(old_slugs) - set(new_slugs):
+                head.tags[slug].count -= 1
+            for name, slug in zip(summary.tags, new_slugs, strict=True):
+                tag = head.tags.setdefault(slug, TagInfo(slug=slug, name=name))
+                if slug not in old_slugs:
+                    tag.count += 1
+                if tag.newest is None or summary.published_at > tag.newest:
+                    tag.newest = summary.published_at
+        if changes.accepted:
+            self.catalog.touch_head()
+        return changes
+
+    def _apply(self, changes: _Changes) -> None:
+        """Each touched feed's new window; entries are rendered only for what it shows."""
+        windows: dict[str, list[FeedItem | Summary]] = {}
+        unrendered: dict[str, Summary] = {}
+        for feed, inserts in changes.inserts.items():
+            removals = changes.removals[feed]
+            state = self.catalog.feed(feed)
+            kept = [item for item in state.items if item.id not in removals]
+            window = heapq.nlargest(self.window, [*kept, *inserts], key=lambda item: item.sort_key)
+            windows[feed] = window
+            for item in window:
+                if isinstance(item, Summary):
+                    unrendered[item.id] = item
+            self._warn_if_short(feed, len(window), len(state.items) - len(kept))
+        pending = list(unrendered.values())
+        render = partial(_render_entries, self.site)
+        if len(pending) >= _PARALLEL_ENTRIES:
+            entries = map_chunks(
+                render, split(pending, 4 * self.options.workers, 128), self.options.workers
+            )
+        else:
+            entries = render(pending)
+        rendered = {entry.id: entry for entry in entries}
+        for feed, window in windows.items():
+            self.catalog.feed(feed).items = [
+                rendered[item.id] if isinstance(item, Summary) else item for item in window
+            ]
+            self.catalog.touch_feed(feed)
+
+    def _warn_if_short(self, feed: str, held: int, removed: int) -> None:
+        head = self.catalog.head
+        expected = head.total if feed == ALL_FEED else head.tags[feed].count
+        if removed and held < min(expected, self.site.feed_size):
+            log.warning(
+                "feed %s now holds %d of its %d summaries after edits removed some; "
+                "publish --rebuild refills it",
+                feed,
+                held,
+                expected,
+            )
+
+    # rendering and writing -------------------------------------------------
+
+    def _render(self, changes: _Changes) -> Iterable[tuple[str, Output]]:
+        """Each changed feed's files, paired with the feed whose hashes they update."""
+        # One process: handing rendered bytes back from workers costs more than
+        # rendering them (measured), and the uploads already overlap with it.
+        feeds = sorted(changes.inserts)
+        for done, feed in enumerate(feeds, start=1):
+            yield from _render_feed_files(self.site, self.catalog, [feed])
+            self.progress("rendering", done, len(feeds))
+        if changes.accepted:
+            yield "", render_opml(self.site, self.catalog.head.tags.values())
+
+    def _write_outputs(self, outputs: Iterable[tuple[str, Output]]) -> None:
+        """Upload what changed; uploads overlap with rendering the next feed."""
+        with ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="digestpub-write") as pool:
+            uploads = []
+            for feed, output in outputs:
+                hashes = self.catalog.feed(feed).outputs if feed else self.catalog.head.outputs
+                digest = hashlib.blake2b(output.body, digest_size=16).hexdigest()
+                if hashes.get(output.path) == digest:
+                    self.report.files_unchanged += 1
+                    continue
+                hashes[output.path] = digest
+                if feed:
+                    self.catalog.touch_feed(feed)
+                else:
+                    self.catalog.touch_head()
+                uploads.append(pool.submit(self._put_output, output))
+            for done, upload in enumerate(uploads, start=1):
+                upload.result()
+                self.report.files_written += 1
+                if done % 64 == 0 or done == len(uploads):
+                    self.progress("writing", done, len(uploads))
+
+    def _put_output(self, output: Output) -> None:
+        is_feed = output.path.startswith("feeds/") and output.path != OPML_PATH
+        cache_control = (
+            self.options.feed_cache_control if is_feed else self.options.page_cache_control
+        )
+        self.dest.put(
+            output.path, output.body, content_type=output.content_type, cache_control=cache_control
+        )
+
+    def _save_state(self) -> None:
+        parts = self.catalog.changed_parts()
+        head = parts.pop() if parts and parts[-1] == HEAD_KEY else None
+
+        def save(key: str) -> None:
+            if_match, if_none_match = self.catalog.write_condition(key)
+            data = self.catalog.serialise(key)
+            try:
+                version = self.state.put(
+                    key,
+                    data,
+                    content_type="application/json",
+                    if_match=if_match,
+                    if_none_match=if_none_match,
+                )
+            except PreconditionFailed as error:
+                raise StorageError(
+                    f"state {self.state.url.rstrip('/')}/{key} was changed by another run while "
+                    "this one held the lock (its lease may have expired); nothing is lost: "
+                    "run publish again"
+                ) from error
+            self.catalog.saved(key, version)
+
+        with ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="digestpub-state") as pool:
+            list(pool.map(save, parts))
+        if head is not None:
+            save(head)
+
+    def _save_report(self) -> None:
+        body = self.report.model_dump_json(indent=1).encode()
+        stamp = self.report.started_at.strftime("%Y%m%dT%H%M%SZ")
+        self.state.put(
+            f"reports/{stamp}-{self.report.run_id[:8]}.json", body, content_type="application/json"
+        )
+        self.state.put("reports/latest.json", body, content_type="application/json")
+
+
+def _decode(reader: SummaryReader, objects: Sequence[tuple[str, bytes]]) -> list[Summary | Problem]:
+    return [record for key, data in objects for record in reader.read_object(key, data)]
+
+
+def _render_entries(site: Site, summaries: Sequence[Summary]) -> list[FeedItem]:
+    return [render_entry(site, summary) for summary in summaries]
+
+
+def _render_feed_files(
+    site: Site, catalog: Catalog, feeds: Sequence[str]
+) -> list[tuple[str, Output]]:
+    outputs = []
+    tags = catalog.head.tags
+    for feed in feeds:
+        items = catalog.feed(feed).items[: site.feed_size]
+        tag = None if feed == ALL_FEED else tags[feed]
+        outputs.extend((feed, output) for output in render_feeds(site, feed, tag, items))
+        outputs.append((feed, render_page(site, feed, tag, items, tags)))
+    return outputs

@@ -1,0 +1,124 @@
+"""Each summary's entry in every format, rendered once and kept in state.
+
+A feed or page is then its header plus the entries of its newest summaries, so a
+run renders only the summaries it read, never the history (see ``catalog``).
+The XML entries come from feedgen's own entry serialisers.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any, Literal
+
+from feedgen.entry import FeedEntry
+from lxml import etree
+
+from digestpub.catalog import FeedItem
+from digestpub.model import Summary
+from digestpub.site import Site
+from digestpub.templates import environment
+from digestpub.words import words_for
+
+_XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+Format = Literal["atom", "rss", "json_feed", "card"]
+
+
+# A summary sits in the all-summaries feed and in each of its tags' feeds: escape
+# its HTML once per run, not once per feed.
+@lru_cache(maxsize=4096)
+def xml_escape(text: str) -> str:
+    """Text as lxml writes it in an element: ``&``, ``<``, ``>`` and CR escaped."""
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+    )
+
+
+@lru_cache(maxsize=4096)
+def json_escape(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+_ESCAPE = {
+    "atom": xml_escape,
+    "rss": xml_escape,
+    "json_feed": json_escape,
+    "card": lambda text: text,
+}
+
+
+def _hollow(rendered: str, content: str) -> tuple[str, int]:
+    """The entry without its content, and where the content goes (-1: kept inside)."""
+    at = rendered.rfind(content) if content else -1
+    if at < 0:
+        return rendered, -1
+    return rendered[:at] + rendered[at + len(content) :], at
+
+
+def entry_text(item: FeedItem, kind: Format) -> str:
+    """One format's entry with the summary's HTML put back in."""
+    hollow: str = getattr(item, kind)
+    at: int = getattr(item, f"{'json' if kind == 'json_feed' else kind}_at")
+    if at < 0:
+        return hollow
+    return hollow[:at] + _ESCAPE[kind](item.html) + hollow[at:]
+
+
+def render_entry(site: Site, summary: Summary) -> FeedItem:
+    entry = FeedEntry()
+    # id() and guid() share one field in feedgen: set it once, as a non-permalink guid.
+    entry.guid(site.entry_id(summary.id), permalink=False)
+    entry.title(summary.title)
+    entry.link(href=summary.url)
+    entry.published(summary.published_at)
+    entry.updated(summary.version)
+    entry.content(summary.summary_html, type="html")
+    for author in summary.authors:
+        entry.author({"name": author})
+    for name, slug in zip(summary.tags, summary.tag_slugs, strict=True):
+        entry.category(term=slug, label=name, scheme=site.url("tags/"))
+    atom_element = entry.atom_entry()
+    # feedgen has no per-entry language; Atom carries it as xml:lang.
+    atom_element.set(_XML_LANG, summary.lang)
+    html = summary.summary_html
+    atom, atom_at = _hollow(etree.tostring(atom_element, encoding="unicode"), xml_escape(html))
+    rss, rss_at = _hollow(etree.tostring(entry.rss_entry(), encoding="unicode"), xml_escape(html))
+    json_item = json.dumps(_json_item(site, summary), ensure_ascii=False, separators=(",", ":"))
+    json_feed, json_at = _hollow(json_item, json_escape(html))
+    card_template = environment().get_template("_summary.html.j2")
+    card_html = card_template.render(item=summary, site=site, words=words_for(site.lang)).strip()
+    card, card_at = _hollow(card_html, html)
+    return FeedItem.model_construct(
+        id=summary.id,
+        published_at=summary.published_at,
+        version=summary.version,
+        html=html,
+        atom=atom,
+        atom_at=atom_at,
+        rss=rss,
+        rss_at=rss_at,
+        json_feed=json_feed,
+        json_at=json_at,
+        card=card,
+        card_at=card_at,
+    )
+
+
+def _json_item(site: Site, summary: Summary) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": site.entry_id(summary.id),
+        "url": summary.url,
+        "title": summary.title,
+        "content_html": summary.summary_html,
+        "date_published": summary.published_at.isoformat(),
+        "date_modified": summary.version.isoformat(),
+        "language": summary.lang,
+        "tags": list(summary.tags),
+    }
+    if summary.authors:
+        item["authors"] = [{"name": name} for name in summary.authors]
+    if summary.paper_url:
+        item["external_url"] = summary.paper_url
+    if summary.image_url:
+        item["image"] = summary.image_url
+    return item

@@ -1,0 +1,79 @@
+"""The HTML pages (Jinja2) and the OPML list of tag feeds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC
+from xml.etree import ElementTree
+
+from digestpub.catalog import ALL_FEED, FeedItem
+from digestpub.model import TagInfo
+from digestpub.render import Output
+from digestpub.render.entries import entry_text
+from digestpub.render.feeds import feed_title
+from digestpub.site import HTML_TYPE, OPML_PATH, OPML_TYPE, Site
+from digestpub.templates import environment
+from digestpub.words import words_for
+
+
+def listed_tags(tags: Iterable[TagInfo]) -> list[TagInfo]:
+    """Tags that still have summaries, the most used first."""
+    return sorted((tag for tag in tags if tag.count > 0), key=lambda tag: (-tag.count, tag.slug))
+
+
+def render_page(
+    site: Site,
+    feed: str,
+    tag: TagInfo | None,
+    items: Sequence[FeedItem],
+    all_tags: dict[str, TagInfo],
+) -> Output:
+    """The index (``ALL_FEED``) or one tag's page."""
+    words = words_for(site.lang)
+    heading = words["new_papers"] if tag is None else words["tag_heading"].format(tag=tag.name)
+    html = (
+        environment()
+        .get_template("page.html.j2")
+        .render(
+            site=site,
+            words=words,
+            feed=feed,
+            tag=tag,
+            heading=heading,
+            title=site.title if tag is None else f"{heading} — {site.title}",
+            cards=[entry_text(item, "card") for item in items],
+            tags=listed_tags(all_tags.values()) if tag is None else [],
+            is_index=feed == ALL_FEED,
+        )
+    )
+    return Output(site.page_path(feed), html.encode(), HTML_TYPE)
+
+
+def render_opml(site: Site, tags: Iterable[TagInfo]) -> Output:
+    """OPML 2.0 with one outline per tag feed, for a one-step import into a reader."""
+    listed = listed_tags(tags)
+    root = ElementTree.Element("opml", version="2.0")
+    head = ElementTree.SubElement(root, "head")
+    ElementTree.SubElement(head, "title").text = site.title
+    newest = max((tag.newest for tag in listed if tag.newest), default=None)
+    if newest is not None:
+        ElementTree.SubElement(head, "dateModified").text = newest.astimezone(UTC).strftime(
+            "%a, %d %b %Y %H:%M:%S GMT"
+        )
+    body = ElementTree.SubElement(root, "body")
+    group = ElementTree.SubElement(body, "outline", text=site.title, title=site.title)
+    for tag in sorted(listed, key=lambda tag: tag.slug):
+        title = feed_title(site, tag)
+        ElementTree.SubElement(
+            group,
+            "outline",
+            type="rss",
+            text=title,
+            title=title,
+            xmlUrl=site.feed_url(tag.slug, "atom"),
+            htmlUrl=site.page_url(tag.slug),
+            language=site.lang,
+        )
+    ElementTree.indent(root)
+    data = ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
+    return Output(OPML_PATH, data + b"\n", OPML_TYPE)

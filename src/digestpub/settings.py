@@ -1,0 +1,115 @@
+"""Settings from flags, ``DIGESTPUB_*`` variables and a TOML file, in that order of weight."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from digestpub.errors import ConfigError
+from digestpub.site import Site
+from digestpub.text import is_safe_url
+
+
+class Settings(BaseSettings):
+    """Every setting a command understands; see the README's settings table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DIGESTPUB_", extra="forbid", validate_default=True
+    )
+
+    source: str = "examples/summaries"
+    dest: str = "public"
+    state: str = ".digestpub/state"
+    base_url: str = "http://localhost:8000/"
+    api_url: str = ""
+    site_title: str = "Ай Дайджест"
+    site_description: str = "Свежая выжимка ml и AI статей - каждый день"
+    lang: str = "ru"
+    feed_size: int = Field(50, ge=1, le=1000)
+
+    subscribers: str = "sqlite:///.digestpub/subscribers.db"
+    mailer: str = "outbox:outbox"
+    from_address: str = "AI Digest <digest@localhost>"
+    reply_to: str | None = None
+    token_key: SecretStr | None = None
+    max_items: int = Field(30, ge=1, le=500)
+    send_rate: float = Field(10.0, gt=0)
+
+    lookback_days: int = Field(2, ge=0, le=366)
+    """Days before the newest day seen that an incremental run lists again."""
+    full_scan_hours: float = Field(24.0, ge=0)
+    """A run lists the whole source when the last full listing is older than this."""
+    lock_timeout: float = Field(120.0, ge=0)
+    lock_ttl: float = Field(900.0, gt=0)
+    max_summary_bytes: int = Field(65_536, ge=1_024)
+    feed_cache_control: str = "public, max-age=300"
+    page_cache_control: str = "public, max-age=300"
+    log_format: Literal["text", "json"] = "text"
+
+    _toml_file: ClassVar[Path | None] = None
+
+    @field_validator("base_url", "api_url")
+    @classmethod
+    def _absolute_with_slash(cls, value: str) -> str:
+        if value and not is_safe_url(value):
+            raise ValueError(f"{value!r} is not an absolute http(s) URL")
+        return value if not value or value.endswith("/") else value + "/"
+
+    @model_validator(mode="after")
+    def _api_defaults_to_base(self) -> Settings:
+        if not self.api_url:
+            self.api_url = self.base_url
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls._toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_file))
+        return tuple(sources)
+
+    @classmethod
+    def load(cls, config: Path | None = None, **flags: Any) -> Settings:
+        """Settings with flags (``None`` means not given) over variables over the file."""
+        given = {name: value for name, value in flags.items() if value is not None}
+        if config is not None and not config.is_file():
+            raise ConfigError(f"config file {config} does not exist")
+
+        class _FromFile(cls):  # type: ignore[valid-type,misc]
+            _toml_file = config
+
+        try:
+            return _FromFile(**given)
+        except ValidationError as error:
+            details = "; ".join(
+                f"{'.'.join(str(part) for part in item['loc']) or 'settings'}: {item['msg']}"
+                for item in error.errors()
+            )
+            raise ConfigError(f"invalid settings: {details}") from None
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"cannot read config file {config}: {error}") from None
+
+    def site(self) -> Site:
+        return Site(
+            title=self.site_title,
+            description=self.site_description,
+            lang=self.lang,
+            base_url=self.base_url,
+            api_url=self.api_url,
+            feed_size=self.feed_size,
+        )

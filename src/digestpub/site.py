@@ -1,0 +1,61 @@
+"""The public shape of the site: where every feed and page lives, and stable ids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+from digestpub.catalog import ALL_FEED
+
+FEED_FILES = {
+    "rss": ("rss.xml", "application/rss+xml; charset=utf-8"),
+    "atom": ("atom.xml", "application/atom+xml; charset=utf-8"),
+    "json": ("feed.json", "application/feed+json; charset=utf-8"),
+}
+OPML_PATH = "feeds/tags.opml"
+INDEX_PATH = "index.html"
+HTML_TYPE = "text/html; charset=utf-8"
+OPML_TYPE = "text/x-opml; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Site:
+    title: str
+    description: str
+    lang: str
+    base_url: str
+    api_url: str
+    feed_size: int = 50
+    id_year: int = 2026
+    """The year in ``tag:`` URIs; fixed, because ids must never change."""
+
+    @property
+    def authority(self) -> str:
+        return urlsplit(self.base_url).hostname or "localhost"
+
+    def entry_id(self, summary_id: str) -> str:
+        return f"tag:{self.authority},{self.id_year}:summary/{quote(summary_id, safe='')}"
+
+    def feed_id(self, feed: str) -> str:
+        return (
+            f"tag:{self.authority},{self.id_year}:feed/{'all' if feed == ALL_FEED else quote(feed)}"
+        )
+
+    def feed_path(self, feed: str, kind: str) -> str:
+        folder = "feeds" if feed == ALL_FEED else f"feeds/tags/{feed}"
+        return f"{folder}/{FEED_FILES[kind][0]}"
+
+    def page_path(self, feed: str) -> str:
+        return INDEX_PATH if feed == ALL_FEED else f"tags/{feed}/index.html"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path.removesuffix("index.html")
+
+    def feed_url(self, feed: str, kind: str) -> str:
+        return self.url(self.feed_path(feed, kind))
+
+    def page_url(self, feed: str) -> str:
+        return self.url(self.page_path(feed))
+
+    def api(self, endpoint: str) -> str:
+        return self.api_url + endpoint

@@ -1,0 +1,48 @@
+"""Finding ``templates/`` from a checkout, an installed wheel, or a Lambda package."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from digestpub.errors import TemplateNotFound
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def template_folder() -> Path:
+    """The first folder that holds the templates.
+
+    ``DIGESTPUB_TEMPLATES`` wins; then the copy inside the installed package
+    (wheels); then ``templates/`` beside the package (a Lambda package, whose root
+    holds both); then the checkout's top level (``src/`` layout).
+    """
+    candidates = [
+        os.environ.get("DIGESTPUB_TEMPLATES"),
+        _PACKAGE / "templates",
+        _PACKAGE.parent / "templates",
+        _PACKAGE.parent.parent / "templates",
+    ]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "page.html.j2").is_file():
+            return Path(candidate)
+    looked = ", ".join(str(candidate) for candidate in candidates if candidate)
+    raise TemplateNotFound(f"no digestpub templates found; looked in {looked}")
+
+
+@cache
+def environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(template_folder()),
+        autoescape=select_autoescape(
+            enabled_extensions=("html", "html.j2", "mjml", "mjml.j2", "xml")
+        ),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )

@@ -1,0 +1,114 @@
+"""Text at the input boundary: XML-safe strings, Markdown to safe HTML, slugs, URLs.
+
+Everything untrusted passes through here once, when a summary is read; the rest of
+digestpub can then treat text as clean.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+from urllib.parse import urljoin, urlsplit
+
+import nh3
+import pyromark
+from slugify import slugify
+
+# XML 1.0 forbids these code points; feedgen accepts them and then fails at
+# serialisation, so they are removed before anything else sees the text.
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_NOT_XML_SAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_WHITESPACE = re.compile(r"\s+")
+# scheme://[userinfo@]host[:port][/path][?query][#fragment], nothing blank or
+# control inside; the host must hold at least one character besides dots.
+_SAFE_URL = re.compile(
+    r"(?i:https?)://(?:[^\s/?#@\x00-\x1f]+@)?(?:\[[0-9A-Fa-f:.]+\]|[^\s/?#@:\x00-\x1f\[\]]*[^\s/?#@:.\x00-\x1f\[\]][^\s/?#@:\x00-\x1f\[\]]*)(?::\d{1,5})?(?:[/?#][^\s\x00-\x1f]*)?\Z"
+)
+
+_LINK_SCHEMES = frozenset({"http", "https", "mailto"})
+_ALLOWED_TAGS = frozenset(
+    {
+        "a", "abbr", "b", "blockquote", "br", "code", "del", "em", "h3", "h4", "h5",
+        "h6", "hr", "i", "li", "ol", "p", "pre", "s", "strong", "sub", "sup",
+        "table", "tbody", "td", "th", "thead", "tr", "ul",
+    }
+)  # fmt: skip
+_ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "abbr": {"title"}, "td": {"align"}, "th": {"align"}}
+_CLEAN_OPTIONS: dict[str, object] = {
+    "tags": set(_ALLOWED_TAGS),
+    "attributes": {tag: set(names) for tag, names in _ALLOWED_ATTRIBUTES.items()},
+    "url_schemes": set(_LINK_SCHEMES),
+    "link_rel": "noopener noreferrer nofollow",
+    "strip_comments": True,
+}
+_MARKDOWN_OPTIONS = (
+    pyromark.Options.ENABLE_TABLES
+    | pyromark.Options.ENABLE_STRIKETHROUGH
+    | pyromark.Options.ENABLE_SMART_PUNCTUATION
+)
+MAX_SLUG_LENGTH = 64
+
+
+def clean_text(value: str) -> tuple[str, bool]:
+    """Remove what XML cannot carry; the flag says whether anything was removed."""
+    if _NOT_XML_SAFE.search(value) is None:
+        return value, False
+    cleaned = _LONE_SURROGATE.sub("\ufffd", value)
+    cleaned = _XML_FORBIDDEN.sub("", cleaned)
+    return cleaned, cleaned != value
+
+
+def plain_text(value: str) -> str:
+    """Text with any markup dropped and whitespace folded: titles, names, tags."""
+    if "<" in value or "&" in value:
+        value = html.unescape(nh3.clean(value, tags=set()))
+    return _WHITESPACE.sub(" ", value).strip()
+
+
+def is_safe_url(value: str) -> bool:
+    """An absolute http(s) URL with a host and no whitespace or control characters."""
+    return _SAFE_URL.match(value) is not None
+
+
+def markdown_to_safe_html(markdown: str, base_url: str) -> str:
+    """Render Markdown once and sanitise the result with an explicit allow-list.
+
+    The parser passes raw HTML through and does not check link targets, so nh3 is
+    the last step; relative links are made absolute against the summary's own page.
+    """
+    rendered = pyromark.html(markdown, options=_MARKDOWN_OPTIONS)
+    cleaned = nh3.clean(rendered, **_CLEAN_OPTIONS)  # type: ignore[arg-type]
+    if not any(_is_relative(cleaned, at + 6) for at in _find_all(cleaned, 'href="')):
+        return cleaned.strip()
+
+    # Rare: a relative link. A Python attribute filter costs more than the whole
+    # clean, so only these summaries pay for it.
+    def absolute_links(tag: str, attribute: str, value: str) -> str | None:
+        if attribute != "href":
+            return value
+        absolute = urljoin(base_url, value)
+        return absolute if urlsplit(absolute).scheme.lower() in _LINK_SCHEMES else None
+
+    options = {**_CLEAN_OPTIONS, "attribute_filter": absolute_links}
+    return nh3.clean(rendered, **options).strip()  # type: ignore[arg-type]
+
+
+def _find_all(text: str, needle: str) -> Iterator[int]:
+    at = text.find(needle)
+    while at >= 0:
+        yield at
+        at = text.find(needle, at + 1)
+
+
+def _is_relative(html: str, at: int) -> bool:
+    # nh3 writes every attribute as name="value", so a plain prefix test suffices.
+    return not html.startswith(("http://", "https://", "mailto:"), at)
+
+
+@lru_cache(maxsize=8192)
+def tag_slug(tag: str) -> str:
+    """Lowercase ASCII slug of a tag; Cyrillic is transliterated, path tricks vanish."""
+    return slugify(tag, max_length=MAX_SLUG_LENGTH, word_boundary=True)
