@@ -20,13 +20,15 @@ import os
 import socket
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+import orjson
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from digestpub.errors import PreconditionFailed, StateLocked, StorageError
-from digestpub.model import Summary, TagInfo
+from digestpub.model import Problem, Summary, TagInfo
 from digestpub.ports import ObjectStore
 
 STATE_FORMAT = 1
@@ -47,16 +49,19 @@ class IdEntry(BaseModel):
     slugs: list[str]
 
 
-class FeedItem(BaseModel):
+@dataclass(slots=True)
+class FeedItem:
     """A summary as feeds and pages show it: its entry in each format, rendered once.
 
     The summary's HTML is kept once; each format's entry is kept without it, with
     the offset where it goes, so state holds the text once rather than four times.
+    Times are ``sortable_time`` text. A plain dataclass, read and written with
+    orjson: feed windows are the bulk of what a run loads and saves.
     """
 
     id: str
-    published_at: datetime
-    version: datetime
+    published: str
+    version: str
     html: str
     atom: str
     atom_at: int
@@ -68,13 +73,20 @@ class FeedItem(BaseModel):
     card_at: int
 
     @property
-    def sort_key(self) -> tuple[datetime, str]:
-        return (self.published_at, self.id)
+    def sort_key(self) -> tuple[str, str]:
+        return (self.published, self.id)
 
 
-class FeedState(BaseModel):
-    items: list[FeedItem] = Field(default_factory=list)
-    outputs: dict[str, str] = Field(default_factory=dict)
+@dataclass(slots=True)
+class FeedState:
+    items: list[FeedItem] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)
+    """Hashes of the files last published for this feed, by path."""
+
+    @classmethod
+    def from_json(cls, data: bytes) -> FeedState:
+        document = orjson.loads(data)
+        return cls([FeedItem(**item) for item in document["items"]], document["outputs"])
 
 
 class Head(BaseModel):
@@ -84,6 +96,8 @@ class Head(BaseModel):
     total: int = 0
     tags: dict[str, TagInfo] = Field(default_factory=dict)
     outputs: dict[str, str] = Field(default_factory=dict)
+    broken: dict[str, list[Problem]] = Field(default_factory=dict)
+    """Skipped inputs by key, kept until the object changes, so every run reports them."""
 
 
 _SEEN = TypeAdapter(dict[str, str])
@@ -234,10 +248,21 @@ class Catalog:
 
     def feed(self, name: str) -> FeedState:
         if name not in self._feeds:
-            self._feeds[name] = (
-                self._load(f"catalog/feeds/{name}.json", TypeAdapter(FeedState)) or FeedState()
-            )
+            self._feeds[name] = self._load_feed(f"catalog/feeds/{name}.json")
         return self._feeds[name]
+
+    def _load_feed(self, key: str) -> FeedState:
+        found = None if self.fresh else self.store.read(key)
+        self._versions[key] = None if found is None else found[1]
+        if found is None:
+            return FeedState()
+        try:
+            return FeedState.from_json(found[0])
+        except (orjson.JSONDecodeError, KeyError, TypeError) as error:
+            raise StorageError(
+                f"state file {self.store.url.rstrip('/')}/{key} is damaged ({error}); "
+                "publish with --rebuild to start the state afresh"
+            ) from error
 
     def touch_feed(self, name: str) -> None:
         self._dirty.add(f"catalog/feeds/{name}.json")
@@ -257,7 +282,7 @@ class Catalog:
             return _SEEN.dump_json(self._seen[part])
         if kind == "ids":
             return _IDS.dump_json(self._ids[part])
-        return self._feeds[part].model_dump_json().encode()
+        return orjson.dumps(self._feeds[part])
 
     def changed_parts(self) -> list[str]:
         """Keys of the parts to save; the head last, since writing it commits the run."""

@@ -67,7 +67,9 @@ def main_options(
         Path | None,
         typer.Option("--config", envvar="DIGESTPUB_CONFIG", help="TOML file of settings.", dir_okay=False),
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log cleaned inputs and progress too.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log cleaned inputs and progress too.")
+    ] = False,
     log_format: Annotated[str | None, typer.Option(help="text or json (default from settings).")] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
@@ -112,9 +114,12 @@ def publish_command(
     site_title: Annotated[str | None, typer.Option()] = None,
     site_description: Annotated[str | None, typer.Option()] = None,
     lang: Annotated[str | None, typer.Option(help="Default language of summaries and pages.")] = None,
-    full_scan: Annotated[bool, typer.Option("--full-scan", help="List the whole source, not just recent days.")] = False,
+    full_scan: Annotated[
+        bool, typer.Option("--full-scan", help="List the whole source, not just recent days.")
+    ] = False,
     rebuild: Annotated[
-        bool, typer.Option("--rebuild", help="Ignore the saved state: read everything, rewrite every feed.")
+        bool,
+        typer.Option("--rebuild", help="Ignore the saved state: read everything, rewrite every feed."),
     ] = False,
 ) -> None:
     """Read new and edited summaries and write the feeds and pages they change."""

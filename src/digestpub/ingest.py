@@ -132,20 +132,14 @@ class SummaryReader:
         try:
             document = json.loads(text)
         except json.JSONDecodeError as error:
-            where = (
-                f"line {error.lineno} column {error.colno}"
-                if line is None
-                else f"column {error.colno}"
-            )
+            where = f"line {error.lineno} column {error.colno}" if line is None else f"column {error.colno}"
             yield Problem(key=key, line=line, reason=f"invalid JSON at {where}: {error.msg}")
             return
         except RecursionError:
             yield Problem(key=key, line=line, reason="invalid JSON: nested too deeply")
             return
         if not isinstance(document, dict):
-            yield Problem(
-                key=key, line=line, reason=f"expected a JSON object, got {type(document).__name__}"
-            )
+            yield Problem(key=key, line=line, reason=f"expected a JSON object, got {type(document).__name__}")
             return
         notes: list[str] = []
         try:
@@ -177,9 +171,7 @@ class SummaryReader:
             document = {name: _clean_strings(value, touched) for name, value in document.items()}
         raw = SummaryInput.model_validate(document)
         if touched[0]:
-            notes.append(
-                "removed characters that XML forbids (control characters, lone surrogates)"
-            )
+            notes.append("removed characters that XML forbids (control characters, lone surrogates)")
 
         if not raw.id.strip():
             raise Rejected("id: must not be blank")
@@ -192,9 +184,7 @@ class SummaryReader:
         if not title:
             raise Rejected("title: nothing is left once markup is removed")
         if len(title) > _MAX_TITLE_LENGTH:
-            raise Rejected(
-                f"title: {len(title):,} characters is over the limit of {_MAX_TITLE_LENGTH:,}"
-            )
+            raise Rejected(f"title: {len(title):,} characters is over the limit of {_MAX_TITLE_LENGTH:,}")
         if not is_safe_url(raw.url):
             raise Rejected(f"url: {raw.url!r} is not an absolute http(s) URL")
         optional_urls: dict[str, str | None] = {}
@@ -214,9 +204,7 @@ class SummaryReader:
         tags, slugs = self._tags(raw.tags, notes)
         if _looks_unsafe(raw.summary) or _looks_unsafe(raw.title):
             notes.append("removed unsafe markup (scripts, event handlers, javascript:/data: links)")
-        authors = tuple(
-            name for name in (plain_text(author) for author in raw.authors or []) if name
-        )
+        authors = tuple(name for name in (plain_text(author) for author in raw.authors or []) if name)
         return Summary(
             id=raw.id,
             title=title,

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+def sortable_time(moment: datetime) -> str:
+    """A moment as UTC ISO text with microseconds: sorts as the moments do."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +46,9 @@ class Summary:
         return self.updated_at or self.published_at
 
     @property
-    def sort_key(self) -> tuple[datetime, str]:
-        return (self.published_at, self.id)
+    def sort_key(self) -> tuple[str, str]:
+        """Newest first is descending order; the same key as a ``FeedItem``'s."""
+        return (sortable_time(self.published_at), self.id)
 
 
 ProblemKind = Literal["skipped", "cleaned"]
@@ -100,6 +106,8 @@ class PublishReport(BaseModel):
     full_scan: bool = False
     seconds: dict[str, float] = Field(default_factory=dict)
     problems: list[Problem] = Field(default_factory=list)
+    still_broken: list[Problem] = Field(default_factory=list)
+    """Inputs skipped by earlier runs that have not been fixed since."""
 
     @property
     def skipped(self) -> int:
@@ -110,8 +118,11 @@ class PublishReport(BaseModel):
         return sum(1 for problem in self.problems if problem.kind == "cleaned")
 
     def summary_line(self) -> str:
-        return (
+        line = (
             f"summaries: {self.summaries_new} new, {self.summaries_updated} updated, "
             f"{self.skipped} skipped, {self.cleaned} cleaned; "
             f"files: {self.files_written} written, {self.files_unchanged} unchanged"
         )
+        if self.still_broken:
+            line += f"; {len(self.still_broken)} earlier skipped still unfixed"
+        return line

@@ -13,8 +13,8 @@ import heapq
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -130,9 +130,7 @@ class _Run:
         self.progress = progress
         self.report = report
         self.catalog = Catalog(state, fresh=options.rebuild)
-        self.reader = SummaryReader(
-            default_lang=site.lang, max_summary_bytes=options.max_summary_bytes
-        )
+        self.reader = SummaryReader(default_lang=site.lang, max_summary_bytes=options.max_summary_bytes)
         # A few more than a feed shows, so an edit that drops an item leaves it full.
         self.window = site.feed_size + max(10, site.feed_size // 5)
 
@@ -162,9 +160,7 @@ class _Run:
     def _listing_start(self) -> str | None:
         head = self.catalog.head
         now = datetime.now(UTC)
-        overdue = (
-            head.last_full_scan is None or now - head.last_full_scan >= self.options.full_scan_every
-        )
+        overdue = head.last_full_scan is None or now - head.last_full_scan >= self.options.full_scan_every
         if self.options.full_scan or self.options.rebuild or head.cursor is None or overdue:
             self.report.full_scan = True
             head.last_full_scan = now
@@ -195,17 +191,26 @@ class _Run:
         fetched = self._fetch(changed)
         if sum(info.size for info in changed) >= _PARALLEL_READ_BYTES:
             decode = partial(_decode, self.reader)
-            records = map_chunks(
-                decode, split(fetched, 4 * self.options.workers, 64), self.options.workers
-            )
+            records = map_chunks(decode, split(fetched, 4 * self.options.workers, 64), self.options.workers)
         else:
             records = _decode(self.reader, fetched)
+        broken = self.catalog.head.broken
+        for info in changed:
+            if broken.pop(info.key, None) is not None:
+                self.catalog.touch_head()
         summaries: list[Summary] = []
         for record in records:
-            if isinstance(record, Problem):
-                self._problem(record)
-            else:
+            if isinstance(record, Summary):
                 summaries.append(record)
+                continue
+            self._problem(record)
+            if record.kind == "skipped":
+                broken.setdefault(record.key, []).append(record)
+                self.catalog.touch_head()
+        read = {info.key for info in changed}
+        self.report.still_broken = [
+            problem for key, problems in sorted(broken.items()) if key not in read for problem in problems
+        ]
         return summaries
 
     def _fetch(self, infos: list[ObjectInfo]) -> list[tuple[str, bytes]]:
@@ -305,7 +310,8 @@ class _Run:
             removals = changes.removals[feed]
             state = self.catalog.feed(feed)
             kept = [item for item in state.items if item.id not in removals]
-            window = heapq.nlargest(self.window, [*kept, *inserts], key=lambda item: item.sort_key)
+            candidates: list[FeedItem | Summary] = [*kept, *inserts]
+            window = heapq.nlargest(self.window, candidates, key=_sort_key)
             windows[feed] = window
             for item in window:
                 if isinstance(item, Summary):
@@ -314,9 +320,7 @@ class _Run:
         pending = list(unrendered.values())
         render = partial(_render_entries, self.site)
         if len(pending) >= _PARALLEL_ENTRIES:
-            entries = map_chunks(
-                render, split(pending, 4 * self.options.workers, 128), self.options.workers
-            )
+            entries = map_chunks(render, split(pending, 4 * self.options.workers, 128), self.options.workers)
         else:
             entries = render(pending)
         rendered = {entry.id: entry for entry in entries}
@@ -375,12 +379,8 @@ class _Run:
 
     def _put_output(self, output: Output) -> None:
         is_feed = output.path.startswith("feeds/") and output.path != OPML_PATH
-        cache_control = (
-            self.options.feed_cache_control if is_feed else self.options.page_cache_control
-        )
-        self.dest.put(
-            output.path, output.body, content_type=output.content_type, cache_control=cache_control
-        )
+        cache_control = self.options.feed_cache_control if is_feed else self.options.page_cache_control
+        self.dest.put(output.path, output.body, content_type=output.content_type, cache_control=cache_control)
 
     def _save_state(self) -> None:
         parts = self.catalog.changed_parts()
@@ -412,11 +412,16 @@ class _Run:
 
     def _save_report(self) -> None:
         body = self.report.model_dump_json(indent=1).encode()
-        stamp = self.report.started_at.strftime("%Y%m%dT%H%M%SZ")
-        self.state.put(
-            f"reports/{stamp}-{self.report.run_id[:8]}.json", body, content_type="application/json"
-        )
+        report = self.report
+        if report.objects_read or report.files_written or report.problems:
+            stamp = report.started_at.strftime("%Y%m%dT%H%M%SZ")
+            key = f"reports/{stamp}-{report.run_id[:8]}.json"
+            self.state.put(key, body, content_type="application/json")
         self.state.put("reports/latest.json", body, content_type="application/json")
+
+
+def _sort_key(item: FeedItem | Summary) -> tuple[str, str]:
+    return item.sort_key
 
 
 def _decode(reader: SummaryReader, objects: Sequence[tuple[str, bytes]]) -> list[Summary | Problem]:
@@ -427,10 +432,8 @@ def _render_entries(site: Site, summaries: Sequence[Summary]) -> list[FeedItem]:
     return [render_entry(site, summary) for summary in summaries]
 
 
-def _render_feed_files(
-    site: Site, catalog: Catalog, feeds: Sequence[str]
-) -> list[tuple[str, Output]]:
-    outputs = []
+def _render_feed_files(site: Site, catalog: Catalog, feeds: Sequence[str]) -> list[tuple[str, Output]]:
+    outputs: list[tuple[str, Output]] = []
     tags = catalog.head.tags
     for feed in feeds:
         items = catalog.feed(feed).items[: site.feed_size]

@@ -21,9 +21,7 @@ from digestpub.text import is_safe_url
 class Settings(BaseSettings):
     """Every setting a command understands; see the README's settings table."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="DIGESTPUB_", extra="forbid", validate_default=True
-    )
+    model_config = SettingsConfigDict(env_prefix="DIGESTPUB_", extra="forbid", validate_default=True)
 
     source: str = "examples/summaries"
     dest: str = "public"

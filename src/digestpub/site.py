@@ -37,9 +37,7 @@ class Site:
         return f"tag:{self.authority},{self.id_year}:summary/{quote(summary_id, safe='')}"
 
     def feed_id(self, feed: str) -> str:
-        return (
-            f"tag:{self.authority},{self.id_year}:feed/{'all' if feed == ALL_FEED else quote(feed)}"
-        )
+        return f"tag:{self.authority},{self.id_year}:feed/{'all' if feed == ALL_FEED else quote(feed)}"
 
     def feed_path(self, feed: str, kind: str) -> str:
         folder = "feeds" if feed == ALL_FEED else f"feeds/tags/{feed}"

@@ -37,9 +37,7 @@ def template_folder() -> Path:
 def environment() -> Environment:
     return Environment(
         loader=FileSystemLoader(template_folder()),
-        autoescape=select_autoescape(
-            enabled_extensions=("html", "html.j2", "mjml", "mjml.j2", "xml")
-        ),
+        autoescape=select_autoescape(enabled_extensions=("html", "html.j2", "mjml", "mjml.j2", "xml")),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

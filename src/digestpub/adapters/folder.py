@@ -91,11 +91,11 @@ class FolderStore:
                 with os.fdopen(descriptor, "wb") as handle:
                     handle.write(data)
                 if if_match is None and not if_none_match:
-                    os.replace(temporary, path)
+                    Path(temporary).replace(path)
                 else:
                     with self._write_lock():
                         self._check_precondition(path, key, if_match, if_none_match)
-                        os.replace(temporary, path)
+                        Path(temporary).replace(path)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
                     Path(temporary).unlink()
@@ -107,9 +107,7 @@ class FolderStore:
             raise StorageError(f"cannot write {path}: {error}") from error
 
     @staticmethod
-    def _check_precondition(
-        path: Path, key: str, if_match: str | None, if_none_match: bool
-    ) -> None:
+    def _check_precondition(path: Path, key: str, if_match: str | None, if_none_match: bool) -> None:
         try:
             current: str | None = _version_tag(path.stat())
         except FileNotFoundError:

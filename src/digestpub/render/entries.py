@@ -8,14 +8,15 @@ The XML entries come from feedgen's own entry serialisers.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Literal
 
 from feedgen.entry import FeedEntry
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]
 
 from digestpub.catalog import FeedItem
-from digestpub.model import Summary
+from digestpub.model import Summary, sortable_time
 from digestpub.site import Site
 from digestpub.templates import environment
 from digestpub.words import words_for
@@ -29,9 +30,7 @@ Format = Literal["atom", "rss", "json_feed", "card"]
 @lru_cache(maxsize=4096)
 def xml_escape(text: str) -> str:
     """Text as lxml writes it in an element: ``&``, ``<``, ``>`` and CR escaped."""
-    return (
-        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
-    )
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
 
 
 @lru_cache(maxsize=4096)
@@ -39,11 +38,15 @@ def json_escape(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)[1:-1]
 
 
-_ESCAPE = {
+def _as_is(text: str) -> str:
+    return text
+
+
+_ESCAPE: dict[str, Callable[[str], str]] = {
     "atom": xml_escape,
     "rss": xml_escape,
     "json_feed": json_escape,
-    "card": lambda text: text,
+    "card": _as_is,
 }
 
 
@@ -88,10 +91,10 @@ def render_entry(site: Site, summary: Summary) -> FeedItem:
     card_template = environment().get_template("_summary.html.j2")
     card_html = card_template.render(item=summary, site=site, words=words_for(site.lang)).strip()
     card, card_at = _hollow(card_html, html)
-    return FeedItem.model_construct(
+    return FeedItem(
         id=summary.id,
-        published_at=summary.published_at,
-        version=summary.version,
+        published=sortable_time(summary.published_at),
+        version=sortable_time(summary.version),
         html=html,
         atom=atom,
         atom_at=atom_at,

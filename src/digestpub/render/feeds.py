@@ -38,11 +38,9 @@ def feed_description(site: Site, tag: TagInfo | None) -> str:
     return words_for(site.lang)["tag_heading"].format(tag=tag.name)
 
 
-def render_feeds(
-    site: Site, feed: str, tag: TagInfo | None, items: Sequence[FeedItem]
-) -> list[Output]:
+def render_feeds(site: Site, feed: str, tag: TagInfo | None, items: Sequence[FeedItem]) -> list[Output]:
     """The three files of one feed (``ALL_FEED`` or a tag slug), newest first."""
-    updated = max((item.version for item in items), default=_EPOCH)
+    updated = max((datetime.fromisoformat(item.version) for item in items), default=_EPOCH)
     title = feed_title(site, tag)
     description = feed_description(site, tag)
     generator = FeedGenerator()
@@ -59,13 +57,9 @@ def render_feeds(
     # RSS takes its channel <link> from the last link and emits only the first
     # rel=self, so each format gets its own self link, first, and the page last.
     generator.link([_self_link(site, feed, "rss"), page], replace=True)
-    rss = _insert(
-        generator.rss_str(pretty=False), "</channel>", (entry_text(item, "rss") for item in items)
-    )
+    rss = _insert(generator.rss_str(pretty=False), "</channel>", (entry_text(item, "rss") for item in items))
     generator.link([_self_link(site, feed, "atom"), page], replace=True)
-    atom = _insert(
-        generator.atom_str(pretty=False), "</feed>", (entry_text(item, "atom") for item in items)
-    )
+    atom = _insert(generator.atom_str(pretty=False), "</feed>", (entry_text(item, "atom") for item in items))
     header: dict[str, Any] = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": title,
@@ -77,9 +71,7 @@ def render_feeds(
         "items": [],
     }
     json_header = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode()
-    json_feed = _insert(
-        json_header, "]}", (entry_text(item, "json_feed") for item in items), separator=","
-    )
+    json_feed = _insert(json_header, "]}", (entry_text(item, "json_feed") for item in items), separator=",")
     return [
         Output(site.feed_path(feed, "rss"), rss, FEED_FILES["rss"][1]),
         Output(site.feed_path(feed, "atom"), atom, FEED_FILES["atom"][1]),

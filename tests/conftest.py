@@ -1,0 +1,97 @@
+"""Shared fixtures: sample summaries, a moto S3 server on 127.0.0.1, the Atom schema."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples" / "summaries"
+ATOM_SCHEMA = REPO.parent / "shared" / "schemas" / "atom.rng"
+
+
+def summary(number: int | str, **fields: Any) -> dict[str, Any]:
+    """A valid summary document; ``fields`` override or add fields (None removes one)."""
+    summary_id = f"2611.{number:05d}" if isinstance(number, int) else number
+    document: dict[str, Any] = {
+        "id": summary_id,
+        "title": f"Статья номер {number}",
+        "summary": f"**Что сделали.** Краткий пересказ статьи {number}.\n\n- пункт\n- ещё пункт",
+        "tags": ["mllm"],
+        "url": f"https://aidigest.example/papers/{summary_id}",
+        "published_at": f"2026-11-20T{8 + (hash(str(number)) % 10):02d}:{int(str(number)[-2:] or 0) % 60:02d}:00+03:00",
+    }
+    for name, value in fields.items():
+        if value is None:
+            document.pop(name, None)
+        else:
+            document[name] = value
+    return document
+
+
+def write_json(folder: Path, key: str, document: Any) -> Path:
+    path = folder / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def atom_schema() -> Any:
+    """The RELAX NG schema of Atom (RFC 4287), from the project's shared folder."""
+    if not ATOM_SCHEMA.is_file():
+        pytest.skip(f"Atom schema not found at {ATOM_SCHEMA}: ../shared is absent in this checkout")
+    from lxml import etree
+
+    return etree.RelaxNG(etree.parse(str(ATOM_SCHEMA)))
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto in server mode: real HTTP on 127.0.0.1; boto3 finds it via AWS_ENDPOINT_URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    saved = {name: os.environ.get(name) for name in _AWS_ENV}
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    )
+    os.environ.pop("AWS_PROFILE", None)
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+_AWS_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_PROFILE")
+
+
+@pytest.fixture
+def s3_bucket(moto_server: str) -> Iterator[str]:
+    """A fresh, empty bucket on the moto server; moto is reset afterwards."""
+    import boto3
+    import requests
+
+    name = f"digestpub-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    yield name
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10)
