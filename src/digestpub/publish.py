@@ -40,6 +40,8 @@ _IO_THREADS = 16
 # Below these, one process is faster than starting workers.
 _PARALLEL_READ_BYTES = 4 << 20
 _PARALLEL_ENTRIES = 1_000
+_NEWS_AGE = timedelta(days=8)
+"""A summary published longer ago than this is history, not news for a newsletter."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class _Changes:
     """What the merge decided, feed by feed."""
 
     accepted: list[Summary] = field(default_factory=list)
+    kinds: dict[str, str] = field(default_factory=dict)
     removals: dict[str, set[str]] = field(default_factory=dict)
     inserts: dict[str, list[Summary]] = field(default_factory=dict)
 
@@ -282,6 +285,7 @@ class _Run:
                 head.total += 1
                 self.report.summaries_new += 1
             changes.accepted.append(summary)
+            changes.kinds[summary.id] = "new" if entry is None else "updated"
             self.catalog.record(summary)
             new_slugs = summary.tag_slugs
             for feed in {ALL_FEED, *old_slugs, *new_slugs}:
@@ -300,6 +304,11 @@ class _Run:
                     tag.newest = summary.published_at
         if changes.accepted:
             self.catalog.touch_head()
+            # Backfilled history is not news: only recent summaries go to newsletters.
+            recent_since = self.report.started_at - _NEWS_AGE
+            news = [summary for summary in changes.accepted if summary.published_at >= recent_since]
+            if news:
+                self.catalog.log_published(self.report.started_at, changes.kinds, news)
         return changes
 
     def _apply(self, changes: _Changes) -> None:
