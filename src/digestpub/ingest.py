@@ -7,10 +7,11 @@ reported with its key, line and reason, and never stops the good ones.
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -18,17 +19,40 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from digestpub.model import Problem, Summary
 from digestpub.text import (
     clean_text,
+    is_xml_safe,
     is_safe_url,
     markdown_to_safe_html,
     plain_text,
+    references_unsafe_characters,
     tag_slug,
 )
 
 # `<prefix>/YYYY/MM/DD/<name>.json|.jsonl`; any other key is not a summary.
-SUMMARY_KEY = re.compile(r"^(?P<day>\d{4}/\d{2}/\d{2})/[^/]+\.(?P<kind>jsonl?)$")
+_SUMMARY_KEY = re.compile(r"^(?P<day>\d{4}/\d{2}/\d{2})/[^/]+\.(?P<kind>jsonl?)$")
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def summary_key(key: str) -> tuple[str, str] | None:
+    """``(day, "json" or "jsonl")`` for a summary key; ``None`` for any other key.
+
+    The day must be a real date: ``2026/13/45/x.json`` is not a summary key.
+    """
+    match = _SUMMARY_KEY.match(key)
+    if match is None:
+        return None
+    try:
+        date.fromisoformat(match["day"].replace("/", "-"))
+    except ValueError:
+        return None
+    return match["day"], match["kind"]
 _BCP47 = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$")
+# What the sanitiser removes that a reader would call unsafe: active elements,
+# event handlers, and script or data URLs as a link target (not "big data: …").
 _UNSAFE_MARKUP = re.compile(
-    r"<\s*/?\s*(?:script|iframe|object|embed|style|form)\b|\bon[a-z]+\s*=|(?:java|vb)script:|data:",
+    r"<\s*/?\s*(?:script|iframe|object|embed|style|form)\b|\bon[a-z]+\s*=|(?:java|vb)script\s*:"
+    r"|(?:\]\(|=|<)\s*[\"']?\s*data\s*:",
     re.IGNORECASE,
 )
 _MAX_TAGS = 20
@@ -60,7 +84,10 @@ class SummaryInput(BaseModel):
 def _looks_unsafe(text: str) -> bool:
     # The full pattern is slow on long text; whatever it finds starts with "<"
     # or ends in a scheme, so text with neither is cleared by cheap substring tests.
-    if "<" not in text and "script:" not in (lowered := text.lower()) and "data:" not in lowered:
+    if "&" in text:
+        # Entities can spell a scheme or a tag: judge the text a browser would see.
+        text = html.unescape(text)
+    if "<" not in text and "script" not in (lowered := text.lower()) and "data" not in lowered:
         return False
     return _UNSAFE_MARKUP.search(text) is not None
 
@@ -70,13 +97,14 @@ class Rejected(ValueError):
 
 
 def parse_timestamp(field: str, value: str) -> datetime:
+    if _RFC3339.match(value) is None:
+        if _RFC3339.match(value + "Z") is not None:
+            raise Rejected(f"{field} {value!r} has no UTC offset (RFC 3339 needs one, e.g. +03:00)")
+        raise Rejected(f"{field} {value!r} is not an RFC 3339 date-time (e.g. 2026-11-20T09:30:00+03:00)")
     try:
-        moment = datetime.fromisoformat(value)
+        return datetime.fromisoformat(value.upper())
     except ValueError:
-        raise Rejected(f"{field} {value!r} is not an RFC 3339 date-time") from None
-    if moment.tzinfo is None or "T" not in value.upper().replace(" ", "T"):
-        raise Rejected(f"{field} {value!r} has no UTC offset (RFC 3339 needs one, e.g. +03:00)")
-    return moment
+        raise Rejected(f"{field} {value!r} is not a real date and time") from None
 
 
 def _describe(error: ValidationError) -> str:
@@ -107,26 +135,29 @@ class SummaryReader:
 
     def read_object(self, key: str, data: bytes) -> Iterator[Summary | Problem]:
         """Every summary in one object, and a ``Problem`` for whatever is wrong."""
-        match = SUMMARY_KEY.match(key)
-        if match is None:
+        kind = summary_key(key)
+        if kind is None:
             return
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
             yield Problem(key=key, kind="cleaned", reason="removed a UTF-8 byte order mark")
+        if kind[1] == "json":
+            yield from self._read_bytes(key, None, data)
+            return
+        # JSON Lines: only \n ends a line (U+2028 and friends are legal inside strings),
+        # and each line is decoded alone, so one bad line costs only itself.
+        for number, line in enumerate(data.split(b"\n"), start=1):
+            if line.strip():
+                yield from self._read_bytes(key, number, line.removesuffix(b"\r"))
+
+    def _read_bytes(self, key: str, line: int | None, data: bytes) -> Iterator[Summary | Problem]:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as error:
-            yield Problem(
-                key=key,
-                reason=f"not valid UTF-8: byte {error.start} is {error.object[error.start]:#04x}",
-            )
+            bad = error.object[error.start]
+            yield Problem(key=key, line=line, reason=f"not valid UTF-8: byte {error.start} is {bad:#04x}")
             return
-        if match["kind"] == "json":
-            yield from self._read_document(key, None, text)
-        else:
-            for number, line in enumerate(text.splitlines(), start=1):
-                if line.strip():
-                    yield from self._read_document(key, number, line)
+        yield from self._read_document(key, line, text)
 
     def _read_document(self, key: str, line: int | None, text: str) -> Iterator[Summary | Problem]:
         try:
@@ -144,9 +175,10 @@ class SummaryReader:
         notes: list[str] = []
         try:
             digest = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
-            # Strict JSON has no raw control characters in strings, so text that XML
-            # forbids can only arrive as a \u escape.
-            summary = self._build(key, line, document, digest, notes, "\\u" in text)
+            # Strict JSON has no raw control characters in strings: text that XML
+            # forbids arrives as a \u escape or as a raw U+FFFE/U+FFFF.
+            needs_cleaning = "\\u" in text or not is_xml_safe(text)
+            summary = self._build(key, line, document, digest, notes, needs_cleaning)
         except Rejected as error:
             yield Problem(key=key, line=line, reason=str(error))
             return
@@ -170,6 +202,12 @@ class SummaryReader:
         if needs_cleaning:
             document = {name: _clean_strings(value, touched) for name, value in document.items()}
         raw = SummaryInput.model_validate(document)
+        if not touched[0]:
+            # Character references (&#1;) decode to what XML forbids once rendered.
+            touched[0] = any(
+                "&#" in text and references_unsafe_characters(text)
+                for text in (raw.title, raw.summary, *raw.tags, *(raw.authors or []))
+            )
         if touched[0]:
             notes.append("removed characters that XML forbids (control characters, lone surrogates)")
 
@@ -202,7 +240,7 @@ class SummaryReader:
             raise Rejected("updated_at: is earlier than published_at")
 
         tags, slugs = self._tags(raw.tags, notes)
-        if _looks_unsafe(raw.summary) or _looks_unsafe(raw.title):
+        if any(_looks_unsafe(text) for text in (raw.summary, raw.title, *raw.tags, *(raw.authors or []))):
             notes.append("removed unsafe markup (scripts, event handlers, javascript:/data: links)")
         authors = tuple(name for name in (plain_text(author) for author in raw.authors or []) if name)
         return Summary(

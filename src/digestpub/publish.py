@@ -21,7 +21,7 @@ from functools import partial
 
 from digestpub.catalog import ALL_FEED, HEAD_KEY, Catalog, FeedItem, StateLock
 from digestpub.errors import PreconditionFailed, StorageError
-from digestpub.ingest import SUMMARY_KEY, SummaryReader
+from digestpub.ingest import SummaryReader, summary_key
 from digestpub.model import ObjectInfo, Problem, PublishReport, Summary, TagInfo
 from digestpub.parallel import default_workers, map_chunks, split
 from digestpub.ports import ObjectStore
@@ -179,10 +179,10 @@ class _Run:
         changed: list[ObjectInfo] = []
         newest_day = self.catalog.head.cursor
         for info in self.source.list(start_after=start_after):
-            match = SUMMARY_KEY.match(info.key)
-            if match is None:
+            found = summary_key(info.key)
+            if found is None:
                 continue
-            day = match["day"]
+            day = found[0]
             if newest_day is None or day > newest_day:
                 newest_day = day
             if self.catalog.seen(day).get(info.key) != info.etag:
@@ -247,7 +247,8 @@ class _Run:
             earlier = newest.get(summary.id)
             if earlier is None or summary.version > earlier.version:
                 newest[summary.id] = summary
-            elif summary.version == earlier.version and summary.digest != earlier.digest:
+            elif summary.version == earlier.version:
+                # Even an identical copy under another key is reported, never dropped unseen.
                 self._duplicate(summary, earlier.source_key, earlier.source_line)
         return list(newest.values())
 
@@ -271,13 +272,12 @@ class _Run:
             entry = self.catalog.entry(summary.id)
             old_slugs: list[str] = []
             if entry is not None:
-                if summary.version < entry.version or (
-                    summary.version == entry.version and summary.digest == entry.digest
-                ):
-                    self.report.summaries_unchanged += 1
-                    continue
                 if summary.version == entry.version and summary.source_key != entry.key:
                     self._duplicate(summary, entry.key, None)
+                    continue
+                if summary.version < entry.version or summary.digest == entry.digest:
+                    # An older version (superseded by an edit) or a re-read of the same text.
+                    self.report.summaries_unchanged += 1
                     continue
                 old_slugs = entry.slugs
                 self.report.summaries_updated += 1

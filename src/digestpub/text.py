@@ -61,11 +61,39 @@ def clean_text(value: str) -> tuple[str, bool]:
     return cleaned, cleaned != value
 
 
+def is_xml_safe(value: str) -> bool:
+    return _NOT_XML_SAFE.search(value) is None
+
+
+_NUMERIC_REFERENCE = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));?")
+
+
+def references_unsafe_characters(value: str) -> bool:
+    """Whether a numeric character reference (``&#1;``, ``&#xFFFE;``) names what XML forbids."""
+    for match in _NUMERIC_REFERENCE.finditer(value):
+        code = int(match[1], 16) if match[1] else int(match[2])
+        if code > 0x10FFFF or not is_xml_safe(chr(code)):
+            return True
+    return False
+
+
 def plain_text(value: str) -> str:
-    """Text with any markup dropped and whitespace folded: titles, names, tags."""
-    if "<" in value or "&" in value:
-        value = html.unescape(nh3.clean(value, tags=set()))
-    return _WHITESPACE.sub(" ", value).strip()
+    """Text with any markup dropped and whitespace folded: titles, names, tags.
+
+    Unescaping can reveal markup (``&lt;script&gt;``) or characters XML forbids
+    (``&#1;``), so the text is cleaned until nothing changes.
+    """
+    for _ in range(4):
+        if "<" not in value and "&" not in value:
+            break
+        unescaped = html.unescape(nh3.clean(value, tags=set()))
+        if unescaped == value:
+            break
+        value = unescaped
+    else:
+        # Still changing after four rounds: drop what could be markup outright.
+        value = value.replace("<", "").replace(">", "")
+    return _WHITESPACE.sub(" ", clean_text(value)[0]).strip()
 
 
 def is_safe_url(value: str) -> bool:
@@ -79,7 +107,8 @@ def markdown_to_safe_html(markdown: str, base_url: str) -> str:
     The parser passes raw HTML through and does not check link targets, so nh3 is
     the last step; relative links are made absolute against the summary's own page.
     """
-    rendered = pyromark.html(markdown, options=_MARKDOWN_OPTIONS)
+    # Character references can spell what XML forbids (&#1;): clean after rendering.
+    rendered = clean_text(pyromark.html(markdown, options=_MARKDOWN_OPTIONS))[0]
     cleaned = nh3.clean(rendered, **_CLEAN_OPTIONS)  # type: ignore[arg-type]
     if not any(_is_relative(cleaned, at + 6) for at in _find_all(cleaned, 'href="')):
         return cleaned.strip()
