@@ -40,8 +40,8 @@ _IO_THREADS = 16
 # Below these, one process is faster than starting workers.
 _PARALLEL_READ_BYTES = 4 << 20
 _PARALLEL_ENTRIES = 1_000
-_NEWS_AGE = timedelta(days=8)
-"""A summary published longer ago than this is history, not news for a newsletter."""
+_NEWS_SPAN = timedelta(days=8)
+_NEWS_LIMIT = 1_000
 
 
 @dataclass(frozen=True)
@@ -259,8 +259,8 @@ class _Run:
                 key=summary.source_key,
                 line=summary.source_line,
                 reason=(
-                    f"duplicate id {summary.id!r}: {where} already holds a version with the "
-                    "same or a later updated_at; an edit needs a later updated_at"
+                    f"duplicate id {summary.id!r}: {where} already holds it with the same "
+                    "updated_at; publish an edit with a later updated_at, or remove the copy"
                 ),
             )
         )
@@ -304,12 +304,20 @@ class _Run:
                     tag.newest = summary.published_at
         if changes.accepted:
             self.catalog.touch_head()
-            # Backfilled history is not news: only recent summaries go to newsletters.
-            recent_since = self.report.started_at - _NEWS_AGE
-            news = [summary for summary in changes.accepted if summary.published_at >= recent_since]
-            if news:
-                self.catalog.log_published(self.report.started_at, changes.kinds, news)
+            self._log_news(changes)
         return changes
+
+    def _log_news(self, changes: _Changes) -> None:
+        """Log what newsletters should carry: a backfill of history is not news.
+
+        Only summaries within ``_NEWS_SPAN`` of the newest one this run accepted,
+        and at most ``_NEWS_LIMIT`` of them, so a cold start over years of
+        summaries does not make one enormous issue.
+        """
+        newest_first = sorted(changes.accepted, key=_sort_key, reverse=True)[:_NEWS_LIMIT]
+        since = newest_first[0].published_at - _NEWS_SPAN
+        news = [summary for summary in newest_first if summary.published_at >= since]
+        self.catalog.log_published(self.report.started_at, changes.kinds, news)
 
     def _apply(self, changes: _Changes) -> None:
         """Each touched feed's new window; entries are rendered only for what it shows."""
@@ -344,8 +352,7 @@ class _Run:
         expected = head.total if feed == ALL_FEED else head.tags[feed].count
         if removed and held < min(expected, self.site.feed_size):
             log.warning(
-                "feed %s now holds %d of its %d summaries after edits removed some; "
-                "publish --rebuild refills it",
+                "feed %s now holds %d of its %d summaries after edits removed some; publish --rebuild refills it",
                 feed,
                 held,
                 expected,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC
 from xml.etree import ElementTree
 
 from digestpub.catalog import ALL_FEED, FeedItem
@@ -55,11 +54,8 @@ def render_opml(site: Site, tags: Iterable[TagInfo]) -> Output:
     root = ElementTree.Element("opml", version="2.0")
     head = ElementTree.SubElement(root, "head")
     ElementTree.SubElement(head, "title").text = site.title
-    newest = max((tag.newest for tag in listed if tag.newest), default=None)
-    if newest is not None:
-        ElementTree.SubElement(head, "dateModified").text = newest.astimezone(UTC).strftime(
-            "%a, %d %b %Y %H:%M:%S GMT"
-        )
+    # No dateModified: it would change the file with every newer summary, and the
+    # list only changes when the tag set does.
     body = ElementTree.SubElement(root, "body")
     group = ElementTree.SubElement(body, "outline", text=site.title, title=site.title)
     for tag in sorted(listed, key=lambda tag: tag.slug):

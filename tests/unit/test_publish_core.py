@@ -1,0 +1,385 @@
+"""The publish use case on in-memory stores: the merge rules, counts, feeds and the lock.
+
+Every store is a ``tests.fakes.MemoryStore``, so these run in milliseconds and check
+the core's decisions (new, updated, unchanged, duplicate; which feeds and files
+change) without a disk.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from lxml import etree
+from lxml import html as lxml_html
+
+from digestpub.catalog import StateLock
+from digestpub.errors import StateLocked, StorageError
+from digestpub.model import PublishReport
+from digestpub.publish import PublishOptions, publish
+from digestpub.site import Site
+from tests.conftest import summary
+from tests.fakes import MemoryStore
+
+BASE_URL = "https://aidigest.example/"
+SITE = Site(
+    title="Ай Дайджест",
+    description="Свежая выжимка ml и AI статей - каждый день",
+    lang="ru",
+    base_url=BASE_URL,
+    api_url=BASE_URL,
+)
+LOCK_KEY = "lock.json"
+OPML = "feeds/tags.opml"
+
+
+@dataclass
+class Stores:
+    source: MemoryStore = field(default_factory=lambda: MemoryStore("source"))
+    dest: MemoryStore = field(default_factory=lambda: MemoryStore("dest"))
+    state: MemoryStore = field(default_factory=lambda: MemoryStore("state"))
+
+    def add(self, key: str, document: dict[str, Any]) -> None:
+        self.source.put(key, json.dumps(document, ensure_ascii=False).encode())
+
+    def run(self, site: Site = SITE, **options: Any) -> PublishReport:
+        options.setdefault("workers", 1)
+        options.setdefault("lock_wait", timedelta(seconds=1))
+        return publish(self.source, self.dest, self.state, site, PublishOptions(**options))
+
+    def feed(self, slug: str | None = None) -> dict[str, Any]:
+        path = "feeds/feed.json" if slug is None else f"feeds/tags/{slug}/feed.json"
+        return json.loads(self.dest.objects[path][0])
+
+    def ids(self, slug: str | None = None) -> list[str]:
+        return [item["id"].rsplit("/", 1)[1] for item in self.feed(slug)["items"]]
+
+    def item(self, summary_id: str, slug: str | None = None) -> dict[str, Any]:
+        return next(item for item in self.feed(slug)["items"] if item["id"].endswith("/" + summary_id))
+
+    def index_counts(self) -> dict[str, int]:
+        page = lxml_html.fromstring(self.dest.objects["index.html"][0])
+        return {
+            link.get("href").removeprefix(BASE_URL + "tags/").strip("/"): int(link.findtext("span"))
+            for link in page.xpath("//section[@id='tags']//li/a")
+        }
+
+    def opml_slugs(self) -> set[str]:
+        root = etree.fromstring(self.dest.objects[OPML][0])
+        return {
+            outline.get("xmlUrl").removeprefix(BASE_URL + "feeds/tags/").split("/")[0]
+            for outline in root.iter("outline")
+            if outline.get("xmlUrl")
+        }
+
+
+def doc(number: int, hour: int, day: int = 20, **fields: Any) -> dict[str, Any]:
+    """A summary with a known publication time (the helper's default depends on hash())."""
+    return summary(number, published_at=f"2026-11-{day:02d}T{hour:02d}:00:00+03:00", **fields)
+
+
+def sid(number: int) -> str:
+    return f"2611.{number:05d}"
+
+
+@pytest.fixture
+def stores() -> Stores:
+    return Stores()
+
+
+def skipped(report: PublishReport) -> list[tuple[str, str]]:
+    return [(problem.key, problem.reason) for problem in report.problems if problem.kind == "skipped"]
+
+
+# Counting new, updated and unchanged --------------------------------------------------
+
+
+def test_new_updated_and_unchanged_are_counted(stores: Stores) -> None:
+    for number in (1, 2, 3):
+        stores.add(f"2026/11/20/{number}.json", doc(number, 8 + number))
+    first = stores.run()
+    assert (first.summaries_new, first.summaries_updated, first.summaries_unchanged) == (3, 0, 0)
+    assert first.objects_read == 3
+    assert stores.ids() == [sid(3), sid(2), sid(1)]
+
+    # An edit of 1 in place, and a new summary 4.
+    stores.add("2026/11/20/1.json", doc(1, 9, title="Новое название", updated_at="2026-11-21T12:00:00+03:00"))
+    stores.add("2026/11/21/4.json", doc(4, 9, day=21))
+    second = stores.run()
+    assert (second.summaries_new, second.summaries_updated, second.summaries_unchanged) == (1, 1, 0)
+    assert second.objects_read == 2
+    assert stores.item(sid(1))["title"] == "Новое название"
+
+    # The first version of 1 again, under another key: older than what is published.
+    stores.add("2026/11/21/old-1.json", doc(1, 9))
+    third = stores.run()
+    assert third.objects_read == 1
+    assert (third.summaries_new, third.summaries_updated, third.summaries_unchanged) == (0, 0, 1)
+    assert skipped(third) == []
+    assert third.files_written == 0
+    assert stores.item(sid(1))["title"] == "Новое название"
+    assert stores.ids() == [sid(4), sid(3), sid(2), sid(1)]
+
+
+def test_a_second_run_with_nothing_new_puts_nothing(stores: Stores) -> None:
+    for number in (1, 2):
+        stores.add(f"2026/11/20/{number}.json", doc(number, 8 + number, tags=["mllm", "vqa"]))
+    stores.run()
+    stores.dest.puts.clear()
+    again = stores.run()
+    assert again.objects_read == 0
+    assert again.files_written == 0
+    assert stores.dest.puts == []
+
+
+def test_a_new_summary_puts_only_the_files_it_changes(stores: Stores) -> None:
+    stores.add("2026/11/20/1.json", doc(1, 9, tags=["mllm"]))
+    stores.add("2026/11/20/2.json", doc(2, 10, tags=["vqa"]))
+    stores.run()
+    opml = stores.dest.objects[OPML][0]
+
+    stores.dest.puts.clear()
+    stores.add("2026/11/20/3.json", doc(3, 8, tags=["vqa"]))  # older than the newest: OPML date stays
+    report = stores.run()
+    expected = {
+        "feeds/rss.xml", "feeds/atom.xml", "feeds/feed.json", "index.html",
+        "feeds/tags/vqa/rss.xml", "feeds/tags/vqa/atom.xml", "feeds/tags/vqa/feed.json", "tags/vqa/index.html",
+    }  # fmt: skip
+    assert sorted(stores.dest.puts) == sorted(expected)
+    assert report.files_written == len(expected)
+    assert stores.dest.objects[OPML][0] == opml
+
+    stores.dest.puts.clear()
+    stores.add("2026/11/20/4.json", doc(4, 7, tags=["rag"]))  # a new tag: the OPML gains it
+    stores.run()
+    assert sorted(stores.dest.puts) == sorted(
+        {"feeds/rss.xml", "feeds/atom.xml", "feeds/feed.json", "index.html", OPML}
+        | {f"feeds/tags/rag/{name}" for name in ("rss.xml", "atom.xml", "feed.json")}
+        | {"tags/rag/index.html"}
+    )
+    assert stores.opml_slugs() == {"mllm", "vqa", "rag"}
+
+
+def test_a_newer_summary_with_a_known_tag_does_not_rewrite_the_opml(stores: Stores) -> None:
+    # CONTRACT/brief: the OPML lists the tag feeds; it is rewritten only when that list changes.
+    stores.add("2026/11/20/1.json", doc(1, 9, tags=["mllm"]))
+    stores.run()
+    stores.dest.puts.clear()
+    stores.add("2026/11/21/2.json", doc(2, 9, day=21, tags=["mllm"]))
+    stores.run()
+    assert OPML not in stores.dest.puts
+
+
+def test_output_headers_are_set(stores: Stores) -> None:
+    stores.add("2026/11/20/1.json", doc(1, 9, tags=["mllm"]))
+    stores.run()
+    headers = {key: value[2] for key, value in stores.dest.objects.items()}
+    assert headers["feeds/rss.xml"]["content_type"] == "application/rss+xml; charset=utf-8"
+    assert headers["feeds/tags/mllm/atom.xml"]["content_type"] == "application/atom+xml; charset=utf-8"
+    assert headers["feeds/feed.json"]["content_type"] == "application/feed+json; charset=utf-8"
+    assert headers["index.html"]["content_type"].startswith("text/html")
+    assert all(value["cache_control"] for value in headers.values())
+
+
+# Order, caps and ids --------------------------------------------------------------
+
+
+def test_feeds_are_newest_first_and_capped_at_feed_size(stores: Stores) -> None:
+    site = Site(**{**SITE.__dict__, "feed_size": 3})
+    hours = {1: 12, 2: 9, 3: 15, 4: 10, 5: 8, 6: 14}
+    for number, hour in hours.items():
+        tags = ["even"] if number % 2 == 0 else ["odd"]
+        stores.add(f"2026/11/20/{number}.json", doc(number, hour, tags=["mllm", *tags]))
+    stores.run(site)
+    assert stores.ids() == [sid(3), sid(6), sid(1)]
+    assert stores.ids("mllm") == [sid(3), sid(6), sid(1)]
+    assert stores.ids("odd") == [sid(3), sid(1), sid(5)]
+    assert stores.ids("even") == [sid(6), sid(4), sid(2)]
+    # A later run adding an older summary leaves the window as it is.
+    stores.add("2026/11/20/7.json", doc(7, 7, tags=["odd"]))
+    stores.run(site)
+    assert stores.ids("odd") == [sid(3), sid(1), sid(5)]
+    assert stores.index_counts() == {"mllm": 6, "odd": 4, "even": 3}
+
+
+def test_one_summary_has_one_id_in_every_feed_and_across_edits(stores: Stores) -> None:
+    stores.add("2026/11/20/1.json", doc(1, 9, tags=["mllm", "vqa"]))
+    stores.run()
+    expected = f"tag:aidigest.example,2026:summary/{sid(1)}"
+    before = {slug: stores.item(sid(1), slug)["id"] for slug in (None, "mllm", "vqa")}
+    assert set(before.values()) == {expected}
+    stores.add(
+        "2026/11/21/1-v2.json", doc(1, 9, title="v2", tags=["mllm", "vqa"], updated_at="2026-11-21T10:00:00+03:00")
+    )
+    report = stores.run()
+    assert report.summaries_updated == 1
+    for slug in (None, "mllm", "vqa"):
+        assert stores.ids(slug) == [sid(1)]
+        assert stores.item(sid(1), slug)["id"] == expected
+        assert stores.item(sid(1), slug)["title"] == "v2"
+    atom = etree.fromstring(stores.dest.objects["feeds/atom.xml"][0])
+    ids = atom.findall("{http://www.w3.org/2005/Atom}entry/{http://www.w3.org/2005/Atom}id")
+    assert [node.text for node in ids] == [expected]
+    rss = etree.fromstring(stores.dest.objects["feeds/tags/vqa/rss.xml"][0])
+    assert [node.text for node in rss.iter("guid")] == [expected]
+
+
+# Edits that change tags ----------------------------------------------------------------
+
+
+def test_an_edit_that_removes_a_tag_drops_the_item_and_the_count(stores: Stores) -> None:
+    stores.add("2026/11/20/1.json", doc(1, 9, tags=["mllm", "vqa"]))
+    stores.add("2026/11/20/2.json", doc(2, 10, tags=["vqa"]))
+    stores.add("2026/11/20/3.json", doc(3, 11, tags=["rare"]))
+    stores.run()
+    assert stores.index_counts() == {"vqa": 2, "mllm": 1, "rare": 1}
+    assert stores.opml_slugs() == {"mllm", "vqa", "rare"}
+
+    later = "2026-11-21T10:00:00+03:00"
+    stores.add("2026/11/20/1.json", doc(1, 9, tags=["mllm"], updated_at=later))
+    stores.add("2026/11/20/3.json", doc(3, 11, tags=["MLLM"], updated_at=later))
+    report = stores.run()
+    assert (report.summaries_new, report.summaries_updated) == (0, 2)
+    assert stores.ids("vqa") == [sid(2)]
+    assert stores.ids("mllm") == [sid(3), sid(1)]
+    assert stores.ids("rare") == []
+    assert stores.index_counts() == {"mllm": 2, "vqa": 1}
+    assert stores.opml_slugs() == {"mllm", "vqa"}
+    assert stores.ids() == [sid(3), sid(2), sid(1)]
+    assert stores.item(sid(1))["tags"] == ["mllm"]
+
+
+def test_an_edit_that_only_changes_a_tags_case_keeps_the_count(stores: Stores) -> None:
+    stores.add("2026/11/20/1.json", doc(1, 9, tags=["mllm"]))
+    stores.add("2026/11/20/2.json", doc(2, 10, tags=["mllm"]))
+    stores.run()
+    stores.add("2026/11/20/1.json", doc(1, 9, tags=["MLLM"], updated_at="2026-11-21T10:00:00+03:00"))
+    stores.run()
+    assert stores.index_counts() == {"mllm": 2}
+    assert stores.ids("mllm") == [sid(2), sid(1)]
+
+
+def test_a_tag_moved_away_and_back_is_counted_once(stores: Stores) -> None:
+    stores.add("2026/11/20/1.json", doc(1, 9, tags=["a"]))
+    stores.add("2026/11/20/2.json", doc(2, 10, tags=["a"]))
+    stores.run()
+    stores.add("2026/11/20/1.json", doc(1, 11, tags=["b"], updated_at="2026-11-21T11:00:00+03:00"))
+    stores.run()
+    assert stores.index_counts() == {"a": 1, "b": 1}
+    assert (stores.ids("a"), stores.ids("b")) == ([sid(2)], [sid(1)])
+    stores.add("2026/11/20/1.json", doc(1, 11, tags=["a", "b"], updated_at="2026-11-21T12:00:00+03:00"))
+    stores.run()
+    assert stores.index_counts() == {"a": 2, "b": 1}
+    # published_at moved from 09:00 to 11:00 with the edit: 1 is now the newest.
+    assert (stores.ids("a"), stores.ids("b")) == ([sid(1), sid(2)], [sid(1)])
+    assert stores.ids() == [sid(1), sid(2)]
+
+
+def test_a_tag_feed_stays_full_after_an_edit_removes_its_newest_item(stores: Stores) -> None:
+    site = Site(**{**SITE.__dict__, "feed_size": 3})
+    for number in range(1, 7):
+        stores.add(f"2026/11/20/{number}.json", doc(number, 8 + number, tags=["mllm"]))
+    stores.run(site)
+    assert stores.ids("mllm") == [sid(6), sid(5), sid(4)]
+    stores.add("2026/11/20/6.json", doc(6, 14, tags=["vqa"], updated_at="2026-11-21T10:00:00+03:00"))
+    stores.run(site)
+    assert stores.ids("mllm") == [sid(5), sid(4), sid(3)]
+    assert stores.ids("vqa") == [sid(6)]
+    assert stores.index_counts() == {"mllm": 5, "vqa": 1}
+
+
+# Duplicates --------------------------------------------------------------------------------
+
+
+def test_same_id_same_updated_at_from_another_key_in_a_later_run_is_skipped(stores: Stores) -> None:
+    stores.add("2026/11/20/a.json", doc(1, 9, title="Первая версия"))
+    stores.run()
+    stores.add("2026/11/21/b.json", doc(1, 9, title="Другой текст с тем же временем"))
+    report = stores.run()
+    assert (report.summaries_new, report.summaries_updated) == (0, 0)
+    problems = skipped(report)
+    assert len(problems) == 1
+    key, reason = problems[0]
+    assert key == "2026/11/21/b.json"
+    assert "duplicate id" in reason and sid(1) in reason and "2026/11/20/a.json" in reason
+    assert report.skipped == 1
+    assert stores.ids() == [sid(1)]
+    assert stores.item(sid(1))["title"] == "Первая версия"
+    assert report.files_written == 0
+
+
+def test_an_identical_copy_under_another_key_publishes_nothing_twice(stores: Stores) -> None:
+    stores.add("2026/11/20/a.json", doc(1, 9, tags=["mllm"]))
+    stores.run()
+    stores.dest.puts.clear()
+    stores.add("2026/11/21/a-again.json", doc(1, 9, tags=["mllm"]))
+    report = stores.run()
+    assert (report.summaries_new, report.summaries_updated) == (0, 0)
+    assert report.files_written == 0 and stores.dest.puts == []
+    assert stores.ids() == stores.ids("mllm") == [sid(1)]
+    assert stores.index_counts() == {"mllm": 1}
+
+
+def test_same_id_same_updated_at_twice_in_one_run_publishes_one_and_reports_the_other(stores: Stores) -> None:
+    stores.add("2026/11/20/a.json", doc(1, 9, title="Из a"))
+    stores.add("2026/11/20/b.json", doc(1, 9, title="Из b"))
+    report = stores.run()
+    assert report.summaries_new == 1
+    problems = skipped(report)
+    assert [key for key, _ in problems] == ["2026/11/20/b.json"]
+    assert "duplicate id" in problems[0][1] and "2026/11/20/a.json" in problems[0][1]
+    assert stores.ids() == [sid(1)]
+    assert stores.item(sid(1))["title"] == "Из a"
+
+
+def test_a_later_updated_at_from_another_key_is_an_update_not_a_duplicate(stores: Stores) -> None:
+    stores.add("2026/11/20/a.json", doc(1, 9, title="v1", tags=["mllm"]))
+    stores.run()
+    stores.add("2026/11/21/b.json", doc(1, 9, title="v2", tags=["mllm"], updated_at="2026-11-21T09:00:00+03:00"))
+    report = stores.run()
+    assert (report.summaries_new, report.summaries_updated, report.skipped) == (0, 1, 0)
+    assert stores.ids() == stores.ids("mllm") == [sid(1)]
+    assert stores.item(sid(1), "mllm")["title"] == "v2"
+    assert stores.index_counts() == {"mllm": 1}
+
+
+# The state lock -----------------------------------------------------------------------
+
+
+def test_the_lock_is_released_after_a_run(stores: Stores) -> None:
+    stores.add("2026/11/20/1.json", doc(1, 9))
+    stores.run()
+    assert LOCK_KEY in stores.state.puts  # the run did take it
+    assert stores.state.read(LOCK_KEY) is None
+    stores.run()
+    assert stores.state.read(LOCK_KEY) is None
+
+
+class FailingStore(MemoryStore):
+    def put(self, key: str, data: bytes, **arguments: Any) -> str:
+        raise StorageError(f"cannot write {key}: disk full")
+
+
+def test_the_lock_is_released_when_a_run_fails_and_nothing_is_lost(stores: Stores) -> None:
+    stores.add("2026/11/20/1.json", doc(1, 9))
+    stores.add("2026/11/20/2.json", doc(2, 10))
+    with pytest.raises(StorageError, match="disk full"):
+        publish(stores.source, FailingStore("broken"), stores.state, SITE, PublishOptions(workers=1))
+    assert stores.state.read(LOCK_KEY) is None
+    report = stores.run()
+    assert report.summaries_new == 2
+    assert stores.ids() == [sid(2), sid(1)]
+
+
+def test_a_held_lock_makes_a_run_raise_state_locked(stores: Stores) -> None:
+    stores.add("2026/11/20/1.json", doc(1, 9))
+    with StateLock(stores.state, ttl=timedelta(minutes=5), wait=timedelta(0)):
+        with pytest.raises(StateLocked, match=r"another publish run .*memory://state/lock\.json"):
+            stores.run(lock_wait=timedelta(milliseconds=100))
+        assert stores.dest.puts == []
+    report = stores.run()
+    assert report.summaries_new == 1
+    assert stores.state.read(LOCK_KEY) is None
