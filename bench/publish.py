@@ -75,8 +75,10 @@ def main() -> None:
     parser.add_argument("--tags", type=int, default=500)
     parser.add_argument("--new", type=int, default=100)
     arguments = parser.parse_args()
-    print(f"python {sys.version.split()[0]}, peak RSS of this process so far "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(
+        f"python {sys.version.split()[0]}, peak RSS of this process so far "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+    )
     scenario(arguments.summaries, arguments.tags, arguments.new, "large", cold=True)
     scenario(arguments.small, arguments.tags, arguments.new, "small", cold=False)
 

@@ -6,9 +6,9 @@ import json
 import logging
 import sys
 from contextlib import AbstractContextManager, nullcontext
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -17,7 +17,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from digestpub import __version__
 from digestpub.adapters import open_store
+from digestpub.cli_subscribers import subscribers_app
 from digestpub.errors import ConfigError, DigestpubError, StateLocked, StorageError
+from digestpub.model import Frequency
+from digestpub.newsletter.run import NewsletterContext, preview_html, send_newsletter, send_test_copy
+from digestpub.newsletter.send import SendOptions
 from digestpub.publish import PublishOptions, publish
 from digestpub.settings import Settings
 
@@ -67,9 +71,7 @@ def main_options(
         Path | None,
         typer.Option("--config", envvar="DIGESTPUB_CONFIG", help="TOML file of settings.", dir_okay=False),
     ] = None,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Log cleaned inputs and progress too.")
-    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log cleaned inputs and progress too.")] = False,
     log_format: Annotated[str | None, typer.Option(help="text or json (default from settings).")] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
@@ -181,6 +183,171 @@ def publish_command(
     if report.skipped:
         where = settings.state.rstrip("/") + "/reports/latest.json"
         stderr.print(f"{report.skipped} input(s) skipped; see the log above or {where}")
+
+
+def _newsletter_context(settings: Settings) -> NewsletterContext:
+    from digestpub.adapters import open_ledger, open_mailer
+    from digestpub.adapters.subscribers_factory import open_subscribers
+    from digestpub.tokens import key_from_setting
+
+    state = open_store(settings.state)
+    secret = settings.token_key.get_secret_value() if settings.token_key else None
+    return NewsletterContext(
+        site=settings.site(),
+        state=state,
+        dest=open_store(settings.dest),
+        subscribers=open_subscribers(settings.subscribers),
+        ledger=open_ledger(settings.subscribers),
+        mailer=open_mailer(settings.mailer),
+        token_key=key_from_setting(secret, state),
+        from_address=settings.from_address,
+        reply_to=settings.reply_to,
+        max_items=settings.max_items,
+        page_cache_control=settings.page_cache_control,
+    )
+
+
+def _fail(error: DigestpubError) -> NoReturn:
+    if isinstance(error, ConfigError):
+        stderr.print(f"[red]error:[/] {error}")
+        raise typer.Exit(EXIT_CONFIG)
+    if isinstance(error, StateLocked):
+        stderr.print(f"[yellow]locked:[/] {error}")
+        raise typer.Exit(EXIT_LOCKED)
+    stderr.print(f"[red]failed:[/] {error}")
+    raise typer.Exit(EXIT_STORAGE)
+
+
+FrequencyOption = Annotated[str, typer.Option(help="daily or weekly.", case_sensitive=False)]
+DateOption = Annotated[
+    datetime | None, typer.Option(formats=["%Y-%m-%d"], help="The issue's date (default: today, UTC).")
+]
+
+
+def _frequency(value: str) -> Frequency:
+    if value not in ("daily", "weekly"):
+        stderr.print(f"[red]error:[/] --frequency must be daily or weekly, not {value!r}")
+        raise typer.Exit(EXIT_CONFIG)
+    return value  # type: ignore[return-value]
+
+
+@app.command("newsletter")
+def newsletter_command(
+    context: typer.Context,
+    frequency: FrequencyOption = "daily",
+    on_date: Annotated[
+        datetime | None,
+        typer.Option("--date", formats=["%Y-%m-%d"], help="The issue's date (default: today, UTC)."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Build every email, send and record nothing.")] = False,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Send one test copy to this address instead; records nothing.")
+    ] = None,
+    tags: Annotated[str, typer.Option(help="With --to: the tags (space-separated) of that copy.")] = "",
+    lang: Annotated[str, typer.Option(help="With --to: the language of that copy (ru or en).")] = "ru",
+    resend_unknown: Annotated[
+        bool,
+        typer.Option("--resend-unknown", help="Also send to subscribers whose earlier send has an unknown outcome."),
+    ] = False,
+) -> None:
+    """Build one issue and send it: one email per confirmed subscriber with something to read."""
+    settings = _settings(context)
+    chosen = _frequency(frequency.lower())
+    day = (on_date or datetime.now(UTC)).date()
+    try:
+        newsletter = _newsletter_context(settings)
+        if to is not None:
+            from digestpub.subscribers import normalise_email, normalise_tags
+
+            message_id = send_test_copy(newsletter, chosen, day, normalise_email(to), normalise_tags(tags), lang)
+            typer.echo(f"test copy sent to {to}: {message_id}")
+            return
+        options = SendOptions(send_rate=settings.send_rate, dry_run=dry_run, resend_unknown=resend_unknown)
+        with _progress_bar() as bar:
+            task: list[Any] = []
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if bar is None:
+                    return
+                if not task:
+                    task.append(bar.add_task(stage, total=total or None))
+                bar.update(task[0], completed=done)
+
+            report = send_newsletter(newsletter, chosen, day, options, progress=progress)
+    except DigestpubError as error:
+        _fail(error)
+    typer.echo(report.summary_line())
+
+
+@app.command("preview")
+def preview_command(
+    context: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the HTML.", dir_okay=False)],
+    tags: Annotated[str, typer.Option(help="The subscriber's tags, space-separated (none: everything).")] = "",
+    frequency: FrequencyOption = "daily",
+    lang: Annotated[str, typer.Option(help="ru or en: the email's own words.")] = "ru",
+    on_date: Annotated[
+        datetime | None,
+        typer.Option("--date", formats=["%Y-%m-%d"], help="The issue's date (default: today)."),
+    ] = None,
+) -> None:
+    """Render the issue such a subscriber would get, to open in a browser. Sends nothing."""
+    settings = _settings(context)
+    chosen = _frequency(frequency.lower())
+    day = (on_date or datetime.now(UTC)).date()
+    try:
+        from digestpub.subscribers import normalise_tags
+
+        html = preview_html(_newsletter_context(settings), chosen, day, normalise_tags(tags), lang)
+    except DigestpubError as error:
+        _fail(error)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    typer.echo(f"wrote {out}")
+
+
+@app.command("serve")
+def serve_command(
+    context: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve dest and the subscription endpoints on one port: the local twin of the cloud."""
+    from urllib.parse import urlsplit
+
+    from digestpub.serve import make_server
+    from digestpub.subscriptions import Subscriptions
+    from digestpub.web import build_app
+
+    settings = _settings(context)
+    if "://" in settings.dest:
+        stderr.print(f"[red]error:[/] serve needs dest to be a local folder, not {settings.dest}")
+        raise typer.Exit(EXIT_CONFIG)
+    site = settings.site()
+
+    def subscriptions() -> Subscriptions:
+        newsletter = _newsletter_context(settings)
+        return Subscriptions(
+            site, newsletter.subscribers, newsletter.mailer, newsletter.token_key, settings.from_address
+        )
+
+    try:
+        server = make_server(
+            host, port, Path(settings.dest), build_app(subscriptions, site), urlsplit(site.api_url).path
+        )
+    except OSError as error:
+        stderr.print(f"[red]error:[/] cannot listen on {host}:{port}: {error}")
+        raise typer.Exit(EXIT_CONFIG) from None
+    typer.echo(f"serving {settings.dest} and the subscription endpoints on http://{host}:{server.server_port}/")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+app.add_typer(subscribers_app, name="subscribers", help="Import, export and list newsletter subscribers.")
 
 
 def main() -> None:

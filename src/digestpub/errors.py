@@ -25,3 +25,19 @@ class StateLocked(DigestpubError):
 
 class TemplateNotFound(ConfigError):
     """The templates folder could not be located."""
+
+
+class MailError(DigestpubError):
+    """A message could not be handed to the mail service."""
+
+
+class MailTransient(MailError):
+    """Throttling, a timeout or a dropped connection: retry later, never drop."""
+
+
+class MailRejected(MailError):
+    """The service refused this recipient for good; recorded and never retried."""
+
+
+class NewsletterError(DigestpubError):
+    """An issue cannot be built as asked (for example, a date before the last issue)."""

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from digestpub.model import Problem, Summary
 from digestpub.text import (
     clean_text,
-    is_xml_safe,
     is_safe_url,
+    is_xml_safe,
     markdown_to_safe_html,
     plain_text,
     references_unsafe_characters,
@@ -29,9 +29,7 @@ from digestpub.text import (
 
 # `<prefix>/YYYY/MM/DD/<name>.json|.jsonl`; any other key is not a summary.
 _SUMMARY_KEY = re.compile(r"^(?P<day>\d{4}/\d{2}/\d{2})/[^/]+\.(?P<kind>jsonl?)$")
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$"
-)
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$")
 
 
 def summary_key(key: str) -> tuple[str, str] | None:
@@ -47,6 +45,8 @@ def summary_key(key: str) -> tuple[str, str] | None:
     except ValueError:
         return None
     return match["day"], match["kind"]
+
+
 _BCP47 = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$")
 # What the sanitiser removes that a reader would call unsafe: active elements,
 # event handlers, and script or data URLs as a link target (not "big data: …").
@@ -215,8 +215,7 @@ class SummaryReader:
             raise Rejected("id: must not be blank")
         if len(raw.summary.encode("utf-8")) > self.max_summary_bytes:
             raise Rejected(
-                f"summary: {len(raw.summary.encode('utf-8')):,} bytes is over the limit of "
-                f"{self.max_summary_bytes:,}"
+                f"summary: {len(raw.summary.encode('utf-8')):,} bytes is over the limit of {self.max_summary_bytes:,}"
             )
         title = plain_text(raw.title)
         if not title:

@@ -126,3 +126,25 @@ class PublishReport(BaseModel):
         if self.still_broken:
             line += f"; {len(self.still_broken)} earlier skipped still unfixed"
         return line
+
+
+Frequency = Literal["daily", "weekly"]
+SubscriberStatus = Literal["pending", "confirmed", "unsubscribed", "bounced", "complained"]
+SUBSCRIBER_LANGS = ("ru", "en")
+
+
+class Subscriber(BaseModel):
+    """A newsletter recipient. ``tags`` are slugs; none means every summary."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    """Stable and opaque (never the address): tokens and the send ledger use it."""
+    email: str
+    tags: tuple[str, ...] = ()
+    frequency: Frequency = "daily"
+    lang: Literal["ru", "en"] = "ru"
+    status: SubscriberStatus = "pending"
+    created_at: datetime
+    updated_at: datetime
+    soft_bounces: int = 0

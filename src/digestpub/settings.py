@@ -95,8 +95,7 @@ class Settings(BaseSettings):
             return _FromFile(**given)
         except ValidationError as error:
             details = "; ".join(
-                f"{'.'.join(str(part) for part in item['loc']) or 'settings'}: {item['msg']}"
-                for item in error.errors()
+                f"{'.'.join(str(part) for part in item['loc']) or 'settings'}: {item['msg']}" for item in error.errors()
             )
             raise ConfigError(f"invalid settings: {details}") from None
         except (OSError, ValueError) as error:

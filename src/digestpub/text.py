@@ -45,9 +45,7 @@ _CLEAN_OPTIONS: dict[str, object] = {
     "strip_comments": True,
 }
 _MARKDOWN_OPTIONS = (
-    pyromark.Options.ENABLE_TABLES
-    | pyromark.Options.ENABLE_STRIKETHROUGH
-    | pyromark.Options.ENABLE_SMART_PUNCTUATION
+    pyromark.Options.ENABLE_TABLES | pyromark.Options.ENABLE_STRIKETHROUGH | pyromark.Options.ENABLE_SMART_PUNCTUATION
 )
 MAX_SLUG_LENGTH = 64
 

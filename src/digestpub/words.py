@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 WORDS: dict[str, dict[str, str]] = {
     "ru": {
         "tag_heading": 'Подборка статей по тегу "{tag}"',
@@ -24,6 +26,29 @@ WORDS: dict[str, dict[str, str]] = {
         "nothing_yet": "Здесь пока пусто.",
         "opml": "Все теги одним файлом (OPML)",
         "feed_of_tag": "{site}: {tag}",
+        "view_in_browser": "Открыть в браузере",
+        "why_you_get_this": "Письмо пришло на {email}, потому что вы подписались на рассылку.",
+        "unsubscribe": "Отписаться",
+        "change_tags": "Изменить теги и частоту",
+        "more": "и ещё {count} {papers} — читать на сайте",
+        "subject_daily": "{site}: {count} {new_papers} за {date}",
+        "subject_weekly": "{site}: {count} {new_papers} за неделю по {date}",
+        "confirm_subject": "{site}: подтвердите подписку",
+        "confirm_intro": "Чтобы получать рассылку, подтвердите адрес:",
+        "confirm_button": "Подтвердить подписку",
+        "confirm_ignore": "Если вы не подписывались, просто проигнорируйте это письмо.",
+        "check_inbox": "Почти готово: мы отправили письмо со ссылкой для подтверждения.",
+        "confirmed": "Подписка подтверждена. Спасибо!",
+        "unsubscribe_question": "Отписаться от рассылки для {email}?",
+        "unsubscribe_button": "Отписаться",
+        "unsubscribed": "Вы отписались. Писем больше не будет.",
+        "preferences": "Настройки рассылки",
+        "tags_hint": "Теги через пробел; пусто — все статьи",
+        "language": "Язык писем",
+        "save": "Сохранить",
+        "saved": "Настройки сохранены.",
+        "bad_link": "Ссылка недействительна или устарела.",
+        "bad_request": "Не получилось: {reason}",
     },
     "en": {
         "tag_heading": 'Papers tagged "{tag}"',
@@ -46,8 +71,84 @@ WORDS: dict[str, dict[str, str]] = {
         "nothing_yet": "Nothing here yet.",
         "opml": "Every tag in one file (OPML)",
         "feed_of_tag": "{site}: {tag}",
+        "view_in_browser": "View in your browser",
+        "why_you_get_this": "Sent to {email} because you subscribed to this newsletter.",
+        "unsubscribe": "Unsubscribe",
+        "change_tags": "Change tags and frequency",
+        "more": "and {count} more {papers} on the site",
+        "subject_daily": "{site}: {count} {new_papers}, {date}",
+        "subject_weekly": "{site}: {count} {new_papers}, week to {date}",
+        "confirm_subject": "{site}: confirm your subscription",
+        "confirm_intro": "To receive the newsletter, please confirm your address:",
+        "confirm_button": "Confirm subscription",
+        "confirm_ignore": "If you did not subscribe, just ignore this email.",
+        "check_inbox": "Almost done: we sent you an email with a confirmation link.",
+        "confirmed": "Your subscription is confirmed. Thank you!",
+        "unsubscribe_question": "Unsubscribe {email} from the newsletter?",
+        "unsubscribe_button": "Unsubscribe",
+        "unsubscribed": "You are unsubscribed. No more emails.",
+        "preferences": "Newsletter settings",
+        "tags_hint": "Tags separated by spaces; empty means every paper",
+        "language": "Email language",
+        "save": "Save",
+        "saved": "Settings saved.",
+        "bad_link": "This link is not valid or has expired.",
+        "bad_request": "That did not work: {reason}",
     },
 }
+
+_EN_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+_RU_MONTHS = [
+    "января",
+    "февраля",
+    "марта",
+    "апреля",
+    "мая",
+    "июня",
+    "июля",
+    "августа",
+    "сентября",
+    "октября",
+    "ноября",
+    "декабря",
+]
+
+
+def _russian_form(count: int, one: str, few: str, many: str) -> str:
+    if count % 10 == 1 and count % 100 != 11:
+        return one
+    if 2 <= count % 10 <= 4 and not 12 <= count % 100 <= 14:
+        return few
+    return many
+
+
+def papers_word(lang: str, count: int, *, new: bool = False) -> str:
+    """ "статья/статьи/статей" or "paper/papers", agreeing with ``count``."""
+    if lang.split("-")[0].lower() == "ru":
+        if new:
+            return _russian_form(count, "новая статья", "новые статьи", "новых статей")
+        return _russian_form(count, "статья", "статьи", "статей")
+    noun = "paper" if count == 1 else "papers"
+    return f"new {noun}" if new else noun
+
+
+def long_date(lang: str, moment: date) -> str:
+    if lang.split("-")[0].lower() == "ru":
+        return f"{moment.day} {_RU_MONTHS[moment.month - 1]} {moment.year}"
+    return f"{moment.day} {_EN_MONTHS[moment.month - 1]} {moment.year}"
 
 
 def words_for(lang: str) -> dict[str, str]:

@@ -302,9 +302,7 @@ def test_every_page_fits_a_phone_and_has_no_script(sites: dict[str, PublishedSit
 
 
 @pytest.mark.parametrize("path", MAIN_PAGES, ids=PAGE_IDS)
-def test_dark_mode_has_dark_background_and_light_text(
-    sites: dict[str, PublishedSite], tab: Tab, path: str
-) -> None:
+def test_dark_mode_has_dark_background_and_light_text(sites: dict[str, PublishedSite], tab: Tab, path: str) -> None:
     page = tab.open(sites["examples"].url(path))
 
     light_bg, light_fg = (_luminance(color) for color in _colors(page, "body"))
@@ -329,9 +327,7 @@ def test_dark_mode_has_dark_background_and_light_text(
 
 @pytest.mark.parametrize("path", MAIN_PAGES, ids=PAGE_IDS)
 @pytest.mark.parametrize("site_name", ["examples", "long"])
-def test_no_script_and_no_foreign_request(
-    sites: dict[str, PublishedSite], tab: Tab, site_name: str, path: str
-) -> None:
+def test_no_script_and_no_foreign_request(sites: dict[str, PublishedSite], tab: Tab, site_name: str, path: str) -> None:
     site = sites[site_name]
     page = tab.open(site.url(path))
     assert page.locator("script").count() == 0

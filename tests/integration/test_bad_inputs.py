@@ -112,8 +112,7 @@ def rss_titles(public: Path, path: str = "feeds/rss.xml") -> list[str]:
 def atom_ids(public: Path, path: str = "feeds/atom.xml") -> list[str]:
     root = etree.fromstring((public / path).read_bytes())
     return [
-        entry.findtext("{http://www.w3.org/2005/Atom}id")
-        for entry in root.iter("{http://www.w3.org/2005/Atom}entry")
+        entry.findtext("{http://www.w3.org/2005/Atom}id") for entry in root.iter("{http://www.w3.org/2005/Atom}entry")
     ]
 
 
@@ -149,11 +148,7 @@ def assert_outputs_safe(public: Path) -> None:
 
 
 def problems_for(report: PublishReport, key: str, line: int | None = None) -> list[Problem]:
-    return [
-        problem
-        for problem in report.problems
-        if problem.key == key and (line is None or problem.line == line)
-    ]
+    return [problem for problem in report.problems if problem.key == key and (line is None or problem.line == line)]
 
 
 # --- the cases ----------------------------------------------------------------
@@ -565,9 +560,7 @@ def test_each_bad_input_is_in_the_log(published: Published, case: Case) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "case", [case for case in CASES if case.kind == "cleaned"], ids=lambda case: case.name
-)
+@pytest.mark.parametrize("case", [case for case in CASES if case.kind == "cleaned"], ids=lambda case: case.name)
 def test_cleaned_inputs_are_published(published: Published, case: Case) -> None:
     assert case.published_id is not None
     wanted = entry_id(case.published_id)
@@ -576,9 +569,7 @@ def test_cleaned_inputs_are_published(published: Published, case: Case) -> None:
     assert wanted in json_ids(published.public)
 
 
-@pytest.mark.parametrize(
-    "case", [case for case in CASES if case.absent_id is not None], ids=lambda case: case.name
-)
+@pytest.mark.parametrize("case", [case for case in CASES if case.absent_id is not None], ids=lambda case: case.name)
 def test_skipped_inputs_are_not_published(published: Published, case: Case) -> None:
     unwanted = entry_id(case.absent_id or "")
     assert unwanted not in rss_guids(published.public)
@@ -705,9 +696,7 @@ def test_report_is_saved_in_the_state_folder_with_the_problems(published: Publis
     reasons = {(p["key"], p["line"]): p["reason"] for p in saved["problems"] if p["kind"] == "skipped"}
     assert "duplicate id" in reasons[(_key("dup-no-updated", day=LATER_DAY), None)]
     # The same report, kept under its own name as well.
-    kept = [
-        path for path in (published.root / "state" / "reports").glob("*.json") if path.name != "latest.json"
-    ]
+    kept = [path for path in (published.root / "state" / "reports").glob("*.json") if path.name != "latest.json"]
     assert len(kept) == 1
     assert json.loads(kept[0].read_text(encoding="utf-8")) == saved
 
@@ -794,22 +783,16 @@ def test_a_duplicate_id_in_a_later_run_is_skipped(tmp_path: Path) -> None:
     ("name", "title", "text"),
     [
         # Character references the Markdown and HTML parsers turn into characters XML forbids.
-        pytest.param(
-            "entity-control-title", "Управляющий &#x1; символ", "Обычный текст", id="entity-control-title"
-        ),
+        pytest.param("entity-control-title", "Управляющий &#x1; символ", "Обычный текст", id="entity-control-title"),
         pytest.param(
             "entity-control-summary",
             "Обычный заголовок",
             "Текст с &#x1; и &#11; внутри",
             id="entity-control-summary",
         ),
-        pytest.param(
-            "entity-noncharacter", "Заголовок &#xFFFE; тут", "Текст &#xFFFF; тут", id="entity-noncharacter"
-        ),
+        pytest.param("entity-noncharacter", "Заголовок &#xFFFE; тут", "Текст &#xFFFF; тут", id="entity-noncharacter"),
         # Noncharacters written as they are (not as backslash-u escapes): valid UTF-8, valid JSON.
-        pytest.param(
-            "raw-noncharacter-title", "Заголовок \ufffe тут", "Обычный текст", id="raw-noncharacter-title"
-        ),
+        pytest.param("raw-noncharacter-title", "Заголовок \ufffe тут", "Обычный текст", id="raw-noncharacter-title"),
         pytest.param(
             "raw-noncharacter-summary", "Обычный заголовок", "Текст \uffff тут", id="raw-noncharacter-summary"
         ),

@@ -187,9 +187,7 @@ def test_keys_that_are_not_summaries_yield_nothing(key: str) -> None:
     assert list(SummaryReader().read_object(key, encode(doc()))) == []
 
 
-@pytest.mark.parametrize(
-    "key", ["2026/11/20/a.json", "2026/01/02/2611.00001v2.json", "2026/11/20/with space.json"]
-)
+@pytest.mark.parametrize("key", ["2026/11/20/a.json", "2026/01/02/2611.00001v2.json", "2026/11/20/with space.json"])
 def test_summary_keys_are_read(key: str) -> None:
     summaries, problems = read(encode(doc()), key)
     assert problems == [] and len(summaries) == 1
@@ -237,9 +235,7 @@ SKIPPED: list[Any] = [
     pytest.param(encode(doc(authors=["a", None])), ("authors",), id="author-null"),
     pytest.param(encode(doc(url=5)), ("url",), id="url-number"),
     pytest.param(encode(doc(published_at=1763622000)), ("published_at",), id="published-at-number"),
-    pytest.param(
-        encode(doc(published_at="2026-11-20T10:00:00")), ("published_at", "offset"), id="naive-datetime"
-    ),
+    pytest.param(encode(doc(published_at="2026-11-20T10:00:00")), ("published_at", "offset"), id="naive-datetime"),
     pytest.param(encode(doc(published_at="2026-11-20")), ("published_at",), id="date-only"),
     pytest.param(encode(doc(published_at="20 Nov 2026")), ("published_at", "rfc 3339"), id="not-rfc3339"),
     pytest.param(
@@ -247,13 +243,9 @@ SKIPPED: list[Any] = [
         ("published_at", "rfc 3339"),
         id="rfc2822",
     ),
-    pytest.param(
-        encode(doc(published_at="2026-11-31T10:00:00+03:00")), ("published_at",), id="impossible-date"
-    ),
+    pytest.param(encode(doc(published_at="2026-11-31T10:00:00+03:00")), ("published_at",), id="impossible-date"),
     pytest.param(encode(doc(published_at="")), ("published_at",), id="empty-published-at"),
-    pytest.param(
-        encode(doc(updated_at="2026-11-21T10:00:00")), ("updated_at", "offset"), id="naive-updated-at"
-    ),
+    pytest.param(encode(doc(updated_at="2026-11-21T10:00:00")), ("updated_at", "offset"), id="naive-updated-at"),
     pytest.param(encode(doc(updated_at="tomorrow")), ("updated_at",), id="bad-updated-at"),
     pytest.param(
         encode(doc(updated_at="2026-11-19T10:00:00+03:00")),

@@ -193,9 +193,7 @@ def test_markdown_relative_links_are_made_absolute_against_the_base(link: str, e
 
 
 def test_relative_and_absolute_links_in_one_summary() -> None:
-    html = markdown_to_safe_html(
-        "[abs](https://example.org/x) [rel](/papers/y) [mail](mailto:a@example.org)", BASE
-    )
+    html = markdown_to_safe_html("[abs](https://example.org/x) [rel](/papers/y) [mail](mailto:a@example.org)", BASE)
     hrefs = re.findall(r'href="([^"]*)"', html)
     assert hrefs == [
         "https://example.org/x",
@@ -225,9 +223,7 @@ def test_relative_and_absolute_links_in_one_summary() -> None:
         pytest.param('<a href="javascript:alert(1)">text</a>', "text", id="html-javascript"),
         pytest.param("<a href='  javascript:alert(1)'>text</a>", "text", id="html-javascript-spaces"),
         pytest.param('<a href="java&#x09;script:alert(1)">text</a>', "text", id="html-javascript-tab"),
-        pytest.param(
-            '<a href="data:text/html,&lt;script&gt;alert(1)&lt;/script&gt;">text</a>', "text", id="html-data"
-        ),
+        pytest.param('<a href="data:text/html,&lt;script&gt;alert(1)&lt;/script&gt;">text</a>', "text", id="html-data"),
         pytest.param("<a href='vbscript:msgbox(1)'>text</a>", "text", id="vbscript"),
         pytest.param("![text](https://img.example/x.png)text", "text", id="images-dropped"),
         pytest.param("<!-- <script>alert(1)</script> -->text", "text", id="comment"),

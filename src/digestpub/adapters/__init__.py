@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from digestpub.errors import ConfigError
-from digestpub.ports import ObjectStore
+from digestpub.ports import Ledger, Mailer, ObjectStore
 
 
 def open_store(location: str) -> ObjectStore:
@@ -22,3 +22,33 @@ def open_store(location: str) -> ObjectStore:
     from digestpub.adapters.folder import FolderStore
 
     return FolderStore(location)
+
+
+def open_mailer(location: str) -> Mailer:
+    """``outbox:DIR``, ``smtp://user:pass@host:port``, ``smtps://…`` or ``ses://CONFIGURATION-SET``."""
+    if location.startswith("outbox:"):
+        from digestpub.adapters.outbox import OutboxMailer
+
+        return OutboxMailer(location.removeprefix("outbox:") or "outbox")
+    if location.startswith(("smtp://", "smtps://")):
+        from digestpub.adapters.smtp import SmtpMailer
+
+        return SmtpMailer(location)
+    if location.startswith("ses://"):
+        from digestpub.adapters.ses import SesMailer
+
+        return SesMailer(location.removeprefix("ses://").strip("/") or None)
+    raise ConfigError(f"mailer {location!r}: use outbox:DIR, smtp://…, smtps://… or ses://CONFIGURATION-SET")
+
+
+def open_ledger(subscribers: str) -> Ledger:
+    """The send ledger beside the subscribers: the same SQLite file, or a DynamoDB table."""
+    if subscribers.startswith("sqlite:///"):
+        from digestpub.adapters.ledger_sqlite import SqliteLedger
+
+        return SqliteLedger(subscribers.removeprefix("sqlite:///"))
+    if subscribers.startswith("dynamodb://"):
+        from digestpub.adapters.ledger_dynamodb import DynamoLedger
+
+        return DynamoLedger(subscribers.removeprefix("dynamodb://").strip("/") + "-ledger")
+    raise ConfigError(f"subscribers {subscribers!r}: use sqlite:///path.db or dynamodb://table")

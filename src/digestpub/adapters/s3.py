@@ -84,7 +84,9 @@ class S3Store:
         try:
             response = self.client.put_object(**arguments)
         except ClientError as error:
-            if _error_code(error) in _PRECONDITION_CODES:
+            code = _error_code(error)
+            # If-Match on an object deleted since it was read answers 404.
+            if code in _PRECONDITION_CODES or (if_match is not None and code in _MISSING_CODES):
                 raise PreconditionFailed(f"{self.url}{key} changed since it was read") from error
             raise StorageError(f"cannot write {self.url}{key}: {error}") from error
         except BotoCoreError as error:

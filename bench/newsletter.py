@@ -1,0 +1,173 @@
+"""Newsletter benchmark: 100,000 subscribers over 200 tag sets, an issue of 70 summaries.
+
+    python bench/newsletter.py [--subscribers 100000] [--tag-sets 200] [--summaries 70]
+
+Prints emails per second for building and personalising into a throwaway outbox
+(through the real send loop: SQLite ledger, pacing off), peak RSS, and the rate
+of sending to a local aiosmtpd against plain smtplib sending the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import smtplib
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from corpus import summary_document, zipf_tags
+from digestpub.adapters.ledger_sqlite import SqliteLedger
+from digestpub.adapters.outbox import OutboxMailer
+from digestpub.adapters.smtp import SmtpMailer
+from digestpub.ingest import SummaryReader
+from digestpub.model import Subscriber, Summary
+from digestpub.newsletter.issues import Issue
+from digestpub.newsletter.message import MessageFactory
+from digestpub.newsletter.render import IssueRenderer
+from digestpub.newsletter.send import Sender, SendOptions
+from digestpub.settings import Settings
+
+NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
+
+
+def peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def make_issue(count: int, rng: random.Random) -> Issue:
+    import json
+
+    names, weights = zipf_tags(rng, 60)
+    reader = SummaryReader()
+    summaries: list[Summary] = []
+    for number in range(count):
+        tags = sorted(set(rng.choices(names, weights, k=rng.randint(1, 3))))
+        moment = NOW - timedelta(minutes=number * 15)
+        document = summary_document(rng, number, tags, moment)
+        for record in reader.read_object("2026/11/25/x.json", json.dumps(document).encode()):
+            if isinstance(record, Summary):
+                summaries.append(record)
+    summaries.sort(key=lambda summary: summary.sort_key, reverse=True)
+    return Issue(
+        id="daily-2026-11-25",
+        frequency="daily",
+        window_start=NOW - timedelta(days=1),
+        window_end=NOW,
+        created_at=NOW,
+        summaries=summaries,
+    )
+
+
+def subscribers(count: int, tag_sets: list[tuple[str, ...]], rng: random.Random) -> Iterator[Subscriber]:
+    for number in range(count):
+        yield Subscriber(
+            id=f"{number:032x}",
+            email=f"reader{number}@example.com",
+            tags=tag_sets[number % len(tag_sets)],
+            frequency="daily",
+            lang="ru" if number % 5 else "en",
+            status="confirmed",
+            created_at=NOW,
+            updated_at=NOW,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subscribers", type=int, default=100_000)
+    parser.add_argument("--tag-sets", type=int, default=200)
+    parser.add_argument("--summaries", type=int, default=70)
+    parser.add_argument("--smtp-messages", type=int, default=2_000)
+    arguments = parser.parse_args()
+    rng = random.Random(11)
+    issue = make_issue(arguments.summaries, rng)
+    names, weights = zipf_tags(rng, 60)
+    tag_sets: list[tuple[str, ...]] = [()]
+    while len(tag_sets) < arguments.tag_sets:
+        candidate = tuple(sorted(set(rng.choices(names, weights, k=rng.randint(1, 3)))))
+        if candidate not in tag_sets:
+            tag_sets.append(candidate)
+    site = Settings.load(base_url="https://digest.example/").site()
+    key = b"benchmark-token-key-0123456789"
+
+    with tempfile.TemporaryDirectory(prefix="digestpub-bench-") as folder:
+        root = Path(folder)
+        renderer = IssueRenderer(site, issue, max_items=30)
+        factory = MessageFactory(site, issue.id, "AI Digest <digest@digest.example>", key, now=NOW)
+        ledger = SqliteLedger(root / "ledger.db")
+        sender = Sender(
+            renderer,
+            factory,
+            ledger,
+            OutboxMailer(root / "outbox"),
+            SendOptions(send_rate=1e9),
+        )
+        started = time.perf_counter()
+        report = sender.run(subscribers(arguments.subscribers, tag_sets, rng))
+        elapsed = time.perf_counter() - started
+        sizes = [len(segment.html_head) + len(segment.html_tail) for segment in renderer.segments()]
+        print(
+            f"send loop into an outbox: {report.sent:,} emails in {elapsed:.1f} s = "
+            f"{report.sent / elapsed:,.0f} emails/s ({report.nothing_to_read:,} with nothing to read, "
+            f"{report.segments} segments, largest HTML part {max(sizes) / 1024:.0f} KiB)"
+        )
+        print(f"peak RSS: {peak_rss_mb():.0f} MB")
+        smtp_comparison(renderer, factory, tag_sets, arguments.smtp_messages, rng)
+
+
+def smtp_comparison(
+    renderer: IssueRenderer,
+    factory: MessageFactory,
+    tag_sets: list[tuple[str, ...]],
+    count: int,
+    rng: random.Random,
+) -> None:
+    from aiosmtpd.controller import Controller
+
+    class Discard:
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+            return "250 OK"
+
+    messages = []
+    for subscriber in subscribers(count, tag_sets[1:], rng):
+        segment = renderer.segment(subscriber.tags, subscriber.lang)
+        if not segment.empty:
+            messages.append((subscriber.email, factory.build(segment, subscriber)[1]))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Discard(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        started = time.perf_counter()
+        with smtplib.SMTP("127.0.0.1", port) as plain:
+            for recipient, message in messages:
+                plain.sendmail(factory.envelope_sender, [recipient], message)
+        baseline = len(messages) / (time.perf_counter() - started)
+        mailer = SmtpMailer(f"smtp://127.0.0.1:{port}")
+        started = time.perf_counter()
+        for recipient, message in messages:
+            mailer.send(factory.envelope_sender, recipient, message)
+        mailer.close()
+        ours = len(messages) / (time.perf_counter() - started)
+    finally:
+        controller.stop()
+    size = sum(len(message) for _, message in messages) / len(messages) / 1024
+    print(
+        f"SMTP to a local aiosmtpd, {len(messages):,} messages of {size:.0f} KiB: "
+        f"smtplib {baseline:,.0f}/s, digestpub {ours:,.0f}/s = {ours / baseline:.0%}"
+    )
+
+
+if __name__ == "__main__":
+    main()

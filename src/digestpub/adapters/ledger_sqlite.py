@@ -1,0 +1,99 @@
+"""The send ledger in SQLite: a primary key on (issue, subscriber) makes a claim atomic."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+from digestpub.errors import StorageError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger (
+    issue_id TEXT NOT NULL,
+    subscriber_id TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('claimed', 'sent', 'rejected')),
+    run_id TEXT NOT NULL,
+    claimed_at TEXT NOT NULL,
+    message_id TEXT,
+    detail TEXT,
+    PRIMARY KEY (issue_id, subscriber_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ledger_state ON ledger (issue_id, state);
+"""
+
+
+class SqliteLedger:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit: each claim and confirmation is its own transaction. WAL
+            # with synchronous=NORMAL survives a crash of the process without an
+            # fsync per email.
+            self._connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute("PRAGMA synchronous=NORMAL")
+            self._connection.executescript(_SCHEMA)
+        except sqlite3.Error as error:
+            raise StorageError(f"cannot open the send ledger {self.path}: {error}") from error
+        self._lock = threading.Lock()
+
+    def _execute(self, sql: str, parameters: tuple[object, ...]) -> sqlite3.Cursor:
+        try:
+            with self._lock:
+                return self._connection.execute(sql, parameters)
+        except sqlite3.Error as error:
+            raise StorageError(f"send ledger {self.path}: {error}") from error
+
+    def claim(self, issue_id: str, subscriber_id: str, run_id: str) -> bool:
+        cursor = self._execute(
+            "INSERT OR IGNORE INTO ledger (issue_id, subscriber_id, state, run_id, claimed_at) "
+            "VALUES (?, ?, 'claimed', ?, ?)",
+            (issue_id, subscriber_id, run_id, datetime.now(UTC).isoformat()),
+        )
+        return cursor.rowcount == 1
+
+    def confirm(self, issue_id: str, subscriber_id: str, message_id: str) -> None:
+        self._execute(
+            "UPDATE ledger SET state = 'sent', message_id = ? WHERE issue_id = ? AND subscriber_id = ?",
+            (message_id, issue_id, subscriber_id),
+        )
+
+    def reject(self, issue_id: str, subscriber_id: str, reason: str) -> None:
+        self._execute(
+            "UPDATE ledger SET state = 'rejected', detail = ? WHERE issue_id = ? AND subscriber_id = ?",
+            (reason, issue_id, subscriber_id),
+        )
+
+    def release(self, issue_id: str, subscriber_id: str) -> None:
+        self._execute(
+            "DELETE FROM ledger WHERE issue_id = ? AND subscriber_id = ? AND state = 'claimed'",
+            (issue_id, subscriber_id),
+        )
+
+    def unknown(self, issue_id: str, run_id: str, claimed_before: datetime) -> list[str]:
+        rows = self._execute(
+            "SELECT subscriber_id FROM ledger WHERE issue_id = ? AND state = 'claimed' "
+            "AND run_id != ? AND claimed_at < ? ORDER BY subscriber_id",
+            (issue_id, run_id, claimed_before.astimezone(UTC).isoformat()),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def reclaim(self, issue_id: str, subscriber_id: str, run_id: str) -> bool:
+        cursor = self._execute(
+            "UPDATE ledger SET run_id = ?, claimed_at = ? "
+            "WHERE issue_id = ? AND subscriber_id = ? AND state = 'claimed' AND run_id != ?",
+            (run_id, datetime.now(UTC).isoformat(), issue_id, subscriber_id, run_id),
+        )
+        return cursor.rowcount == 1
+
+    def counts(self, issue_id: str) -> dict[str, int]:
+        rows = self._execute(
+            "SELECT state, COUNT(*) FROM ledger WHERE issue_id = ? GROUP BY state", (issue_id,)
+        ).fetchall()
+        return dict(rows)
+
+    def close(self) -> None:
+        self._connection.close()

@@ -1,0 +1,137 @@
+"""Issues: their ids, their windows, and the summaries each one holds.
+
+An issue holds what publish runs logged since the previous issue of the same
+frequency, so a missed day loses nothing. The issue is written to the state
+store when first built; a retry, or another worker, reads the same issue back.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from digestpub.errors import NewsletterError, PreconditionFailed, StorageError
+from digestpub.model import Frequency, Summary
+from digestpub.ports import ObjectStore
+
+PERIODS: dict[str, timedelta] = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
+
+
+class Issue(BaseModel):
+    id: str
+    frequency: Frequency
+    window_start: datetime
+    window_end: datetime
+    created_at: datetime
+    summaries: list[Summary]
+    """Newest first; each summary's newest version within the window."""
+
+
+def issue_id(frequency: Frequency, on: date) -> str:
+    if frequency == "daily":
+        return f"daily-{on:%Y-%m-%d}"
+    year, week, _ = on.isocalendar()
+    return f"weekly-{year}-W{week:02d}"
+
+
+def _issue_key(identifier: str) -> str:
+    return f"newsletter/issues/{identifier}.json"
+
+
+def _last_key(frequency: str) -> str:
+    return f"newsletter/last-{frequency}.json"
+
+
+def load_issue(state: ObjectStore, identifier: str) -> Issue | None:
+    found = state.read(_issue_key(identifier))
+    if found is None:
+        return None
+    try:
+        return Issue.model_validate_json(found[0])
+    except ValidationError as error:
+        raise StorageError(f"issue {identifier} in {state.url} is damaged: {error}") from error
+
+
+def prepare_issue(
+    state: ObjectStore,
+    frequency: Frequency,
+    on: date,
+    now: datetime | None = None,
+    *,
+    save: bool = True,
+) -> Issue:
+    """The issue for ``on``: read back if it was built before, else built from the logs."""
+    identifier = issue_id(frequency, on)
+    existing = load_issue(state, identifier)
+    if existing is not None:
+        return existing
+    now = now or datetime.now(UTC)
+    last_found = state.read(_last_key(frequency))
+    last = orjson.loads(last_found[0]) if last_found else None
+    if last is not None and last["id"] > identifier:
+        raise NewsletterError(
+            f"{identifier} comes before the last {frequency} issue, {last['id']}; "
+            "issues go forward only (a later issue holds everything since the last one)"
+        )
+    start = datetime.fromisoformat(last["window_end"]) if last else now - PERIODS[frequency]
+    issue = Issue(
+        id=identifier,
+        frequency=frequency,
+        window_start=start,
+        window_end=now,
+        created_at=now,
+        summaries=published_between(state, start, now),
+    )
+    if not save:
+        return issue
+    try:
+        state.put(_issue_key(identifier), issue.model_dump_json().encode(), if_none_match=True)
+    except PreconditionFailed:
+        # Another run built it first: everyone sends that one.
+        winner = load_issue(state, identifier)
+        if winner is None:
+            raise
+        return winner
+    marker = {"id": identifier, "window_end": now.isoformat()}
+    state.put(_last_key(frequency), orjson.dumps(marker), content_type="application/json")
+    return issue
+
+
+def published_between(state: ObjectStore, start: datetime, end: datetime) -> list[Summary]:
+    """Summaries first published in ``(start, end]``, each in its newest version from then."""
+    first_seen: set[str] = set()
+    newest: dict[str, Summary] = {}
+    day = start.astimezone(UTC).date()
+    while day <= end.astimezone(UTC).date():
+        found = state.read(f"catalog/log/{day:%Y/%m/%d}.jsonl")
+        day += timedelta(days=1)
+        if found is None:
+            continue
+        for line in found[0].splitlines():
+            record = orjson.loads(line)
+            logged_at = datetime.fromisoformat(record["logged_at"])
+            if not start < logged_at <= end:
+                continue
+            summary = summary_from_log(record["summary"])
+            if record["kind"] == "new":
+                first_seen.add(summary.id)
+            earlier = newest.get(summary.id)
+            if earlier is None or summary.version >= earlier.version:
+                newest[summary.id] = summary
+    chosen = [summary for summary_id, summary in newest.items() if summary_id in first_seen]
+    return sorted(chosen, key=lambda summary: summary.sort_key, reverse=True)
+
+
+def summary_from_log(document: dict[str, object]) -> Summary:
+    fields = dict(document)
+    for name in ("published_at", "updated_at"):
+        value = fields.get(name)
+        if isinstance(value, str):
+            fields[name] = datetime.fromisoformat(value)
+    for name in ("tags", "tag_slugs", "authors"):
+        value = fields.get(name)
+        if isinstance(value, list):
+            fields[name] = tuple(value)
+    return Summary(**fields)  # type: ignore[arg-type]

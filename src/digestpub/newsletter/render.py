@@ -1,0 +1,206 @@
+"""An issue rendered once per segment (tag set and language), ready to personalise.
+
+Jinja2 writes MJML, mjml-python (Rust MRML) compiles it to HTML. The parts that
+differ per recipient (the address and the unsubscribe and preference links) are
+left as markers in one footer block, so a segment is rendered once and each
+recipient costs a few string replacements (see ``newsletter.message``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mjml import mjml2html
+
+from digestpub.catalog import ALL_FEED
+from digestpub.errors import NewsletterError
+from digestpub.model import Summary
+from digestpub.newsletter.issues import Issue
+from digestpub.render import Output
+from digestpub.site import HTML_TYPE, Site
+from digestpub.templates import environment
+from digestpub.words import long_date, papers_word, words_for
+
+EMAIL_MARK = "\x1a:email:\x1a"
+UNSUBSCRIBE_MARK = "\x1a:unsubscribe:\x1a"
+PREFERENCES_MARK = "\x1a:preferences:\x1a"
+_FOOTER_MARK = "DIGESTPUB-FOOTER-3f9c2e"
+_BLOCK_END = re.compile(r"</(p|li|h[1-6]|pre|blockquote|tr)>|<br\s*/?>", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]+>")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One rendering of an issue: every recipient with these tags and language."""
+
+    key: str
+    tags: tuple[str, ...]
+    lang: str
+    summaries: tuple[Summary, ...]
+    shown: int
+    subject: str
+    preheader: str
+    web_path: str
+    web_url: str
+    html_head: str
+    html_tail: str
+    footer_html: str
+    text_head: str
+    text_tail: str
+    footer_text: str
+    web_copy: str = field(repr=False)
+
+    @property
+    def empty(self) -> bool:
+        return not self.summaries
+
+
+def segment_key(tags: tuple[str, ...], lang: str) -> str:
+    """A file-name-safe name for a tag set: readable when short, hashed when long."""
+    joined = "+".join(tags) if tags else "all"
+    if len(joined) > 80:
+        joined = "tags-" + hashlib.blake2b(joined.encode(), digest_size=8).hexdigest()
+    return f"{joined}.{lang}"
+
+
+def matching(summaries: list[Summary], tags: tuple[str, ...]) -> list[Summary]:
+    """Summaries sharing a slug with ``tags``; no tags means every summary."""
+    if not tags:
+        return list(summaries)
+    wanted = set(tags)
+    return [summary for summary in summaries if wanted.intersection(summary.tag_slugs)]
+
+
+def html_to_text(fragment: str) -> str:
+    text = _BLOCK_END.sub("\n", fragment.replace("<li>", "<li>• "))
+    text = html.unescape(_TAG.sub("", text))
+    return _BLANK_LINES.sub("\n\n", "\n".join(line.strip() for line in text.splitlines())).strip()
+
+
+class IssueRenderer:
+    """Renders and remembers each segment of one issue."""
+
+    def __init__(
+        self,
+        site: Site,
+        issue: Issue,
+        max_items: int,
+        on_segment: Callable[[Segment], None] | None = None,
+    ) -> None:
+        self.site = site
+        self.issue = issue
+        self.max_items = max_items
+        self.on_segment = on_segment
+        """Called with each new segment: the web copy is published before any email links to it."""
+        self._segments: dict[tuple[tuple[str, ...], str], Segment] = {}
+        self._environment = environment()
+
+    def segments(self) -> list[Segment]:
+        return list(self._segments.values())
+
+    def segment(self, tags: tuple[str, ...], lang: str) -> Segment:
+        cache_key = (tags, lang)
+        if cache_key not in self._segments:
+            segment = self._segments[cache_key] = self._render(tags, lang)
+            if self.on_segment is not None and not segment.empty:
+                self.on_segment(segment)
+        return self._segments[cache_key]
+
+    def _render(self, tags: tuple[str, ...], lang: str) -> Segment:
+        site, issue = self.site, self.issue
+        words = words_for(lang)
+        summaries = matching(issue.summaries, tags)
+        shown = summaries[: self.max_items]
+        more = len(summaries) - len(shown)
+        key = segment_key(tags, lang)
+        web_path = f"newsletter/{issue.id}/{key}.html"
+        web_url = site.url(web_path)
+        if len(tags) == 1:
+            heading = words["tag_heading"].format(tag=self._tag_name(tags[0], summaries))
+        else:
+            heading = words["new_papers"]
+        day = long_date(lang, issue.window_end.date())
+        subject = words[f"subject_{issue.frequency}"].format(
+            site=site.title,
+            count=len(summaries),
+            new_papers=papers_word(lang, len(summaries), new=True),
+            date=day,
+        )
+        preheader = " · ".join(summary.title for summary in shown[:3])
+        context: dict[str, Any] = {
+            "site": site,
+            "words": words,
+            "lang": lang,
+            "subject": subject,
+            "preheader": preheader,
+            "heading": heading,
+            "items": shown,
+            "more": more,
+            "more_line": words["more"].format(count=more, papers=papers_word(lang, more)),
+            "web_url": web_url,
+            "footer": _FOOTER_MARK,
+        }
+        mjml_source = self._environment.get_template("newsletter/issue.mjml.j2").render(context)
+        try:
+            compiled = mjml2html(mjml_source, disable_comments=True)
+        except ValueError as error:
+            raise NewsletterError(f"the newsletter template does not compile as MJML: {error}") from error
+        text = self._environment.get_template("newsletter/issue.txt.j2").render(
+            context, texts=[html_to_text(summary.summary_html) for summary in shown]
+        )
+        footer = self._environment.get_template("newsletter/footer.html.j2")
+        footer_text = self._environment.get_template("newsletter/footer.txt.j2")
+        personal = {
+            "personal": True,
+            "words": words,
+            "email": EMAIL_MARK,
+            "unsubscribe_url": UNSUBSCRIBE_MARK,
+            "preferences_url": PREFERENCES_MARK,
+        }
+        public = {"personal": False, "words": words, "subscribe_url": site.page_url(ALL_FEED) + "#subscribe"}
+        html_head, html_tail = _split(compiled, _FOOTER_MARK)
+        text_head, text_tail = _split(text, _FOOTER_MARK)
+        return Segment(
+            key=key,
+            tags=tags,
+            lang=lang,
+            summaries=tuple(summaries),
+            shown=len(shown),
+            subject=subject,
+            preheader=preheader,
+            web_path=web_path,
+            web_url=web_url,
+            html_head=html_head,
+            html_tail=html_tail,
+            footer_html=footer.render(personal).strip(),
+            text_head=text_head,
+            text_tail=text_tail,
+            footer_text=footer_text.render(personal).strip(),
+            web_copy=html_head + footer.render(public).strip() + html_tail,
+        )
+
+    @staticmethod
+    def _tag_name(slug: str, summaries: list[Summary]) -> str:
+        for summary in summaries:
+            for name, tag_slug in zip(summary.tags, summary.tag_slugs, strict=True):
+                if tag_slug == slug:
+                    return name
+        return slug
+
+
+def web_copy(segment: Segment) -> Output:
+    """The segment as sent, minus anything personal, for the "view in browser" link."""
+    return Output(segment.web_path, segment.web_copy.encode(), HTML_TYPE)
+
+
+def _split(document: str, marker: str) -> tuple[str, str]:
+    head, found, tail = document.partition(marker)
+    if not found:
+        raise NewsletterError(f"the newsletter template lost its footer marker {marker}")
+    return head, tail

@@ -1,0 +1,128 @@
+"""The newsletter use case, shared by ``digestpub newsletter`` and the cloud functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from digestpub.model import Frequency, Subscriber
+from digestpub.newsletter.issues import Issue, prepare_issue
+from digestpub.newsletter.message import MessageFactory, personal_html
+from digestpub.newsletter.render import IssueRenderer, Segment, web_copy
+from digestpub.newsletter.send import Progress, Sender, SendOptions, SendReport
+from digestpub.ports import Ledger, Mailer, ObjectStore, SubscriberStore
+from digestpub.site import Site
+
+
+@dataclass(frozen=True)
+class NewsletterContext:
+    """Everything an issue run talks to, built from settings by the entry point."""
+
+    site: Site
+    state: ObjectStore
+    dest: ObjectStore
+    subscribers: SubscriberStore
+    ledger: Ledger
+    mailer: Mailer
+    token_key: bytes
+    from_address: str
+    reply_to: str | None = None
+    max_items: int = 30
+    page_cache_control: str = "public, max-age=300"
+
+
+def build_issue(
+    context: NewsletterContext,
+    frequency: Frequency,
+    on: date,
+    *,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> tuple[Issue, IssueRenderer, MessageFactory]:
+    now = now or datetime.now(UTC)
+    issue = prepare_issue(context.state, frequency, on, now, save=not dry_run)
+
+    def publish(segment: Segment) -> None:
+        if not dry_run:
+            output = web_copy(segment)
+            context.dest.put(
+                output.path,
+                output.body,
+                content_type=output.content_type,
+                cache_control=context.page_cache_control,
+            )
+
+    renderer = IssueRenderer(context.site, issue, context.max_items, on_segment=publish)
+    factory = MessageFactory(
+        context.site, issue.id, context.from_address, context.token_key, reply_to=context.reply_to, now=now
+    )
+    return issue, renderer, factory
+
+
+def send_newsletter(
+    context: NewsletterContext,
+    frequency: Frequency,
+    on: date,
+    options: SendOptions,
+    *,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+) -> SendReport:
+    """Build (or read back) the issue and send it to every confirmed subscriber of ``frequency``."""
+    _issue, renderer, factory = build_issue(context, frequency, on, dry_run=options.dry_run, now=now)
+
+    def suppress(subscriber: Subscriber, reason: str) -> None:
+        # A permanent refusal is a hard bounce: later issues skip the address.
+        context.subscribers.save(subscriber.model_copy(update={"status": "bounced", "updated_at": datetime.now(UTC)}))
+
+    sender = Sender(renderer, factory, context.ledger, context.mailer, options, on_rejected=suppress, progress=progress)
+    return sender.run(context.subscribers.iter_confirmed(frequency))
+
+
+def send_test_copy(
+    context: NewsletterContext,
+    frequency: Frequency,
+    on: date,
+    recipient: str,
+    tags: tuple[str, ...],
+    lang: str,
+    *,
+    now: datetime | None = None,
+) -> str:
+    """One copy of the issue as a subscriber with ``tags`` would get it, to ``recipient``.
+
+    Not recorded in the ledger, and the issue is not saved: a test copy changes nothing.
+    """
+    _issue, renderer, factory = build_issue(context, frequency, on, dry_run=True, now=now)
+    moment = now or datetime.now(UTC)
+    reader = Subscriber(
+        id="test-copy",
+        email=recipient,
+        tags=tags,
+        frequency=frequency,
+        lang=lang,  # type: ignore[arg-type]
+        status="confirmed",
+        created_at=moment,
+        updated_at=moment,
+    )
+    message_id, message = factory.build(renderer.segment(tags, lang), reader)
+    context.mailer.send(factory.envelope_sender, recipient, message)
+    return message_id
+
+
+def preview_html(context: NewsletterContext, frequency: Frequency, on: date, tags: tuple[str, ...], lang: str) -> str:
+    """The HTML part that a subscriber with ``tags`` would get for the issue of ``on``."""
+    _issue, renderer, factory = build_issue(context, frequency, on, dry_run=True)
+    segment = renderer.segment(tags, lang)
+    moment = datetime.now(UTC)
+    reader = Subscriber(
+        id="preview",
+        email="reader@example.com",
+        tags=tags,
+        frequency=frequency,
+        lang=lang,  # type: ignore[arg-type]
+        status="confirmed",
+        created_at=moment,
+        updated_at=moment,
+    )
+    return personal_html(segment, factory.personal(reader))
