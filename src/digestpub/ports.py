@@ -117,3 +117,11 @@ class Ledger(Protocol):
     def counts(self, issue_id: str) -> dict[str, int]:
         """Rows of an issue by state."""
         ...
+
+
+class Queue(Protocol):
+    """A work queue (SQS in the cloud): messages are JSON objects."""
+
+    def send_all(self, messages: Iterator[dict[str, object]]) -> int:
+        """Enqueue every message; returns how many were sent."""
+        ...

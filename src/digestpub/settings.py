@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     token_key: SecretStr | None = None
     max_items: int = Field(30, ge=1, le=500)
     send_rate: float = Field(10.0, gt=0)
+    """Emails per second across every sender at once (in the cloud: all send_batch workers)."""
+    send_concurrency: int = Field(1, ge=1)
+    """How many senders run at once; each paces itself at send_rate / send_concurrency."""
+    send_queue_url: str = ""
+    """The SQS queue that plan_newsletter fills and send_batch drains (cloud only)."""
 
     lookback_days: int = Field(2, ge=0, le=366)
     """Days before the newest day seen that an incremental run lists again."""

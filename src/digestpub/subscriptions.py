@@ -7,6 +7,7 @@ and a forged or altered token changes nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from email.utils import format_datetime, make_msgid
 from digestpub.model import Subscriber
 from digestpub.ports import Mailer, SubscriberStore
 from digestpub.site import Site
-from digestpub.subscribers import AddressTaken, new_subscriber, normalise_email, normalise_tags
+from digestpub.subscribers import AddressTaken, InvalidSubscriber, new_subscriber, normalise_email, normalise_tags
 from digestpub.templates import environment
 from digestpub.tokens import InvalidToken, make_token, verify_token
 from digestpub.words import words_for
@@ -128,9 +129,15 @@ class Subscriptions:
         checked = new_subscriber(subscriber.email, tags, frequency, lang)
         return self._set(subscriber, tags=normalise_tags(tags), frequency=checked.frequency, lang=checked.lang)
 
+    def _find(self, email: str) -> Subscriber | None:
+        try:
+            return self.store.find(normalise_email(email))
+        except InvalidSubscriber:
+            return None
+
     def bounced(self, email: str, *, permanent: bool) -> Subscriber | None:
         """A bounce report: a hard bounce suppresses at once, soft bounces are counted."""
-        subscriber = self.store.find(normalise_email(email))
+        subscriber = self._find(email)
         if subscriber is None:
             return None
         if permanent:
@@ -140,7 +147,35 @@ class Subscriptions:
         return self._set(subscriber, soft_bounces=count, status=status)
 
     def complained(self, email: str) -> Subscriber | None:
-        subscriber = self.store.find(normalise_email(email))
+        subscriber = self._find(email)
         if subscriber is None:
             return None
         return self._set(subscriber, status="complained")
+
+
+def apply_ses_notification(subscriptions: Subscriptions, message: str) -> dict[str, int]:
+    """Apply one SES event (configuration-set event or identity notification, as JSON).
+
+    Returns counts by outcome, for metrics: ``HardBounces``, ``SoftBounces``, ``Complaints``.
+    """
+    try:
+        event = json.loads(message)
+    except ValueError:
+        log.warning("SES notification is not JSON; ignored")
+        return {}
+    kind = event.get("eventType") or event.get("notificationType") or ""
+    counts: dict[str, int] = {}
+    if kind == "Bounce":
+        bounce = event.get("bounce") or {}
+        permanent = bounce.get("bounceType") == "Permanent"
+        for recipient in bounce.get("bouncedRecipients") or []:
+            if subscriptions.bounced(str(recipient.get("emailAddress", "")), permanent=permanent):
+                name = "HardBounces" if permanent else "SoftBounces"
+                counts[name] = counts.get(name, 0) + 1
+    elif kind == "Complaint":
+        for recipient in (event.get("complaint") or {}).get("complainedRecipients") or []:
+            if subscriptions.complained(str(recipient.get("emailAddress", ""))):
+                counts["Complaints"] = counts.get("Complaints", 0) + 1
+    else:
+        log.info("SES event %r needs no action", kind)
+    return counts

@@ -32,31 +32,36 @@ class NewsletterContext:
 
 
 def build_issue(
-    context: NewsletterContext,
-    frequency: Frequency,
-    on: date,
-    *,
-    dry_run: bool = False,
-    now: datetime | None = None,
+    context: NewsletterContext, frequency: Frequency, on: date, *, dry_run: bool = False, now: datetime | None = None
 ) -> tuple[Issue, IssueRenderer, MessageFactory]:
+    """The issue for ``on`` (built, or read back if it exists) and what renders its emails."""
     now = now or datetime.now(UTC)
     issue = prepare_issue(context.state, frequency, on, now, save=not dry_run)
+    return (issue, *issue_tools(context, issue, dry_run=dry_run, now=now))
+
+
+def issue_tools(
+    context: NewsletterContext, issue: Issue, *, dry_run: bool = False, now: datetime | None = None
+) -> tuple[IssueRenderer, MessageFactory]:
+    """A renderer that publishes each segment's web copy (unless a dry run), and a message factory."""
 
     def publish(segment: Segment) -> None:
         if not dry_run:
             output = web_copy(segment)
             context.dest.put(
-                output.path,
-                output.body,
-                content_type=output.content_type,
-                cache_control=context.page_cache_control,
+                output.path, output.body, content_type=output.content_type, cache_control=context.page_cache_control
             )
 
     renderer = IssueRenderer(context.site, issue, context.max_items, on_segment=publish)
     factory = MessageFactory(
-        context.site, issue.id, context.from_address, context.token_key, reply_to=context.reply_to, now=now
+        context.site,
+        issue.id,
+        context.from_address,
+        context.token_key,
+        reply_to=context.reply_to,
+        now=now or datetime.now(UTC),
     )
-    return issue, renderer, factory
+    return renderer, factory
 
 
 def send_newsletter(

@@ -1,0 +1,20 @@
+"""Subscription endpoints (HTTP API v2 or a Function URL): the routes of ``digestpub.web``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from digestpub import cloud
+from digestpub.web import build_app
+
+logger = Logger()
+app = build_app(cloud.subscriptions, cloud.settings().site())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,78 @@
+"""Wiring for the cloud functions: settings from the environment, secrets from SSM.
+
+The handlers in ``functions/`` stay a few lines each: they parse the event and
+call what is built here. Everything is created once per warm container.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from functools import cache
+
+from digestpub.adapters import open_ledger, open_mailer, open_store
+from digestpub.adapters.subscribers_factory import open_subscribers
+from digestpub.newsletter.run import NewsletterContext
+from digestpub.publish import PublishOptions
+from digestpub.settings import Settings
+from digestpub.subscriptions import Subscriptions
+from digestpub.tokens import key_from_setting
+
+TOKEN_KEY_PARAMETER = "DIGESTPUB_TOKEN_KEY_PARAMETER"  # noqa: S105 - a variable name, not a secret
+
+
+@cache
+def settings() -> Settings:
+    return Settings.load()
+
+
+@cache
+def token_key() -> bytes:
+    """The link-token key: an SSM SecureString named by the environment, else the setting."""
+    name = os.environ.get(TOKEN_KEY_PARAMETER)
+    configured = settings().token_key
+    secret = configured.get_secret_value() if configured is not None else None
+    if name:
+        from aws_lambda_powertools.utilities import parameters
+
+        secret = str(parameters.get_parameter(name, decrypt=True, max_age=300))
+    return key_from_setting(secret, open_store(settings().state))
+
+
+def publish_options() -> PublishOptions:
+    current = settings()
+    return PublishOptions(
+        lookback_days=current.lookback_days,
+        full_scan_every=timedelta(hours=current.full_scan_hours),
+        lock_ttl=timedelta(seconds=current.lock_ttl),
+        lock_wait=timedelta(seconds=current.lock_timeout),
+        max_summary_bytes=current.max_summary_bytes,
+        feed_cache_control=current.feed_cache_control,
+        page_cache_control=current.page_cache_control,
+        workers=1,  # Lambda has no /dev/shm for worker processes
+    )
+
+
+@cache
+def newsletter() -> NewsletterContext:
+    current = settings()
+    state = open_store(current.state)
+    return NewsletterContext(
+        site=current.site(),
+        state=state,
+        dest=open_store(current.dest),
+        subscribers=open_subscribers(current.subscribers),
+        ledger=open_ledger(current.subscribers),
+        mailer=open_mailer(current.mailer),
+        token_key=token_key(),
+        from_address=current.from_address,
+        reply_to=current.reply_to,
+        max_items=current.max_items,
+        page_cache_control=current.page_cache_control,
+    )
+
+
+@cache
+def subscriptions() -> Subscriptions:
+    context = newsletter()
+    return Subscriptions(context.site, context.subscribers, context.mailer, context.token_key, settings().from_address)
