@@ -273,7 +273,10 @@ def newsletter_command(
                     task.append(bar.add_task(stage, total=total or None))
                 bar.update(task[0], completed=done)
 
-            report = send_newsletter(newsletter, chosen, day, options, progress=progress)
+            try:
+                report = send_newsletter(newsletter, chosen, day, options, progress=progress)
+            finally:
+                newsletter.mailer.close()
     except DigestpubError as error:
         _fail(error)
     typer.echo(report.summary_line())

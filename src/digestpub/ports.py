@@ -118,6 +118,10 @@ class Ledger(Protocol):
         """Rows of an issue by state."""
         ...
 
+    def flush(self) -> None:
+        """Make every recorded outcome durable (an adapter may batch confirmations)."""
+        ...
+
 
 class Queue(Protocol):
     """A work queue (SQS in the cloud): messages are JSON objects."""

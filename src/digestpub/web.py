@@ -6,10 +6,12 @@ local request into the same API Gateway v2 event, so both answer alike.
 
 from __future__ import annotations
 
+import email.policy
 import hashlib
 import hmac
 import logging
 from collections.abc import Callable
+from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -27,7 +29,6 @@ from digestpub.words import words_for
 log = logging.getLogger("digestpub.web")
 
 HTML = "text/html; charset=utf-8"
-ONE_CLICK = "List-Unsubscribe=One-Click"
 ROUTES = ("/subscribe", "/confirm", "/unsubscribe", "/preferences")
 
 
@@ -57,6 +58,8 @@ def build_app(subscriptions: Callable[[], Subscriptions], site: Site) -> APIGate
         event = app.current_event
         body = event.decoded_body or ""
         content_type = (event.headers or {}).get("content-type", "")
+        if content_type.lower().startswith("multipart/form-data"):
+            return _multipart_fields(content_type, body)
         if "json" in content_type:
             import json
 
@@ -112,8 +115,8 @@ def build_app(subscriptions: Callable[[], Subscriptions], site: Site) -> APIGate
 
     @app.post("/unsubscribe")
     def unsubscribe() -> Response[str]:
-        body = (app.current_event.decoded_body or "").strip()
-        one_click = body == ONE_CLICK
+        # RFC 8058 one-click: List-Unsubscribe=One-Click, url-encoded or multipart.
+        one_click = form().get("List-Unsubscribe") == "One-Click"
         try:
             subscriber = use().peek(token(), "unsubscribe")
             if not one_click and form().get("form") != form_token(use().token_key, token()):
@@ -169,6 +172,22 @@ def build_app(subscriptions: Callable[[], Subscriptions], site: Site) -> APIGate
         return page(503, site.lang, message=words_for(site.lang)["bad_request"].format(reason="try again later"))
 
     return app
+
+
+def _multipart_fields(content_type: str, body: str) -> dict[str, str]:
+    """The plain fields of a multipart/form-data body (no files are expected here)."""
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body.encode("utf-8", "surrogateescape")
+    )
+    fields: dict[str, str] = {}
+    if message.is_multipart():
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if isinstance(name, str):
+                payload = part.get_payload(decode=True)
+                if isinstance(payload, bytes):
+                    fields[name] = payload.decode("utf-8", "replace").strip()
+    return fields
 
 
 def _origin(url: str) -> str:

@@ -39,11 +39,30 @@ class SqliteLedger:
         except sqlite3.Error as error:
             raise StorageError(f"cannot open the send ledger {self.path}: {error}") from error
         self._lock = threading.Lock()
+        self._deferred = False
 
-    def _execute(self, sql: str, parameters: tuple[object, ...]) -> sqlite3.Cursor:
+    def _execute(self, sql: str, parameters: tuple[object, ...], *, defer: bool = False) -> sqlite3.Cursor:
+        """Run one statement; commits at once unless ``defer`` (see ``confirm``)."""
         try:
             with self._lock:
-                return self._connection.execute(sql, parameters)
+                if defer and not self._deferred:
+                    self._connection.execute("BEGIN IMMEDIATE")
+                    self._deferred = True
+                cursor = self._connection.execute(sql, parameters)
+                if self._deferred and not defer:
+                    self._connection.execute("COMMIT")
+                    self._deferred = False
+                return cursor
+        except sqlite3.Error as error:
+            raise StorageError(f"send ledger {self.path}: {error}") from error
+
+    def flush(self) -> None:
+        """Commit a deferred confirmation."""
+        try:
+            with self._lock:
+                if self._deferred:
+                    self._connection.execute("COMMIT")
+                    self._deferred = False
         except sqlite3.Error as error:
             raise StorageError(f"send ledger {self.path}: {error}") from error
 
@@ -56,9 +75,13 @@ class SqliteLedger:
         return cursor.rowcount == 1
 
     def confirm(self, issue_id: str, subscriber_id: str, message_id: str) -> None:
+        # Committed with the next claim (or flush): one commit per email instead of
+        # two. No transaction is open while a message is sent, and a crash still
+        # leaves at most the one message in flight as "unknown".
         self._execute(
             "UPDATE ledger SET state = 'sent', message_id = ? WHERE issue_id = ? AND subscriber_id = ?",
             (message_id, issue_id, subscriber_id),
+            defer=True,
         )
 
     def reject(self, issue_id: str, subscriber_id: str, reason: str) -> None:
@@ -96,4 +119,5 @@ class SqliteLedger:
         return dict(rows)
 
     def close(self) -> None:
+        self.flush()
         self._connection.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,21 +16,30 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 class OutboxMailer:
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
+        self._ready = False
 
     def send(self, sender: str, recipient: str, message: bytes) -> str:
+        # Named by time, recipient and a random part (several runs may share the
+        # folder); written under a temporary name and renamed, so a reader never
+        # sees half a message.
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        name = _UNSAFE.sub("_", recipient)[:80]
+        name = f"{stamp}-{_UNSAFE.sub('_', recipient)[:80]}-{uuid.uuid4().hex[:12]}.eml"
+        # Plain strings and os calls: pathlib costs more than the write itself here.
+        folder = os.fspath(self.folder)
+        temporary = f"{folder}/.{name}.tmp"
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            # Written under a temporary name and renamed, so a reader never sees half a message.
-            descriptor, temporary = tempfile.mkstemp(dir=self.folder, prefix=f"{stamp}-{name}-", suffix=".tmp")
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(message)
-            final = Path(temporary).with_suffix(".eml")
-            Path(temporary).replace(final)
+            if not self._ready:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                self._ready = True
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.write(descriptor, message)
+            finally:
+                os.close(descriptor)
+            os.rename(temporary, f"{folder}/{name}")  # noqa: PTH104
         except OSError as error:
             raise MailTransient(f"cannot write to the outbox {self.folder}: {error}") from error
-        return final.name
+        return name
 
     def close(self) -> None:
         return None

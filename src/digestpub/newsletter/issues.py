@@ -12,16 +12,21 @@ from datetime import UTC, date, datetime, timedelta
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from digestpub.catalog import StateLock
 from digestpub.errors import NewsletterError, PreconditionFailed, StorageError
 from digestpub.model import Frequency, Summary
 from digestpub.ports import ObjectStore
 
 PERIODS: dict[str, timedelta] = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
+_LOCK_TTL = timedelta(minutes=5)
+_LOCK_WAIT = timedelta(minutes=5)
 
 
 class Issue(BaseModel):
     id: str
     frequency: Frequency
+    issue_date: date | None = None
+    """The day the issue is for (``--date``), shown in its subject."""
     window_start: datetime
     window_end: datetime
     created_at: datetime
@@ -67,7 +72,29 @@ def prepare_issue(
     existing = load_issue(state, identifier)
     if existing is not None:
         return existing
-    now = now or datetime.now(UTC)
+    if not save:
+        return _new_issue(state, frequency, on, identifier, now or datetime.now(UTC))
+    # Under the publish lock: a publish run that is saving its log finishes first,
+    # so nothing it logged falls between this issue's window and the next one's.
+    with StateLock(state, ttl=_LOCK_TTL, wait=_LOCK_WAIT):
+        existing = load_issue(state, identifier)
+        if existing is not None:
+            return existing
+        issue = _new_issue(state, frequency, on, identifier, now or datetime.now(UTC))
+        try:
+            state.put(_issue_key(identifier), issue.model_dump_json().encode(), if_none_match=True)
+        except PreconditionFailed:
+            # Another run built it first: everyone sends that one.
+            winner = load_issue(state, identifier)
+            if winner is None:
+                raise
+            return winner
+        marker = {"id": identifier, "window_end": issue.window_end.isoformat()}
+        state.put(_last_key(frequency), orjson.dumps(marker), content_type="application/json")
+        return issue
+
+
+def _new_issue(state: ObjectStore, frequency: Frequency, on: date, identifier: str, now: datetime) -> Issue:
     last_found = state.read(_last_key(frequency))
     last = orjson.loads(last_found[0]) if last_found else None
     if last is not None and last["id"] > identifier:
@@ -76,27 +103,15 @@ def prepare_issue(
             "issues go forward only (a later issue holds everything since the last one)"
         )
     start = datetime.fromisoformat(last["window_end"]) if last else now - PERIODS[frequency]
-    issue = Issue(
+    return Issue(
         id=identifier,
         frequency=frequency,
+        issue_date=on,
         window_start=start,
         window_end=now,
         created_at=now,
         summaries=published_between(state, start, now),
     )
-    if not save:
-        return issue
-    try:
-        state.put(_issue_key(identifier), issue.model_dump_json().encode(), if_none_match=True)
-    except PreconditionFailed:
-        # Another run built it first: everyone sends that one.
-        winner = load_issue(state, identifier)
-        if winner is None:
-            raise
-        return winner
-    marker = {"id": identifier, "window_end": now.isoformat()}
-    state.put(_last_key(frequency), orjson.dumps(marker), content_type="application/json")
-    return issue
 
 
 def published_between(state: ObjectStore, start: datetime, end: datetime) -> list[Summary]:

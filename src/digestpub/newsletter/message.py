@@ -82,9 +82,10 @@ class Personal:
 class _EncodedSegment:
     def __init__(self, segment: Segment, boundary: str) -> None:
         self.segment = segment
-        self.text_head = _pad(segment.text_head.encode())
+        # Only the HTML head is padded (HTML ignores the spaces); the short text
+        # part is encoded whole per recipient, so it carries no padding.
+        self.text_head = segment.text_head.encode()
         self.html_head = _pad(segment.html_head.encode())
-        self.text_head_b64 = _base64_lines(self.text_head)
         self.html_head_b64 = _base64_lines(self.html_head)
         self.text_tail = segment.text_tail.encode()
         self.html_tail = segment.html_tail.encode()
@@ -136,7 +137,9 @@ class MessageFactory:
             encoded = self._encoded[segment.key] = _EncodedSegment(segment, boundary)
         personal = self.personal(subscriber)
         message_id = f"<{self.issue_id}.{subscriber.id}.{uuid.uuid4().hex[:12]}@{self.domain}>"
-        text_rest = _personalise(segment.footer_text, personal, escape=False).encode() + encoded.text_tail
+        text = (
+            encoded.text_head + _personalise(segment.footer_text, personal, escape=False).encode() + encoded.text_tail
+        )
         html_rest = _personalise(segment.footer_html, personal, escape=True).encode() + encoded.html_tail
         headers = [
             f"From: {self.from_header}",
@@ -161,8 +164,7 @@ class MessageFactory:
             b'Content-Type: text/plain; charset="utf-8"',
             b"Content-Transfer-Encoding: base64",
             b"",
-            encoded.text_head_b64,
-            _base64_lines(text_rest),
+            _base64_lines(text),
             delimiter,
             b'Content-Type: text/html; charset="utf-8"',
             b"Content-Transfer-Encoding: base64",

@@ -125,7 +125,7 @@ class IssueRenderer:
             heading = words["tag_heading"].format(tag=self._tag_name(tags[0], summaries))
         else:
             heading = words["new_papers"]
-        day = long_date(lang, issue.window_end.date())
+        day = long_date(lang, issue.issue_date or issue.window_end.date())
         subject = words[f"subject_{issue.frequency}"].format(
             site=site.title,
             count=len(summaries),
@@ -146,11 +146,9 @@ class IssueRenderer:
             "web_url": web_url,
             "footer": _FOOTER_MARK,
         }
-        mjml_source = self._environment.get_template("newsletter/issue.mjml.j2").render(context)
-        try:
-            compiled = mjml2html(mjml_source, disable_comments=True)
-        except ValueError as error:
-            raise NewsletterError(f"the newsletter template does not compile as MJML: {error}") from error
+        compiled = self._compile(context)
+        # The web copy is where "and N more" leads: it holds every paper of the segment.
+        everything = compiled if not more else self._compile({**context, "items": summaries, "more": 0})
         text = self._environment.get_template("newsletter/issue.txt.j2").render(
             context, texts=[html_to_text(summary.summary_html) for summary in shown]
         )
@@ -182,8 +180,15 @@ class IssueRenderer:
             text_head=text_head,
             text_tail=text_tail,
             footer_text=footer_text.render(personal).strip(),
-            web_copy=html_head + footer.render(public).strip() + html_tail,
+            web_copy=everything.replace(_FOOTER_MARK, footer.render(public).strip()),
         )
+
+    def _compile(self, context: dict[str, Any]) -> str:
+        source = self._environment.get_template("newsletter/issue.mjml.j2").render(context)
+        try:
+            return str(mjml2html(source, disable_comments=True))
+        except ValueError as error:
+            raise NewsletterError(f"the newsletter template does not compile as MJML: {error}") from error
 
     @staticmethod
     def _tag_name(slug: str, summaries: list[Summary]) -> str:

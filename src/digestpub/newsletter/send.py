@@ -39,8 +39,8 @@ class SendOptions:
     backoff_cap: float = 30.0
     dry_run: bool = False
     resend_unknown: bool = False
-    unknown_after: timedelta = timedelta(minutes=15)
-    """A claim older than this, by another run, counts as unknown."""
+    unknown_after: timedelta = timedelta(0)
+    """With ``resend_unknown``: resend only claims older than this (0: every one found)."""
 
 
 class SendReport(BaseModel):
@@ -118,12 +118,18 @@ class Sender:
 
     def run(self, subscribers: Iterable[Subscriber], total: int = 0) -> SendReport:
         started = time.perf_counter()
-        cutoff = datetime.now(UTC) - self.options.unknown_after
-        unknown = set(self.ledger.unknown(self.issue.id, self.run_id, cutoff))
-        for done, subscriber in enumerate(subscribers, start=1):
-            self._one(subscriber, unknown)
-            if self.progress is not None and (done % 100 == 0 or done == total):
-                self.progress("sending", done, total)
+        # Every claim another run left unconfirmed is reported; only those older than
+        # unknown_after are resent with resend_unknown, so a live run is not doubled.
+        started_at = datetime.now(UTC)
+        unknown = set(self.ledger.unknown(self.issue.id, self.run_id, started_at))
+        resendable = set(self.ledger.unknown(self.issue.id, self.run_id, started_at - self.options.unknown_after))
+        try:
+            for done, subscriber in enumerate(subscribers, start=1):
+                self._one(subscriber, unknown, resendable)
+                if self.progress is not None and (done % 100 == 0 or done == total):
+                    self.progress("sending", done, total)
+        finally:
+            self.ledger.flush()
         self.report.unknown = sorted(unknown)
         self.report.segments = len(self.renderer.segments())
         self.report.seconds = round(time.perf_counter() - started, 3)
@@ -136,7 +142,7 @@ class Sender:
             )
         return self.report
 
-    def _one(self, subscriber: Subscriber, unknown: set[str]) -> None:
+    def _one(self, subscriber: Subscriber, unknown: set[str], resendable: set[str]) -> None:
         segment = self.renderer.segment(subscriber.tags, subscriber.lang)
         if segment.empty:
             self.report.nothing_to_read += 1
@@ -148,7 +154,7 @@ class Sender:
         if not self.ledger.claim(self.issue.id, subscriber.id, self.run_id):
             if not (
                 self.options.resend_unknown
-                and subscriber.id in unknown
+                and subscriber.id in resendable
                 and self.ledger.reclaim(self.issue.id, subscriber.id, self.run_id)
             ):
                 if subscriber.id not in unknown:

@@ -1,0 +1,251 @@
+"""A reader's whole subscription, in a real browser against ``digestpub serve``.
+
+The examples are published into a temporary folder; ``digestpub serve`` (a
+subprocess) serves it and the subscription endpoints on one port, with
+subscribers in SQLite and mail in an outbox folder. Headless Debian Chromium,
+driven by Playwright, subscribes from a tag page, follows the confirmation
+email's link, changes its preferences from the newsletter's link and
+unsubscribes from its unsubscribe link. Every page is checked at 375 px: no
+script, no horizontal overflow.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from digestpub.adapters.folder import FolderStore
+from digestpub.adapters.sqlite import SqliteSubscriberStore
+from digestpub.model import Subscriber
+from digestpub.publish import PublishOptions, publish
+from digestpub.settings import Settings
+from tests.cloud_support import parse_message
+from tests.conftest import EXAMPLES
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+READER = "reader@example.com"
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="the Python playwright package is not installed")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"Debian chromium not found at {CHROMIUM}"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Local:
+    """A published digest, ``digestpub serve`` running over it, and where its mail goes."""
+
+    base_url: str
+    env: dict[str, str]
+    root: Path
+    outbox: Path
+    database: Path
+
+    def digestpub(self, *arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "digestpub", *arguments],
+            env=self.env,
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def mail(self) -> list[EmailMessage]:
+        if not self.outbox.is_dir():
+            return []
+        return [parse_message(path.read_bytes()) for path in sorted(self.outbox.glob("*.eml"))]
+
+    def subscriber(self) -> Subscriber:
+        found = SqliteSubscriberStore(self.database).find(READER)
+        assert found is not None, f"{READER} is not in {self.database}"
+        return found
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> Iterator[Local]:
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}/"
+    dest, state = tmp_path / "public", tmp_path / "state"
+    outbox, database = tmp_path / "outbox", tmp_path / "s.db"
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("DIGESTPUB_", "AWS_"))}
+    env.update(
+        {
+            "DIGESTPUB_SOURCE": str(EXAMPLES),
+            "DIGESTPUB_DEST": str(dest),
+            "DIGESTPUB_STATE": str(state),
+            "DIGESTPUB_SUBSCRIBERS": f"sqlite:///{database}",
+            "DIGESTPUB_MAILER": f"outbox:{outbox}",
+            "DIGESTPUB_BASE_URL": base_url,
+            "PYTHONUNBUFFERED": "1",
+            "COLUMNS": "200",
+        }
+    )
+    settings = Settings.load(source=str(EXAMPLES), dest=str(dest), state=str(state), base_url=base_url)
+    report = publish(
+        FolderStore(EXAMPLES), FolderStore(dest), FolderStore(state), settings.site(), PublishOptions(workers=1)
+    )
+    assert report.summaries_new > 0 and (dest / "tags" / "mllm" / "index.html").is_file()
+
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "digestpub", "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"digestpub serve exited with {server.returncode}: {(tmp_path / 'serve.log').read_text()}")
+            try:
+                if requests.get(base_url, timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"digestpub serve did not answer on {base_url}")
+            time.sleep(0.1)
+        yield Local(base_url=base_url, env=env, root=tmp_path, outbox=outbox, database=database)
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+def phone(tmp_path: Path) -> Iterator[Any]:
+    """A 375 px wide page in headless Chromium."""
+    home = tmp_path / "chromium-home"
+    home.mkdir()
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+        )
+        try:
+            context = browser.new_context(viewport={"width": 375, "height": 800})
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def _check_page(page: Any) -> None:
+    """No script, no horizontal overflow at the phone's width."""
+    assert page.locator("script").count() == 0, page.url
+    scroll_width, inner_width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert scroll_width <= inner_width, f"{page.url}: {scroll_width} px of content in a {inner_width} px window"
+
+
+def _link(text: str, base_url: str, route: str) -> str:
+    found = re.findall(re.escape(base_url) + route + r"\?token=[A-Za-z0-9_-]+", text)
+    assert len(set(found)) == 1, f"no single {route} link in:\n{text}"
+    return str(found[0])
+
+
+def _text(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None, "the message has no text part"
+    return str(part.get_content())
+
+
+def test_subscribe_confirm_change_preferences_and_unsubscribe(local: Local, phone: Any) -> None:
+    # A tag's page has the subscribe form.
+    response = phone.goto(local.base_url + "tags/mllm/")
+    assert response is not None and response.status == 200
+    assert phone.locator("h1").first.inner_text() == 'Подборка статей по тегу "mllm"'
+    _check_page(phone)
+    form = phone.locator("form.subscribe")
+    assert form.count() == 1
+    form.locator("input[name=email]").fill(READER)
+    with phone.expect_navigation():
+        form.locator("button[type=submit]").click()
+    assert phone.url == local.base_url + "subscribe"
+    assert "Почти готово" in phone.locator("h1").inner_text()
+    _check_page(phone)
+
+    subscriber = local.subscriber()
+    assert (subscriber.status, subscriber.tags, subscriber.frequency) == ("pending", ("mllm",), "daily")
+
+    # The confirmation email's link confirms.
+    [confirmation] = local.mail()
+    assert confirmation["To"].addresses[0].addr_spec == READER
+    confirm_url = _link(_text(confirmation), local.base_url, "confirm")
+    response = phone.goto(confirm_url)
+    assert response is not None and response.status == 200
+    assert "Подписка подтверждена" in phone.locator("h1").inner_text()
+    _check_page(phone)
+    assert local.subscriber().status == "confirmed"
+
+    # The daily issue goes to the new subscriber.
+    run = local.digestpub("newsletter", "--frequency", "daily")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 sent" in run.stdout, run.stdout
+    issues = [message for message in local.mail() if message["X-Digestpub-Issue"]]
+    assert len(issues) == 1
+    [issue] = issues
+    assert issue["To"].addresses[0].addr_spec == READER
+    text = _text(issue)
+    preferences_url = _link(text, local.base_url, "preferences")
+    unsubscribe_url = _link(text, local.base_url, "unsubscribe")
+    assert str(issue["List-Unsubscribe"]) == f"<{unsubscribe_url}>"
+
+    # Preferences: other tags, weekly.
+    response = phone.goto(preferences_url)
+    assert response is not None and response.status == 200
+    _check_page(phone)
+    assert phone.locator("#tags").input_value() == "mllm"
+    phone.locator("#tags").fill("vqa moe")
+    phone.locator("#frequency").select_option("weekly")
+    with phone.expect_navigation():
+        phone.locator("form.subscribe button[type=submit]").click()
+    assert "Настройки сохранены" in phone.locator("h1").inner_text()
+    _check_page(phone)
+    subscriber = local.subscriber()
+    assert (subscriber.tags, subscriber.frequency, subscriber.status) == (("moe", "vqa"), "weekly", "confirmed")
+    listed = local.digestpub("subscribers", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert re.search(r"reader@example\.com\s*│\s*moe vqa\s*│\s*weekly", listed.stdout), listed.stdout
+
+    # Unsubscribe: the link shows a page with a button; only the button unsubscribes.
+    response = phone.goto(unsubscribe_url)
+    assert response is not None and response.status == 200
+    _check_page(phone)
+    assert READER in phone.locator("main").inner_text()
+    assert local.subscriber().status == "confirmed", "opening the link changes nothing"
+    with phone.expect_navigation():
+        phone.locator("form.subscribe button[type=submit]").click()
+    assert "Вы отписались" in phone.locator("h1").inner_text()
+    _check_page(phone)
+    assert local.subscriber().status == "unsubscribed"

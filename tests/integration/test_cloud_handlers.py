@@ -1,0 +1,590 @@
+"""The Lambda handlers in ``functions/`` against moto in server mode, with real event shapes.
+
+Each test loads the handler modules fresh (a cold start), wires them through
+``DIGESTPUB_*`` variables exactly as ``serverless.yml`` would, and drives them with
+the events AWS hands a function: EventBridge Scheduler input, SQS batches, SNS
+notifications carrying SES events, and HTTP API (payload 2.0) requests. What they
+do is read back from moto: S3 objects, DynamoDB items, SQS messages and the raw
+messages SES accepted. moto is reset after each test (``s3_bucket``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+import pytest
+
+from digestpub import cloud
+from digestpub.adapters.dynamodb import DynamoSubscriberStore, create_subscribers_table
+from digestpub.adapters.ledger_dynamodb import DynamoLedger, create_ledger_table
+from digestpub.adapters.s3 import S3Store
+from digestpub.catalog import StateLock
+from digestpub.model import Subscriber
+from digestpub.subscribers import new_subscriber
+from digestpub.tokens import make_token, verify_token
+from tests.cloud_support import (
+    FakeLambdaContext,
+    http_event,
+    load_handler,
+    response_body,
+    response_headers,
+    s3_event_notification,
+    s3_object_created_via_eventbridge,
+    scheduler_event,
+    ses_bounce,
+    ses_complaint,
+    ses_raw_messages,
+    sns_event,
+    sqs_event,
+    sqs_event_from_messages,
+    sqs_record,
+)
+from tests.conftest import summary
+
+BASE_URL = "https://digest.example/"
+API_URL = "https://api.digest.example/"
+FROM_DOMAIN = "digest.example"
+FROM_ADDRESS = f"AI Digest <digest@{FROM_DOMAIN}>"
+ENV_TOKEN_KEY = "env-token-key-for-cloud-tests-0123456789"
+SSM_TOKEN_KEY = "ssm-token-key-for-cloud-tests-9876543210"
+FEED_CACHE = "public, max-age=60"
+PAGE_CACHE = "public, max-age=600"
+FEED_TYPES = {
+    "feeds/rss.xml": "application/rss+xml; charset=utf-8",
+    "feeds/atom.xml": "application/atom+xml; charset=utf-8",
+    "feeds/feed.json": "application/feed+json; charset=utf-8",
+    "feeds/tags/mllm/rss.xml": "application/rss+xml; charset=utf-8",
+    "feeds/tags/mllm/atom.xml": "application/atom+xml; charset=utf-8",
+    "feeds/tags/mllm/feed.json": "application/feed+json; charset=utf-8",
+}
+
+
+@dataclass
+class Cloud:
+    """One deployment on moto: a bucket, tables, a queue and a verified sending domain."""
+
+    endpoint: str
+    bucket: str
+    subscribers_table: str
+    ledger_table: str
+    idempotency_table: str
+    queue_url: str
+    queue_arn: str
+    token_key: bytes
+
+    @property
+    def store(self) -> DynamoSubscriberStore:
+        return DynamoSubscriberStore(self.subscribers_table)
+
+    @property
+    def site(self) -> S3Store:
+        return S3Store(self.bucket, "site")
+
+    def put_summary(self, document: dict[str, Any], when: datetime | None = None) -> str:
+        """Write one summary where the upstream pipeline would: ``summaries/YYYY/MM/DD/<id>.json``."""
+        day = (when or datetime.now(UTC)).astimezone(UTC)
+        key = f"summaries/{day:%Y/%m/%d}/{document['id']}.json"
+        body = json.dumps(document, ensure_ascii=False).encode()
+        boto3.client("s3").put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
+        return key
+
+    def subscribe(self, address: str, tags: str = "", **fields: str) -> Subscriber:
+        status = fields.pop("status", "confirmed")
+        person = new_subscriber(
+            address, tags, fields.pop("frequency", "daily"), fields.pop("lang", "ru"), status=status
+        )
+        self.store.save(person)
+        return person
+
+    def status(self, person: Subscriber) -> tuple[str, int]:
+        found = self.store.get(person.id)
+        assert found is not None, person.email
+        return found.status, found.soft_bounces
+
+    def receive_all(self) -> list[dict[str, Any]]:
+        """Every message on the send queue (each becomes invisible for the visibility timeout)."""
+        client = boto3.client("sqs")
+        messages: list[dict[str, Any]] = []
+        while True:
+            response = client.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=0,
+                MessageSystemAttributeNames=["All"],
+            )
+            found = response.get("Messages", [])
+            if not found:
+                return messages
+            messages.extend(found)
+
+    def sent(self) -> list[tuple[list[str], EmailMessage]]:
+        return ses_raw_messages(self.endpoint)
+
+
+def _news(number: int, tags: list[str], hours_ago: float) -> dict[str, Any]:
+    """A summary published ``hours_ago`` hours before now: news for today's daily issue."""
+    moment = datetime.now(UTC) - timedelta(hours=hours_ago)
+    return summary(number, tags=tags, published_at=moment.isoformat(timespec="seconds"))
+
+
+@pytest.fixture(autouse=True)
+def _powertools_logging() -> Iterator[None]:
+    """Powertools' Logger configures the ``digestpub`` logger and filters root handlers: undo it."""
+    logger = logging.getLogger("digestpub")
+    saved = (list(logger.handlers), logger.level, logger.propagate, dict(logger.__dict__))
+    filters = {id(handler): list(handler.filters) for handler in logging.root.handlers}
+    try:
+        yield
+    finally:
+        logger.handlers[:] = saved[0]
+        logger.setLevel(saved[1])
+        logger.propagate = saved[2]
+        for name in ("init", "powertools_handler", "powertools_buffer_config", "powertools_buffer_cache"):
+            if name not in saved[3]:
+                logger.__dict__.pop(name, None)
+        for handler in logging.root.handlers:
+            if id(handler) in filters:
+                handler.filters[:] = filters[id(handler)]
+
+
+def _clear_caches() -> None:
+    cloud.settings.cache_clear()
+    cloud.token_key.cache_clear()
+    cloud.newsletter.cache_clear()
+    cloud.subscriptions.cache_clear()
+
+
+def _deploy(endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatch, *, key_from_ssm: bool) -> Cloud:
+    dynamodb = boto3.client("dynamodb")
+    suffix = uuid.uuid4().hex[:10]
+    subscribers_table = f"subscribers-{suffix}"
+    idempotency_table = f"idempotency-{suffix}"
+    create_subscribers_table(dynamodb, subscribers_table)
+    create_ledger_table(dynamodb, subscribers_table + "-ledger")
+    dynamodb.create_table(
+        TableName=idempotency_table,
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    boto3.client("sesv2").create_email_identity(EmailIdentity=FROM_DOMAIN)
+    sqs = boto3.client("sqs")
+    queue_url = sqs.create_queue(QueueName=f"send-{suffix}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    variables = {
+        "POWERTOOLS_SERVICE_NAME": "digestpub",
+        "POWERTOOLS_METRICS_NAMESPACE": "digestpub-test",
+        "DIGESTPUB_IDEMPOTENCY_TABLE": idempotency_table,
+        "DIGESTPUB_SOURCE": f"s3://{bucket}/summaries",
+        "DIGESTPUB_DEST": f"s3://{bucket}/site",
+        "DIGESTPUB_STATE": f"s3://{bucket}/state",
+        "DIGESTPUB_BASE_URL": BASE_URL,
+        "DIGESTPUB_API_URL": API_URL,
+        "DIGESTPUB_SUBSCRIBERS": f"dynamodb://{subscribers_table}",
+        "DIGESTPUB_MAILER": "ses://",
+        "DIGESTPUB_FROM_ADDRESS": FROM_ADDRESS,
+        "DIGESTPUB_SEND_QUEUE_URL": queue_url,
+        "DIGESTPUB_SEND_RATE": "1000",
+        "DIGESTPUB_FEED_CACHE_CONTROL": FEED_CACHE,
+        "DIGESTPUB_PAGE_CACHE_CONTROL": PAGE_CACHE,
+    }
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    if key_from_ssm:
+        parameter = f"/digestpub/test-{suffix}/token-key"
+        boto3.client("ssm").put_parameter(Name=parameter, Value=SSM_TOKEN_KEY, Type="SecureString")
+        monkeypatch.setenv("DIGESTPUB_TOKEN_KEY_PARAMETER", parameter)
+        monkeypatch.delenv("DIGESTPUB_TOKEN_KEY", raising=False)
+        key = SSM_TOKEN_KEY
+    else:
+        monkeypatch.setenv("DIGESTPUB_TOKEN_KEY", ENV_TOKEN_KEY)
+        monkeypatch.delenv("DIGESTPUB_TOKEN_KEY_PARAMETER", raising=False)
+        key = ENV_TOKEN_KEY
+    return Cloud(
+        endpoint=endpoint,
+        bucket=bucket,
+        subscribers_table=subscribers_table,
+        ledger_table=subscribers_table + "-ledger",
+        idempotency_table=idempotency_table,
+        queue_url=queue_url,
+        queue_arn=queue_arn,
+        token_key=key.encode(),
+    )
+
+
+def _cloud(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, *, key_from_ssm: bool) -> Iterator[Cloud]:
+    endpoint = request.getfixturevalue("moto_server")
+    bucket = request.getfixturevalue("s3_bucket")  # resets moto after the test
+    _clear_caches()
+    try:
+        yield _deploy(endpoint, bucket, monkeypatch, key_from_ssm=key_from_ssm)
+    finally:
+        _clear_caches()
+
+
+@pytest.fixture
+def deployed(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
+    """A deployment whose token key comes from the DIGESTPUB_TOKEN_KEY variable."""
+    yield from _cloud(request, monkeypatch, key_from_ssm=False)
+
+
+@pytest.fixture
+def deployed_with_ssm(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
+    """A deployment whose token key is an SSM SecureString named by DIGESTPUB_TOKEN_KEY_PARAMETER."""
+    yield from _cloud(request, monkeypatch, key_from_ssm=True)
+
+
+def _token(url: str) -> str:
+    values = parse_qs(urlsplit(url).query)["token"]
+    assert len(values) == 1, url
+    return values[0]
+
+
+def _alter(token: str) -> str:
+    """The token with one character of its signature changed."""
+    position = len(token) - 10
+    replacement = "A" if token[position] != "A" else "B"
+    return token[:position] + replacement + token[position + 1 :]
+
+
+def _list_unsubscribe(message: EmailMessage) -> str:
+    value = str(message["List-Unsubscribe"]).strip()
+    assert value.startswith("<") and value.endswith(">"), value
+    return value[1:-1]
+
+
+def _recipient(message: EmailMessage) -> str:
+    return str(message["To"].addresses[0].addr_spec)
+
+
+# --- publish_feeds -------------------------------------------------------------------------
+
+
+def test_publish_feeds_on_schedule_and_on_s3_notifications(deployed: Cloud) -> None:
+    deployed.put_summary(_news(1, ["mllm", "vqa"], hours_ago=3))
+    deployed.put_summary(_news(2, ["MLLM"], hours_ago=2))
+    handler = load_handler("publish_feeds").handler
+
+    result = handler(scheduler_event(), FakeLambdaContext("publish-feeds"))
+
+    assert set(result) == {"summary"} and "2 new" in result["summary"], result
+    s3 = boto3.client("s3")
+    for key, content_type in FEED_TYPES.items():
+        head = s3.head_object(Bucket=deployed.bucket, Key=f"site/{key}")
+        assert head["ContentType"] == content_type, key
+        assert head["CacheControl"] == FEED_CACHE, key
+    page = s3.head_object(Bucket=deployed.bucket, Key="site/tags/mllm/index.html")
+    assert page["ContentType"] == "text/html; charset=utf-8"
+    assert page["CacheControl"] == PAGE_CACHE
+    feed = json.loads(deployed.site.read("feeds/feed.json")[0])  # type: ignore[index]
+    assert [item["id"] for item in feed["items"]] != []
+    assert {item["url"] for item in feed["items"]} == {
+        "https://aidigest.example/papers/2611.00001",
+        "https://aidigest.example/papers/2611.00002",
+    }
+
+    # A new summary arrives; S3 tells the queue, and the queue hands the function a batch.
+    key = deployed.put_summary(_news(3, ["moe"], hours_ago=1))
+    event = sqs_event(
+        [
+            sqs_record(s3_object_created_via_eventbridge(deployed.bucket, key), deployed.queue_arn),
+            sqs_record(s3_event_notification(deployed.bucket, key), deployed.queue_arn),
+        ]
+    )
+    result = load_handler("publish_feeds").handler(event, FakeLambdaContext("publish-feeds"))
+
+    assert result == {"batchItemFailures": []}
+    feed = json.loads(deployed.site.read("feeds/feed.json")[0])  # type: ignore[index]
+    assert "https://aidigest.example/papers/2611.00003" in {item["url"] for item in feed["items"]}
+    head = s3.head_object(Bucket=deployed.bucket, Key="site/feeds/tags/moe/rss.xml")
+    assert (head["ContentType"], head["CacheControl"]) == ("application/rss+xml; charset=utf-8", FEED_CACHE)
+
+
+def test_publish_feeds_returns_the_batch_when_another_run_holds_the_state(
+    deployed: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIGESTPUB_LOCK_TIMEOUT", "0")
+    key = deployed.put_summary(_news(1, ["mllm"], hours_ago=1))
+    records = [
+        sqs_record(s3_object_created_via_eventbridge(deployed.bucket, key), deployed.queue_arn),
+        sqs_record(s3_object_created_via_eventbridge(deployed.bucket, key), deployed.queue_arn),
+    ]
+    handler = load_handler("publish_feeds").handler
+
+    with StateLock(S3Store(deployed.bucket, "state"), ttl=timedelta(minutes=5), wait=timedelta(0)):
+        result = handler(sqs_event(records), FakeLambdaContext("publish-feeds"))
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": record["messageId"]} for record in records]}
+    assert deployed.site.read("feeds/rss.xml") is None, "nothing is published while another run holds the lock"
+
+
+# --- the whole newsletter flow -------------------------------------------------------------
+
+
+def test_cloud_newsletter_flow_end_to_end(deployed_with_ssm: Cloud) -> None:
+    cloud_ = deployed_with_ssm
+    # 1. Summaries land in S3 and the scheduled publish turns them into feeds.
+    cloud_.put_summary(_news(1, ["mllm", "vqa"], hours_ago=5))
+    cloud_.put_summary(_news(2, ["MLLM"], hours_ago=4))
+    cloud_.put_summary(_news(3, ["moe"], hours_ago=3))
+    published = load_handler("publish_feeds").handler(scheduler_event(), FakeLambdaContext("publish-feeds"))
+    assert "3 new" in published["summary"], published
+    assert cloud_.site.read("feeds/tags/moe/atom.xml") is not None
+
+    # 2. Subscribers: three with something to read, more than one batch of those with nothing.
+    alice = cloud_.subscribe("alice@example.com", "mllm")
+    bob = cloud_.subscribe("bob@example.com", "", lang="en")
+    carol = cloud_.subscribe("carol@example.com", "moe")
+    nothing = [cloud_.subscribe(f"robots{number}@example.com", "robotics") for number in range(50)]
+    cloud_.subscribe("pending@example.com", "", status="pending")
+    cloud_.subscribe("gone@example.com", "", status="unsubscribed")
+    cloud_.subscribe("weekly@example.com", "", frequency="weekly")
+    wanted = {alice.email, bob.email, carol.email}
+
+    # 3. The daily schedule plans the issue; its batches go to the queue.
+    before = datetime.now(UTC).date()
+    planned = load_handler("plan_newsletter").handler(scheduler_event(frequency="daily"), FakeLambdaContext("plan"))
+    days = {before, datetime.now(UTC).date()}  # the schedule may fire at midnight
+    assert planned["issue"] in {f"daily-{day:%Y-%m-%d}" for day in days}
+    assert (planned["summaries"], planned["batches"]) == (3, 2)
+    messages = cloud_.receive_all()
+    assert len(messages) == 2
+    queued = [json.loads(message["Body"]) for message in messages]
+    assert {batch["issue_id"] for batch in queued} == {planned["issue"]}
+    named = [identifier for batch in queued for identifier in batch["subscriber_ids"]]
+    assert sorted(named) == sorted([alice.id, bob.id, carol.id] + [person.id for person in nothing])
+
+    event = sqs_event_from_messages(messages, cloud_.queue_arn)
+    send = load_handler("send_batch").handler
+    assert send(event, FakeLambdaContext("send-batch")) == {"batchItemFailures": []}
+
+    sent = cloud_.sent()
+    assert Counter(_recipient(message) for _, message in sent) == dict.fromkeys(sorted(wanted), 1)
+    by_address = {_recipient(message): message for _, message in sent}
+    for destinations, message in sent:
+        assert set(destinations) == {_recipient(message)}  # moto adds the To header to the envelope
+        assert str(message["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
+        assert str(message["X-Digestpub-Issue"]) == planned["issue"]
+        url = _list_unsubscribe(message)
+        assert url.startswith(API_URL + "unsubscribe?token=")
+    ids = {alice.email: alice.id, bob.email: bob.id, carol.email: carol.id}
+    for address, message in by_address.items():
+        # The token key came from SSM, not from any variable.
+        assert verify_token(cloud_.token_key, _token(_list_unsubscribe(message)), "unsubscribe") == ids[address]
+    assert DynamoLedger(cloud_.ledger_table).counts(planned["issue"]) == {"sent": 3}
+
+    # 4. SQS delivers the same batches again (at least once): nothing is sent twice,
+    # not by the same container, nor by a new one.
+    assert send(event, FakeLambdaContext("send-batch")) == {"batchItemFailures": []}
+    assert load_handler("send_batch").handler(event, FakeLambdaContext("send-batch")) == {"batchItemFailures": []}
+    assert len(cloud_.sent()) == 3
+
+    # 5. One-click unsubscribe (RFC 8058) from the List-Unsubscribe header.
+    endpoints = load_handler("subscriptions").handler
+    alice_url = _list_unsubscribe(by_address[alice.email])
+    bob_url = _list_unsubscribe(by_address[bob.email])
+    one_click = "List-Unsubscribe=One-Click"
+
+    forged = alice_url.replace(_token(alice_url), _alter(_token(alice_url)))
+    response = endpoints(http_event("POST", forged, body=one_click), FakeLambdaContext("subscriptions"))
+    assert response["statusCode"] == 403
+    assert cloud_.status(alice) == ("confirmed", 0)
+
+    other_purpose = f"{API_URL}unsubscribe?token={make_token(cloud_.token_key, alice.id, 'preferences')}"
+    response = endpoints(http_event("POST", other_purpose, body=one_click), FakeLambdaContext("subscriptions"))
+    assert response["statusCode"] == 403
+    assert cloud_.status(alice) == ("confirmed", 0)
+
+    response = endpoints(http_event("GET", bob_url), FakeLambdaContext("subscriptions"))
+    assert response["statusCode"] == 200
+    page = response_body(response)
+    assert '<form class="subscribe" method="post"' in page and "<script" not in page.lower()
+    assert bob.email in page
+    assert cloud_.status(bob) == ("confirmed", 0), "a GET (a link scanner) changes nothing"
+
+    response = endpoints(http_event("POST", alice_url, body=one_click), FakeLambdaContext("subscriptions"))
+    assert response["statusCode"] == 200
+    assert "location" not in response_headers(response)
+    assert cloud_.status(alice) == ("unsubscribed", 0)
+
+    # 6. SES reports through SNS: a hard bounce suppresses, a soft one is counted, a complaint suppresses.
+    events = load_handler("ses_events").handler
+    assert events(sns_event(ses_bounce(carol.email)), FakeLambdaContext("ses-events")) == {"changed": 1}
+    assert cloud_.status(carol) == ("bounced", 0)
+    assert events(sns_event(ses_bounce(bob.email, "Transient")), FakeLambdaContext("ses-events")) == {"changed": 1}
+    assert cloud_.status(bob) == ("confirmed", 1)
+    assert events(sns_event(ses_complaint(bob.email)), FakeLambdaContext("ses-events")) == {"changed": 1}
+    assert cloud_.status(bob) == ("complained", 1)
+
+
+# --- plan_newsletter idempotency -------------------------------------------------------------
+
+
+def test_plan_newsletter_retried_does_not_queue_twice(deployed: Cloud) -> None:
+    deployed.put_summary(_news(1, ["mllm"], hours_ago=2))
+    load_handler("publish_feeds").handler(scheduler_event(), FakeLambdaContext("publish-feeds"))
+    for number in range(3):
+        deployed.subscribe(f"reader{number}@example.com", "")
+    plan = load_handler("plan_newsletter").handler
+    event = scheduler_event(frequency="daily")
+
+    first = plan(event, FakeLambdaContext("plan"))
+    again = plan(event, FakeLambdaContext("plan"))  # Lambda retries an async invocation
+    cold = load_handler("plan_newsletter").handler(event, FakeLambdaContext("plan"))  # on a new container
+
+    assert first["batches"] == 1
+    assert again == first and cold == first
+    messages = deployed.receive_all()
+    assert len(messages) == 1, [message["Body"] for message in messages]
+    records = boto3.client("dynamodb").scan(TableName=deployed.idempotency_table)["Items"]
+    assert [item["status"]["S"] for item in records] == ["COMPLETED"]
+
+    # Another frequency is another issue; a bad one is refused.
+    weekly = plan(scheduler_event(frequency="weekly"), FakeLambdaContext("plan"))
+    assert weekly["batches"] == 0, "nobody reads weekly"
+    with pytest.raises(ValueError, match="daily or weekly"):
+        plan(scheduler_event(frequency="hourly"), FakeLambdaContext("plan"))
+
+
+# --- ses_events ------------------------------------------------------------------------------
+
+
+def test_ses_events_bounces_and_complaints(deployed: Cloud) -> None:
+    hard = deployed.subscribe("hard@example.com", "")
+    soft = deployed.subscribe("soft@example.com", "")
+    angry = deployed.subscribe("angry@example.com", "")
+    handler = load_handler("ses_events").handler
+    context = FakeLambdaContext("ses-events")
+
+    assert handler(sns_event(ses_bounce("hard@example.com")), context) == {"changed": 1}
+    assert handler(sns_event(ses_bounce("soft@example.com", "Transient")), context) == {"changed": 1}
+    assert handler(sns_event(ses_complaint("angry@example.com")), context) == {"changed": 1}
+
+    assert deployed.status(hard) == ("bounced", 0)
+    assert deployed.status(soft) == ("confirmed", 1)
+    assert deployed.status(angry) == ("complained", 0)
+
+    # Unknown addresses, deliveries and non-JSON messages change nothing and do not fail.
+    assert handler(sns_event(ses_bounce("stranger@example.com")), context) == {"changed": 0}
+    delivery = {"eventType": "Delivery", "mail": ses_bounce("soft@example.com")["mail"], "delivery": {}}
+    assert handler(sns_event(delivery), context) == {"changed": 0}
+    assert handler(sns_event("not json"), context) == {"changed": 0}
+    assert deployed.status(soft) == ("confirmed", 1)
+
+
+# --- subscription endpoints --------------------------------------------------------------------
+
+
+def test_subscribe_confirm_and_preferences_through_the_http_api(deployed: Cloud) -> None:
+    handler = load_handler("subscriptions").handler
+    context = FakeLambdaContext("subscriptions")
+    origin = {"origin": BASE_URL.rstrip("/")}
+
+    response = handler(
+        http_event(
+            "POST",
+            f"{API_URL}subscribe",
+            body="email=new%40example.com&tags=mllm+vqa&frequency=daily&lang=ru",
+            headers=origin,
+        ),
+        context,
+    )
+    assert response["statusCode"] == 200, response_body(response)
+    person = deployed.store.find("new@example.com")
+    assert person is not None and person.status == "pending" and person.tags == ("mllm", "vqa")
+
+    sent = deployed.sent()
+    assert [_recipient(message) for _, message in sent] == ["new@example.com"]
+    text = sent[0][1].get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    confirm_urls = [word for word in text.split() if word.startswith(f"{API_URL}confirm?token=")]
+    assert len(confirm_urls) == 1, text
+    assert verify_token(deployed.token_key, _token(confirm_urls[0]), "confirm") == person.id
+
+    # A cross-site form post is refused.
+    response = handler(
+        http_event(
+            "POST", f"{API_URL}subscribe", body="email=evil%40example.com", headers={"origin": "https://evil.example"}
+        ),
+        context,
+    )
+    assert response["statusCode"] == 403
+    assert deployed.store.find("evil@example.com") is None
+
+    forged = confirm_urls[0].replace(_token(confirm_urls[0]), _alter(_token(confirm_urls[0])))
+    assert handler(http_event("GET", forged), context)["statusCode"] == 403
+    assert deployed.store.find("new@example.com").status == "pending"  # type: ignore[union-attr]
+
+    response = handler(http_event("GET", confirm_urls[0]), context)
+    assert response["statusCode"] == 200
+    assert deployed.store.find("new@example.com").status == "confirmed"  # type: ignore[union-attr]
+
+    # Preferences: the page's form carries a form token; a post without it is refused.
+    preferences = f"{API_URL}preferences?token={make_token(deployed.token_key, person.id, 'preferences')}"
+    page = handler(http_event("GET", preferences), context)
+    assert page["statusCode"] == 200
+    form_token = response_body(page).split('name="form" value="')[1].split('"')[0]
+    refused = handler(http_event("POST", preferences, body="tags=moe&frequency=weekly&lang=en"), context)
+    assert refused["statusCode"] == 403
+    saved = handler(
+        http_event("POST", preferences, body=f"form={form_token}&tags=moe+rag&frequency=weekly&lang=en"), context
+    )
+    assert saved["statusCode"] == 200
+    updated = deployed.store.get(person.id)
+    assert updated is not None
+    assert (updated.tags, updated.frequency, updated.lang, updated.status) == (
+        ("moe", "rag"),
+        "weekly",
+        "en",
+        "confirmed",
+    )
+
+
+_BOUNDARY = "---FormBoundaryjWmhtjORrn"
+ONE_CLICK_BODIES = {
+    # What Gmail and most receivers send.
+    "form-urlencoded": ("application/x-www-form-urlencoded", "List-Unsubscribe=One-Click"),
+    # RFC 8058, Appendix A: the same key/value pair as multipart/form-data.
+    "multipart": (
+        f"multipart/form-data; boundary={_BOUNDARY}",
+        f"--{_BOUNDARY}\r\n"
+        'Content-Disposition: form-data; name="List-Unsubscribe"\r\n'
+        "\r\n"
+        "One-Click\r\n"
+        f"--{_BOUNDARY}--\r\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("base64_body", [False, True], ids=["text-body", "base64-body"])
+@pytest.mark.parametrize("encoding", sorted(ONE_CLICK_BODIES))
+def test_one_click_unsubscribe_accepts_both_rfc8058_encodings(
+    deployed: Cloud, encoding: str, base64_body: bool
+) -> None:
+    """RFC 8058 §3.1: the POST carries ``List-Unsubscribe=One-Click`` as either form encoding;
+    API Gateway and Function URLs may hand the body over base64-encoded."""
+    person = deployed.subscribe("reader@example.com", "")
+    url = f"{API_URL}unsubscribe?token={make_token(deployed.token_key, person.id, 'unsubscribe')}"
+    content_type, body = ONE_CLICK_BODIES[encoding]
+    event = http_event("POST", url, body=body, headers={"content-type": content_type})
+    if base64_body:
+        event["body"] = base64.b64encode(body.encode()).decode()
+        event["isBase64Encoded"] = True
+
+    response = load_handler("subscriptions").handler(event, FakeLambdaContext("subscriptions"))
+
+    shown = response_body(response).partition("<main>")[2][:200] or response_body(response)[:200]
+    assert response["statusCode"] in (200, 202), f"{response['statusCode']}: {shown}"
+    assert "location" not in response_headers(response)
+    assert deployed.status(person) == ("unsubscribed", 0)

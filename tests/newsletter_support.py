@@ -1,0 +1,284 @@
+"""Shared building blocks of the newsletter tests.
+
+A ``Scenario`` is one digest on disk: source, dest and state folders, summaries
+published into them with ``digestpub.publish.publish``, subscribers in a real
+SQLite file, the send ledger in the same file (as ``digestpub`` opens it) and an
+outbox folder. Tests send with ``digestpub.newsletter.run.send_newsletter``.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
+
+from digestpub.adapters.folder import FolderStore
+from digestpub.adapters.ledger_sqlite import SqliteLedger
+from digestpub.adapters.outbox import OutboxMailer
+from digestpub.adapters.sqlite import SqliteSubscriberStore
+from digestpub.model import PublishReport, Subscriber
+from digestpub.newsletter.run import NewsletterContext, send_newsletter
+from digestpub.newsletter.send import SendOptions, SendReport
+from digestpub.ports import Ledger, Mailer, SubscriberStore
+from digestpub.publish import PublishOptions, publish
+from digestpub.site import Site
+from digestpub.subscribers import new_subscriber
+from tests.conftest import summary, write_json
+
+BASE_URL = "https://aidigest.example/"
+API_URL = "https://api.aidigest.example/"
+SITE_TITLE = "Ай Дайджест"
+TAGLINE = "Свежая выжимка ml и AI статей - каждый день"
+FROM_ADDRESS = "AI Digest <digest@digest.example>"
+TOKEN_KEY = b"newsletter-tests-token-key-0123456789"
+FAST = SendOptions(send_rate=1000)
+
+SITE = Site(title=SITE_TITLE, description=TAGLINE, lang="ru", base_url=BASE_URL, api_url=API_URL)
+
+RU_MONTHS = [
+    "января",
+    "февраля",
+    "марта",
+    "апреля",
+    "мая",
+    "июня",
+    "июля",
+    "августа",
+    "сентября",
+    "октября",
+    "ноября",
+    "декабря",
+]
+EN_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+
+
+def long_date(lang: str, day: date) -> str:
+    """The date as the subject should spell it: ``20 ноября 2026`` / ``20 November 2026``."""
+    months = RU_MONTHS if lang == "ru" else EN_MONTHS
+    return f"{day.day} {months[day.month - 1]} {day.year}"
+
+
+def paper(number: int, tags: list[str], **fields: Any) -> dict[str, Any]:
+    """A realistic summary document (about 1.5 KB of Russian Markdown) with these tags."""
+    body = (
+        f"**Что сделали.** Авторы статьи {number} предлагают способ дообучать мультимодальные "
+        "языковые модели на парах «картинка — вопрос» без ручной разметки: модель сама "
+        "порождает вопросы к изображениям, отбирает удачные ответы и учится на них.\n\n"
+        "**Результаты.**\n\n"
+        "- прирост на VQAv2 и GQA на 2–4 пункта при том же бюджете обучения;\n"
+        "- модель реже выдумывает объекты, которых нет на картинке;\n"
+        "- код и веса открыты.\n\n"
+        "**Почему это важно.** Разметка пар для визуальных вопросов стоит дорого, а такой "
+        "подход масштабируется вместе с количеством неразмеченных изображений. "
+        f"Подробности — в [статье](https://arxiv.org/abs/2611.{number:05d})."
+    )
+    document = summary(
+        number,
+        title=f"Статья {number}: самообучение мультимодальных моделей",
+        summary=body,
+        tags=tags,
+        published_at=f"2026-11-20T{number // 60 % 24:02d}:{number % 60:02d}:00+00:00",
+        paper_url=f"https://arxiv.org/abs/2611.{number:05d}",
+    )
+    document.update(fields)
+    return document
+
+
+@dataclass
+class Scenario:
+    """One digest in ``root``: folders, a subscriber database with its ledger, an outbox."""
+
+    root: Path
+    source_dir: Path
+    dest_dir: Path
+    state_dir: Path
+    outbox_dir: Path
+    db_path: Path
+    subscribers: SqliteSubscriberStore
+    ledger: SqliteLedger
+    people: dict[str, Subscriber] = field(default_factory=dict)
+    """Subscribers by email, as saved."""
+
+    @classmethod
+    def create(cls, root: Path) -> Scenario:
+        db_path = root / "subscribers.db"
+        subscribers = SqliteSubscriberStore(db_path)
+        return cls(
+            root=root,
+            source_dir=root / "source",
+            dest_dir=root / "dest",
+            state_dir=root / "state",
+            outbox_dir=root / "outbox",
+            db_path=db_path,
+            subscribers=subscribers,
+            ledger=SqliteLedger(db_path),
+        )
+
+    @property
+    def source(self) -> FolderStore:
+        return FolderStore(self.source_dir)
+
+    @property
+    def dest(self) -> FolderStore:
+        return FolderStore(self.dest_dir)
+
+    @property
+    def state(self) -> FolderStore:
+        return FolderStore(self.state_dir)
+
+    def publish(self, documents: list[dict[str, Any]], day: str = "2026/11/20") -> PublishReport:
+        """Write the documents into the source (one file each) and run a publish."""
+        for document in documents:
+            write_json(self.source_dir, f"{day}/{document['id']}.json", document)
+        report = publish(self.source, self.dest, self.state, SITE, PublishOptions(full_scan=True, workers=1))
+        assert not [problem for problem in report.problems if problem.kind == "skipped"], report.problems
+        return report
+
+    def subscribe(
+        self,
+        address: str,
+        tags: str = "",
+        *,
+        frequency: str = "daily",
+        lang: str = "ru",
+        status: str = "confirmed",
+        store: SubscriberStore | None = None,
+    ) -> Subscriber:
+        subscriber = new_subscriber(address, tags, frequency, lang)
+        subscriber = subscriber.model_copy(update={"status": status})
+        (store or self.subscribers).save(subscriber)
+        self.people[subscriber.email] = subscriber
+        return subscriber
+
+    def context(
+        self,
+        mailer: Mailer | None = None,
+        *,
+        ledger: Ledger | None = None,
+        subscribers: SubscriberStore | None = None,
+        **overrides: Any,
+    ) -> NewsletterContext:
+        fields: dict[str, Any] = {
+            "site": SITE,
+            "state": self.state,
+            "dest": self.dest,
+            "subscribers": subscribers or self.subscribers,
+            "ledger": ledger or self.ledger,
+            "mailer": mailer or OutboxMailer(self.outbox_dir),
+            "token_key": TOKEN_KEY,
+            "from_address": FROM_ADDRESS,
+        }
+        fields.update(overrides)
+        return NewsletterContext(**fields)
+
+    def send(
+        self,
+        mailer: Mailer | None = None,
+        *,
+        on: date | None = None,
+        now: datetime | None = None,
+        options: SendOptions = FAST,
+        frequency: str = "daily",
+        **context: Any,
+    ) -> SendReport:
+        """One ``send_newsletter`` run; ``now`` defaults to this moment and ``on`` to its day."""
+        now = now or datetime.now(UTC)
+        return send_newsletter(
+            self.context(mailer, **context),
+            frequency,  # type: ignore[arg-type]
+            on or now.date(),
+            options,
+            now=now,
+        )
+
+    def outbox(self, folder: Path | None = None) -> list[EmailMessage]:
+        return outbox_messages(folder or self.outbox_dir)
+
+    def ids_by_email(self) -> dict[str, str]:
+        return {address: subscriber.id for address, subscriber in self.people.items()}
+
+
+class CollectingMailer:
+    """A mail service in memory that accepts everything (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, bytes]] = []
+        self._lock = threading.Lock()
+
+    def send(self, sender: str, recipient: str, message: bytes) -> str:
+        with self._lock:
+            self.sent.append((sender, recipient, message))
+        return ""
+
+    def close(self) -> None:
+        return None
+
+    def messages(self) -> list[EmailMessage]:
+        return [parse(raw) for _sender, _recipient, raw in self.sent]
+
+
+def parse(raw: bytes) -> EmailMessage:
+    return cast(EmailMessage, email.message_from_bytes(raw, policy=email.policy.default))
+
+
+def outbox_messages(folder: Path) -> list[EmailMessage]:
+    if not folder.is_dir():
+        return []
+    return [parse(path.read_bytes()) for path in sorted(folder.glob("*.eml"))]
+
+
+def recipient(message: EmailMessage) -> str:
+    return message["To"].addresses[0].addr_spec
+
+
+def recipients(messages: list[EmailMessage]) -> Counter[str]:
+    return Counter(recipient(message) for message in messages)
+
+
+def by_recipient(messages: list[EmailMessage]) -> dict[str, EmailMessage]:
+    found: dict[str, EmailMessage] = {}
+    for message in messages:
+        address = recipient(message)
+        assert address not in found, f"{address} got two emails"
+        found[address] = message
+    return found
+
+
+def body_parts(message: EmailMessage) -> tuple[str, str]:
+    """``(plain text, HTML)`` of a multipart/alternative message."""
+    text = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    assert text is not None and html is not None, "the message lacks a text or an HTML part"
+    return cast(EmailMessage, text).get_content(), cast(EmailMessage, html).get_content()
+
+
+def token_of(url: str) -> str:
+    values = parse_qs(urlsplit(url).query).get("token", [])
+    assert len(values) == 1, f"no single token in {url}"
+    return values[0]
+
+
+def list_unsubscribe_url(message: EmailMessage) -> str:
+    value = str(message["List-Unsubscribe"]).strip()
+    assert value.startswith("<") and value.endswith(">"), value
+    return value[1:-1]
