@@ -32,11 +32,19 @@ CRLF = b"\r\n"
 
 def _base64_lines(data: bytes) -> bytes:
     encoded = binascii.b2a_base64(data, newline=False)
-    return CRLF.join(encoded[start : start + 76] for start in range(0, len(encoded), 76))
+    return CRLF.join([encoded[start : start + 76] for start in range(0, len(encoded), 76)])
 
 
 def _pad(data: bytes) -> bytes:
-    return data + b" " * (-len(data) % _LINE)
+    """``data`` grown to whole base64 lines with spaces, kept at the end of its last line.
+
+    Spaces before a final newline are trailing whitespace: invisible in text and
+    in HTML alike, where a leading run of them would indent the next line.
+    """
+    missing = -len(data) % _LINE
+    if data.endswith(b"\n"):
+        return data[:-1] + b" " * missing + b"\n"
+    return data + b" " * missing
 
 
 def _header_value(value: str) -> str:
@@ -82,11 +90,8 @@ class Personal:
 class _EncodedSegment:
     def __init__(self, segment: Segment, boundary: str) -> None:
         self.segment = segment
-        # Only the HTML head is padded (HTML ignores the spaces); the short text
-        # part is encoded whole per recipient, so it carries no padding.
-        self.text_head = segment.text_head.encode()
-        self.html_head = _pad(segment.html_head.encode())
-        self.html_head_b64 = _base64_lines(self.html_head)
+        self.text_head_b64 = _base64_lines(_pad(segment.text_head.encode()))
+        self.html_head_b64 = _base64_lines(_pad(segment.html_head.encode()))
         self.text_tail = segment.text_tail.encode()
         self.html_tail = segment.html_tail.encode()
         self.subject = _header_value(segment.subject).encode()
@@ -137,9 +142,7 @@ class MessageFactory:
             encoded = self._encoded[segment.key] = _EncodedSegment(segment, boundary)
         personal = self.personal(subscriber)
         message_id = f"<{self.issue_id}.{subscriber.id}.{uuid.uuid4().hex[:12]}@{self.domain}>"
-        text = (
-            encoded.text_head + _personalise(segment.footer_text, personal, escape=False).encode() + encoded.text_tail
-        )
+        text_rest = _personalise(segment.footer_text, personal, escape=False).encode() + encoded.text_tail
         html_rest = _personalise(segment.footer_html, personal, escape=True).encode() + encoded.html_tail
         headers = [
             f"From: {self.from_header}",
@@ -164,7 +167,8 @@ class MessageFactory:
             b'Content-Type: text/plain; charset="utf-8"',
             b"Content-Transfer-Encoding: base64",
             b"",
-            _base64_lines(text),
+            encoded.text_head_b64,
+            _base64_lines(text_rest),
             delimiter,
             b'Content-Type: text/html; charset="utf-8"',
             b"Content-Transfer-Encoding: base64",
