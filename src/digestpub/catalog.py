@@ -6,7 +6,7 @@ summaries rather than the history:
 - ``catalog/head.json``: tags and their counts, the listing cursor, index hashes;
 - ``catalog/seen/YYYY/MM/DD.json``: version tags of the source objects of one day;
 - ``catalog/ids/XYZ.json``: one of 1,024 shards, by id hash, of each summary's newest version;
-- ``catalog/log/YYYY/MM/DD.jsonl``: what each run of that day published, for newsletters;
+- ``catalog/log/YYYY/MM/DD/<run>.jsonl``: what each run of that day published, for newsletters;
 - ``catalog/feeds/<name>.json``: a feed's newest items (a few more than ``feed_size``,
   so an edit that drops an item leaves the feed full) and the hashes of its published files.
 
@@ -269,23 +269,20 @@ class Catalog:
     def touch_feed(self, name: str) -> None:
         self._dirty.add(f"catalog/feeds/{name}.json")
 
-    def log_published(self, moment: datetime, kinds: dict[str, str], summaries: list[Summary]) -> None:
-        """Append what this run published to the day's log, which newsletters read.
+    def log_published(self, moment: datetime, run_id: str, kinds: dict[str, str], summaries: list[Summary]) -> None:
+        """Log what this run published, for newsletters: one new file per run, never rewritten.
 
         ``kinds`` maps each id to ``new`` or ``updated``.
         """
-        day = moment.astimezone(UTC).strftime("%Y/%m/%d")
-        key = f"catalog/log/{day}.jsonl"
-        if day not in self._logs:
-            found = None if self.fresh else self.store.read(key)
-            self._versions[key] = None if found is None else found[1]
-            self._logs[day] = b"" if found is None else found[0]
-        logged_at = moment.astimezone(UTC).isoformat()
+        utc = moment.astimezone(UTC)
+        key = f"catalog/log/{utc:%Y/%m/%d}/{utc:%H%M%S}-{run_id[:12]}.jsonl"
+        logged_at = utc.isoformat()
         lines = (
             orjson.dumps({"logged_at": logged_at, "kind": kinds[summary.id], "summary": summary})
             for summary in summaries
         )
-        self._logs[day] += b"".join(line + b"\n" for line in lines)
+        self._logs[key] = b"".join(line + b"\n" for line in lines)
+        self._versions[key] = None
         self._dirty.add(key)
 
     def touch_head(self) -> None:
@@ -298,7 +295,7 @@ class Catalog:
         if key == HEAD_KEY:
             return self.head.model_dump_json().encode()
         if key.startswith("catalog/log/"):
-            return self._logs[key.removeprefix("catalog/log/").removesuffix(".jsonl")]
+            return self._logs[key]
         name = key.removeprefix("catalog/").removesuffix(".json")
         kind, _, part = name.partition("/")
         if kind == "seen":

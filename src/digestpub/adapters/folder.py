@@ -22,6 +22,10 @@ def _version_tag(stat: os.stat_result) -> str:
 
 
 class FolderStore:
+    is_local = True
+    """Plain local files: calls are cheap (no point in threads) and a forked worker
+    process may write here too (see ``publish``)."""
+
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).absolute()
 

@@ -118,23 +118,26 @@ def published_between(state: ObjectStore, start: datetime, end: datetime) -> lis
     """Summaries first published in ``(start, end]``, each in its newest version from then."""
     first_seen: set[str] = set()
     newest: dict[str, Summary] = {}
+    lines: list[bytes] = []
     day = start.astimezone(UTC).date()
     while day <= end.astimezone(UTC).date():
-        found = state.read(f"catalog/log/{day:%Y/%m/%d}.jsonl")
+        prefix = f"catalog/log/{day:%Y/%m/%d}/"
         day += timedelta(days=1)
-        if found is None:
+        for info in state.list(prefix=prefix):
+            found = state.read(info.key)
+            if found is not None:
+                lines.extend(found[0].splitlines())
+    for line in lines:
+        record = orjson.loads(line)
+        logged_at = datetime.fromisoformat(record["logged_at"])
+        if not start < logged_at <= end:
             continue
-        for line in found[0].splitlines():
-            record = orjson.loads(line)
-            logged_at = datetime.fromisoformat(record["logged_at"])
-            if not start < logged_at <= end:
-                continue
-            summary = summary_from_log(record["summary"])
-            if record["kind"] == "new":
-                first_seen.add(summary.id)
-            earlier = newest.get(summary.id)
-            if earlier is None or summary.version >= earlier.version:
-                newest[summary.id] = summary
+        summary = summary_from_log(record["summary"])
+        if record["kind"] == "new":
+            first_seen.add(summary.id)
+        earlier = newest.get(summary.id)
+        if earlier is None or summary.version >= earlier.version:
+            newest[summary.id] = summary
     chosen = [summary for summary_id, summary in newest.items() if summary_id in first_seen]
     return sorted(chosen, key=lambda summary: summary.sort_key, reverse=True)
 
