@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from contextlib import AbstractContextManager, nullcontext
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -20,10 +20,11 @@ from digestpub.adapters import open_store
 from digestpub.cli_subscribers import subscribers_app
 from digestpub.errors import ConfigError, DigestpubError, StateLocked, StorageError
 from digestpub.model import Frequency
-from digestpub.newsletter.run import NewsletterContext, preview_html, send_newsletter, send_test_copy
+from digestpub.newsletter.run import preview_html, send_newsletter, send_test_copy
 from digestpub.newsletter.send import SendOptions
-from digestpub.publish import PublishOptions, publish
+from digestpub.publish import publish
 from digestpub.settings import Settings
+from digestpub.wiring import newsletter_context, publish_options
 
 EXIT_STORAGE = 1
 EXIT_CONFIG = 2
@@ -137,17 +138,7 @@ def publish_command(
         site_description=site_description,
         lang=lang,
     )
-    options = PublishOptions(
-        lookback_days=settings.lookback_days,
-        full_scan_every=timedelta(hours=settings.full_scan_hours),
-        full_scan=full_scan,
-        rebuild=rebuild,
-        lock_ttl=timedelta(seconds=settings.lock_ttl),
-        lock_wait=timedelta(seconds=settings.lock_timeout),
-        max_summary_bytes=settings.max_summary_bytes,
-        feed_cache_control=settings.feed_cache_control,
-        page_cache_control=settings.page_cache_control,
-    )
+    options = publish_options(settings, full_scan=full_scan, rebuild=rebuild)
     try:
         with _progress_bar() as bar:
             tasks: dict[str, Any] = {}
@@ -183,28 +174,6 @@ def publish_command(
     if report.skipped:
         where = settings.state.rstrip("/") + "/reports/latest.json"
         stderr.print(f"{report.skipped} input(s) skipped; see the log above or {where}")
-
-
-def _newsletter_context(settings: Settings) -> NewsletterContext:
-    from digestpub.adapters import open_ledger, open_mailer
-    from digestpub.adapters.subscribers_factory import open_subscribers
-    from digestpub.tokens import key_from_setting
-
-    state = open_store(settings.state)
-    secret = settings.token_key.get_secret_value() if settings.token_key else None
-    return NewsletterContext(
-        site=settings.site(),
-        state=state,
-        dest=open_store(settings.dest),
-        subscribers=open_subscribers(settings.subscribers),
-        ledger=open_ledger(settings.subscribers),
-        mailer=open_mailer(settings.mailer),
-        token_key=key_from_setting(secret, state),
-        from_address=settings.from_address,
-        reply_to=settings.reply_to,
-        max_items=settings.max_items,
-        page_cache_control=settings.page_cache_control,
-    )
 
 
 def _fail(error: DigestpubError) -> NoReturn:
@@ -255,7 +224,7 @@ def newsletter_command(
     chosen = _frequency(frequency.lower())
     day = (on_date or datetime.now(UTC)).date()
     try:
-        newsletter = _newsletter_context(settings)
+        newsletter = newsletter_context(settings)
         if to is not None:
             from digestpub.subscribers import normalise_email, normalise_tags
 
@@ -301,7 +270,7 @@ def preview_command(
     try:
         from digestpub.subscribers import normalise_tags
 
-        html = preview_html(_newsletter_context(settings), chosen, day, normalise_tags(tags), lang)
+        html = preview_html(newsletter_context(settings), chosen, day, normalise_tags(tags), lang)
     except DigestpubError as error:
         _fail(error)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -329,7 +298,7 @@ def serve_command(
     site = settings.site()
 
     def subscriptions() -> Subscriptions:
-        newsletter = _newsletter_context(settings)
+        newsletter = newsletter_context(settings)
         return Subscriptions(
             site, newsletter.subscribers, newsletter.mailer, newsletter.token_key, settings.from_address
         )

@@ -7,11 +7,10 @@ call what is built here. Everything is created once per warm container.
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from functools import cache
 
-from digestpub.adapters import open_ledger, open_mailer, open_store
-from digestpub.adapters.subscribers_factory import open_subscribers
+from digestpub import wiring
+from digestpub.adapters import open_store
 from digestpub.newsletter.run import NewsletterContext
 from digestpub.publish import PublishOptions
 from digestpub.settings import Settings
@@ -40,36 +39,12 @@ def token_key() -> bytes:
 
 
 def publish_options() -> PublishOptions:
-    current = settings()
-    return PublishOptions(
-        lookback_days=current.lookback_days,
-        full_scan_every=timedelta(hours=current.full_scan_hours),
-        lock_ttl=timedelta(seconds=current.lock_ttl),
-        lock_wait=timedelta(seconds=current.lock_timeout),
-        max_summary_bytes=current.max_summary_bytes,
-        feed_cache_control=current.feed_cache_control,
-        page_cache_control=current.page_cache_control,
-        workers=1,  # Lambda has no /dev/shm for worker processes
-    )
+    return wiring.publish_options(settings(), workers=1)  # Lambda has no /dev/shm for worker processes
 
 
 @cache
 def newsletter() -> NewsletterContext:
-    current = settings()
-    state = open_store(current.state)
-    return NewsletterContext(
-        site=current.site(),
-        state=state,
-        dest=open_store(current.dest),
-        subscribers=open_subscribers(current.subscribers),
-        ledger=open_ledger(current.subscribers),
-        mailer=open_mailer(current.mailer),
-        token_key=token_key(),
-        from_address=current.from_address,
-        reply_to=current.reply_to,
-        max_items=current.max_items,
-        page_cache_control=current.page_cache_control,
-    )
+    return wiring.newsletter_context(settings(), token_key())
 
 
 @cache

@@ -14,23 +14,12 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS
 from tests.newsletter_support import Scenario, body_parts, by_recipient, paper
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the Python playwright package is not installed")
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"Debian chromium not found at {CHROMIUM}"),
-]
+pytestmark = BROWSER_MARKS
 
 LONG_WORD = "Сверхдлинноеслово" * 8 + "WithoutAnySpacesOrHyphens" * 4
 LONG_URL = "https://very-long-host-name.example.org/" + "segment-without-breaks_" * 12 + "end"

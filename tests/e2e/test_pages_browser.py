@@ -22,22 +22,11 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import EXAMPLES, write_json
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.e2e.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the Python playwright package is not installed")
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"Debian chromium not found at {CHROMIUM}"),
-]
+pytestmark = BROWSER_MARKS
 
 TAG_HEADING = 'Подборка статей по тегу "{tag}"'
 

@@ -33,23 +33,13 @@ from digestpub.publish import PublishOptions, publish
 from digestpub.settings import Settings
 from tests.cloud_support import parse_message
 from tests.conftest import EXAMPLES
+from tests.e2e.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 READER = "reader@example.com"
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the Python playwright package is not installed")
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"Debian chromium not found at {CHROMIUM}"),
-]
+pytestmark = BROWSER_MARKS
 
 
 def _free_port() -> int:

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Build the Lambda package, package serverless.yml offline with osls, lint the CloudFormation.
+#
+#   bash infra/check.sh          build, npm ci, osls package (dev and prod, dummy credentials), cfn-lint
+#   bash infra/check.sh build    only build build/digestpub-lambda.zip (run it before `npx osls deploy`)
+#
+# Needs python3 with pip (reaching PyPI), node/npm (reaching npm) and cfn-lint
+# (PyPI; found on PATH or as `python3 -m cfnlint`). Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+ARTIFACT=build/digestpub-lambda.zip
+# Dependencies published only as an sdist (pure Python): built into a py3-none-any
+# wheel first, so that the cross-platform install below can stay --only-binary=:all:.
+SDIST_ONLY=(feedgen)
+
+log() { printf '== %s\n' "$*" >&2; }
+
+build() {
+  local started=$SECONDS
+  log "build: requirements from pyproject.toml"
+  rm -rf build/lambda build/wheels "$ARTIFACT"
+  mkdir -p build/lambda build/wheels
+  "$PYTHON" - <<'EOF' >build/requirements.txt
+import sys, tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+requirements = list(project["dependencies"])
+# The handlers import aws-lambda-powertools; until pyproject lists it, add it here.
+names = {r.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].split("~")[0].strip().lower() for r in requirements}
+if "aws-lambda-powertools" not in names:
+    print("warning: aws-lambda-powertools is not in pyproject's dependencies; packaging it anyway", file=sys.stderr)
+    requirements.append("aws-lambda-powertools>=3.0")
+print("\n".join(requirements))
+EOF
+
+  log "build: sdist-only dependencies as wheels: ${SDIST_ONLY[*]}"
+  local spec name
+  for name in "${SDIST_ONLY[@]}"; do
+    spec=$(grep -i "^${name}\b" build/requirements.txt || echo "$name")
+    "$PYTHON" -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir build/wheels "$spec"
+  done
+
+  log "build: manylinux2014_x86_64 wheels for CPython 3.12 into build/lambda"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check \
+    --target build/lambda \
+    --platform manylinux2014_x86_64 --implementation cp --python-version 3.12 \
+    --only-binary=:all: --find-links build/wheels --no-compile \
+    -r build/requirements.txt
+
+  log "build: digestpub, templates and functions beside the dependencies"
+  cp -R src/digestpub build/lambda/digestpub
+  cp -R templates build/lambda/templates
+  mkdir -p build/lambda/functions
+  cp functions/*.py build/lambda/functions/
+  rm -rf build/lambda/bin
+  find build/lambda -name __pycache__ -type d -prune -exec rm -rf {} +
+  find build/lambda -name '*.pyc' -delete
+
+  # /var/task is read-only in Lambda: without bytecode in the package every cold start
+  # compiles every module it imports (measured here: 0.85-1.0 s per handler, against
+  # 0.4 s with bytecode). Hash-based .pyc (unchecked-hash) does not depend on the
+  # timestamps the zip flattens. Needs CPython 3.12 itself; skipped without one.
+  local py312="" candidate
+  for candidate in "${PYTHON312:-}" python3.12 "$(pyenv root 2>/dev/null || echo /nonexistent)"/versions/3.12*/bin/python3.12 \
+    "${HOME:-/nonexistent}"/.pyenv/versions/3.12*/bin/python3.12 /usr/bin/python3.12 /usr/local/bin/python3.12; do
+    if [ -n "$candidate" ] && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1; then
+      py312=$candidate
+      break
+    fi
+  done
+  if [ -n "$py312" ]; then
+    log "build: bytecode for CPython 3.12 ($py312)"
+    "$py312" -m compileall -q -j0 --invalidation-mode unchecked-hash build/lambda >/dev/null
+  else
+    log "build: WARNING no python3.12 found (set PYTHON312=...): no bytecode, slower cold starts, handler imports unchecked"
+  fi
+
+  log "build: $ARTIFACT"
+  "$PYTHON" - "$ARTIFACT" <<'EOF2'
+import os, sys, zipfile
+from pathlib import Path
+
+root, out = Path("build/lambda"), Path(sys.argv[1])
+# Fixed timestamps and order: the same tree gives the same zip, so osls sees "no change".
+with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        info = zipfile.ZipInfo(path.relative_to(root).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
+        info.external_attr = (0o755 if os.access(path, os.X_OK) else 0o644) << 16
+        info.compress_type = zipfile.ZIP_DEFLATED
+        archive.writestr(info, path.read_bytes())
+
+names = zipfile.ZipFile(out).namelist()
+tops = {name.split("/", 1)[0] for name in names}
+required = ["digestpub/__init__.py", "templates/page.html.j2"] + [f"functions/{p.name}" for p in Path("functions").glob("*.py")]
+missing = [name for name in required if name not in names]
+unwanted = sorted(tops & {"src", "tests", "bench", "examples", "node_modules", ".venv", "build", ".serverless"})
+if missing or unwanted:
+    sys.exit(f"{out}: missing {missing}, unwanted {unwanted}")
+unpacked = sum((root / name).stat().st_size for name in names)
+print(f"{out}: {out.stat().st_size / 2**20:.1f} MiB zipped, {unpacked / 2**20:.1f} MiB unpacked "
+      f"(Lambda's limit: 250 MiB unpacked), {len(names)} files", file=sys.stderr)
+EOF2
+
+  # Import every handler the way a cold start does: CPython 3.12, a fresh process each,
+  # the package root first on sys.path, no site-packages (-S), nothing written.
+  if [ -n "$py312" ]; then
+    log "build: cold import of each handler under CPython 3.12"
+    local name
+    for name in publish_feeds plan_newsletter send_batch subscriptions ses_events; do
+      [ -f "functions/$name.py" ] || continue
+      (cd build/lambda && env -i PATH="$PATH" HOME="${HOME:-/tmp}" PYTHONDONTWRITEBYTECODE=1 \
+        AWS_REGION=eu-central-1 AWS_DEFAULT_REGION=eu-central-1 AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x \
+        DIGESTPUB_SEND_QUEUE_URL=https://sqs.eu-central-1.amazonaws.com/000000000000/x \
+        POWERTOOLS_SERVICE_NAME=digestpub POWERTOOLS_METRICS_NAMESPACE=digestpub \
+        "$py312" -S -c '
+import importlib, sys, time
+sys.path.insert(0, ".")
+name = sys.argv[1]
+started = time.perf_counter()
+module = importlib.import_module(f"functions.{name}")
+elapsed = time.perf_counter() - started
+assert callable(module.handler), name
+from digestpub.templates import template_folder
+assert template_folder().resolve().parent == __import__("pathlib").Path(".").resolve(), template_folder()
+print(f"  functions.{name}: {elapsed:.2f} s", file=sys.stderr)
+' "$name")
+    done
+  fi
+  log "build: done in $((SECONDS - started)) s"
+}
+
+if [ "${1:-}" = build ]; then
+  build
+  exit 0
+fi
+
+started=$SECONDS
+build
+
+log "npm ci"
+npm ci --no-audit --no-fund --loglevel=error
+
+# Offline: dummy credentials, no profile; osls package never calls AWS with package.artifact set.
+export AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_REGION=eu-central-1 AWS_DEFAULT_REGION=eu-central-1
+unset AWS_PROFILE AWS_SESSION_TOKEN
+export SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off
+
+# prod first: every `osls package` empties .serverless/, wherever its --package points.
+log "osls package --stage prod (into build/serverless-prod)"
+npx --no-install osls package --stage prod --package build/serverless-prod
+test -s build/serverless-prod/cloudformation-template-update-stack.json
+log "osls package --stage dev"
+npx --no-install osls package --stage dev
+test -s .serverless/cloudformation-template-update-stack.json
+
+if command -v cfn-lint >/dev/null 2>&1; then
+  CFN_LINT=(cfn-lint)
+else
+  CFN_LINT=("$PYTHON" -m cfnlint)
+fi
+log "cfn-lint infra/*.yml"
+"${CFN_LINT[@]}" infra/*.yml
+log "cfn-lint packaged templates"
+# W3005 is silenced for the packaged templates only: osls's httpApi compiler gives each
+# route a DependsOn on its integration next to a Ref to it. Redundant, harmless, not ours.
+"${CFN_LINT[@]}" --ignore-checks W3005 --template \
+  .serverless/cloudformation-template-update-stack.json \
+  build/serverless-prod/cloudformation-template-update-stack.json
+
+log "all deployment checks passed in $((SECONDS - started)) s"
