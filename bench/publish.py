@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import write_corpus
 
 _RUN = """
-import json, resource, sys, time
+import json, sys, time
 from digestpub.adapters import open_store
 from digestpub.publish import publish
 from digestpub.settings import Settings
@@ -32,7 +32,8 @@ started = time.perf_counter()
 report = publish(open_store(settings.source), open_store(settings.dest), open_store(settings.state), settings.site())
 print(json.dumps({
     "seconds": time.perf_counter() - started,
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    # VmHWM, not ru_maxrss: the latter keeps the parent's size from before exec.
+    "peak_rss_mb": int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024,
     "line": report.summary_line(),
 }))
 """

@@ -232,21 +232,23 @@ class Catalog:
     def entry(self, summary_id: str) -> IdEntry | None:
         return self._shard(summary_id).get(summary_id)
 
-    def _shard(self, summary_id: str) -> dict[str, IdEntry]:
-        shard = id_shard(summary_id)
+    def _shard(self, summary_id: str, shard: str | None = None) -> dict[str, IdEntry]:
+        shard = shard or id_shard(summary_id)
         if shard not in self._ids:
             self._ids[shard] = self._load(f"catalog/ids/{shard}.json", _IDS) or {}
         return self._ids[shard]
 
     def record(self, summary: Summary) -> None:
-        self._shard(summary.id)[summary.id] = IdEntry(
+        shard = id_shard(summary.id)
+        # Built from a Summary already checked: no need to validate it again.
+        self._shard(summary.id, shard)[summary.id] = IdEntry.model_construct(
             version=summary.version,
             published_at=summary.published_at,
             key=summary.source_key,
             digest=summary.digest,
             slugs=list(summary.tag_slugs),
         )
-        self._dirty.add(f"catalog/ids/{id_shard(summary.id)}.json")
+        self._dirty.add(f"catalog/ids/{shard}.json")
 
     def feed(self, name: str) -> FeedState:
         if name not in self._feeds:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from digestpub.model import Problem, Summary
+from digestpub.model import Problem, Summary, sortable_time
 from digestpub.text import (
     clean_text,
     is_safe_url,
@@ -256,6 +256,7 @@ class SummaryReader:
             source_key=key,
             source_line=line,
             digest=digest,
+            sort_time=sortable_time(published_at),
             **optional_urls,
         )
 

@@ -39,6 +39,8 @@ class Summary:
     source_line: int | None = None
     digest: str = ""
     """A hash of the source document: tells a rewrite with new text from a re-read."""
+    sort_time: str = ""
+    """``sortable_time(published_at)``, computed once when read: runs sort by it a lot."""
 
     @property
     def version(self) -> datetime:
@@ -48,7 +50,7 @@ class Summary:
     @property
     def sort_key(self) -> tuple[str, str]:
         """Newest first is descending order; the same key as a ``FeedItem``'s."""
-        return (sortable_time(self.published_at), self.id)
+        return (self.sort_time or sortable_time(self.published_at), self.id)
 
 
 ProblemKind = Literal["skipped", "cleaned"]

@@ -198,6 +198,7 @@ class _Run:
             records = map_chunks(decode, split(fetched, 4 * self.options.workers, 64), self.options.workers)
         else:
             records = _decode(self.reader, fetched)
+        del fetched  # the raw bytes are the largest thing a cold run holds
         broken = self.catalog.head.broken
         for info in changed:
             if broken.pop(info.key, None) is not None:
@@ -269,6 +270,11 @@ class _Run:
     def _merge(self, summaries: list[Summary]) -> _Changes:
         changes = _Changes()
         head = self.catalog.head
+        # Tag counts are summed here and applied once: pydantic attribute writes
+        # on TagInfo cost more than the rest of the merge in a cold run.
+        counts: dict[str, int] = {}
+        newest: dict[str, datetime] = {}
+        names: dict[str, str] = {}
         for summary in self._newest_in_batch(summaries):
             entry = self.catalog.entry(summary.id)
             old_slugs: list[str] = []
@@ -296,13 +302,18 @@ class _Run:
                 if feed == ALL_FEED or feed in new_slugs:
                     changes.inserts[feed].append(summary)
             for slug in set(old_slugs) - set(new_slugs):
-                head.tags[slug].count -= 1
+                counts[slug] = counts.get(slug, 0) - 1
             for name, slug in zip(summary.tags, new_slugs, strict=True):
-                tag = head.tags.setdefault(slug, TagInfo(slug=slug, name=name))
+                names.setdefault(slug, name)
                 if slug not in old_slugs:
-                    tag.count += 1
-                if tag.newest is None or summary.published_at > tag.newest:
-                    tag.newest = summary.published_at
+                    counts[slug] = counts.get(slug, 0) + 1
+                if slug not in newest or summary.published_at > newest[slug]:
+                    newest[slug] = summary.published_at
+        for slug in counts.keys() | newest.keys():
+            tag = head.tags.setdefault(slug, TagInfo(slug=slug, name=names.get(slug, slug)))
+            tag.count += counts.get(slug, 0)
+            if slug in newest and (tag.newest is None or newest[slug] > tag.newest):
+                tag.newest = newest[slug]
         if changes.accepted:
             self.catalog.touch_head()
             self._log_news(changes)
@@ -336,11 +347,18 @@ class _Run:
                     unrendered[item.id] = item
             self._warn_if_short(feed, len(window), len(state.items) - len(kept))
         pending = list(unrendered.values())
-        render = partial(_render_entries, self.site)
-        if len(pending) >= _PARALLEL_ENTRIES:
-            entries = map_chunks(render, split(pending, 4 * self.options.workers, 128), self.options.workers)
+        if len(pending) >= _PARALLEL_ENTRIES and self.options.workers > 1:
+            # Forked workers inherit the summaries and take index ranges of them:
+            # only the rendered entries travel back.
+            global _FORKED_SUMMARIES
+            _FORKED_SUMMARIES = (self.site, pending)
+            try:
+                ranges = split(range(len(pending)), 4 * self.options.workers, 128)
+                entries = map_chunks(_render_entries_in_worker, ranges, self.options.workers)
+            finally:
+                _FORKED_SUMMARIES = None
         else:
-            entries = render(pending)
+            entries = _render_entries(self.site, pending)
         rendered = {entry.id: entry for entry in entries}
         for feed, window in windows.items():
             self.catalog.feed(feed).items = [
@@ -460,6 +478,15 @@ def _sort_key(item: FeedItem | Summary) -> tuple[str, str]:
 
 def _decode(reader: SummaryReader, objects: Sequence[tuple[str, bytes]]) -> list[Summary | Problem]:
     return [record for key, data in objects for record in reader.read_object(key, data)]
+
+
+_FORKED_SUMMARIES: tuple[Site, list[Summary]] | None = None
+
+
+def _render_entries_in_worker(indexes: Sequence[int]) -> list[FeedItem]:
+    assert _FORKED_SUMMARIES is not None, "only called in a worker forked by _Run._apply"
+    site, summaries = _FORKED_SUMMARIES
+    return _render_entries(site, [summaries[index] for index in indexes])
 
 
 def _render_entries(site: Site, summaries: Sequence[Summary]) -> list[FeedItem]:
