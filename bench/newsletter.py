@@ -2,9 +2,10 @@
 
     python bench/newsletter.py [--subscribers 100000] [--tag-sets 200] [--summaries 70]
 
-Prints emails per second for building and personalising into a throwaway outbox
-(through the real send loop: SQLite ledger, pacing off), peak RSS, and the rate
-of sending to a local aiosmtpd against plain smtplib sending the same bytes.
+Prints emails per second for building and personalising (messages made and
+dropped), then for the real send loop into a throwaway outbox (SQLite ledger
+claim and confirm, one .eml file each, pacing off), peak RSS, and the rate of
+sending to a local aiosmtpd against plain smtplib sending the same bytes.
 """
 
 from __future__ import annotations
@@ -99,6 +100,22 @@ def main() -> None:
             tag_sets.append(candidate)
     site = Settings.load(base_url="https://digest.example/").site()
     key = b"benchmark-token-key-0123456789"
+
+    # Build and personalise alone: every message made and dropped.
+    renderer = IssueRenderer(site, issue, max_items=30)
+    factory = MessageFactory(site, issue.id, "AI Digest <digest@digest.example>", key, now=NOW)
+    built = size = 0
+    started = time.perf_counter()
+    for subscriber in subscribers(arguments.subscribers, tag_sets, rng):
+        segment = renderer.segment(subscriber.tags, subscriber.lang)
+        if not segment.empty:
+            size += len(factory.build(segment, subscriber)[1])
+            built += 1
+    elapsed = time.perf_counter() - started
+    print(
+        f"build and personalise: {built:,} emails in {elapsed:.1f} s = {built / elapsed:,.0f} emails/s "
+        f"(average message {size / built / 1024:.0f} KiB, segments rendered included)"
+    )
 
     with tempfile.TemporaryDirectory(prefix="digestpub-bench-") as folder:
         root = Path(folder)
