@@ -290,9 +290,6 @@ class Catalog:
     def touch_head(self) -> None:
         self._dirty.add(HEAD_KEY)
 
-    def loaded_feeds(self) -> dict[str, FeedState]:
-        return self._feeds
-
     def serialise(self, key: str) -> bytes:
         if key == HEAD_KEY:
             return self.head.model_dump_json().encode()

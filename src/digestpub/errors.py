@@ -41,3 +41,23 @@ class MailRejected(MailError):
 
 class NewsletterError(DigestpubError):
     """An issue cannot be built as asked (for example, a date before the last issue)."""
+
+
+class InvalidSubscriber(DigestpubError):
+    """A subscriber's field has a value digestpub does not know (frequency, language, status)."""
+
+
+class InvalidAddress(InvalidSubscriber):
+    """The text is not a usable email address; the message says why."""
+
+
+class AddressTaken(DigestpubError):
+    """A store refused a second subscriber id for an address it already holds."""
+
+
+class InvalidToken(DigestpubError):
+    """A token that was not made with this key for this purpose (forged, altered or garbled)."""
+
+
+class UnknownSubscriber(InvalidToken):
+    """A valid token for a subscriber who is no longer in the store."""

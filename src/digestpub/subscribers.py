@@ -16,24 +16,14 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO, cast, get_args
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, Field
 
-from digestpub.errors import DigestpubError
+from digestpub.errors import AddressTaken as AddressTaken
+from digestpub.errors import InvalidAddress as InvalidAddress
+from digestpub.errors import InvalidSubscriber as InvalidSubscriber
 from digestpub.model import SUBSCRIBER_LANGS, Frequency, Subscriber, SubscriberStatus
 from digestpub.text import tag_slug
 
 if TYPE_CHECKING:
     from digestpub.ports import SubscriberStore
-
-
-class InvalidSubscriber(DigestpubError):
-    """A subscriber's field has a value digestpub does not know (frequency, language, status)."""
-
-
-class InvalidAddress(InvalidSubscriber):
-    """The text is not a usable email address; the message says why."""
-
-
-class AddressTaken(DigestpubError):
-    """A store refused a second subscriber id for an address it already holds."""
 
 
 CSV_COLUMNS = ("email", "tags", "frequency", "lang", "status")

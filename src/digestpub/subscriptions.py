@@ -14,22 +14,19 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
+from digestpub.errors import UnknownSubscriber
 from digestpub.model import Subscriber
 from digestpub.ports import Mailer, SubscriberStore
 from digestpub.site import Site
 from digestpub.subscribers import AddressTaken, InvalidSubscriber, new_subscriber, normalise_email, normalise_tags
 from digestpub.templates import environment
-from digestpub.tokens import InvalidToken, make_token, verify_token
+from digestpub.tokens import make_token, verify_token
 from digestpub.words import words_for
 
 log = logging.getLogger("digestpub.subscriptions")
 
 SOFT_BOUNCE_LIMIT = 5
 """Soft bounces in a row after which an address is treated as bounced."""
-
-
-class UnknownSubscriber(InvalidToken):
-    """A valid token for a subscriber who is no longer in the store."""
 
 
 @dataclass(frozen=True)

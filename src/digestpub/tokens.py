@@ -21,14 +21,11 @@ import re
 import secrets
 from typing import TYPE_CHECKING
 
-from digestpub.errors import ConfigError, DigestpubError, PreconditionFailed, StorageError
+from digestpub.errors import ConfigError, PreconditionFailed, StorageError
+from digestpub.errors import InvalidToken as InvalidToken
 
 if TYPE_CHECKING:
     from digestpub.ports import ObjectStore
-
-
-class InvalidToken(DigestpubError):
-    """A token that was not made with this key for this purpose (forged, altered or garbled)."""
 
 
 PURPOSES = frozenset({"unsubscribe", "preferences", "confirm"})
