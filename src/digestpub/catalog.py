@@ -250,9 +250,13 @@ class Catalog:
         )
         self._dirty.add(f"catalog/ids/{shard}.json")
 
+    @staticmethod
+    def feed_key(name: str) -> str:
+        return f"catalog/feeds/{name}.json"
+
     def feed(self, name: str) -> FeedState:
         if name not in self._feeds:
-            self._feeds[name] = self._load_feed(f"catalog/feeds/{name}.json")
+            self._feeds[name] = self._load_feed(self.feed_key(name))
         return self._feeds[name]
 
     def _load_feed(self, key: str) -> FeedState:
@@ -269,7 +273,7 @@ class Catalog:
             ) from error
 
     def touch_feed(self, name: str) -> None:
-        self._dirty.add(f"catalog/feeds/{name}.json")
+        self._dirty.add(self.feed_key(name))
 
     def log_published(self, moment: datetime, run_id: str, kinds: dict[str, str], summaries: list[Summary]) -> None:
         """Log what this run published, for newsletters: one new file per run, never rewritten.
@@ -316,6 +320,27 @@ class Catalog:
         if version is not None:
             return version, False
         return None, not self.fresh
+
+    def save_part(self, key: str) -> tuple[str, str]:
+        """Write one part under its condition; returns ``(key, new version)`` for ``saved``.
+
+        A lost condition means another run wrote it while this one held the lock.
+        """
+        if_match, if_none_match = self.write_condition(key)
+        try:
+            version = self.store.put(
+                key,
+                self.serialise(key),
+                content_type="application/json",
+                if_match=if_match,
+                if_none_match=if_none_match,
+            )
+        except PreconditionFailed as error:
+            raise StorageError(
+                f"state {self.store.url.rstrip('/')}/{key} was changed by another run while this one held "
+                "the lock (its lease may have expired); nothing is lost: run publish again"
+            ) from error
+        return key, version
 
     def saved(self, key: str, version: str) -> None:
         self._versions[key] = version

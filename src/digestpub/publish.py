@@ -20,7 +20,6 @@ from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
 from digestpub.catalog import ALL_FEED, HEAD_KEY, Catalog, FeedItem, StateLock
-from digestpub.errors import PreconditionFailed, StorageError
 from digestpub.ingest import SummaryReader, summary_key
 from digestpub.model import ObjectInfo, Problem, PublishReport, Summary, TagInfo
 from digestpub.parallel import default_workers, map_chunks, split
@@ -338,7 +337,10 @@ class _Run:
         for feed, inserts in changes.inserts.items():
             removals = changes.removals[feed]
             state = self.catalog.feed(feed)
-            kept = [item for item in state.items if item.id not in removals]
+            # Inserted ids are dropped too: a run that stopped after saving some
+            # state may have saved this feed with them already.
+            replaced = removals | {summary.id for summary in inserts}
+            kept = [item for item in state.items if item.id not in replaced]
             candidates: list[FeedItem | Summary] = [*kept, *inserts]
             window = heapq.nlargest(self.window, candidates, key=_sort_key)
             windows[feed] = window
@@ -389,15 +391,18 @@ class _Run:
         """
         feeds = sorted(changes.inserts)
         results: list[_Written] = []
-        parallel = _is_local(self.dest) and len(feeds) >= _PARALLEL_FEEDS
-        if parallel and self.options.workers > 1:
-            # Forked workers inherit this run (catalog included) instead of receiving it pickled.
+        saved: list[tuple[str, str]] = []
+        local = _is_local(self.dest) and _is_local(self.state)
+        if local and len(feeds) >= _PARALLEL_FEEDS and self.options.workers > 1:
+            # Forked workers inherit this run (catalog included) instead of receiving it
+            # pickled; each also saves its feeds' windows, so only hashes come back.
             global _FORKED_RUN
             _FORKED_RUN = self
             try:
-                results = map_chunks(
-                    _write_feeds_in_worker, split(feeds, self.options.workers, 8), self.options.workers
-                )
+                chunks = split(feeds, self.options.workers, 8)
+                for rows, feed_saved in map_chunks(_write_feeds_in_worker, chunks, self.options.workers):
+                    results.extend(rows)
+                    saved.append(feed_saved)
             finally:
                 _FORKED_RUN = None
         else:
@@ -429,29 +434,15 @@ class _Run:
                 self.report.files_written += 1
             else:
                 self.report.files_unchanged += 1
+        for key, version in saved:
+            self.catalog.saved(key, version)
 
     def _save_state(self) -> None:
         parts = self.catalog.changed_parts()
         head = parts.pop() if parts and parts[-1] == HEAD_KEY else None
 
         def save(key: str) -> None:
-            if_match, if_none_match = self.catalog.write_condition(key)
-            data = self.catalog.serialise(key)
-            try:
-                version = self.state.put(
-                    key,
-                    data,
-                    content_type="application/json",
-                    if_match=if_match,
-                    if_none_match=if_none_match,
-                )
-            except PreconditionFailed as error:
-                raise StorageError(
-                    f"state {self.state.url.rstrip('/')}/{key} was changed by another run while "
-                    "this one held the lock (its lease may have expired); nothing is lost: "
-                    "run publish again"
-                ) from error
-            self.catalog.saved(key, version)
+            self.catalog.saved(*self.catalog.save_part(key))
 
         if _is_local(self.state):
             for part in parts:
@@ -501,10 +492,17 @@ def _is_local(store: ObjectStore) -> bool:
 _FORKED_RUN: _Run | None = None
 
 
-def _write_feeds_in_worker(feeds: Sequence[str]) -> list[_Written]:
+def _write_feeds_in_worker(feeds: Sequence[str]) -> list[tuple[list[_Written], tuple[str, str]]]:
+    """In a forked worker: render and write ``feeds``, then save each feed's window."""
     run = _FORKED_RUN
     assert run is not None, "only called in a worker forked by _Run._write_files"
-    return _write_feed_files(run.site, run.catalog, run.dest, run.options, None, feeds)
+    done = []
+    for feed in feeds:
+        rows = _write_feed_files(run.site, run.catalog, run.dest, run.options, None, [feed])
+        outputs = run.catalog.feed(feed).outputs
+        outputs.update((path, digest) for _, path, digest, written in rows if written)
+        done.append((rows, run.catalog.save_part(run.catalog.feed_key(feed))))
+    return done
 
 
 _Written = tuple[str, str, str, bool]

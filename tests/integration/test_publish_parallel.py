@@ -1,0 +1,59 @@
+"""The parallel paths of a large run give the same bytes and state as one process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from digestpub.adapters import open_store
+from digestpub.publish import PublishOptions, publish
+from digestpub.settings import Settings
+from tests.conftest import summary, write_json
+
+
+def _corpus(folder: Path, count: int, first: int = 0) -> None:
+    for number in range(first, first + count):
+        tags = [f"tag{number % 45}", f"tag{(number * 7) % 45}"]
+        day = 10 + number % 10
+        document = summary(number, tags=tags, published_at=f"2026-11-{day:02d}T{number % 24:02d}:{number % 60:02d}:00Z")
+        write_json(folder, f"2026/11/{day:02d}/{number}.json", document)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def _run(tmp: Path, name: str, workers: int) -> None:
+    site = Settings.load(base_url="https://digest.example/").site()
+    options = PublishOptions(workers=workers)
+    stores = [
+        open_store(str(tmp / "source")),
+        open_store(str(tmp / name / "dest")),
+        open_store(str(tmp / name / "state")),
+    ]
+    report = publish(*stores, site, options)
+    assert report.skipped == 0
+
+
+def test_parallel_runs_write_what_one_process_writes(tmp_path: Path) -> None:
+    # 45 tags: enough touched feeds for worker processes; 1,500 entries: enough to render in parallel.
+    _corpus(tmp_path / "source", 1_500)
+    _run(tmp_path, "serial", workers=1)
+    _run(tmp_path, "parallel", workers=2)
+    assert _files(tmp_path / "parallel" / "dest") == _files(tmp_path / "serial" / "dest")
+
+    # An incremental run on top: the workers saved the feed windows they touched.
+    _corpus(tmp_path / "source", 60, first=1_500)
+    _run(tmp_path, "serial", workers=1)
+    _run(tmp_path, "parallel", workers=2)
+    assert _files(tmp_path / "parallel" / "dest") == _files(tmp_path / "serial" / "dest")
+    serial_state = _files(tmp_path / "serial" / "state" / "catalog" / "feeds")
+    assert _files(tmp_path / "parallel" / "state" / "catalog" / "feeds") == serial_state
+
+    # And a run with nothing new writes nothing in either.
+    for name, workers in (("serial", 1), ("parallel", 2)):
+        stores = [open_store(str(tmp_path / "source")), open_store(str(tmp_path / name / "dest"))]
+        stores.append(open_store(str(tmp_path / name / "state")))
+        report = publish(
+            *stores, Settings.load(base_url="https://digest.example/").site(), PublishOptions(workers=workers)
+        )
+        assert report.files_written == 0
