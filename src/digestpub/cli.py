@@ -158,18 +158,8 @@ def publish_command(
                 options,
                 progress,
             )
-    except StateLocked as error:
-        stderr.print(f"[yellow]locked:[/] {error}")
-        raise typer.Exit(EXIT_LOCKED) from None
-    except StorageError as error:
-        stderr.print(f"[red]storage failed:[/] {error}")
-        raise typer.Exit(EXIT_STORAGE) from None
-    except ConfigError as error:
-        stderr.print(f"[red]error:[/] {error}")
-        raise typer.Exit(EXIT_CONFIG) from None
     except DigestpubError as error:
-        stderr.print(f"[red]error:[/] {error}")
-        raise typer.Exit(EXIT_STORAGE) from None
+        _fail(error)
     typer.echo(report.summary_line())
     if report.skipped:
         where = settings.state.rstrip("/") + "/reports/latest.json"
@@ -183,7 +173,8 @@ def _fail(error: DigestpubError) -> NoReturn:
     if isinstance(error, StateLocked):
         stderr.print(f"[yellow]locked:[/] {error}")
         raise typer.Exit(EXIT_LOCKED)
-    stderr.print(f"[red]failed:[/] {error}")
+    label = "storage failed" if isinstance(error, StorageError) else "failed"
+    stderr.print(f"[red]{label}:[/] {error}")
     raise typer.Exit(EXIT_STORAGE)
 
 

@@ -99,17 +99,7 @@ def send_test_copy(
     Not recorded in the ledger, and the issue is not saved: a test copy changes nothing.
     """
     _issue, renderer, factory = build_issue(context, frequency, on, dry_run=True, now=now)
-    moment = now or datetime.now(UTC)
-    reader = Subscriber(
-        id="test-copy",
-        email=recipient,
-        tags=tags,
-        frequency=frequency,
-        lang=lang,  # type: ignore[arg-type]
-        status="confirmed",
-        created_at=moment,
-        updated_at=moment,
-    )
+    reader = _sample_reader("test-copy", recipient, tags, frequency, lang)
     message_id, message = factory.build(renderer.segment(tags, lang), reader)
     context.mailer.send(factory.envelope_sender, recipient, message)
     return message_id
@@ -119,10 +109,16 @@ def preview_html(context: NewsletterContext, frequency: Frequency, on: date, tag
     """The HTML part that a subscriber with ``tags`` would get for the issue of ``on``."""
     _issue, renderer, factory = build_issue(context, frequency, on, dry_run=True)
     segment = renderer.segment(tags, lang)
+    reader = _sample_reader("preview", "reader@example.com", tags, frequency, lang)
+    return personal_html(segment, factory.personal(reader))
+
+
+def _sample_reader(identifier: str, email: str, tags: tuple[str, ...], frequency: Frequency, lang: str) -> Subscriber:
+    """A confirmed subscriber who is not in the store: for test copies and previews."""
     moment = datetime.now(UTC)
-    reader = Subscriber(
-        id="preview",
-        email="reader@example.com",
+    return Subscriber(
+        id=identifier,
+        email=email,
         tags=tags,
         frequency=frequency,
         lang=lang,  # type: ignore[arg-type]
@@ -130,4 +126,3 @@ def preview_html(context: NewsletterContext, frequency: Frequency, on: date, tag
         created_at=moment,
         updated_at=moment,
     )
-    return personal_html(segment, factory.personal(reader))
