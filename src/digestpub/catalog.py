@@ -7,8 +7,10 @@ summaries rather than the history:
 - ``catalog/seen/YYYY/MM/DD.json``: version tags of the source objects of one day;
 - ``catalog/ids/XYZ.json``: one of 1,024 shards, by id hash, of each summary's newest version;
 - ``catalog/log/YYYY/MM/DD/<run>.jsonl``: what each run of that day published, for newsletters;
-- ``catalog/feeds/<name>.json``: a feed's newest items (a few more than ``feed_size``,
-  so an edit that drops an item leaves the feed full) and the hashes of its published files.
+- ``catalog/windows.json``: each feed's newest items (a few more than ``feed_size``,
+  so an edit that drops an item leaves the feed full) and its files as published.
+  Items hold where their entries sit in those files, not the entries: a run copies
+  the entries it did not change out of the files it published last time.
 
 Every write is conditional on the version that was read, and a run holds
 ``lock.json`` while it works, so overlapping runs never lose an update.
@@ -32,11 +34,12 @@ from digestpub.errors import PreconditionFailed, StateLocked, StorageError
 from digestpub.model import Problem, Summary, TagInfo
 from digestpub.ports import ObjectStore
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 ALL_FEED = "_all"
 """The feed of every summary; a slug never starts with ``_``, so it cannot clash."""
 
 HEAD_KEY = "catalog/head.json"
+WINDOWS_KEY = "catalog/windows.json"
 _LOCK_KEY = "lock.json"
 
 
@@ -51,27 +54,22 @@ class IdEntry(BaseModel):
 
 
 @dataclass(slots=True)
-class FeedItem:
-    """A summary as feeds and pages show it: its entry in each format, rendered once.
+class WindowItem:
+    """One summary in a feed's window: enough to order it and to find its entry again.
 
-    The summary's HTML is kept once; each format's entry is kept without it, with
-    the offset where it goes, so state holds the text once rather than four times.
-    Times are ``sortable_time`` text. A plain dataclass, read and written with
-    orjson: feed windows are the bulk of what a run loads and saves.
+    Times are ``sortable_time`` text. ``sizes`` are the byte lengths of its entry in
+    each of the feed's published files (``render.entries.FORMATS`` order), so a later
+    run can cut the entry out of them instead of rendering it again; ``None`` for
+    the few items kept below the shown ones. ``key`` and ``line`` say where the
+    summary was read, to render it again when its bytes cannot be cut out.
     """
 
     id: str
     published: str
     version: str
-    html: str
-    atom: str
-    atom_at: int
-    rss: str
-    rss_at: int
-    json_feed: str
-    json_at: int
-    card: str
-    card_at: int
+    key: str
+    line: int | None
+    sizes: list[int] | None = None
 
     @property
     def sort_key(self) -> tuple[str, str]:
@@ -79,15 +77,56 @@ class FeedItem:
 
 
 @dataclass(slots=True)
-class FeedState:
-    items: list[FeedItem] = field(default_factory=list)
-    outputs: dict[str, str] = field(default_factory=dict)
-    """Hashes of the files last published for this feed, by path."""
+class PublishedFile:
+    """A feed file or page as last published: to skip an identical upload, and to cut entries from."""
 
-    @classmethod
-    def from_json(cls, data: bytes) -> FeedState:
-        document = orjson.loads(data)
-        return cls([FeedItem(**item) for item in document["items"]], document["outputs"])
+    digest: str
+    """Hash of the bytes."""
+    version: str
+    """The destination's version tag for them: bytes that no longer match it are not used."""
+    head: int
+    """Bytes before the first entry."""
+
+
+@dataclass(slots=True)
+class Window:
+    """A feed's newest items (a few more than it shows) and its files as last published."""
+
+    items: list[WindowItem] = field(default_factory=list)
+    files: dict[str, PublishedFile] = field(default_factory=dict)
+    """By format: ``rss``, ``atom``, ``json``, ``page``."""
+
+
+def _windows_from_json(data: bytes) -> dict[str, Window]:
+    document = orjson.loads(data)
+    return {
+        feed: Window(
+            [WindowItem(*item) for item in window["items"]],
+            {kind: PublishedFile(*published) for kind, published in window["files"].items()},
+        )
+        for feed, window in document["feeds"].items()
+    }
+
+
+def _windows_to_json(windows: dict[str, Window]) -> bytes:
+    # Rows rather than objects: the file holds every feed's window and is read by every run that writes a feed.
+    return orjson.dumps(
+        {
+            "feeds": {
+                feed: {
+                    "items": [
+                        (item.id, item.published, item.version, item.key, item.line, item.sizes)
+                        for item in window.items
+                    ],
+                    "files": {
+                        kind: (published.digest, published.version, published.head)
+                        for kind, published in window.files.items()
+                    },
+                }
+                for feed, window in sorted(windows.items())
+            }
+        }
+    )
 
 
 class Head(BaseModel):
@@ -195,7 +234,7 @@ class Catalog:
         self._dirty: set[str] = set()
         self._seen: dict[str, dict[str, str]] = {}
         self._ids: dict[str, dict[str, IdEntry]] = {}
-        self._feeds: dict[str, FeedState] = {}
+        self._windows: dict[str, Window] | None = None
         self._logs: dict[str, bytes] = {}
         self.head: Head = self._load(HEAD_KEY, TypeAdapter(Head)) or Head()
         if self.head.format != STATE_FORMAT:
@@ -250,30 +289,26 @@ class Catalog:
         )
         self._dirty.add(f"catalog/ids/{shard}.json")
 
-    @staticmethod
-    def feed_key(name: str) -> str:
-        return f"catalog/feeds/{name}.json"
+    def window(self, feed: str) -> Window:
+        """A feed's window; an empty one for a feed not published yet."""
+        return self._all_windows().setdefault(feed, Window())
 
-    def feed(self, name: str) -> FeedState:
-        if name not in self._feeds:
-            self._feeds[name] = self._load_feed(self.feed_key(name))
-        return self._feeds[name]
+    def _all_windows(self) -> dict[str, Window]:
+        if self._windows is None:
+            found = None if self.fresh else self.store.read(WINDOWS_KEY)
+            self._versions[WINDOWS_KEY] = None if found is None else found[1]
+            try:
+                self._windows = {} if found is None else _windows_from_json(found[0])
+            except (orjson.JSONDecodeError, KeyError, TypeError) as error:
+                raise StorageError(
+                    f"state file {self.store.url.rstrip('/')}/{WINDOWS_KEY} is damaged ({error}); "
+                    "publish with --rebuild to start the state afresh"
+                ) from error
+        return self._windows
 
-    def _load_feed(self, key: str) -> FeedState:
-        found = None if self.fresh else self.store.read(key)
-        self._versions[key] = None if found is None else found[1]
-        if found is None:
-            return FeedState()
-        try:
-            return FeedState.from_json(found[0])
-        except (orjson.JSONDecodeError, KeyError, TypeError) as error:
-            raise StorageError(
-                f"state file {self.store.url.rstrip('/')}/{key} is damaged ({error}); "
-                "publish with --rebuild to start the state afresh"
-            ) from error
-
-    def touch_feed(self, name: str) -> None:
-        self._dirty.add(self.feed_key(name))
+    def set_window(self, feed: str, window: Window) -> None:
+        self._all_windows()[feed] = window
+        self._dirty.add(WINDOWS_KEY)
 
     def log_published(self, moment: datetime, run_id: str, kinds: dict[str, str], summaries: list[Summary]) -> None:
         """Log what this run published, for newsletters: one new file per run, never rewritten.
@@ -299,13 +334,13 @@ class Catalog:
             return self.head.model_dump_json().encode()
         if key.startswith("catalog/log/"):
             return self._logs[key]
+        if key == WINDOWS_KEY:
+            return _windows_to_json(self._all_windows())
         name = key.removeprefix("catalog/").removesuffix(".json")
         kind, _, part = name.partition("/")
         if kind == "seen":
             return _SEEN.dump_json(self._seen[part])
-        if kind == "ids":
-            return _IDS.dump_json(self._ids[part])
-        return orjson.dumps(self._feeds[part])
+        return _IDS.dump_json(self._ids[part])
 
     def changed_parts(self) -> list[str]:
         """Keys of the parts to save; the head last, since writing it commits the run."""

@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
-from digestpub.catalog import ALL_FEED, HEAD_KEY, Catalog, FeedItem, StateLock
+from digestpub.catalog import ALL_FEED, HEAD_KEY, Catalog, PublishedFile, StateLock, Window, WindowItem
 from digestpub.ingest import SummaryReader, summary_key
-from digestpub.model import ObjectInfo, Problem, PublishReport, Summary, TagInfo
+from digestpub.model import ObjectInfo, Problem, PublishReport, Summary, TagInfo, sortable_time
 from digestpub.parallel import default_workers, map_chunks, split
 from digestpub.ports import ObjectStore
-from digestpub.render import Output
-from digestpub.render.entries import render_entry
-from digestpub.render.feeds import render_feeds
-from digestpub.render.pages import render_opml, render_page
+from digestpub.render import FORMATS, SEPARATORS, Output
+from digestpub.render.entries import Entry, render_entry
+from digestpub.render.feeds import feed_frames
+from digestpub.render.pages import page_frame, render_opml
 from digestpub.site import OPML_PATH, Site
 
 log = logging.getLogger("digestpub.publish")
@@ -136,6 +136,9 @@ class _Run:
         self.reader = SummaryReader(default_lang=site.lang, max_summary_bytes=options.max_summary_bytes)
         # A few more than a feed shows, so an edit that drops an item leaves it full.
         self.window = site.feed_size + max(10, site.feed_size // 5)
+        self.plans: dict[str, _FeedPlan] = {}
+        self.entries: dict[str, Entry] = {}
+        """Entries rendered this run, by summary id."""
 
     def execute(self) -> None:
         with self._timed("read"):
@@ -331,42 +334,37 @@ class _Run:
         self.catalog.log_published(self.report.started_at, self.report.run_id, changes.kinds, news)
 
     def _apply(self, changes: _Changes) -> None:
-        """Each touched feed's new window; entries are rendered only for what it shows."""
-        windows: dict[str, list[FeedItem | Summary]] = {}
-        unrendered: dict[str, Summary] = {}
+        """Each touched feed's new window; entries are rendered only for the new items it shows."""
+        accepted = {summary.id: summary for summary in changes.accepted}
+        shown_new: dict[str, Summary] = {}
         for feed, inserts in changes.inserts.items():
-            removals = changes.removals[feed]
-            state = self.catalog.feed(feed)
+            window = self.catalog.window(feed)
             # Inserted ids are dropped too: a run that stopped after saving some
             # state may have saved this feed with them already.
-            replaced = removals | {summary.id for summary in inserts}
-            kept = [item for item in state.items if item.id not in replaced]
-            candidates: list[FeedItem | Summary] = [*kept, *inserts]
-            window = heapq.nlargest(self.window, candidates, key=_sort_key)
-            windows[feed] = window
-            for item in window:
-                if isinstance(item, Summary):
-                    unrendered[item.id] = item
-            self._warn_if_short(feed, len(window), len(state.items) - len(kept))
-        pending = list(unrendered.values())
-        if len(pending) >= _PARALLEL_ENTRIES and self.options.workers > 1:
+            replaced = changes.removals[feed] | {summary.id for summary in inserts}
+            kept = [item for item in window.items if item.id not in replaced]
+            items = heapq.nlargest(self.window, [*kept, *map(_window_item, inserts)], key=_sort_key)
+            self.plans[feed] = _FeedPlan(feed, items, window)
+            for item in items[: self.site.feed_size]:
+                if item.id in accepted:
+                    shown_new[item.id] = accepted[item.id]
+            self._warn_if_short(feed, len(items), len(window.items) - len(kept))
+        self.entries = self._render_entries(list(shown_new.values()))
+
+    def _render_entries(self, summaries: list[Summary]) -> dict[str, Entry]:
+        if len(summaries) >= _PARALLEL_ENTRIES and self.options.workers > 1:
             # Forked workers inherit the summaries and take index ranges of them:
             # only the rendered entries travel back.
             global _FORKED_SUMMARIES
-            _FORKED_SUMMARIES = (self.site, pending)
+            _FORKED_SUMMARIES = (self.site, summaries)
             try:
-                ranges = split(range(len(pending)), 4 * self.options.workers, 128)
+                ranges = split(range(len(summaries)), 4 * self.options.workers, 128)
                 entries = map_chunks(_render_entries_in_worker, ranges, self.options.workers)
             finally:
                 _FORKED_SUMMARIES = None
         else:
-            entries = _render_entries(self.site, pending)
-        rendered = {entry.id: entry for entry in entries}
-        for feed, window in windows.items():
-            self.catalog.feed(feed).items = [
-                rendered[item.id] if isinstance(item, Summary) else item for item in window
-            ]
-            self.catalog.touch_feed(feed)
+            entries = [render_entry(self.site, summary) for summary in summaries]
+        return {entry.id: entry for entry in entries}
 
     def _warn_if_short(self, feed: str, held: int, removed: int) -> None:
         head = self.catalog.head
@@ -382,60 +380,144 @@ class _Run:
     # rendering and writing -------------------------------------------------
 
     def _write_files(self, changes: _Changes) -> None:
-        """Render each touched feed's files and write those whose bytes changed.
+        """Write each touched feed's files whose bytes changed, and record its new window.
 
-        With a local folder and many feeds, worker processes (forked, with the
-        catalog in memory) render and write the feeds in parallel and hand back
-        only hashes. Otherwise one process renders and a thread pool uploads,
-        overlapping the uploads with rendering the next feed.
+        With a local folder and many feeds, forked worker processes (which inherit
+        this run) produce the feeds in parallel and hand back only their new windows.
+        Otherwise a thread pool does, overlapping the uploads of one feed with the
+        rendering of the next.
         """
-        feeds = sorted(changes.inserts)
-        results: list[_Written] = []
-        saved: list[tuple[str, str]] = []
-        local = _is_local(self.dest) and _is_local(self.state)
-        if local and len(feeds) >= _PARALLEL_FEEDS and self.options.workers > 1:
-            # Forked workers inherit this run (catalog included) instead of receiving it
-            # pickled; each also saves its feeds' windows, so only hashes come back.
+        plans = [self.plans[feed] for feed in sorted(self.plans)]
+        results: list[_FeedResult] = []
+        local = _is_local(self.dest) and _is_local(self.source)
+        if local and len(plans) >= _PARALLEL_FEEDS and self.options.workers > 1:
             global _FORKED_RUN
             _FORKED_RUN = self
             try:
-                chunks = split(feeds, self.options.workers, 8)
-                for rows, feed_saved in map_chunks(_write_feeds_in_worker, chunks, self.options.workers):
-                    results.extend(rows)
-                    saved.append(feed_saved)
+                chunks = split(range(len(plans)), 2 * self.options.workers, 8)
+                results = map_chunks(_produce_feeds_in_worker, chunks, self.options.workers)
             finally:
                 _FORKED_RUN = None
+            self.progress("rendering", len(plans), len(plans))
+        elif local:
+            for done, plan in enumerate(plans, start=1):
+                results.append(self._produce_feed(plan))
+                self.progress("rendering", done, len(plans))
         else:
             with ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="digestpub-write") as pool:
-                uploads = []
-
-                def upload(output: Output) -> None:
-                    uploads.append(pool.submit(_put_output, self.dest, self.options, output))
-
-                for done, feed in enumerate(feeds, start=1):
-                    results.extend(_write_feed_files(self.site, self.catalog, self.dest, self.options, upload, [feed]))
-                    self.progress("rendering", done, len(feeds))
-                for upload_done in uploads:
-                    upload_done.result()
+                for done, result in enumerate(pool.map(self._produce_feed, plans), start=1):
+                    results.append(result)
+                    self.progress("rendering", done, len(plans))
+        for result in results:
+            self.catalog.set_window(result.feed, result.window)
+            self.report.files_written += result.written
+            self.report.files_unchanged += result.unchanged
         if changes.accepted:
-            opml = render_opml(self.site, self.catalog.head.tags.values())
-            digest = _digest(opml.body)
-            if self.catalog.head.outputs.get(opml.path) != digest:
-                _put_output(self.dest, self.options, opml)
-                self.catalog.head.outputs[opml.path] = digest
-                self.catalog.touch_head()
-                self.report.files_written += 1
-            else:
-                self.report.files_unchanged += 1
-        for feed, path, digest, written in results:
-            if written:
-                self.catalog.feed(feed).outputs[path] = digest
-                self.catalog.touch_feed(feed)
-                self.report.files_written += 1
-            else:
-                self.report.files_unchanged += 1
-        for key, version in saved:
-            self.catalog.saved(key, version)
+            self._write_opml()
+
+    def _write_opml(self) -> None:
+        opml = render_opml(self.site, self.catalog.head.tags.values())
+        digest = _digest(opml.body)
+        if self.catalog.head.outputs.get(opml.path) != digest:
+            _put_output(self.dest, self.options, opml)
+            self.catalog.head.outputs[opml.path] = digest
+            self.catalog.touch_head()
+            self.report.files_written += 1
+        else:
+            self.report.files_unchanged += 1
+
+    def _produce_feed(self, plan: _FeedPlan) -> _FeedResult:
+        """Render one feed's files, each entry cut from last time's files where it can be, and write what changed."""
+        cut = self._published_entries(plan, [item for item in plan.items if item.id not in self.entries])
+        entries, items = self.entries, plan.items
+        while True:
+            shown = items[: self.site.feed_size]
+            missing = [item for item in shown if item.id not in entries and item.id not in cut]
+            if not missing:
+                break
+            # Rare: a file changed by someone else, or an item moved up from below the
+            # shown ones (an edit took one out). Its entry is rendered from its source.
+            recovered = self._entries_from_source(plan.feed, missing)
+            entries = {**entries, **recovered}
+            gone = {item.id for item in missing} - recovered.keys()
+            if not gone:
+                break
+            items = [item for item in items if item.id not in gone]
+        rows: list[list[bytes]] = []
+        for item in shown:
+            entry = entries.get(item.id)
+            rows.append(cut[item.id] if entry is None else [entry.text(kind).encode() for kind in FORMATS])
+        tag = None if plan.feed == ALL_FEED else self.catalog.head.tags[plan.feed]
+        newest = max((item.version for item in shown), default=None)
+        frames = [
+            *feed_frames(self.site, plan.feed, tag, None if newest is None else datetime.fromisoformat(newest)),
+            page_frame(self.site, plan.feed, tag, self.catalog.head.tags, empty=not shown),
+        ]
+        files: dict[str, PublishedFile] = {}
+        written = 0
+        for column, (kind, frame) in enumerate(zip(FORMATS, frames, strict=True)):
+            body = frame.fill([row[column] for row in rows])
+            digest = _digest(body)
+            before = plan.window.files.get(kind)
+            if before is not None and before.digest == digest:
+                files[kind] = before
+                continue
+            version = _put_output(self.dest, self.options, Output(frame.path, body, frame.content_type))
+            files[kind] = PublishedFile(digest, version, len(frame.head))
+            written += 1
+        sizes = {item.id: [len(part) for part in row] for item, row in zip(shown, rows, strict=True)}
+        window = [
+            WindowItem(item.id, item.published, item.version, item.key, item.line, sizes.get(item.id)) for item in items
+        ]
+        return _FeedResult(plan.feed, Window(window, files), written, len(FORMATS) - written)
+
+    def _published_entries(self, plan: _FeedPlan, wanted: list[WindowItem]) -> dict[str, list[bytes]]:
+        """The bytes of ``wanted`` entries, cut from the files this feed was last published as.
+
+        A file that is gone or was changed by someone else is not used: entries
+        missing from it are rendered again from their source.
+        """
+        old = plan.window
+        if not wanted or old.files.keys() != set(FORMATS):
+            return {}
+        bodies: list[bytes] = []
+        for kind in FORMATS:
+            found = self.dest.read(self.site.file_path(plan.feed, kind))
+            if found is None or found[1] != old.files[kind].version:
+                log.info("feed %s: its %s file changed since it was published; rendering it afresh", plan.feed, kind)
+                return {}
+            bodies.append(found[0])
+        positions: dict[str, list[tuple[int, int]]] = {}
+        starts = [old.files[kind].head for kind in FORMATS]
+        gaps = [len(SEPARATORS[kind]) for kind in FORMATS]
+        for item in old.items:
+            if item.sizes is None:  # kept below the shown items: in no file
+                continue
+            positions[item.id] = [(start, start + size) for start, size in zip(starts, item.sizes, strict=True)]
+            starts = [start + size + gap for start, size, gap in zip(starts, item.sizes, gaps, strict=True)]
+        return {
+            item.id: [body[start:end] for body, (start, end) in zip(bodies, positions[item.id], strict=True)]
+            for item in wanted
+            if item.id in positions
+        }
+
+    def _entries_from_source(self, feed: str, items: list[WindowItem]) -> dict[str, Entry]:
+        """Entries rendered again from the objects their summaries were read from."""
+        wanted = {item.id: item for item in items}
+        found: dict[str, Summary] = {}
+        for key in sorted({item.key for item in items}):
+            read = self.source.read(key)
+            if read is None:
+                continue
+            for record in self.reader.read_object(key, read[0]):
+                if isinstance(record, Summary) and record.id in wanted:
+                    earlier = found.get(record.id)
+                    if earlier is None or record.version > earlier.version:
+                        found[record.id] = record
+        for item in items:
+            if item.id not in found:
+                log.warning("feed %s: summary %s is gone from %s; it is left out of the feed", feed, item.id, item.key)
+        return {summary_id: render_entry(self.site, summary) for summary_id, summary in found.items()}
 
     def _save_state(self) -> None:
         parts = self.catalog.changed_parts()
@@ -463,8 +545,35 @@ class _Run:
         self.state.put("reports/latest.json", body, content_type="application/json")
 
 
-def _sort_key(item: FeedItem | Summary) -> tuple[str, str]:
+def _sort_key(item: WindowItem | Summary) -> tuple[str, str]:
     return item.sort_key
+
+
+def _window_item(summary: Summary) -> WindowItem:
+    return WindowItem(
+        summary.id,
+        summary.sort_key[0],
+        sortable_time(summary.version),
+        summary.source_key,
+        summary.source_line,
+    )
+
+
+@dataclass
+class _FeedPlan:
+    """A touched feed: its new window, newest first, and the window it was last published with."""
+
+    feed: str
+    items: list[WindowItem]
+    window: Window
+
+
+@dataclass
+class _FeedResult:
+    feed: str
+    window: Window
+    written: int
+    unchanged: int
 
 
 def _decode(reader: SummaryReader, objects: Sequence[tuple[str, bytes]]) -> list[Summary | Problem]:
@@ -474,39 +583,26 @@ def _decode(reader: SummaryReader, objects: Sequence[tuple[str, bytes]]) -> list
 _FORKED_SUMMARIES: tuple[Site, list[Summary]] | None = None
 
 
-def _render_entries_in_worker(indexes: Sequence[int]) -> list[FeedItem]:
-    assert _FORKED_SUMMARIES is not None, "only called in a worker forked by _Run._apply"
+def _render_entries_in_worker(indexes: Sequence[int]) -> list[Entry]:
+    assert _FORKED_SUMMARIES is not None, "only called in a worker forked by _Run._render_entries"
     site, summaries = _FORKED_SUMMARIES
-    return _render_entries(site, [summaries[index] for index in indexes])
-
-
-def _render_entries(site: Site, summaries: Sequence[Summary]) -> list[FeedItem]:
-    return [render_entry(site, summary) for summary in summaries]
+    return [render_entry(site, summaries[index]) for index in indexes]
 
 
 def _is_local(store: ObjectStore) -> bool:
-    """A local folder: cheap calls, no threads needed, and safe to write from forked workers."""
+    """A local folder: cheap calls, no threads needed, and safe to use from forked workers."""
     return bool(getattr(store, "is_local", False))
 
 
 _FORKED_RUN: _Run | None = None
 
 
-def _write_feeds_in_worker(feeds: Sequence[str]) -> list[tuple[list[_Written], tuple[str, str]]]:
-    """In a forked worker: render and write ``feeds``, then save each feed's window."""
+def _produce_feeds_in_worker(indexes: Sequence[int]) -> list[_FeedResult]:
+    """In a forked worker: produce the feeds at ``indexes`` of the run's sorted plans."""
     run = _FORKED_RUN
     assert run is not None, "only called in a worker forked by _Run._write_files"
-    done = []
-    for feed in feeds:
-        rows = _write_feed_files(run.site, run.catalog, run.dest, run.options, None, [feed])
-        outputs = run.catalog.feed(feed).outputs
-        outputs.update((path, digest) for _, path, digest, written in rows if written)
-        done.append((rows, run.catalog.save_part(run.catalog.feed_key(feed))))
-    return done
-
-
-_Written = tuple[str, str, str, bool]
-"""``(feed, path, hash of the bytes, whether they were written)``."""
+    plans = [run.plans[feed] for feed in sorted(run.plans)]
+    return [run._produce_feed(plans[index]) for index in indexes]
 
 
 def _digest(body: bytes) -> str:
@@ -514,34 +610,8 @@ def _digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()[:32]
 
 
-def _put_output(dest: ObjectStore, options: PublishOptions, output: Output) -> None:
+def _put_output(dest: ObjectStore, options: PublishOptions, output: Output) -> str:
+    """Write one file with its headers; returns the destination's version tag for it."""
     is_feed = output.path.startswith("feeds/") and output.path != OPML_PATH
     cache_control = options.feed_cache_control if is_feed else options.page_cache_control
-    dest.put(output.path, output.body, content_type=output.content_type, cache_control=cache_control)
-
-
-def _write_feed_files(
-    site: Site,
-    catalog: Catalog,
-    dest: ObjectStore,
-    options: PublishOptions,
-    upload: Callable[[Output], None] | None,
-    feeds: Sequence[str],
-) -> list[_Written]:
-    """Render ``feeds`` and write what changed (``upload``, or straight to ``dest``)."""
-    results: list[_Written] = []
-    tags = catalog.head.tags
-    for feed in feeds:
-        state = catalog.feed(feed)
-        items = state.items[: site.feed_size]
-        tag = None if feed == ALL_FEED else tags[feed]
-        for output in [*render_feeds(site, feed, tag, items), render_page(site, feed, tag, items, tags)]:
-            digest = _digest(output.body)
-            changed = state.outputs.get(output.path) != digest
-            if changed:
-                if upload is None:
-                    _put_output(dest, options, output)
-                else:
-                    upload(output)
-            results.append((feed, output.path, digest, changed))
-    return results
+    return dest.put(output.path, output.body, content_type=output.content_type, cache_control=cache_control)

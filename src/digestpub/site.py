@@ -46,6 +46,10 @@ class Site:
     def page_path(self, feed: str) -> str:
         return INDEX_PATH if feed == ALL_FEED else f"tags/{feed}/index.html"
 
+    def file_path(self, feed: str, kind: str) -> str:
+        """Where one of a feed's files lives: a feed format, or ``page``."""
+        return self.page_path(feed) if kind == "page" else self.feed_path(feed, kind)
+
     def url(self, path: str) -> str:
         return self.base_url + path.removesuffix("index.html")
 

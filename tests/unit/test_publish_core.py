@@ -8,7 +8,7 @@ change) without a disk.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -383,3 +383,74 @@ def test_a_held_lock_makes_a_run_raise_state_locked(stores: Stores) -> None:
     report = stores.run()
     assert report.summaries_new == 1
     assert stores.state.read(LOCK_KEY) is None
+
+
+# Entries cut from the files published last time ----------------------------------------
+
+SMALL = replace(SITE, feed_size=4)
+
+
+def _rebuilt(stores: Stores) -> dict[str, bytes]:
+    """What one run over the same source publishes from nothing."""
+    fresh = Stores()
+    fresh.source = stores.source
+    fresh.run(SMALL)
+    return {key: value[0] for key, value in fresh.dest.objects.items()}
+
+
+def _published(stores: Stores) -> dict[str, bytes]:
+    return {key: value[0] for key, value in stores.dest.objects.items()}
+
+
+def test_incremental_runs_publish_the_bytes_a_single_run_would(stores: Stores) -> None:
+    for number in range(1, 25):
+        stores.add(f"2026/11/20/{number}.json", doc(number, number % 24, tags=[f"t{number % 3}", "all"]))
+    stores.run(SMALL)
+    assert _published(stores) == _rebuilt(stores)
+
+    # Newer and older summaries: some enter the shown items, some only the spare ones.
+    stores.add("2026/11/21/30.json", doc(30, 5, day=21, tags=["t0", "new"]))
+    stores.add("2026/11/19/31.json", doc(31, 5, day=19, tags=["t1"]))
+    stores.run(SMALL)
+    assert _published(stores) == _rebuilt(stores)
+
+    # An edit of a shown summary's text, and one that takes a shown summary out of t2.
+    stores.add(
+        "2026/11/20/23.json",
+        doc(23, 23, tags=["t2", "all"], summary="Новый **текст**.", updated_at="2026-11-22T10:00:00Z"),
+    )
+    stores.add("2026/11/20/20.json", doc(20, 20, tags=["all"], updated_at="2026-11-22T10:00:00Z"))
+    report = stores.run(SMALL)
+    assert report.summaries_updated == 2
+    assert "Новый <strong>текст</strong>." in stores.item(sid(23), "t2")["content_html"]
+    assert sid(20) not in stores.ids("t2")
+    assert len(stores.ids("t2")) == 4  # the next one down took its place
+    assert _published(stores) == _rebuilt(stores)
+
+
+@pytest.mark.parametrize("change", ["edited", "deleted"])
+def test_a_published_file_changed_by_someone_else_is_rendered_again(stores: Stores, change: str) -> None:
+    for number in range(1, 9):
+        stores.add(f"2026/11/20/{number}.json", doc(number, number, tags=["t"]))
+    stores.run(SMALL)
+    atom = "feeds/tags/t/atom.xml"
+    if change == "edited":
+        stores.dest.put(atom, stores.dest.objects[atom][0].replace(b"<entry", b"<entry data-x='1'", 1))
+    else:
+        del stores.dest.objects[atom]
+
+    stores.add("2026/11/21/9.json", doc(9, 1, day=21, tags=["t"]))
+    stores.run(SMALL)
+    assert _published(stores) == _rebuilt(stores)
+
+
+def test_a_summary_gone_from_its_source_is_left_out_when_it_must_be_rendered_again(stores: Stores) -> None:
+    for number in range(1, 6):
+        stores.add(f"2026/11/20/{number}.json", doc(number, number, tags=["t"]))
+    stores.run(SMALL)
+    del stores.dest.objects["feeds/tags/t/rss.xml"]
+    del stores.source.objects["2026/11/20/5.json"]
+
+    stores.add("2026/11/21/6.json", doc(6, 1, day=21, tags=["t"]))
+    stores.run(SMALL)
+    assert stores.ids("t") == [sid(6), sid(4), sid(3), sid(2)]

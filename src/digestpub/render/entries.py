@@ -9,20 +9,48 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 from feedgen.entry import FeedEntry
 from lxml import etree  # type: ignore[import-untyped]
 
-from digestpub.catalog import FeedItem
-from digestpub.model import Summary, sortable_time
+from digestpub.model import Summary
+from digestpub.render import Format
 from digestpub.site import Site
 from digestpub.templates import environment
 from digestpub.words import words_for
 
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-Format = Literal["atom", "rss", "json_feed", "card"]
+
+
+@dataclass(slots=True)
+class Entry:
+    """A summary's entry in every format: RSS item, Atom entry, JSON Feed item, page card.
+
+    The summary's HTML is kept once; each format's text is kept without it, with
+    the offset where it goes (-1: nowhere), and ``text`` puts it back, escaped as
+    that format needs. A cold run holds and passes thousands of these.
+    """
+
+    id: str
+    html: str
+    rss: str
+    rss_at: int
+    atom: str
+    atom_at: int
+    json: str
+    json_at: int
+    page: str
+    page_at: int
+
+    def text(self, kind: Format) -> str:
+        hollow: str = getattr(self, kind)
+        at: int = getattr(self, f"{kind}_at")
+        if at < 0:
+            return hollow
+        return hollow[:at] + _ESCAPE[kind](self.html) + hollow[at:]
 
 
 # A summary sits in the all-summaries feed and in each of its tags' feeds: escape
@@ -42,11 +70,11 @@ def _as_is(text: str) -> str:
     return text
 
 
-_ESCAPE: dict[str, Callable[[str], str]] = {
-    "atom": xml_escape,
+_ESCAPE: dict[Format, Callable[[str], str]] = {
     "rss": xml_escape,
-    "json_feed": json_escape,
-    "card": _as_is,
+    "atom": xml_escape,
+    "json": json_escape,
+    "page": _as_is,
 }
 
 
@@ -58,16 +86,7 @@ def _hollow(rendered: str, content: str) -> tuple[str, int]:
     return rendered[:at] + rendered[at + len(content) :], at
 
 
-def entry_text(item: FeedItem, kind: Format) -> str:
-    """One format's entry with the summary's HTML put back in."""
-    hollow: str = getattr(item, kind)
-    at: int = getattr(item, f"{'json' if kind == 'json_feed' else kind}_at")
-    if at < 0:
-        return hollow
-    return hollow[:at] + _ESCAPE[kind](item.html) + hollow[at:]
-
-
-def render_entry(site: Site, summary: Summary) -> FeedItem:
+def render_entry(site: Site, summary: Summary) -> Entry:
     entry = FeedEntry()
     # id() and guid() share one field in feedgen: set it once, as a non-permalink guid.
     entry.guid(site.entry_id(summary.id), permalink=False)
@@ -91,19 +110,17 @@ def render_entry(site: Site, summary: Summary) -> FeedItem:
     card_template = environment().get_template("_summary.html.j2")
     card_html = card_template.render(item=summary, site=site, words=words_for(site.lang)).strip()
     card, card_at = _hollow(card_html, html)
-    return FeedItem(
+    return Entry(
         id=summary.id,
-        published=sortable_time(summary.published_at),
-        version=sortable_time(summary.version),
         html=html,
-        atom=atom,
-        atom_at=atom_at,
         rss=rss,
         rss_at=rss_at,
-        json_feed=json_feed,
+        atom=atom,
+        atom_at=atom_at,
+        json=json_feed,
         json_at=json_at,
-        card=card,
-        card_at=card_at,
+        page=card,
+        page_at=card_at,
     )
 
 

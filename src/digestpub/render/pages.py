@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from xml.etree import ElementTree
 
-from digestpub.catalog import ALL_FEED, FeedItem
+from digestpub.catalog import ALL_FEED
 from digestpub.model import TagInfo
-from digestpub.render import Output
-from digestpub.render.entries import entry_text
+from digestpub.render import SEPARATORS, Frame, Output
 from digestpub.render.feeds import feed_title
 from digestpub.site import HTML_TYPE, OPML_PATH, OPML_TYPE, Site
 from digestpub.templates import environment
@@ -20,14 +19,12 @@ def listed_tags(tags: Iterable[TagInfo]) -> list[TagInfo]:
     return sorted((tag for tag in tags if tag.count > 0), key=lambda tag: (-tag.count, tag.slug))
 
 
-def render_page(
-    site: Site,
-    feed: str,
-    tag: TagInfo | None,
-    items: Sequence[FeedItem],
-    all_tags: dict[str, TagInfo],
-) -> Output:
-    """The index (``ALL_FEED``) or one tag's page."""
+_CARDS = "\x00cards\x00"
+"""Where the cards go in a rendered page: NUL never survives into any text it shows."""
+
+
+def page_frame(site: Site, feed: str, tag: TagInfo | None, all_tags: dict[str, TagInfo], *, empty: bool) -> Frame:
+    """The frame of the index (``ALL_FEED``) or of one tag's page; its entries are cards."""
     words = words_for(site.lang)
     heading = words["new_papers"] if tag is None else words["tag_heading"].format(tag=tag.name)
     html = (
@@ -40,12 +37,13 @@ def render_page(
             tag=tag,
             heading=heading,
             title=site.title if tag is None else f"{heading} — {site.title}",
-            cards=[entry_text(item, "card") for item in items],
+            cards=None if empty else _CARDS,
             tags=listed_tags(all_tags.values()) if tag is None else [],
             is_index=feed == ALL_FEED,
         )
     )
-    return Output(site.page_path(feed), html.encode(), HTML_TYPE)
+    head, _, tail = html.partition(_CARDS)
+    return Frame(site.page_path(feed), HTML_TYPE, head.encode(), tail.encode(), SEPARATORS["page"])
 
 
 def render_opml(site: Site, tags: Iterable[TagInfo]) -> Output:
