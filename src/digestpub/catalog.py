@@ -6,6 +6,7 @@ summaries rather than the history:
 - ``catalog/head.json``: tags and their counts, the listing cursor, index hashes;
 - ``catalog/seen/YYYY/MM/DD.json``: version tags of the source objects of one day;
 - ``catalog/ids/XYZ.json``: one of 1,024 shards, by id hash, of each summary's newest version;
+  ``catalog/ids/recent.json`` holds those recorded since the shards were last written;
 - ``catalog/log/YYYY/MM/DD/<run>.jsonl``: what each run of that day published, for newsletters;
 - ``catalog/windows.json``: each feed's newest items (a few more than ``feed_size``,
   so an edit that drops an item leaves the feed full) and its files as published.
@@ -23,15 +24,16 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from digestpub.errors import PreconditionFailed, StateLocked, StorageError
-from digestpub.model import Problem, Summary, TagInfo
+from digestpub.model import Problem, Summary, TagInfo, sortable_time
 from digestpub.ports import ObjectStore
 
 STATE_FORMAT = 2
@@ -40,17 +42,31 @@ ALL_FEED = "_all"
 
 HEAD_KEY = "catalog/head.json"
 WINDOWS_KEY = "catalog/windows.json"
+RECENT_IDS_KEY = "catalog/ids/recent.json"
+RECENT_IDS_LIMIT = 2_000
 _LOCK_KEY = "lock.json"
 
 
-class IdEntry(BaseModel):
-    """Where the published version of one summary came from, and what it carried."""
+@dataclass(slots=True)
+class IdEntry:
+    """Where the published version of one summary came from, and what it carried.
 
-    version: datetime
-    published_at: datetime
+    ``version`` is ``sortable_time`` text. A plain dataclass read and written with
+    orjson: a cold run records tens of thousands.
+    """
+
+    version: str
     key: str
     digest: str
     slugs: list[str]
+
+
+def _ids_from_json(data: bytes) -> dict[str, IdEntry]:
+    return {summary_id: IdEntry(*row) for summary_id, row in orjson.loads(data).items()}
+
+
+def _ids_to_json(ids: dict[str, IdEntry]) -> bytes:
+    return orjson.dumps({summary_id: (e.version, e.key, e.digest, e.slugs) for summary_id, e in ids.items()})
 
 
 @dataclass(slots=True)
@@ -97,36 +113,23 @@ class Window:
     """By format: ``rss``, ``atom``, ``json``, ``page``."""
 
 
-def _windows_from_json(data: bytes) -> dict[str, Window]:
-    document = orjson.loads(data)
-    return {
-        feed: Window(
-            [WindowItem(*item) for item in window["items"]],
-            {kind: PublishedFile(*published) for kind, published in window["files"].items()},
-        )
-        for feed, window in document["feeds"].items()
-    }
+_WindowRows = dict[str, Any]
+"""A window as stored: ``{"items": [row, ...], "files": {kind: row}}``."""
 
 
-def _windows_to_json(windows: dict[str, Window]) -> bytes:
-    # Rows rather than objects: the file holds every feed's window and is read by every run that writes a feed.
-    return orjson.dumps(
-        {
-            "feeds": {
-                feed: {
-                    "items": [
-                        (item.id, item.published, item.version, item.key, item.line, item.sizes)
-                        for item in window.items
-                    ],
-                    "files": {
-                        kind: (published.digest, published.version, published.head)
-                        for kind, published in window.files.items()
-                    },
-                }
-                for feed, window in sorted(windows.items())
-            }
-        }
+def _window_from_rows(rows: _WindowRows) -> Window:
+    return Window(
+        [WindowItem(*item) for item in rows["items"]],
+        {kind: PublishedFile(*published) for kind, published in rows["files"].items()},
     )
+
+
+def _window_to_rows(window: Window) -> _WindowRows:
+    # Rows rather than objects: one file holds every feed's window.
+    return {
+        "items": [(item.id, item.published, item.version, item.key, item.line, item.sizes) for item in window.items],
+        "files": {kind: (file.digest, file.version, file.head) for kind, file in window.files.items()},
+    }
 
 
 class Head(BaseModel):
@@ -141,7 +144,13 @@ class Head(BaseModel):
 
 
 _SEEN = TypeAdapter(dict[str, str])
-_IDS = TypeAdapter(dict[str, IdEntry])
+
+
+def _windows_from_json(data: bytes) -> dict[str, _WindowRows]:
+    feeds: dict[str, _WindowRows] = orjson.loads(data)["feeds"]
+    return feeds
+
+
 M = TypeVar("M")
 
 
@@ -234,16 +243,18 @@ class Catalog:
         self._dirty: set[str] = set()
         self._seen: dict[str, dict[str, str]] = {}
         self._ids: dict[str, dict[str, IdEntry]] = {}
-        self._windows: dict[str, Window] | None = None
+        self._recent_ids: dict[str, IdEntry] | None = None
+        self._window_rows: dict[str, _WindowRows] | None = None
+        self._windows: dict[str, Window] = {}
         self._logs: dict[str, bytes] = {}
-        self.head: Head = self._load(HEAD_KEY, TypeAdapter(Head)) or Head()
+        self.head: Head = self._load(HEAD_KEY, TypeAdapter(Head).validate_json) or Head()
         if self.head.format != STATE_FORMAT:
             raise StorageError(
                 f"{store.url} holds state format {self.head.format}; this digestpub reads "
                 f"format {STATE_FORMAT}: publish with --rebuild to start it afresh"
             )
 
-    def _load(self, key: str, adapter: TypeAdapter[M]) -> M | None:
+    def _load(self, key: str, parse: Callable[[bytes], M]) -> M | None:
         found = None if self.fresh else self.store.read(key)
         if found is None:
             self._versions[key] = None
@@ -251,17 +262,20 @@ class Catalog:
         data, version = found
         self._versions[key] = version
         try:
-            return adapter.validate_json(data)
-        except ValidationError as error:
-            raise StorageError(
-                f"state file {self.store.url.rstrip('/')}/{key} is damaged ({error.error_count()} "
-                "errors); publish with --rebuild to start the state afresh"
-            ) from error
+            return parse(data)
+        except (ValidationError, ValueError, KeyError, TypeError) as error:  # orjson's errors are ValueErrors
+            raise self._damaged(key, error) from error
+
+    def _damaged(self, key: str, error: Exception) -> StorageError:
+        return StorageError(
+            f"state file {self.store.url.rstrip('/')}/{key} is damaged ({error}); "
+            "publish with --rebuild to start the state afresh"
+        )
 
     def seen(self, day: str) -> dict[str, str]:
         """Version tags of the source objects under ``day`` (``YYYY/MM/DD``)."""
         if day not in self._seen:
-            self._seen[day] = self._load(f"catalog/seen/{day}.json", _SEEN) or {}
+            self._seen[day] = self._load(f"catalog/seen/{day}.json", _SEEN.validate_json) or {}
         return self._seen[day]
 
     def mark_seen(self, day: str, key: str, etag: str) -> None:
@@ -269,45 +283,62 @@ class Catalog:
         self._dirty.add(f"catalog/seen/{day}.json")
 
     def entry(self, summary_id: str) -> IdEntry | None:
-        return self._shard(summary_id).get(summary_id)
+        recent = self._recent().get(summary_id)
+        return recent if recent is not None else self._shard(summary_id).get(summary_id)
+
+    def _recent(self) -> dict[str, IdEntry]:
+        if self._recent_ids is None:
+            self._recent_ids = self._load(RECENT_IDS_KEY, _ids_from_json) or {}
+        return self._recent_ids
 
     def _shard(self, summary_id: str, shard: str | None = None) -> dict[str, IdEntry]:
         shard = shard or id_shard(summary_id)
         if shard not in self._ids:
-            self._ids[shard] = self._load(f"catalog/ids/{shard}.json", _IDS) or {}
+            self._ids[shard] = self._load(f"catalog/ids/{shard}.json", _ids_from_json) or {}
         return self._ids[shard]
 
     def record(self, summary: Summary) -> None:
-        shard = id_shard(summary.id)
-        # Built from a Summary already checked: no need to validate it again.
-        self._shard(summary.id, shard)[summary.id] = IdEntry.model_construct(
-            version=summary.version,
-            published_at=summary.published_at,
-            key=summary.source_key,
-            digest=summary.digest,
-            slugs=list(summary.tag_slugs),
+        """Note the newest version of a summary, in the file of recent ids (see ``fold_recent_ids``)."""
+        self._recent()[summary.id] = IdEntry(
+            sortable_time(summary.version), summary.source_key, summary.digest, list(summary.tag_slugs)
         )
-        self._dirty.add(f"catalog/ids/{shard}.json")
+        self._dirty.add(RECENT_IDS_KEY)
+
+    def fold_recent_ids(self) -> None:
+        """Move the recent ids into their shards once there are many.
+
+        Until then a run that adds a hundred summaries writes one file of ids, not a
+        hundred shards; the shards are written about once every ``RECENT_IDS_LIMIT`` ids.
+        """
+        recent = self._recent()
+        if len(recent) < RECENT_IDS_LIMIT:
+            return
+        for summary_id, entry in recent.items():
+            shard = id_shard(summary_id)
+            self._shard(summary_id, shard)[summary_id] = entry
+            self._dirty.add(f"catalog/ids/{shard}.json")
+        recent.clear()
+        self._dirty.add(RECENT_IDS_KEY)
 
     def window(self, feed: str) -> Window:
         """A feed's window; an empty one for a feed not published yet."""
-        return self._all_windows().setdefault(feed, Window())
-
-    def _all_windows(self) -> dict[str, Window]:
-        if self._windows is None:
-            found = None if self.fresh else self.store.read(WINDOWS_KEY)
-            self._versions[WINDOWS_KEY] = None if found is None else found[1]
+        if feed not in self._windows:
+            rows = self._all_window_rows().pop(feed, None)
             try:
-                self._windows = {} if found is None else _windows_from_json(found[0])
-            except (orjson.JSONDecodeError, KeyError, TypeError) as error:
-                raise StorageError(
-                    f"state file {self.store.url.rstrip('/')}/{WINDOWS_KEY} is damaged ({error}); "
-                    "publish with --rebuild to start the state afresh"
-                ) from error
-        return self._windows
+                self._windows[feed] = Window() if rows is None else _window_from_rows(rows)
+            except (ValueError, KeyError, TypeError) as error:
+                raise self._damaged(WINDOWS_KEY, error) from error
+        return self._windows[feed]
+
+    def _all_window_rows(self) -> dict[str, _WindowRows]:
+        # Windows stay rows until a run touches their feed: most runs touch a few.
+        if self._window_rows is None:
+            self._window_rows = self._load(WINDOWS_KEY, _windows_from_json) or {}
+        return self._window_rows
 
     def set_window(self, feed: str, window: Window) -> None:
-        self._all_windows()[feed] = window
+        self.window(feed)
+        self._windows[feed] = window
         self._dirty.add(WINDOWS_KEY)
 
     def log_published(self, moment: datetime, run_id: str, kinds: dict[str, str], summaries: list[Summary]) -> None:
@@ -335,12 +366,15 @@ class Catalog:
         if key.startswith("catalog/log/"):
             return self._logs[key]
         if key == WINDOWS_KEY:
-            return _windows_to_json(self._all_windows())
+            rows = {**self._all_window_rows(), **{feed: _window_to_rows(w) for feed, w in self._windows.items()}}
+            return orjson.dumps({"feeds": dict(sorted(rows.items()))})
+        if key == RECENT_IDS_KEY:
+            return _ids_to_json(self._recent())
         name = key.removeprefix("catalog/").removesuffix(".json")
         kind, _, part = name.partition("/")
         if kind == "seen":
             return _SEEN.dump_json(self._seen[part])
-        return _IDS.dump_json(self._ids[part])
+        return _ids_to_json(self._ids[part])
 
     def changed_parts(self) -> list[str]:
         """Keys of the parts to save; the head last, since writing it commits the run."""

@@ -281,10 +281,11 @@ class _Run:
             entry = self.catalog.entry(summary.id)
             old_slugs: list[str] = []
             if entry is not None:
-                if summary.version == entry.version and summary.source_key != entry.key:
+                version = sortable_time(summary.version)
+                if version == entry.version and summary.source_key != entry.key:
                     self._duplicate(summary, entry.key, None)
                     continue
-                if summary.version < entry.version or summary.digest == entry.digest:
+                if version < entry.version or summary.digest == entry.digest:
                     # An older version (superseded by an edit) or a re-read of the same text.
                     self.report.summaries_unchanged += 1
                     continue
@@ -520,6 +521,7 @@ class _Run:
         return {summary_id: render_entry(self.site, summary) for summary_id, summary in found.items()}
 
     def _save_state(self) -> None:
+        self.catalog.fold_recent_ids()
         parts = self.catalog.changed_parts()
         head = parts.pop() if parts and parts[-1] == HEAD_KEY else None
 

@@ -16,6 +16,7 @@ import pytest
 from lxml import etree
 from lxml import html as lxml_html
 
+from digestpub import catalog
 from digestpub.catalog import StateLock
 from digestpub.errors import StateLocked, StorageError
 from digestpub.model import PublishReport
@@ -454,3 +455,33 @@ def test_a_summary_gone_from_its_source_is_left_out_when_it_must_be_rendered_aga
     stores.add("2026/11/21/6.json", doc(6, 1, day=21, tags=["t"]))
     stores.run(SMALL)
     assert stores.ids("t") == [sid(6), sid(4), sid(3), sid(2)]
+
+
+def test_ids_stay_in_the_recent_file_until_many_then_move_to_their_shards(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(catalog, "RECENT_IDS_LIMIT", 3)
+
+    def shards() -> list[str]:
+        return sorted(key for key in stores.state.objects if key.startswith("catalog/ids/") and "recent" not in key)
+
+    for number in (1, 2):
+        stores.add(f"2026/11/20/{number}.json", doc(number, number))
+    stores.run()
+    assert shards() == []
+    assert sorted(json.loads(stores.state.objects[catalog.RECENT_IDS_KEY][0])) == [sid(1), sid(2)]
+
+    for number in (3, 4):
+        stores.add(f"2026/11/20/{number}.json", doc(number, number))
+    stores.run()
+    assert len(shards()) >= 1
+    assert json.loads(stores.state.objects[catalog.RECENT_IDS_KEY][0]) == {}
+
+    # Edits of ids in shards and of one in the recent file are updates, not new summaries.
+    stores.add("2026/11/21/5.json", doc(5, 5, day=21))
+    stores.run()
+    for number in (1, 5):
+        stores.add(f"2026/11/20/{number}.json", doc(number, number, title="Правка", updated_at="2026-11-22T10:00:00Z"))
+    report = stores.run()
+    assert (report.summaries_new, report.summaries_updated) == (0, 2)
+    assert stores.item(sid(1))["title"] == "Правка"
