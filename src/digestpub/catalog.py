@@ -33,7 +33,7 @@ import orjson
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from digestpub.errors import PreconditionFailed, StateLocked, StorageError
-from digestpub.model import Problem, Summary, TagInfo, sortable_time
+from digestpub.model import Problem, Summary, TagInfo
 from digestpub.ports import ObjectStore
 
 STATE_FORMAT = 2
@@ -248,6 +248,8 @@ class Catalog:
         self._windows: dict[str, Window] = {}
         self._logs: dict[str, bytes] = {}
         self.head: Head = self._load(HEAD_KEY, TypeAdapter(Head).validate_json) or Head()
+        # Nothing published yet: no shard holds an id, so a cold run looks none up.
+        self._no_shards = self.head.total == 0
         if self.head.format != STATE_FORMAT:
             raise StorageError(
                 f"{store.url} holds state format {self.head.format}; this digestpub reads "
@@ -284,7 +286,9 @@ class Catalog:
 
     def entry(self, summary_id: str) -> IdEntry | None:
         recent = self._recent().get(summary_id)
-        return recent if recent is not None else self._shard(summary_id).get(summary_id)
+        if recent is not None or self._no_shards:
+            return recent
+        return self._shard(summary_id).get(summary_id)
 
     def _recent(self) -> dict[str, IdEntry]:
         if self._recent_ids is None:
@@ -300,7 +304,7 @@ class Catalog:
     def record(self, summary: Summary) -> None:
         """Note the newest version of a summary, in the file of recent ids (see ``fold_recent_ids``)."""
         self._recent()[summary.id] = IdEntry(
-            sortable_time(summary.version), summary.source_key, summary.digest, list(summary.tag_slugs)
+            summary.sortable_version, summary.source_key, summary.digest, list(summary.tag_slugs)
         )
         self._dirty.add(RECENT_IDS_KEY)
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Annotated, Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from digestpub.model import Problem, Summary, sortable_time
@@ -92,6 +93,18 @@ def _looks_unsafe(text: str) -> bool:
     return _UNSAFE_MARKUP.search(text) is not None
 
 
+def _parse_json(text: str) -> Any:
+    """orjson, twice as fast; what it refuses goes to json, which has the reason users read.
+
+    json also takes what orjson does not, as before: escaped lone surrogates (cleaned
+    later) and integers beyond 64 bits.
+    """
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 class Rejected(ValueError):
     """One summary breaks a rule; the message is the reason users read."""
 
@@ -157,11 +170,11 @@ class SummaryReader:
             bad = error.object[error.start]
             yield Problem(key=key, line=line, reason=f"not valid UTF-8: byte {error.start} is {bad:#04x}")
             return
-        yield from self._read_document(key, line, text)
+        yield from self._read_document(key, line, text, data)
 
-    def _read_document(self, key: str, line: int | None, text: str) -> Iterator[Summary | Problem]:
+    def _read_document(self, key: str, line: int | None, text: str, data: bytes) -> Iterator[Summary | Problem]:
         try:
-            document = json.loads(text)
+            document = _parse_json(text)
         except json.JSONDecodeError as error:
             where = f"line {error.lineno} column {error.colno}" if line is None else f"column {error.colno}"
             yield Problem(key=key, line=line, reason=f"invalid JSON at {where}: {error.msg}")
@@ -174,7 +187,7 @@ class SummaryReader:
             return
         notes: list[str] = []
         try:
-            digest = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+            digest = hashlib.blake2b(data, digest_size=8).hexdigest()
             # Strict JSON has no raw control characters in strings: text that XML
             # forbids arrives as a \u escape or as a raw U+FFFE/U+FFFF.
             needs_cleaning = "\\u" in text or not is_xml_safe(text)

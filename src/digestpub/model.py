@@ -48,6 +48,13 @@ class Summary:
         return self.updated_at or self.published_at
 
     @property
+    def sortable_version(self) -> str:
+        """``sortable_time(version)``, from ``sort_time`` when the summary was never edited."""
+        if self.updated_at is None:
+            return self.sort_time or sortable_time(self.published_at)
+        return sortable_time(self.updated_at)
+
+    @property
     def sort_key(self) -> tuple[str, str]:
         """Newest first is descending order; the same key as a ``FeedItem``'s."""
         return (self.sort_time or sortable_time(self.published_at), self.id)

@@ -21,13 +21,13 @@ from functools import partial
 
 from digestpub.catalog import ALL_FEED, HEAD_KEY, Catalog, PublishedFile, StateLock, Window, WindowItem
 from digestpub.ingest import SummaryReader, summary_key
-from digestpub.model import ObjectInfo, Problem, PublishReport, Summary, TagInfo, sortable_time
+from digestpub.model import ObjectInfo, Problem, PublishReport, Summary, TagInfo
 from digestpub.parallel import default_workers, map_chunks, split
 from digestpub.ports import ObjectStore
 from digestpub.render import FORMATS, SEPARATORS, Output
 from digestpub.render.entries import Entry, render_entry
 from digestpub.render.feeds import feed_frames
-from digestpub.render.pages import page_frame, render_opml
+from digestpub.render.pages import page_frame, page_template, render_opml
 from digestpub.site import OPML_PATH, Site
 
 log = logging.getLogger("digestpub.publish")
@@ -65,11 +65,8 @@ class _Changes:
     accepted: list[Summary] = field(default_factory=list)
     kinds: dict[str, str] = field(default_factory=dict)
     removals: dict[str, set[str]] = field(default_factory=dict)
+    """Every touched feed has an entry here and in ``inserts``, empty or not."""
     inserts: dict[str, list[Summary]] = field(default_factory=dict)
-
-    def touch(self, feed: str) -> None:
-        self.removals.setdefault(feed, set())
-        self.inserts.setdefault(feed, [])
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
@@ -277,33 +274,35 @@ class _Run:
         counts: dict[str, int] = {}
         newest: dict[str, datetime] = {}
         names: dict[str, str] = {}
+        # Likewise the report's counters: pydantic models too.
+        added = updated = unchanged = 0
         for summary in self._newest_in_batch(summaries):
             entry = self.catalog.entry(summary.id)
             old_slugs: list[str] = []
             if entry is not None:
-                version = sortable_time(summary.version)
+                version = summary.sortable_version
                 if version == entry.version and summary.source_key != entry.key:
                     self._duplicate(summary, entry.key, None)
                     continue
                 if version < entry.version or summary.digest == entry.digest:
                     # An older version (superseded by an edit) or a re-read of the same text.
-                    self.report.summaries_unchanged += 1
+                    unchanged += 1
                     continue
                 old_slugs = entry.slugs
-                self.report.summaries_updated += 1
+                updated += 1
             else:
-                head.total += 1
-                self.report.summaries_new += 1
+                added += 1
             changes.accepted.append(summary)
             changes.kinds[summary.id] = "new" if entry is None else "updated"
             self.catalog.record(summary)
             new_slugs = summary.tag_slugs
             for feed in {ALL_FEED, *old_slugs, *new_slugs}:
-                changes.touch(feed)
+                removals = changes.removals.setdefault(feed, set())
+                inserts = changes.inserts.setdefault(feed, [])
                 if entry is not None:
-                    changes.removals[feed].add(summary.id)
+                    removals.add(summary.id)
                 if feed == ALL_FEED or feed in new_slugs:
-                    changes.inserts[feed].append(summary)
+                    inserts.append(summary)
             for slug in set(old_slugs) - set(new_slugs):
                 counts[slug] = counts.get(slug, 0) - 1
             for name, slug in zip(summary.tags, new_slugs, strict=True):
@@ -312,6 +311,10 @@ class _Run:
                     counts[slug] = counts.get(slug, 0) + 1
                 if slug not in newest or summary.published_at > newest[slug]:
                     newest[slug] = summary.published_at
+        head.total += added
+        self.report.summaries_new += added
+        self.report.summaries_updated += updated
+        self.report.summaries_unchanged += unchanged
         for slug in counts.keys() | newest.keys():
             tag = head.tags.setdefault(slug, TagInfo(slug=slug, name=names.get(slug, slug)))
             tag.count += counts.get(slug, 0)
@@ -343,8 +346,9 @@ class _Run:
             # Inserted ids are dropped too: a run that stopped after saving some
             # state may have saved this feed with them already.
             replaced = changes.removals[feed] | {summary.id for summary in inserts}
-            kept = [item for item in window.items if item.id not in replaced]
-            items = heapq.nlargest(self.window, [*kept, *map(_window_item, inserts)], key=_sort_key)
+            kept: list[WindowItem | Summary] = [item for item in window.items if item.id not in replaced]
+            newest = heapq.nlargest(self.window, [*kept, *inserts], key=_sort_key)
+            items = [_window_item(item) if isinstance(item, Summary) else item for item in newest]
             self.plans[feed] = _FeedPlan(feed, items, window)
             for item in items[: self.site.feed_size]:
                 if item.id in accepted:
@@ -392,6 +396,7 @@ class _Run:
         results: list[_FeedResult] = []
         local = _is_local(self.dest) and _is_local(self.source)
         if local and len(plans) >= _PARALLEL_FEEDS and self.options.workers > 1:
+            page_template()  # compiled once here rather than once in every worker
             global _FORKED_RUN
             _FORKED_RUN = self
             try:
@@ -553,11 +558,7 @@ def _sort_key(item: WindowItem | Summary) -> tuple[str, str]:
 
 def _window_item(summary: Summary) -> WindowItem:
     return WindowItem(
-        summary.id,
-        summary.sort_key[0],
-        sortable_time(summary.version),
-        summary.source_key,
-        summary.source_line,
+        summary.id, summary.sort_key[0], summary.sortable_version, summary.source_key, summary.source_line
     )
 
 

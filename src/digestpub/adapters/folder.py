@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +13,7 @@ from digestpub.errors import PreconditionFailed, StorageError
 from digestpub.model import ObjectInfo
 
 _LOCK_NAME = ".digestpub-write.lock"
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 
 
 def _version_tag(stat: os.stat_result) -> str:
@@ -88,23 +89,32 @@ class FolderStore:
         if_none_match: bool = False,
     ) -> str:
         path = self._path(key)
+        # A temporary name of this process and thread: no other writer uses it, so
+        # no random name and no retry, which cost more than the write on small files.
+        temporary = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            try:
+                descriptor = os.open(temporary, _CREATE, 0o644)
+            except FileNotFoundError:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                descriptor = os.open(temporary, _CREATE, 0o644)
             try:
                 with os.fdopen(descriptor, "wb") as handle:
                     handle.write(data)
+                    handle.flush()
+                    # A rename keeps the inode and mtime: the tag is the published file's.
+                    version = _version_tag(os.fstat(handle.fileno()))
                 if if_match is None and not if_none_match:
-                    Path(temporary).replace(path)
+                    temporary.replace(path)
                 else:
                     with self._write_lock():
                         self._check_precondition(path, key, if_match, if_none_match)
-                        Path(temporary).replace(path)
+                        temporary.replace(path)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
-                    Path(temporary).unlink()
+                    temporary.unlink()
                 raise
-            return _version_tag(path.stat())
+            return version
         except PreconditionFailed:
             raise
         except OSError as error:

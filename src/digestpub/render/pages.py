@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from xml.etree import ElementTree
 
+from jinja2 import Template
+
 from digestpub.catalog import ALL_FEED
 from digestpub.model import TagInfo
 from digestpub.render import SEPARATORS, Frame, Output
@@ -23,24 +25,25 @@ _CARDS = "\x00cards\x00"
 """Where the cards go in a rendered page: NUL never survives into any text it shows."""
 
 
+def page_template() -> Template:
+    """The page template, compiled on first use and cached by the environment."""
+    return environment().get_template("page.html.j2")
+
+
 def page_frame(site: Site, feed: str, tag: TagInfo | None, all_tags: dict[str, TagInfo], *, empty: bool) -> Frame:
     """The frame of the index (``ALL_FEED``) or of one tag's page; its entries are cards."""
     words = words_for(site.lang)
     heading = words["new_papers"] if tag is None else words["tag_heading"].format(tag=tag.name)
-    html = (
-        environment()
-        .get_template("page.html.j2")
-        .render(
-            site=site,
-            words=words,
-            feed=feed,
-            tag=tag,
-            heading=heading,
-            title=site.title if tag is None else f"{heading} — {site.title}",
-            cards=None if empty else _CARDS,
-            tags=listed_tags(all_tags.values()) if tag is None else [],
-            is_index=feed == ALL_FEED,
-        )
+    html = page_template().render(
+        site=site,
+        words=words,
+        feed=feed,
+        tag=tag,
+        heading=heading,
+        title=site.title if tag is None else f"{heading} — {site.title}",
+        cards=None if empty else _CARDS,
+        tags=listed_tags(all_tags.values()) if tag is None else [],
+        is_index=feed == ALL_FEED,
     )
     head, _, tail = html.partition(_CARDS)
     return Frame(site.page_path(feed), HTML_TYPE, head.encode(), tail.encode(), SEPARATORS["page"])
