@@ -4,8 +4,8 @@ State is split so a run loads only what it touches, and cost follows the new
 summaries rather than the history:
 
 - ``catalog/head.json``: tags and their counts, the listing cursor, index hashes;
-- ``catalog/seen/YYYY/MM/DD.json``: version tags of the source objects of one day;
-- ``catalog/ids/XYZ.json``: one of 1,024 shards, by id hash, of each summary's newest version;
+- ``catalog/seen/YYYY/MM.json``: version tags of the source objects of one month;
+- ``catalog/ids/XYZ.json``: one of 256 shards, by id hash, of each summary's newest version;
   ``catalog/ids/recent.json`` holds those recorded since the shards were last written;
 - ``catalog/log/YYYY/MM/DD/<run>.jsonl``: what each run of that day published, for newsletters;
 - ``catalog/windows.json``: each feed's newest items (a few more than ``feed_size``,
@@ -154,8 +154,9 @@ def _windows_from_json(data: bytes) -> dict[str, _WindowRows]:
 M = TypeVar("M")
 
 
-ID_SHARDS = 1024
-"""About 50 ids a shard at 50,000 summaries: a run loads one small shard per new id."""
+ID_SHARDS = 256
+"""About 200 ids a shard at 50,000 summaries: a run reads one small shard per new id,
+and writes them all only when it folds the recent ids in (``fold_recent_ids``)."""
 
 
 def id_shard(summary_id: str) -> str:
@@ -275,14 +276,19 @@ class Catalog:
         )
 
     def seen(self, day: str) -> dict[str, str]:
-        """Version tags of the source objects under ``day`` (``YYYY/MM/DD``)."""
-        if day not in self._seen:
-            self._seen[day] = self._load(f"catalog/seen/{day}.json", _SEEN.validate_json) or {}
-        return self._seen[day]
+        """Version tags of the source objects, by key, of the month of ``day`` (``YYYY/MM/DD``).
+
+        A file a month, not a day: a cold run over years writes a few dozen, not
+        a thousand, and an incremental run still reads one or two.
+        """
+        month = day[:7]
+        if month not in self._seen:
+            self._seen[month] = self._load(f"catalog/seen/{month}.json", _SEEN.validate_json) or {}
+        return self._seen[month]
 
     def mark_seen(self, day: str, key: str, etag: str) -> None:
         self.seen(day)[key] = etag
-        self._dirty.add(f"catalog/seen/{day}.json")
+        self._dirty.add(f"catalog/seen/{day[:7]}.json")
 
     def entry(self, summary_id: str) -> IdEntry | None:
         recent = self._recent().get(summary_id)
