@@ -141,6 +141,8 @@ class Head(BaseModel):
     outputs: dict[str, str] = Field(default_factory=dict)
     broken: dict[str, list[Problem]] = Field(default_factory=dict)
     """Skipped inputs by key, kept until the object changes, so every run reports them."""
+    rendering: str | None = None
+    """A hash of the site settings, templates and versions the published files were rendered with."""
 
 
 _SEEN = TypeAdapter(dict[str, str])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import heapq
+import importlib.metadata
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -19,7 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
+from digestpub import __version__
 from digestpub.catalog import ALL_FEED, HEAD_KEY, Catalog, PublishedFile, StateLock, Window, WindowItem
+from digestpub.errors import StorageError
 from digestpub.ingest import SummaryReader, summary_key
 from digestpub.model import ObjectInfo, Problem, PublishReport, Summary, TagInfo
 from digestpub.parallel import default_workers, map_chunks, split
@@ -29,6 +32,7 @@ from digestpub.render.entries import Entry, render_entry
 from digestpub.render.feeds import feed_frames
 from digestpub.render.pages import page_frame, page_template, render_opml
 from digestpub.site import OPML_PATH, Site
+from digestpub.templates import template_folder
 
 log = logging.getLogger("digestpub.publish")
 
@@ -129,7 +133,26 @@ class _Run:
         self.options = options
         self.progress = progress
         self.report = report
-        self.catalog = Catalog(state, fresh=options.rebuild)
+        self.rebuild = options.rebuild
+        self.previous: Catalog | None = None
+        """On a rebuild, the state as it was: what it already published is not news again."""
+        if self.rebuild:
+            self.previous = _previous_catalog(state)
+            self.catalog = Catalog(state, fresh=True)
+        else:
+            self.catalog = Catalog(state)
+        self.rendering = _rendering_fingerprint(site)
+        head = self.catalog.head
+        if not self.rebuild and head.total and head.rendering != self.rendering:
+            # Kept entries are cut from the published files: with other settings or
+            # templates they would keep the old look and links, so all is rendered anew.
+            log.warning("site settings, templates or digestpub changed since the last run: rendering every feed again")
+            self.rebuild = True
+            self.previous = self.catalog
+            self.catalog = Catalog(state, fresh=True)
+        if self.catalog.head.rendering != self.rendering:
+            self.catalog.head.rendering = self.rendering
+            self.catalog.touch_head()
         self.reader = SummaryReader(default_lang=site.lang, max_summary_bytes=options.max_summary_bytes)
         # A few more than a feed shows, so an edit that drops an item leaves it full.
         self.window = site.feed_size + max(10, site.feed_size // 5)
@@ -164,7 +187,7 @@ class _Run:
         head = self.catalog.head
         now = datetime.now(UTC)
         overdue = head.last_full_scan is None or now - head.last_full_scan >= self.options.full_scan_every
-        if self.options.full_scan or self.options.rebuild or head.cursor is None or overdue:
+        if self.options.full_scan or self.rebuild or head.cursor is None or overdue:
             self.report.full_scan = True
             head.last_full_scan = now
             self.catalog.touch_head()
@@ -335,7 +358,27 @@ class _Run:
         newest_first = sorted(changes.accepted, key=_sort_key, reverse=True)[:_NEWS_LIMIT]
         since = newest_first[0].published_at - _NEWS_SPAN
         news = [summary for summary in newest_first if summary.published_at >= since]
-        self.catalog.log_published(self.report.started_at, self.report.run_id, changes.kinds, news)
+        kinds = changes.kinds
+        if self.previous is not None:
+            news, kinds = self._not_published_before(news, kinds)
+        if news:
+            self.catalog.log_published(self.report.started_at, self.report.run_id, kinds, news)
+
+    def _not_published_before(self, news: list[Summary], kinds: dict[str, str]) -> tuple[list[Summary], dict[str, str]]:
+        """On a rebuild: only what the state before it had not published, so no email repeats a summary."""
+        assert self.previous is not None
+        fresh: list[Summary] = []
+        fresh_kinds: dict[str, str] = {}
+        for summary in news:
+            try:
+                before = self.previous.entry(summary.id)
+            except StorageError:  # the old state is damaged: treat the summary as not seen
+                before = None
+            if before is not None and before.version >= summary.sortable_version:
+                continue
+            fresh.append(summary)
+            fresh_kinds[summary.id] = kinds[summary.id] if before is None else "updated"
+        return fresh, fresh_kinds
 
     def _apply(self, changes: _Changes) -> None:
         """Each touched feed's new window; entries are rendered only for the new items it shows."""
@@ -550,6 +593,24 @@ class _Run:
             key = f"reports/{stamp}-{report.run_id[:8]}.json"
             self.state.put(key, body, content_type="application/json")
         self.state.put("reports/latest.json", body, content_type="application/json")
+
+
+def _previous_catalog(state: ObjectStore) -> Catalog | None:
+    try:
+        return Catalog(state)
+    except StorageError as error:  # a damaged or older state: the usual reason to rebuild
+        log.info("rebuilding without the earlier state (%s)", error)
+        return None
+
+
+def _rendering_fingerprint(site: Site) -> str:
+    """What published bytes depend on besides the summaries."""
+    hasher = hashlib.sha256(repr(site).encode())
+    hasher.update(f"{__version__} feedgen {importlib.metadata.version('feedgen')}".encode())
+    folder = template_folder()
+    for name in ("layout.html.j2", "page.html.j2", "_summary.html.j2"):
+        hasher.update((folder / name).read_bytes())
+    return hasher.hexdigest()[:32]
 
 
 def _sort_key(item: WindowItem | Summary) -> tuple[str, str]:

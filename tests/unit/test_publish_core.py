@@ -485,3 +485,44 @@ def test_ids_stay_in_the_recent_file_until_many_then_move_to_their_shards(
     report = stores.run()
     assert (report.summaries_new, report.summaries_updated) == (0, 2)
     assert stores.item(sid(1))["title"] == "Правка"
+
+
+def test_new_site_settings_render_every_feed_again(stores: Stores) -> None:
+    for number in range(1, 7):
+        stores.add(f"2026/11/20/{number}.json", doc(number, number, tags=[f"t{number % 2}"]))
+    stores.run(SMALL)
+    renamed = replace(SMALL, title="Другой дайджест")
+
+    report = stores.run(renamed)
+    assert report.files_written > 0
+    fresh = Stores()
+    fresh.source = stores.source
+    fresh.run(renamed)
+    assert _published(stores) == {key: value[0] for key, value in fresh.dest.objects.items()}
+    assert stores.run(renamed).files_written == 0
+
+
+@pytest.mark.parametrize("how", ["--rebuild", "new settings"])
+def test_a_rebuild_logs_as_news_only_what_was_not_published_before(stores: Stores, how: str) -> None:
+    def logged() -> list[tuple[str, str]]:
+        lines = [
+            json.loads(line)
+            for key, value in sorted(stores.state.objects.items())
+            if key.startswith("catalog/log/")
+            for line in value[0].splitlines()
+        ]
+        return [(line["summary"]["id"], line["kind"]) for line in lines]
+
+    for number in (1, 2, 3):
+        stores.add(f"2026/11/20/{number}.json", doc(number, number))
+    stores.run(SMALL)
+    assert sorted(logged()) == [(sid(1), "new"), (sid(2), "new"), (sid(3), "new")]
+
+    stores.add("2026/11/20/2.json", doc(2, 2, title="Правка", updated_at="2026-11-21T10:00:00Z"))
+    stores.add("2026/11/21/4.json", doc(4, 4, day=21))
+    if how == "--rebuild":
+        report = stores.run(SMALL, rebuild=True)
+    else:
+        report = stores.run(replace(SMALL, title="Другой дайджест"))
+    assert report.summaries_new == 4  # counted afresh
+    assert sorted(logged()) == [(sid(1), "new"), (sid(2), "new"), (sid(2), "updated"), (sid(3), "new"), (sid(4), "new")]
