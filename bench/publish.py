@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -40,6 +41,9 @@ print(json.dumps({
 
 
 def run(root: Path, label: str) -> dict[str, object]:
+    # Start each run with the disk settled, as a scheduled run would: not while the
+    # kernel still writes back the hundreds of megabytes the run before left.
+    os.sync()
     output = subprocess.run(
         [sys.executable, "-c", _RUN, str(root / "source"), str(root / "dest"), str(root / "state")],
         check=True,
