@@ -56,7 +56,7 @@ class Summary:
 
     @property
     def sort_key(self) -> tuple[str, str]:
-        """Newest first is descending order; the same key as a ``FeedItem``'s."""
+        """Newest first is descending order; the same key as a ``WindowItem``'s."""
         return (self.sort_time or sortable_time(self.published_at), self.id)
 
 

@@ -1,8 +1,9 @@
-"""Each summary's entry in every format, rendered once and kept in state.
+"""Each summary's entry in every format, rendered once, when it enters a feed.
 
-A feed or page is then its header plus the entries of its newest summaries, so a
-run renders only the summaries it read, never the history (see ``catalog``).
-The XML entries come from feedgen's own entry serialisers.
+A feed or page is a frame (``render.Frame``) around the entries of its newest
+summaries; later runs cut the entries they keep out of the published files (see
+``catalog.WindowItem``), so a run renders only the summaries it read, never the
+history. The XML entries come from feedgen's own entry serialisers.
 """
 
 from __future__ import annotations
