@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import partial
+from functools import cache, partial
 
 from digestpub import __version__
 from digestpub.catalog import ALL_FEED, HEAD_KEY, Catalog, PublishedFile, StateLock, Window, WindowItem
@@ -460,7 +460,7 @@ class _Run:
         for result in results:
             self.catalog.set_window(result.feed, result.window)
             self.report.files_written += result.written
-            self.report.files_unchanged += result.unchanged
+            self.report.files_unchanged += len(FORMATS) - result.written
         if changes.accepted:
             self._write_opml()
 
@@ -518,7 +518,7 @@ class _Run:
         window = [
             WindowItem(item.id, item.published, item.version, item.key, item.line, sizes.get(item.id)) for item in items
         ]
-        return _FeedResult(plan.feed, Window(window, files), written, len(FORMATS) - written)
+        return _FeedResult(plan.feed, Window(window, files), written)
 
     def _published_entries(self, plan: _FeedPlan, wanted: list[WindowItem]) -> dict[str, list[bytes]]:
         """The bytes of ``wanted`` entries, cut from the files this feed was last published as.
@@ -603,6 +603,7 @@ def _previous_catalog(state: ObjectStore) -> Catalog | None:
         return None
 
 
+@cache  # a warm cloud function runs many times with the same site and templates
 def _rendering_fingerprint(site: Site) -> str:
     """What published bytes depend on besides the summaries."""
     hasher = hashlib.sha256(repr(site).encode())
@@ -637,7 +638,7 @@ class _FeedResult:
     feed: str
     window: Window
     written: int
-    unchanged: int
+    """How many of the feed's files had new bytes; the others were left as they were."""
 
 
 def _decode(reader: SummaryReader, objects: Sequence[tuple[str, bytes]]) -> list[Summary | Problem]:
