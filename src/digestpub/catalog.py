@@ -33,7 +33,7 @@ import orjson
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from digestpub.errors import PreconditionFailed, StateLocked, StorageError
-from digestpub.model import Problem, Summary, TagInfo
+from digestpub.model import Problem, Summary, SummaryRef, TagInfo
 from digestpub.ports import ObjectStore
 
 STATE_FORMAT = 2
@@ -309,10 +309,10 @@ class Catalog:
             self._ids[shard] = self._load(f"catalog/ids/{shard}.json", _ids_from_json) or {}
         return self._ids[shard]
 
-    def record(self, summary: Summary) -> None:
+    def record(self, summary: SummaryRef) -> None:
         """Note the newest version of a summary, in the file of recent ids (see ``fold_recent_ids``)."""
         self._recent()[summary.id] = IdEntry(
-            summary.sortable_version, summary.source_key, summary.digest, list(summary.tag_slugs)
+            summary.version, summary.source_key, summary.digest, list(summary.tag_slugs)
         )
         self._dirty.add(RECENT_IDS_KEY)
 

@@ -23,6 +23,10 @@ class StateLocked(DigestpubError):
     """Another run holds the state lock and did not release it in time."""
 
 
+class WorkerFailed(DigestpubError):
+    """A worker process died, or its result could not be sent back."""
+
+
 class TemplateNotFound(ConfigError):
     """The templates folder could not be located."""
 

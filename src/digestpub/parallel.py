@@ -6,13 +6,18 @@ costs more than it saves, and some hosts (AWS Lambda) cannot start them at all.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TypeVar
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any, TypeVar
+
+from digestpub.errors import WorkerFailed
 
 log = logging.getLogger("digestpub.parallel")
 
@@ -40,3 +45,108 @@ def split(items: Sequence[T], parts: int, minimum: int) -> list[Sequence[T]]:
     """``items`` in about ``parts`` slices of at least ``minimum`` each."""
     size = max(minimum, -(-len(items) // max(parts, 1)))
     return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+Task = Callable[[dict[Any, Any], T], R]
+"""A crew task: ``task(held, argument)``; ``held`` is its worker's memory, kept between tasks."""
+
+
+class Crew:
+    """Forked worker processes that keep what they hold between tasks.
+
+    A run's workers read the summaries and keep them, so that only small
+    references travel to the parent, and later render the entries of the few the
+    feeds show: ``run(task, arguments)`` calls ``task(held, arguments[i])`` in
+    worker ``i``, whose ``held`` dict is what its earlier tasks left there.
+    Every worker's ``held`` starts as ``held``, and workers see the parent as it
+    was when the crew started: they are forked, so nothing is copied to them.
+
+    With one worker, or where processes cannot be forked, the tasks run in this
+    process, in order, with one ``held`` dict: ``size`` says how many there are.
+    """
+
+    def __init__(self, workers: int, held: dict[Any, Any] | None = None) -> None:
+        self._held: dict[Any, Any] = held if held is not None else {}
+        self._connections: list[Connection] = []
+        self._processes: list[BaseProcess] = []
+        if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+            try:
+                self._start(workers)
+            except OSError as error:
+                self.close()
+                log.info("running in one process: worker processes are not available (%s)", error)
+            else:
+                self._held = {}  # the workers have it
+
+    def _start(self, workers: int) -> None:
+        context = multiprocessing.get_context("fork")
+        for number in range(workers):
+            ours, theirs = context.Pipe()
+            process = context.Process(
+                target=_serve, args=(theirs, self._held), name=f"digestpub-worker-{number}", daemon=True
+            )
+            process.start()
+            theirs.close()
+            self._connections.append(ours)
+            self._processes.append(process)
+
+    @property
+    def size(self) -> int:
+        return max(1, len(self._processes))
+
+    def run(self, task: Task[T, R], arguments: Sequence[T]) -> list[R]:
+        """``task`` with each argument, in the worker of that index; results in order."""
+        if len(arguments) != self.size:
+            raise ValueError(f"a crew of {self.size} takes {self.size} arguments, not {len(arguments)}")
+        if not self._processes:
+            return [task(self._held, argument) for argument in arguments]
+        for connection, argument in zip(self._connections, arguments, strict=True):
+            connection.send((task, argument))
+        results: list[R] = []
+        for process, connection in zip(self._processes, self._connections, strict=True):
+            try:
+                outcome, value = connection.recv()
+            except EOFError:
+                process.join(1)
+                raise WorkerFailed(
+                    f"worker process {process.name} ended unexpectedly (exit code {process.exitcode}); "
+                    "if memory ran out, run with fewer workers"
+                ) from None
+            if outcome == "error":
+                raise value
+            results.append(value)
+        return results
+
+    def close(self) -> None:
+        for connection in self._connections:
+            with contextlib.suppress(OSError):  # that worker has already gone
+                connection.send(None)
+            connection.close()
+        for process in self._processes:
+            process.join(5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        self._connections.clear()
+        self._processes.clear()
+        self._held = {}
+
+    def __enter__(self) -> Crew:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _serve(connection: Connection, held: dict[Any, Any]) -> None:
+    while (message := connection.recv()) is not None:
+        task, argument = message
+        try:
+            reply: tuple[str, Any] = ("ok", task(held, argument))
+        except Exception as error:
+            reply = ("error", error)
+        try:
+            connection.send(reply)
+        except Exception as error:  # an exception that does not pickle: send what it said
+            connection.send(("error", WorkerFailed(f"{type(reply[1]).__name__}: {reply[1]} ({error})")))
+    connection.close()

@@ -18,14 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import cache, partial
+from functools import cache
+from typing import Any
 
 from digestpub import __version__
 from digestpub.catalog import ALL_FEED, HEAD_KEY, Catalog, PublishedFile, StateLock, Window, WindowItem
 from digestpub.errors import StorageError
 from digestpub.ingest import SummaryReader, summary_key
-from digestpub.model import ObjectInfo, Problem, PublishReport, Summary, TagInfo
-from digestpub.parallel import default_workers, map_chunks, split
+from digestpub.model import ObjectInfo, Problem, PublishReport, Summary, SummaryRef, TagInfo, sortable_time
+from digestpub.parallel import Crew, default_workers, map_chunks, split
 from digestpub.ports import ObjectStore
 from digestpub.render import FORMATS, SEPARATORS, Output
 from digestpub.render.entries import Entry, render_entry
@@ -42,7 +43,6 @@ Progress = Callable[[str, int, int], None]
 _IO_THREADS = 16
 # Below these, one process is faster than starting workers.
 _PARALLEL_READ_BYTES = 4 << 20
-_PARALLEL_ENTRIES = 1_000
 _PARALLEL_FEEDS = 32
 _NEWS_SPAN = timedelta(days=8)
 _NEWS_LIMIT = 1_000
@@ -66,11 +66,11 @@ class PublishOptions:
 class _Changes:
     """What the merge decided, feed by feed."""
 
-    accepted: list[Summary] = field(default_factory=list)
+    accepted: list[SummaryRef] = field(default_factory=list)
     kinds: dict[str, str] = field(default_factory=dict)
     removals: dict[str, set[str]] = field(default_factory=dict)
     """Every touched feed has an entry here and in ``inserts``, empty or not."""
-    inserts: dict[str, list[Summary]] = field(default_factory=dict)
+    inserts: dict[str, list[SummaryRef]] = field(default_factory=dict)
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
@@ -162,10 +162,19 @@ class _Run:
 
     def execute(self) -> None:
         with self._timed("read"):
-            candidates = self._read_changed()
-        with self._timed("merge"):
-            changes = self._merge(candidates)
-            self._apply(changes)
+            changed = self._list_changed()
+            fetched = self._fetch(changed)
+        sizes = {key: len(data) for key, data in fetched}
+        large = sum(sizes.values()) >= _PARALLEL_READ_BYTES
+        # The crew's workers read the summaries and keep them: the run gets only their
+        # refs, and later asks each worker for the entries of those the feeds show.
+        with Crew(self.options.workers if large else 1, {"reader": self.reader, "objects": fetched}) as crew:
+            del fetched  # the workers have them; the raw bytes are the largest thing a cold run holds
+            with self._timed("read"):
+                refs = self._read(crew, changed, sizes)
+            with self._timed("merge"):
+                changes = self._merge(refs)
+                self._apply(changes, crew)
         with self._timed("render_and_write"):
             self._write_files(changes)
         with self._timed("save_state"):
@@ -179,7 +188,8 @@ class _Run:
         try:
             yield
         finally:
-            self.report.seconds[stage] = round(time.perf_counter() - started, 4)
+            spent = self.report.seconds.get(stage, 0) + time.perf_counter() - started
+            self.report.seconds[stage] = round(spent, 4)
 
     # reading ---------------------------------------------------------------
 
@@ -196,7 +206,7 @@ class _Run:
         # Keys of a day sort after the bare day ("2026/11/20/x" > "2026/11/20").
         return (newest - timedelta(days=self.options.lookback_days)).strftime("%Y/%m/%d")
 
-    def _read_changed(self) -> list[Summary]:
+    def _list_changed(self) -> list[ObjectInfo]:
         start_after = self._listing_start()
         self.progress("listing", 0, 0)
         changed: list[ObjectInfo] = []
@@ -213,21 +223,24 @@ class _Run:
         if newest_day != self.catalog.head.cursor:
             self.catalog.head.cursor = newest_day
             self.catalog.touch_head()
+        return changed
 
-        fetched = self._fetch(changed)
-        if sum(info.size for info in changed) >= _PARALLEL_READ_BYTES:
-            decode = partial(_decode, self.reader)
-            records = map_chunks(decode, split(fetched, 4 * self.options.workers, 64), self.options.workers)
-        else:
-            records = _decode(self.reader, fetched)
-        del fetched  # the raw bytes are the largest thing a cold run holds
+    def _read(self, crew: Crew, changed: list[ObjectInfo], sizes: dict[str, int]) -> list[SummaryRef]:
+        """Decode the fetched objects in the crew, and report what was wrong in them.
+
+        ``sizes`` are the fetched objects' sizes by key, in the order they were fetched.
+        """
+        shares = _balanced(list(sizes.values()), crew.size)
+        keys = list(sizes)
+        self.owners = {keys[index]: worker for worker, share in enumerate(shares) for index in share}
+        records = [record for part in crew.run(_read_held, shares) for record in part]
         broken = self.catalog.head.broken
         for info in changed:
             if broken.pop(info.key, None) is not None:
                 self.catalog.touch_head()
-        summaries: list[Summary] = []
+        summaries: list[SummaryRef] = []
         for record in records:
-            if isinstance(record, Summary):
+            if isinstance(record, SummaryRef):
                 summaries.append(record)
                 continue
             self._problem(record)
@@ -265,8 +278,8 @@ class _Run:
 
     # merging ---------------------------------------------------------------
 
-    def _newest_in_batch(self, summaries: list[Summary]) -> list[Summary]:
-        newest: dict[str, Summary] = {}
+    def _newest_in_batch(self, summaries: list[SummaryRef]) -> list[SummaryRef]:
+        newest: dict[str, SummaryRef] = {}
         for summary in summaries:
             earlier = newest.get(summary.id)
             if earlier is None or summary.version > earlier.version:
@@ -276,7 +289,7 @@ class _Run:
                 self._duplicate(summary, earlier.source_key, earlier.source_line)
         return list(newest.values())
 
-    def _duplicate(self, summary: Summary, key: str, line: int | None) -> None:
+    def _duplicate(self, summary: SummaryRef, key: str, line: int | None) -> None:
         where = f"{key}:{line}" if line is not None else key
         self._problem(
             Problem(
@@ -289,13 +302,13 @@ class _Run:
             )
         )
 
-    def _merge(self, summaries: list[Summary]) -> _Changes:
+    def _merge(self, summaries: list[SummaryRef]) -> _Changes:
         changes = _Changes()
         head = self.catalog.head
         # Tag counts are summed here and applied once: pydantic attribute writes
         # on TagInfo cost more than the rest of the merge in a cold run.
         counts: dict[str, int] = {}
-        newest: dict[str, datetime] = {}
+        newest: dict[str, str] = {}
         names: dict[str, str] = {}
         # Likewise the report's counters: pydantic models too.
         added = updated = unchanged = 0
@@ -303,7 +316,7 @@ class _Run:
             entry = self.catalog.entry(summary.id)
             old_slugs: list[str] = []
             if entry is not None:
-                version = summary.sortable_version
+                version = summary.version
                 if version == entry.version and summary.source_key != entry.key:
                     self._duplicate(summary, entry.key, None)
                     continue
@@ -332,8 +345,8 @@ class _Run:
                 names.setdefault(slug, name)
                 if slug not in old_slugs:
                     counts[slug] = counts.get(slug, 0) + 1
-                if slug not in newest or summary.published_at > newest[slug]:
-                    newest[slug] = summary.published_at
+                if slug not in newest or summary.published > newest[slug]:
+                    newest[slug] = summary.published
         head.total += added
         self.report.summaries_new += added
         self.report.summaries_updated += updated
@@ -341,78 +354,81 @@ class _Run:
         for slug in counts.keys() | newest.keys():
             tag = head.tags.setdefault(slug, TagInfo(slug=slug, name=names.get(slug, slug)))
             tag.count += counts.get(slug, 0)
-            if slug in newest and (tag.newest is None or newest[slug] > tag.newest):
-                tag.newest = newest[slug]
+            if slug in newest and (tag.newest is None or newest[slug] > sortable_time(tag.newest)):
+                tag.newest = datetime.fromisoformat(newest[slug])
         if changes.accepted:
             self.catalog.touch_head()
-            self._log_news(changes)
         return changes
 
-    def _log_news(self, changes: _Changes) -> None:
-        """Log what newsletters should carry: a backfill of history is not news.
+    def _news(self, changes: _Changes) -> tuple[list[SummaryRef], dict[str, str]]:
+        """What newsletters should carry, with each one's kind: a backfill of history is not news.
 
         Only summaries within ``_NEWS_SPAN`` of the newest one this run accepted,
         and at most ``_NEWS_LIMIT`` of them, so a cold start over years of
         summaries does not make one enormous issue.
         """
+        if not changes.accepted:
+            return [], {}
         newest_first = sorted(changes.accepted, key=_sort_key, reverse=True)[:_NEWS_LIMIT]
-        since = newest_first[0].published_at - _NEWS_SPAN
-        news = [summary for summary in newest_first if summary.published_at >= since]
-        kinds = changes.kinds
+        since = sortable_time(datetime.fromisoformat(newest_first[0].published) - _NEWS_SPAN)
+        news = [summary for summary in newest_first if summary.published >= since]
         if self.previous is not None:
-            news, kinds = self._not_published_before(news, kinds)
-        if news:
-            self.catalog.log_published(self.report.started_at, self.report.run_id, kinds, news)
+            return self._not_published_before(news, changes.kinds)
+        return news, changes.kinds
 
-    def _not_published_before(self, news: list[Summary], kinds: dict[str, str]) -> tuple[list[Summary], dict[str, str]]:
+    def _not_published_before(
+        self, news: list[SummaryRef], kinds: dict[str, str]
+    ) -> tuple[list[SummaryRef], dict[str, str]]:
         """On a rebuild: only what the state before it had not published, so no email repeats a summary."""
         assert self.previous is not None
-        fresh: list[Summary] = []
+        fresh: list[SummaryRef] = []
         fresh_kinds: dict[str, str] = {}
         for summary in news:
             try:
                 before = self.previous.entry(summary.id)
             except StorageError:  # the old state is damaged: treat the summary as not seen
                 before = None
-            if before is not None and before.version >= summary.sortable_version:
+            if before is not None and before.version >= summary.version:
                 continue
             fresh.append(summary)
             fresh_kinds[summary.id] = kinds[summary.id] if before is None else "updated"
         return fresh, fresh_kinds
 
-    def _apply(self, changes: _Changes) -> None:
-        """Each touched feed's new window; entries are rendered only for the new items it shows."""
+    def _apply(self, changes: _Changes, crew: Crew) -> None:
+        """Each touched feed's new window; entries are rendered only for the new items it shows.
+
+        The crew's workers, which hold the summaries, render those entries and hand
+        over the summaries that newsletters log.
+        """
         accepted = {summary.id: summary for summary in changes.accepted}
-        shown_new: dict[str, Summary] = {}
+        shown_new: dict[str, SummaryRef] = {}
         for feed, inserts in changes.inserts.items():
             window = self.catalog.window(feed)
             # Inserted ids are dropped too: a run that stopped after saving some
             # state may have saved this feed with them already.
             replaced = changes.removals[feed] | {summary.id for summary in inserts}
-            kept: list[WindowItem | Summary] = [item for item in window.items if item.id not in replaced]
+            kept: list[WindowItem | SummaryRef] = [item for item in window.items if item.id not in replaced]
             newest = heapq.nlargest(self.window, [*kept, *inserts], key=_sort_key)
-            items = [_window_item(item) if isinstance(item, Summary) else item for item in newest]
+            items = [_window_item(item) if isinstance(item, SummaryRef) else item for item in newest]
             self.plans[feed] = _FeedPlan(feed, items, window)
             for item in items[: self.site.feed_size]:
                 if item.id in accepted:
                     shown_new[item.id] = accepted[item.id]
             self._warn_if_short(feed, len(items), len(window.items) - len(kept))
-        self.entries = self._render_entries(list(shown_new.values()))
-
-    def _render_entries(self, summaries: list[Summary]) -> dict[str, Entry]:
-        if len(summaries) >= _PARALLEL_ENTRIES and self.options.workers > 1:
-            # Forked workers inherit the summaries and take index ranges of them:
-            # only the rendered entries travel back.
-            global _FORKED_SUMMARIES
-            _FORKED_SUMMARIES = (self.site, summaries)
-            try:
-                ranges = split(range(len(summaries)), 4 * self.options.workers, 128)
-                entries = map_chunks(_render_entries_in_worker, ranges, self.options.workers)
-            finally:
-                _FORKED_SUMMARIES = None
-        else:
-            entries = [render_entry(self.site, summary) for summary in summaries]
-        return {entry.id: entry for entry in entries}
+        news, kinds = self._news(changes)
+        requests: list[_HeldRequest] = [_HeldRequest(self.site, [], []) for _ in range(crew.size)]
+        for summary in shown_new.values():
+            requests[self.owners[summary.source_key]].render.append((summary.source_key, summary.source_line))
+        for summary in news:
+            requests[self.owners[summary.source_key]].hand_over.append((summary.source_key, summary.source_line))
+        self.entries = {}
+        handed: dict[str, Summary] = {}
+        for entries, summaries in crew.run(_render_held, requests):
+            self.entries.update((entry.id, entry) for entry in entries)
+            handed.update((summary.id, summary) for summary in summaries)
+        if news:
+            logged = [handed[summary.id] for summary in news]
+            self.catalog.log_published(self.report.started_at, self.report.run_id, kinds, logged)
 
     def _warn_if_short(self, feed: str, held: int, removed: int) -> None:
         head = self.catalog.head
@@ -495,7 +511,7 @@ class _Run:
         rows: list[list[bytes]] = []
         for item in shown:
             entry = entries.get(item.id)
-            rows.append(cut[item.id] if entry is None else [entry.text(kind).encode() for kind in FORMATS])
+            rows.append(cut[item.id] if entry is None else list(entry.texts))
         tag = None if plan.feed == ALL_FEED else self.catalog.head.tags[plan.feed]
         newest = max((item.version for item in shown), default=None)
         frames = [
@@ -614,14 +630,12 @@ def _rendering_fingerprint(site: Site) -> str:
     return hasher.hexdigest()[:32]
 
 
-def _sort_key(item: WindowItem | Summary) -> tuple[str, str]:
+def _sort_key(item: WindowItem | SummaryRef) -> tuple[str, str]:
     return item.sort_key
 
 
-def _window_item(summary: Summary) -> WindowItem:
-    return WindowItem(
-        summary.id, summary.sort_key[0], summary.sortable_version, summary.source_key, summary.source_line
-    )
+def _window_item(summary: SummaryRef) -> WindowItem:
+    return WindowItem(summary.id, summary.published, summary.version, summary.source_key, summary.source_line)
 
 
 @dataclass
@@ -641,17 +655,54 @@ class _FeedResult:
     """How many of the feed's files had new bytes; the others were left as they were."""
 
 
-def _decode(reader: SummaryReader, objects: Sequence[tuple[str, bytes]]) -> list[Summary | Problem]:
-    return [record for key, data in objects for record in reader.read_object(key, data)]
+def _balanced(sizes: Sequence[int], parts: int) -> list[list[int]]:
+    """Indexes of ``sizes`` in ``parts`` shares of about the same total, each in order."""
+    shares: list[list[int]] = [[] for _ in range(parts)]
+    totals = [(0, part) for part in range(parts)]
+    for index in sorted(range(len(sizes)), key=sizes.__getitem__, reverse=True):
+        total, part = heapq.heappop(totals)
+        shares[part].append(index)
+        heapq.heappush(totals, (total + sizes[index], part))
+    return [sorted(share) for share in shares]
 
 
-_FORKED_SUMMARIES: tuple[Site, list[Summary]] | None = None
+_Held = dict[str, Any]
+"""A crew worker's memory: ``reader`` and the fetched ``objects`` it started with,
+then the ``summaries`` it read, by ``(key, line)``."""
 
 
-def _render_entries_in_worker(indexes: Sequence[int]) -> list[Entry]:
-    assert _FORKED_SUMMARIES is not None, "only called in a worker forked by _Run._render_entries"
-    site, summaries = _FORKED_SUMMARIES
-    return [render_entry(site, summaries[index]) for index in indexes]
+def _read_held(held: _Held, indexes: Sequence[int]) -> list[SummaryRef | Problem]:
+    """In a crew worker: read the fetched objects at ``indexes``, keep their summaries, return refs."""
+    reader: SummaryReader = held["reader"]
+    objects: list[tuple[str, bytes]] = held.pop("objects")
+    summaries: dict[tuple[str, int | None], Summary] = held.setdefault("summaries", {})
+    records: list[SummaryRef | Problem] = []
+    for index in indexes:
+        key, data = objects[index]
+        for record in reader.read_object(key, data):
+            if isinstance(record, Summary):
+                summaries[record.source_key, record.source_line] = record
+                records.append(record.ref())
+            else:
+                records.append(record)
+    return records
+
+
+@dataclass
+class _HeldRequest:
+    """What a run asks of one crew worker once the feeds are planned."""
+
+    site: Site
+    render: list[tuple[str, int | None]]
+    """The summaries to render entries of, by ``(key, line)``."""
+    hand_over: list[tuple[str, int | None]]
+    """The summaries to send back whole: newsletters log them."""
+
+
+def _render_held(held: _Held, request: _HeldRequest) -> tuple[list[Entry], list[Summary]]:
+    summaries: dict[tuple[str, int | None], Summary] = held.get("summaries", {})
+    entries = [render_entry(request.site, summaries[where]) for where in request.render]
+    return entries, [summaries[where] for where in request.hand_over]
 
 
 def _is_local(store: ObjectStore) -> bool:
