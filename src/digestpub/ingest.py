@@ -22,7 +22,6 @@ from digestpub.text import (
     clean_text,
     is_safe_url,
     is_xml_safe,
-    markdown_to_safe_html,
     plain_text,
     references_unsafe_characters,
     tag_slug,
@@ -258,7 +257,7 @@ class SummaryReader:
         return Summary(
             id=raw.id,
             title=title,
-            summary_html=markdown_to_safe_html(raw.summary, raw.url),
+            summary_markdown=raw.summary,
             tags=tags,
             tag_slugs=slugs,
             url=raw.url,

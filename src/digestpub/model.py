@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from digestpub.text import markdown_to_safe_html
 
 
 def sortable_time(moment: datetime) -> str:
@@ -16,15 +18,15 @@ def sortable_time(moment: datetime) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """One paper summary as published: validated, cleaned, Markdown already rendered.
+    """One paper summary as published: validated and cleaned.
 
-    ``summary_html`` is rendered once, when the summary is read. A plain slotted
-    dataclass: a cold run holds tens of thousands and passes them between processes.
+    A plain slotted dataclass: a cold run holds tens of thousands.
     """
 
     id: str
     title: str
-    summary_html: str
+    summary_markdown: str
+    """As written; ``summary_html`` is what is published."""
     url: str
     published_at: datetime
     lang: str
@@ -41,6 +43,21 @@ class Summary:
     """A hash of the source document: tells a rewrite with new text from a re-read."""
     sort_time: str = ""
     """``sortable_time(published_at)``, computed once when read: runs sort by it a lot."""
+    _html: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def summary_html(self) -> str:
+        """The Markdown as safe HTML, rendered on first use and then kept.
+
+        Not when the summary is read: most of the summaries a cold run reads are
+        in no feed's newest, and rendering is half the cost of reading one.
+        """
+        html = self._html
+        if html is None:
+            html = markdown_to_safe_html(self.summary_markdown, self.url)
+            # Frozen for everything that says what the summary is; this is a cache.
+            object.__setattr__(self, "_html", html)
+        return html
 
     @property
     def version(self) -> datetime:

@@ -144,6 +144,10 @@ def published_between(state: ObjectStore, start: datetime, end: datetime) -> lis
 
 def summary_from_log(document: dict[str, object]) -> Summary:
     fields = dict(document)
+    if "summary_html" in fields:
+        # Logged by earlier builds, which kept only the rendered HTML.
+        fields["_html"] = fields.pop("summary_html")
+        fields.setdefault("summary_markdown", "")
     for name in ("published_at", "updated_at"):
         value = fields.get(name)
         if isinstance(value, str):
