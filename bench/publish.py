@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -44,15 +45,69 @@ def run(root: Path, label: str) -> dict[str, object]:
     # Start each run with the disk settled, as a scheduled run would: not while the
     # kernel still writes back the hundreds of megabytes the run before left.
     os.sync()
-    output = subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, "-c", _RUN, str(root / "source"), str(root / "dest"), str(root / "state")],
-        check=True,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-    ).stdout
+    )
+    watch = _MemoryWatch(process.pid)
+    output, errors = process.communicate()
+    watch.stop()
+    if process.returncode:
+        raise SystemExit(f"{label} failed:\n{errors}")
     result: dict[str, object] = json.loads(output.strip().splitlines()[-1])
-    print(f"{label:<34} {result['seconds']:7.2f} s  peak RSS {result['peak_rss_mb']:6.0f} MB  {result['line']}")
+    print(
+        f"{label:<34} {result['seconds']:7.2f} s  peak RSS {result['peak_rss_mb']:6.0f} MB"
+        f" (all processes {watch.peak_mb:4.0f} MB PSS)  {result['line']}"
+    )
     return result
+
+
+class _MemoryWatch:
+    """The peak of the summed PSS of a process and its workers, sampled every 20 ms.
+
+    PSS, not RSS: forked workers share most of their pages with the run, and RSS
+    would count those once per process.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_mb = 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.02):
+            total = sum(_pss_kb(pid) for pid in _tree(self.pid))
+            self.peak_mb = max(self.peak_mb, total / 1024)
+
+
+def _tree(pid: int) -> list[int]:
+    pids = [pid]
+    for found in pids:
+        try:
+            for task in Path(f"/proc/{found}/task").iterdir():
+                pids.extend(int(child) for child in (task / "children").read_text().split())
+        except OSError:  # it ended while we looked
+            continue
+    return pids
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:  # it ended while we looked
+        return 0
+    for line in rollup.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
 
 
 def scenario(history: int, tags: int, new: int, label: str, *, cold: bool) -> None:

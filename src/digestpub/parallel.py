@@ -10,10 +10,10 @@ import contextlib
 import logging
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
@@ -47,8 +47,8 @@ def split(items: Sequence[T], parts: int, minimum: int) -> list[Sequence[T]]:
     return [items[start : start + size] for start in range(0, len(items), size)]
 
 
-Task = Callable[[dict[Any, Any], T], R]
-"""A crew task: ``task(held, argument)``; ``held`` is its worker's memory, kept between tasks."""
+Task = Callable[[dict[Any, Any], T], Iterable[R]]
+"""A crew task: ``task(held, argument)`` yields results; ``held`` is its worker's memory, kept between tasks."""
 
 
 class Crew:
@@ -61,6 +61,9 @@ class Crew:
     Every worker's ``held`` starts as ``held``, and workers see the parent as it
     was when the crew started: they are forked, so nothing is copied to them.
 
+    A task yields its results in batches, and each batch reaches the parent as
+    soon as it is ready: no worker holds all it made, nor waits for another.
+
     With one worker, or where processes cannot be forked, the tasks run in this
     process, in order, with one ``held`` dict: ``size`` says how many there are.
     """
@@ -69,6 +72,7 @@ class Crew:
         self._held: dict[Any, Any] = held if held is not None else {}
         self._connections: list[Connection] = []
         self._processes: list[BaseProcess] = []
+        self._abandoned = False
         if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
             try:
                 self._start(workers)
@@ -94,28 +98,37 @@ class Crew:
     def size(self) -> int:
         return max(1, len(self._processes))
 
-    def run(self, task: Task[T, R], arguments: Sequence[T]) -> list[R]:
-        """``task`` with each argument, in the worker of that index; results in order."""
+    def run(self, task: Task[T, R], arguments: Sequence[T]) -> Iterator[R]:
+        """What ``task`` yields with each argument, in the worker of that index, in the order it arrives."""
         if len(arguments) != self.size:
             raise ValueError(f"a crew of {self.size} takes {self.size} arguments, not {len(arguments)}")
         if not self._processes:
-            return [task(self._held, argument) for argument in arguments]
+            for argument in arguments:
+                yield from task(self._held, argument)
+            return
         for connection, argument in zip(self._connections, arguments, strict=True):
             connection.send((task, argument))
-        results: list[R] = []
-        for process, connection in zip(self._processes, self._connections, strict=True):
-            try:
-                outcome, value = connection.recv()
-            except EOFError:
-                process.join(1)
-                raise WorkerFailed(
-                    f"worker process {process.name} ended unexpectedly (exit code {process.exitcode}); "
-                    "if memory ran out, run with fewer workers"
-                ) from None
-            if outcome == "error":
-                raise value
-            results.append(value)
-        return results
+        busy = dict(zip(self._connections, self._processes, strict=True))
+        self._abandoned = True  # until every worker has said it is done
+        while busy:
+            for ready in wait(list(busy)):
+                assert isinstance(ready, Connection)
+                try:
+                    outcome, value = ready.recv()
+                except EOFError:
+                    process = busy[ready]
+                    process.join(1)
+                    raise WorkerFailed(
+                        f"worker process {process.name} ended unexpectedly (exit code {process.exitcode}); "
+                        "if memory ran out, run with fewer workers"
+                    ) from None
+                if outcome == "result":
+                    yield value
+                elif outcome == "done":
+                    del busy[ready]
+                else:
+                    raise value
+        self._abandoned = False
 
     def close(self) -> None:
         for connection in self._connections:
@@ -123,7 +136,8 @@ class Crew:
                 connection.send(None)
             connection.close()
         for process in self._processes:
-            process.join(5)
+            # A worker left in the middle of a task would only finish it for nobody.
+            process.join(0 if self._abandoned else 5)
             if process.is_alive():
                 process.kill()
                 process.join()
@@ -142,7 +156,9 @@ def _serve(connection: Connection, held: dict[Any, Any]) -> None:
     while (message := connection.recv()) is not None:
         task, argument = message
         try:
-            reply: tuple[str, Any] = ("ok", task(held, argument))
+            for result in task(held, argument):
+                connection.send(("result", result))
+            reply: tuple[str, Any] = ("done", None)
         except Exception as error:
             reply = ("error", error)
         try:

@@ -44,6 +44,8 @@ _IO_THREADS = 16
 # Below these, one process is faster than starting workers.
 _PARALLEL_READ_BYTES = 4 << 20
 _PARALLEL_FEEDS = 32
+_BATCH = 500
+"""Records or entries a crew worker sends at a time."""
 _NEWS_SPAN = timedelta(days=8)
 _NEWS_LIMIT = 1_000
 
@@ -233,7 +235,10 @@ class _Run:
         shares = _balanced(list(sizes.values()), crew.size)
         keys = list(sizes)
         self.owners = {keys[index]: worker for worker, share in enumerate(shares) for index in share}
-        records = [record for part in crew.run(_read_held, shares) for record in part]
+        records = [record for batch in crew.run(_read_held, shares) for record in batch]
+        # In the order of the objects, as one process would have read them: the
+        # first copy of a duplicate id is the one that holds it.
+        records.sort(key=_source_position)
         broken = self.catalog.head.broken
         for info in changed:
             if broken.pop(info.key, None) is not None:
@@ -630,6 +635,12 @@ def _rendering_fingerprint(site: Site) -> str:
     return hasher.hexdigest()[:32]
 
 
+def _source_position(record: SummaryRef | Problem) -> tuple[str, int]:
+    if isinstance(record, SummaryRef):
+        return record.source_key, record.source_line or 0
+    return record.key, record.line or 0
+
+
 def _sort_key(item: WindowItem | SummaryRef) -> tuple[str, str]:
     return item.sort_key
 
@@ -671,21 +682,30 @@ _Held = dict[str, Any]
 then the ``summaries`` it read, by ``(key, line)``."""
 
 
-def _read_held(held: _Held, indexes: Sequence[int]) -> list[SummaryRef | Problem]:
-    """In a crew worker: read the fetched objects at ``indexes``, keep their summaries, return refs."""
+def _read_held(held: _Held, indexes: Sequence[int]) -> Iterator[list[SummaryRef | Problem]]:
+    """In a crew worker: read the fetched objects at ``indexes``, keep their summaries, yield refs."""
     reader: SummaryReader = held["reader"]
     objects: list[tuple[str, bytes]] = held.pop("objects")
+    mine = [objects[index] for index in indexes]
+    # The list itself, not a name for it: a forked worker still has the frames
+    # of the run that forked it, which name the list too. So the other workers'
+    # objects are freed here, and each object once it is read.
+    objects.clear()
+    mine.reverse()
     summaries: dict[tuple[str, int | None], Summary] = held.setdefault("summaries", {})
     records: list[SummaryRef | Problem] = []
-    for index in indexes:
-        key, data = objects[index]
+    while mine:
+        key, data = mine.pop()
         for record in reader.read_object(key, data):
             if isinstance(record, Summary):
                 summaries[record.source_key, record.source_line] = record
                 records.append(record.ref())
             else:
                 records.append(record)
-    return records
+        if len(records) >= _BATCH:
+            yield records
+            records = []
+    yield records
 
 
 @dataclass
@@ -699,10 +719,18 @@ class _HeldRequest:
     """The summaries to send back whole: newsletters log them."""
 
 
-def _render_held(held: _Held, request: _HeldRequest) -> tuple[list[Entry], list[Summary]]:
+def _render_held(held: _Held, request: _HeldRequest) -> Iterator[tuple[list[Entry], list[Summary]]]:
     summaries: dict[tuple[str, int | None], Summary] = held.get("summaries", {})
-    entries = [render_entry(request.site, summaries[where]) for where in request.render]
-    return entries, [summaries[where] for where in request.hand_over]
+    handed = [summaries[where] for where in request.hand_over]
+    yield [], handed
+    entries: list[Entry] = []
+    for where in request.render:
+        # Rendered once and sent: the worker keeps neither the entry nor the summary's HTML.
+        entries.append(render_entry(request.site, summaries.pop(where)))
+        if len(entries) >= _BATCH:
+            yield entries, []
+            entries = []
+    yield entries, []
 
 
 def _is_local(store: ObjectStore) -> bool:
