@@ -11,8 +11,6 @@ import logging
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
@@ -27,24 +25,6 @@ R = TypeVar("R")
 
 def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def map_chunks(function: Callable[[T], list[R]], chunks: Sequence[T], workers: int) -> list[R]:
-    """``function`` over each chunk, in order, flattened; in worker processes when worth it."""
-    if workers > 1 and len(chunks) > 1 and "fork" in multiprocessing.get_all_start_methods():
-        try:
-            context = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=context) as pool:
-                return [result for part in pool.map(function, chunks) for result in part]
-        except (OSError, BrokenProcessPool) as error:
-            log.info("running in one process: worker processes are not available (%s)", error)
-    return [result for chunk in chunks for result in function(chunk)]
-
-
-def split(items: Sequence[T], parts: int, minimum: int) -> list[Sequence[T]]:
-    """``items`` in about ``parts`` slices of at least ``minimum`` each."""
-    size = max(minimum, -(-len(items) // max(parts, 1)))
-    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 Task = Callable[[dict[Any, Any], T], Iterable[R]]

@@ -26,7 +26,7 @@ from digestpub.catalog import ALL_FEED, HEAD_KEY, Catalog, PublishedFile, StateL
 from digestpub.errors import StorageError
 from digestpub.ingest import SummaryReader, summary_key
 from digestpub.model import ObjectInfo, Problem, PublishReport, Summary, SummaryRef, TagInfo, sortable_time
-from digestpub.parallel import Crew, default_workers, map_chunks, split
+from digestpub.parallel import Crew, default_workers
 from digestpub.ports import ObjectStore
 from digestpub.render import FORMATS, SEPARATORS, Output
 from digestpub.render.entries import Entry, render_entry
@@ -451,28 +451,23 @@ class _Run:
     def _write_files(self, changes: _Changes) -> None:
         """Write each touched feed's files whose bytes changed, and record its new window.
 
-        With a local folder and many feeds, forked worker processes (which inherit
-        this run) produce the feeds in parallel and hand back only their new windows.
-        Otherwise a thread pool does, overlapping the uploads of one feed with the
-        rendering of the next.
+        With a local folder and many feeds, a crew of forked workers (which see
+        this run as it is) produces the feeds and hands back only their new
+        windows. Otherwise a thread pool does, overlapping the uploads of one feed
+        with the rendering of the next.
         """
         plans = [self.plans[feed] for feed in sorted(self.plans)]
         results: list[_FeedResult] = []
-        local = _is_local(self.dest) and _is_local(self.source)
-        if local and len(plans) >= _PARALLEL_FEEDS and self.options.workers > 1:
-            page_template()  # compiled once here rather than once in every worker
-            global _FORKED_RUN
-            _FORKED_RUN = self
-            try:
-                chunks = split(range(len(plans)), 2 * self.options.workers, 8)
-                results = map_chunks(_produce_feeds_in_worker, chunks, self.options.workers)
-            finally:
-                _FORKED_RUN = None
-            self.progress("rendering", len(plans), len(plans))
-        elif local:
-            for done, plan in enumerate(plans, start=1):
-                results.append(self._produce_feed(plan))
-                self.progress("rendering", done, len(plans))
+        if _is_local(self.dest) and _is_local(self.source):
+            many = len(plans) >= _PARALLEL_FEEDS
+            if many:
+                page_template()  # compiled once here rather than once in every worker
+            with Crew(self.options.workers if many else 1, {"plans": plans, "run": self}) as crew:
+                # A feed's files grow with the items it shows.
+                shares = _balanced([len(plan.items) + 1 for plan in plans], crew.size)
+                for result in crew.run(_produce_feeds_held, shares):
+                    results.append(result)
+                    self.progress("rendering", len(results), len(plans))
         else:
             with ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="digestpub-write") as pool:
                 for done, result in enumerate(pool.map(self._produce_feed, plans), start=1):
@@ -738,15 +733,12 @@ def _is_local(store: ObjectStore) -> bool:
     return bool(getattr(store, "is_local", False))
 
 
-_FORKED_RUN: _Run | None = None
-
-
-def _produce_feeds_in_worker(indexes: Sequence[int]) -> list[_FeedResult]:
-    """In a forked worker: produce the feeds at ``indexes`` of the run's sorted plans."""
-    run = _FORKED_RUN
-    assert run is not None, "only called in a worker forked by _Run._write_files"
-    plans = [run.plans[feed] for feed in sorted(run.plans)]
-    return [run._produce_feed(plans[index]) for index in indexes]
+def _produce_feeds_held(held: _Held, indexes: Sequence[int]) -> Iterator[_FeedResult]:
+    """In a crew worker: produce the feeds at ``indexes`` of the run's plans."""
+    run: _Run = held["run"]
+    plans: list[_FeedPlan] = held["plans"]
+    for index in indexes:
+        yield run._produce_feed(plans[index])
 
 
 def _digest(body: bytes) -> str:

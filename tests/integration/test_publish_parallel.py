@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from digestpub import publish as publish_module
 from digestpub.adapters import open_store
+from digestpub.model import PublishReport
 from digestpub.publish import PublishOptions, publish
 from digestpub.settings import Settings
 from tests.conftest import summary, write_json
@@ -32,7 +36,15 @@ def _windows(root: Path) -> dict[str, object]:
     }
 
 
-def _run(tmp: Path, name: str, workers: int) -> None:
+def _news(root: Path) -> list[object]:
+    """What the runs logged for newsletters, without the moments and run ids that differ."""
+    lines = []
+    for path in sorted((root / "state" / "catalog" / "log").rglob("*.jsonl")):
+        lines.extend({**json.loads(line), "logged_at": None} for line in path.read_bytes().splitlines())
+    return lines
+
+
+def _run(tmp: Path, name: str, workers: int) -> PublishReport:
     site = Settings.load(base_url="https://digest.example/").site()
     options = PublishOptions(workers=workers)
     stores = [
@@ -40,24 +52,44 @@ def _run(tmp: Path, name: str, workers: int) -> None:
         open_store(str(tmp / name / "dest")),
         open_store(str(tmp / name / "state")),
     ]
-    report = publish(*stores, site, options)
-    assert report.skipped == 0
+    return publish(*stores, site, options)
+
+
+def _outcome(report: PublishReport) -> tuple[object, ...]:
+    problems = [(problem.key, problem.line, problem.kind, problem.reason) for problem in report.problems]
+    return report.summaries_new, report.summaries_updated, report.summaries_unchanged, problems
+
+
+@pytest.fixture(autouse=True)
+def _workers_for_any_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The corpus here is small; the crew of readers starts only for large reads.
+    monkeypatch.setattr(publish_module, "_PARALLEL_READ_BYTES", 0)
 
 
 def test_parallel_runs_write_what_one_process_writes(tmp_path: Path) -> None:
     # 45 tags: enough touched feeds for worker processes; 1,500 entries: enough to render in parallel.
-    _corpus(tmp_path / "source", 1_500)
-    _run(tmp_path, "serial", workers=1)
-    _run(tmp_path, "parallel", workers=2)
+    source = tmp_path / "source"
+    _corpus(source, 1_500)
+    # Problems that span the workers' shares: a copy of an id under another key,
+    # an edit in a later object, and a broken object.
+    write_json(source, "2026/11/19/zz-copy.json", summary(7, tags=["tag7"], published_at="2026-11-17T07:07:00Z"))
+    edited = summary(8, tags=["tag8"], published_at="2026-11-18T08:08:00Z", updated_at="2026-11-21T00:00:00Z")
+    write_json(source, "2026/11/21/edit.json", {**edited, "title": "Исправленная статья"})
+    (source / "2026/11/21/broken.json").write_text("{not json", encoding="utf-8")
+    serial = _run(tmp_path, "serial", workers=1)
+    parallel = _run(tmp_path, "parallel", workers=2)
+    assert _outcome(parallel) == _outcome(serial)
+    assert serial.skipped == 2  # the copy and the broken object
     assert _files(tmp_path / "parallel" / "dest") == _files(tmp_path / "serial" / "dest")
+    assert _news(tmp_path / "parallel") == _news(tmp_path / "serial") != []
 
     # An incremental run on top: the workers cut the entries they kept out of the files
     # they wrote, and handed back the same windows.
     _corpus(tmp_path / "source", 60, first=1_500)
-    _run(tmp_path, "serial", workers=1)
-    _run(tmp_path, "parallel", workers=2)
+    assert _outcome(_run(tmp_path, "parallel", workers=2)) == _outcome(_run(tmp_path, "serial", workers=1))
     assert _files(tmp_path / "parallel" / "dest") == _files(tmp_path / "serial" / "dest")
     assert _windows(tmp_path / "parallel") == _windows(tmp_path / "serial")
+    assert _news(tmp_path / "parallel") == _news(tmp_path / "serial")
 
     # And a run with nothing new writes nothing in either.
     for name, workers in (("serial", 1), ("parallel", 2)):
