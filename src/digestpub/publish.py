@@ -29,7 +29,7 @@ from digestpub.model import ObjectInfo, Problem, PublishReport, Summary, Summary
 from digestpub.parallel import Crew, default_workers
 from digestpub.ports import ObjectStore
 from digestpub.render import FORMATS, SEPARATORS, Output
-from digestpub.render.entries import Entry, render_entry
+from digestpub.render.entries import Entry, EntryPack, render_entry
 from digestpub.render.feeds import feed_frames
 from digestpub.render.pages import page_frame, page_template, render_opml
 from digestpub.site import OPML_PATH, Site
@@ -159,8 +159,8 @@ class _Run:
         # A few more than a feed shows, so an edit that drops an item leaves it full.
         self.window = site.feed_size + max(10, site.feed_size // 5)
         self.plans: dict[str, _FeedPlan] = {}
-        self.entries: dict[str, Entry] = {}
-        """Entries rendered this run, by summary id."""
+        self.entries: dict[str, EntryPack] = {}
+        """Entries rendered this run: the pack that holds each, by summary id."""
 
     def execute(self) -> None:
         with self._timed("read"):
@@ -170,8 +170,9 @@ class _Run:
         large = sum(sizes.values()) >= _PARALLEL_READ_BYTES
         # The crew's workers read the summaries and keep them: the run gets only their
         # refs, and later asks each worker for the entries of those the feeds show.
-        with Crew(self.options.workers if large else 1, {"reader": self.reader, "objects": fetched}) as crew:
-            del fetched  # the workers have them; the raw bytes are the largest thing a cold run holds
+        held = {"reader": self.reader, "objects": fetched, "shown": _ShownSoFar(self.site.feed_size, _NEWS_LIMIT)}
+        with Crew(self.options.workers if large else 1, held) as crew:
+            del fetched, held  # the workers have them; the raw bytes are the largest thing a cold run holds
             with self._timed("read"):
                 refs = self._read(crew, changed, sizes)
             with self._timed("merge"):
@@ -428,11 +429,13 @@ class _Run:
             requests[self.owners[summary.source_key]].hand_over.append((summary.source_key, summary.source_line))
         self.entries = {}
         handed: dict[str, Summary] = {}
-        for entries, summaries in crew.run(_render_held, requests):
-            self.entries.update((entry.id, entry) for entry in entries)
+        for pack, summaries in crew.run(_render_held, requests):
+            self.entries.update(dict.fromkeys(pack.ids(), pack))
             handed.update((summary.id, summary) for summary in summaries)
         if news:
-            logged = [handed[summary.id] for summary in news]
+            # Rare: a worker let a summary go that turned out to be news (see _ShownSoFar).
+            handed |= self._read_again({summary.id: summary.source_key for summary in news if summary.id not in handed})
+            logged = [handed[summary.id] for summary in news if summary.id in handed]
             self.catalog.log_published(self.report.started_at, self.report.run_id, kinds, logged)
 
     def _warn_if_short(self, feed: str, held: int, removed: int) -> None:
@@ -503,15 +506,15 @@ class _Run:
             # Rare: a file changed by someone else, or an item moved up from below the
             # shown ones (an edit took one out). Its entry is rendered from its source.
             recovered = self._entries_from_source(plan.feed, missing)
-            entries = {**entries, **recovered}
-            gone = {item.id for item in missing} - recovered.keys()
+            entries = {**entries, **dict.fromkeys(recovered.ids(), recovered)}
+            gone = {item.id for item in missing} - set(recovered.ids())
             if not gone:
                 break
             items = [item for item in items if item.id not in gone]
-        rows: list[list[bytes]] = []
+        rows: list[list[memoryview]] = []
         for item in shown:
-            entry = entries.get(item.id)
-            rows.append(cut[item.id] if entry is None else list(entry.texts))
+            pack = entries.get(item.id)
+            rows.append(cut[item.id] if pack is None else pack.texts(item.id))
         tag = None if plan.feed == ALL_FEED else self.catalog.head.tags[plan.feed]
         newest = max((item.version for item in shown), default=None)
         frames = [
@@ -536,7 +539,7 @@ class _Run:
         ]
         return _FeedResult(plan.feed, Window(window, files), written)
 
-    def _published_entries(self, plan: _FeedPlan, wanted: list[WindowItem]) -> dict[str, list[bytes]]:
+    def _published_entries(self, plan: _FeedPlan, wanted: list[WindowItem]) -> dict[str, list[memoryview]]:
         """The bytes of ``wanted`` entries, cut from the files this feed was last published as.
 
         A file that is gone or was changed by someone else is not used: entries
@@ -545,13 +548,13 @@ class _Run:
         old = plan.window
         if not wanted or old.files.keys() != set(FORMATS):
             return {}
-        bodies: list[bytes] = []
+        bodies: list[memoryview] = []
         for kind in FORMATS:
             found = self.dest.read(self.site.file_path(plan.feed, kind))
             if found is None or found[1] != old.files[kind].version:
                 log.info("feed %s: its %s file changed since it was published; rendering it afresh", plan.feed, kind)
                 return {}
-            bodies.append(found[0])
+            bodies.append(memoryview(found[0]))
         positions: dict[str, list[tuple[int, int]]] = {}
         starts = [old.files[kind].head for kind in FORMATS]
         gaps = [len(SEPARATORS[kind]) for kind in FORMATS]
@@ -566,23 +569,30 @@ class _Run:
             if item.id in positions
         }
 
-    def _entries_from_source(self, feed: str, items: list[WindowItem]) -> dict[str, Entry]:
+    def _entries_from_source(self, feed: str, items: list[WindowItem]) -> EntryPack:
         """Entries rendered again from the objects their summaries were read from."""
-        wanted = {item.id: item for item in items}
+        found = self._read_again({item.id: item.key for item in items})
+        for item in items:
+            if item.id not in found:
+                log.warning("feed %s: summary %s is gone from %s; it is left out of the feed", feed, item.id, item.key)
+        return EntryPack([render_entry(self.site, summary) for summary in found.values()])
+
+    def _read_again(self, wanted: dict[str, str]) -> dict[str, Summary]:
+        """The newest version of each summary in ``wanted`` (id to key), read again from its object.
+
+        By id, not line: the object may have been rewritten since.
+        """
         found: dict[str, Summary] = {}
-        for key in sorted({item.key for item in items}):
+        for key in sorted(set(wanted.values())):
             read = self.source.read(key)
             if read is None:
                 continue
             for record in self.reader.read_object(key, read[0]):
-                if isinstance(record, Summary) and record.id in wanted:
+                if isinstance(record, Summary) and wanted.get(record.id) == key:
                     earlier = found.get(record.id)
                     if earlier is None or record.version > earlier.version:
                         found[record.id] = record
-        for item in items:
-            if item.id not in found:
-                log.warning("feed %s: summary %s is gone from %s; it is left out of the feed", feed, item.id, item.key)
-        return {summary_id: render_entry(self.site, summary) for summary_id, summary in found.items()}
+        return found
 
     def _save_state(self) -> None:
         self.catalog.fold_recent_ids()
@@ -673,8 +683,53 @@ def _balanced(sizes: Sequence[int], parts: int) -> list[list[int]]:
 
 
 _Held = dict[str, Any]
-"""A crew worker's memory: ``reader`` and the fetched ``objects`` it started with,
-then the ``summaries`` it read, by ``(key, line)``."""
+"""A crew worker's memory: ``reader``, ``shown`` and the fetched ``objects`` it
+started with, then the ``summaries`` it read and keeps, by ``(key, line)``."""
+
+_Place = tuple[str, int | None]
+"""Where a summary was read: its object's key, and its line in a JSON Lines object."""
+
+
+class _ShownSoFar:
+    """Which of the summaries a worker has read some feed may show, or newsletters log.
+
+    A feed shows its newest ``feed_size`` summaries, and newsletters take the
+    newest ``news`` of a run. A summary not among the newest of any of its feeds
+    in one worker's share is not among them in the whole run either, so that
+    worker lets it go: a cold run's workers hold some 13,000 summaries each, not
+    25,000. The run reads again from the source whatever turns out to be
+    needed after all (possible when this run's re-reads crowd the newest).
+    """
+
+    def __init__(self, feed_size: int, news: int) -> None:
+        self.sizes = {ALL_FEED: max(feed_size, news)}
+        self.feed_size = feed_size
+        self.newest: dict[str, list[tuple[tuple[str, str], _Place]]] = {}
+        """Per feed, a heap of the newest summaries offered: the oldest of them first."""
+        self.feeds_showing: dict[_Place, int] = {}
+
+    def offer(self, place: _Place, summary: Summary) -> list[_Place]:
+        """Count a new summary in; returns the places of those no feed can show any more."""
+        gone: list[_Place] = []
+        self.feeds_showing[place] = 0
+        for feed in (ALL_FEED, *summary.tag_slugs):
+            heap = self.newest.setdefault(feed, [])
+            item = (summary.sort_key, place)
+            if len(heap) < self.sizes.get(feed, self.feed_size):
+                heapq.heappush(heap, item)
+            elif item > heap[0]:
+                place_out = heapq.heapreplace(heap, item)[1]
+                self.feeds_showing[place_out] -= 1
+                if not self.feeds_showing[place_out]:
+                    gone.append(place_out)
+            else:
+                continue
+            self.feeds_showing[place] += 1
+        if not self.feeds_showing[place]:
+            gone.append(place)
+        for place_out in gone:
+            del self.feeds_showing[place_out]
+        return gone
 
 
 def _read_held(held: _Held, indexes: Sequence[int]) -> Iterator[list[SummaryRef | Problem]]:
@@ -688,12 +743,16 @@ def _read_held(held: _Held, indexes: Sequence[int]) -> Iterator[list[SummaryRef 
     objects.clear()
     mine.reverse()
     summaries: dict[tuple[str, int | None], Summary] = held.setdefault("summaries", {})
+    shown: _ShownSoFar = held["shown"]
     records: list[SummaryRef | Problem] = []
     while mine:
         key, data = mine.pop()
         for record in reader.read_object(key, data):
             if isinstance(record, Summary):
-                summaries[record.source_key, record.source_line] = record
+                where = (record.source_key, record.source_line)
+                summaries[where] = record
+                for gone in shown.offer(where, record):
+                    del summaries[gone]
                 records.append(record.ref())
             else:
                 records.append(record)
@@ -714,18 +773,24 @@ class _HeldRequest:
     """The summaries to send back whole: newsletters log them."""
 
 
-def _render_held(held: _Held, request: _HeldRequest) -> Iterator[tuple[list[Entry], list[Summary]]]:
+def _render_held(held: _Held, request: _HeldRequest) -> Iterator[tuple[EntryPack, list[Summary]]]:
+    """In a crew worker: render the entries asked for and hand over the summaries asked for.
+
+    What the worker no longer holds is left out: the run reads it again from its source.
+    """
     summaries: dict[tuple[str, int | None], Summary] = held.get("summaries", {})
-    handed = [summaries[where] for where in request.hand_over]
-    yield [], handed
+    yield EntryPack([]), [summaries[where] for where in request.hand_over if where in summaries]
     entries: list[Entry] = []
     for where in request.render:
         # Rendered once and sent: the worker keeps neither the entry nor the summary's HTML.
-        entries.append(render_entry(request.site, summaries.pop(where)))
+        summary = summaries.pop(where, None)
+        if summary is None:
+            continue
+        entries.append(render_entry(request.site, summary))
         if len(entries) >= _BATCH:
-            yield entries, []
+            yield EntryPack(entries), []
             entries = []
-    yield entries, []
+    yield EntryPack(entries), []
 
 
 def _is_local(store: ObjectStore) -> bool:

@@ -37,11 +37,14 @@ def _windows(root: Path) -> dict[str, object]:
 
 
 def _news(root: Path) -> list[object]:
-    """What the runs logged for newsletters, without the moments and run ids that differ."""
+    """What the runs logged for newsletters, without the moments and run ids that differ.
+
+    Sorted: two runs in the same second may name their log files in either order.
+    """
     lines = []
-    for path in sorted((root / "state" / "catalog" / "log").rglob("*.jsonl")):
+    for path in (root / "state" / "catalog" / "log").rglob("*.jsonl"):
         lines.extend({**json.loads(line), "logged_at": None} for line in path.read_bytes().splitlines())
-    return lines
+    return sorted(lines, key=lambda line: json.dumps(line, sort_keys=True))
 
 
 def _run(tmp: Path, name: str, workers: int) -> PublishReport:

@@ -17,8 +17,10 @@ from lxml import etree
 from lxml import html as lxml_html
 
 from digestpub import catalog
+from digestpub import publish as publish_module
 from digestpub.catalog import StateLock
 from digestpub.errors import StateLocked, StorageError
+from digestpub.ingest import SummaryReader
 from digestpub.model import PublishReport
 from digestpub.publish import PublishOptions, publish
 from digestpub.site import Site
@@ -526,3 +528,58 @@ def test_a_rebuild_logs_as_news_only_what_was_not_published_before(stores: Store
         report = stores.run(replace(SMALL, title="Другой дайджест"))
     assert report.summaries_new == 4  # counted afresh
     assert sorted(logged()) == [(sid(1), "new"), (sid(2), "new"), (sid(2), "updated"), (sid(3), "new"), (sid(4), "new")]
+
+
+# What the readers keep ------------------------------------------------------------------
+
+
+def _log(stores: Stores) -> list[tuple[str, str, str]]:
+    lines = [
+        json.loads(line)
+        for key, value in sorted(stores.state.objects.items())
+        if key.startswith("catalog/log/")
+        for line in value[0].splitlines()
+    ]
+    return [(line["summary"]["id"], line["kind"], line["summary"]["title"]) for line in lines]
+
+
+def test_a_summary_the_reader_let_go_is_read_again_when_it_is_news(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Readers keep only what some feed may show or newsletters may log, judged among
+    # what they read. Re-read lines of a rewritten object can crowd out an edit that
+    # is older than all of them yet still news: the run reads it again.
+    monkeypatch.setattr(publish_module, "_NEWS_LIMIT", 2)
+    small = replace(SITE, feed_size=2)
+    stores.add("2026/11/19/old.json", doc(0, 9, day=19, tags=["old"]))
+    day = [doc(number, 8 + number, tags=["day", "old"]) for number in range(1, 6)]
+    stores.source.put("2026/11/20/day.jsonl", "\n".join(json.dumps(line) for line in day).encode())
+    stores.run(small)
+
+    edit = doc(0, 9, day=19, tags=["old"], title="Исправлено", updated_at="2026-11-21T10:00:00Z")
+    stores.source.put("2026/11/20/day.jsonl", "\n".join(json.dumps(line) for line in [*day, edit]).encode())
+    report = stores.run(small)
+    assert (report.summaries_updated, report.summaries_unchanged) == (1, 5)
+    assert (sid(0), "updated", "Исправлено") in _log(stores)
+    assert sid(0) not in stores.ids("old")  # shown nowhere: newer ones fill every feed it is in
+
+
+def test_readers_let_go_only_what_no_feed_can_show() -> None:
+    shown = publish_module._ShownSoFar(feed_size=2, news=3)
+
+    def offer(number: int, hour: int, *tags: str) -> list[str]:
+        record = _summary_record(number, hour, tags)
+        return sorted(place[0] for place in shown.offer((f"k{number}", None), record))
+
+    assert offer(1, 1, "a") == []
+    assert offer(2, 2, "a") == []
+    assert offer(3, 3, "a") == []  # 1 leaves "a" but is among the newest 3 of everything
+    assert offer(4, 4, "b") == ["k1"]  # now it is newest nowhere
+    assert offer(5, 0, "c") == []  # the oldest of all, but the only one in "c"
+    assert offer(6, 0, "a") == ["k6"]  # old, and "a" and everything have newer ones
+    assert sorted(place[0] for place in shown.feeds_showing) == ["k2", "k3", "k4", "k5"]
+
+
+def _summary_record(number: int, hour: int, tags: tuple[str, ...]) -> Any:
+    data = json.dumps(doc(number, hour, tags=list(tags))).encode()
+    return next(iter(SummaryReader().read_object("2026/11/20/x.json", data)))

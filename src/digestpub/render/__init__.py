@@ -36,7 +36,7 @@ class Frame:
     tail: bytes
     separator: bytes
 
-    def fill(self, entries: Sequence[bytes]) -> bytes:
+    def fill(self, entries: Sequence[bytes | memoryview]) -> bytes:
         return b"".join((self.head, self.separator.join(entries), self.tail))
 
 
