@@ -702,33 +702,38 @@ class _ShownSoFar:
     """
 
     def __init__(self, feed_size: int, news: int) -> None:
-        self.sizes = {ALL_FEED: max(feed_size, news)}
         self.feed_size = feed_size
+        self.all_size = max(feed_size, news)
         self.newest: dict[str, list[tuple[tuple[str, str], _Place]]] = {}
         """Per feed, a heap of the newest summaries offered: the oldest of them first."""
         self.feeds_showing: dict[_Place, int] = {}
 
     def offer(self, place: _Place, summary: Summary) -> list[_Place]:
         """Count a new summary in; returns the places of those no feed can show any more."""
+        item = (summary.sort_key, place)
         gone: list[_Place] = []
-        self.feeds_showing[place] = 0
+        showing = 0
         for feed in (ALL_FEED, *summary.tag_slugs):
-            heap = self.newest.setdefault(feed, [])
-            item = (summary.sort_key, place)
-            if len(heap) < self.sizes.get(feed, self.feed_size):
+            heap = self.newest.get(feed)
+            if heap is None:
+                heap = self.newest[feed] = []
+            if len(heap) < (self.all_size if feed == ALL_FEED else self.feed_size):
                 heapq.heappush(heap, item)
             elif item > heap[0]:
-                place_out = heapq.heapreplace(heap, item)[1]
-                self.feeds_showing[place_out] -= 1
-                if not self.feeds_showing[place_out]:
-                    gone.append(place_out)
+                out = heapq.heapreplace(heap, item)[1]
+                left = self.feeds_showing[out] - 1
+                if left:
+                    self.feeds_showing[out] = left
+                else:
+                    del self.feeds_showing[out]
+                    gone.append(out)
             else:
                 continue
-            self.feeds_showing[place] += 1
-        if not self.feeds_showing[place]:
+            showing += 1
+        if showing:
+            self.feeds_showing[place] = showing
+        else:
             gone.append(place)
-        for place_out in gone:
-            del self.feeds_showing[place_out]
         return gone
 
 
