@@ -91,6 +91,11 @@ class WindowItem:
     def sort_key(self) -> tuple[str, str]:
         return (self.published, self.id)
 
+    def __reduce__(self) -> tuple[type[WindowItem], tuple[Any, ...]]:
+        # Forked writers send a cold run's 30,000 of these back: as constructor
+        # arguments they unpickle five times faster than as slot state.
+        return (WindowItem, (self.id, self.published, self.version, self.key, self.line, self.sizes))
+
 
 @dataclass(slots=True)
 class PublishedFile:
