@@ -39,7 +39,9 @@ def token_key() -> bytes:
 
 
 def publish_options() -> PublishOptions:
-    return wiring.publish_options(settings(), workers=1)  # Lambda has no /dev/shm for worker processes
+    # One process: the hourly runs are small, and a Lambda function's memory is
+    # sized for one process; a cold start or rebuild is better run with the CLI.
+    return wiring.publish_options(settings(), workers=1)
 
 
 @cache

@@ -1,7 +1,7 @@
-"""CPU-bound stages on every core, for the large runs that need it.
+"""CPU-bound stages on every core, for the runs that need it.
 
-Small runs (the hourly incremental ones) stay in one process: starting workers
-costs more than it saves, and some hosts (AWS Lambda) cannot start them at all.
+Small stages stay in one process: starting workers costs more than it saves.
+Where processes cannot be forked, everything runs in one process.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Text at the input boundary: XML-safe strings, Markdown to safe HTML, slugs, URLs.
 
-Everything untrusted passes through here once, when a summary is read; the rest of
-digestpub can then treat text as clean.
+Everything untrusted passes through here once: its text when a summary is read,
+its Markdown when the summary is first shown (``Summary.summary_html``). The rest
+of digestpub can then treat text as clean.
 """
 
 from __future__ import annotations
