@@ -161,6 +161,8 @@ class _Run:
         self.plans: dict[str, _FeedPlan] = {}
         self.entries: dict[str, EntryPack] = {}
         """Entries rendered this run: the pack that holds each, by summary id."""
+        self.owners: dict[str, int] = {}
+        """Which crew worker read each object, by key: it holds that object's summaries."""
 
     def execute(self) -> None:
         with self._timed("read"):

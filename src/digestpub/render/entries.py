@@ -28,8 +28,7 @@ class Entry(NamedTuple):
     """A summary's entry in every format, as the bytes that go in each file.
 
     ``texts`` are in ``FORMATS`` order: RSS item, Atom entry, JSON Feed item,
-    page card. A tuple of bytes: a cold run renders thousands of these in worker
-    processes and sends them to the run, and bytes cross as a plain copy.
+    page card. Rendered entries travel and wait in an ``EntryPack``.
     """
 
     id: str
