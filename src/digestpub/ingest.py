@@ -21,7 +21,6 @@ from digestpub.model import Problem, Summary, sortable_time
 from digestpub.text import (
     clean_text,
     is_safe_url,
-    is_xml_safe,
     plain_text,
     references_unsafe_characters,
     tag_slug,
@@ -55,6 +54,8 @@ _UNSAFE_MARKUP = re.compile(
     r"|(?:\]\(|=|<)\s*[\"']?\s*data\s*:",
     re.IGNORECASE,
 )
+_NONCHARACTER_FFFE = "\ufffe".encode()
+_NONCHARACTER_FFFF = "\uffff".encode()
 _MAX_TAGS = 20
 _MAX_TAG_LENGTH = 100
 _MAX_TITLE_LENGTH = 1_000
@@ -187,9 +188,10 @@ class SummaryReader:
         notes: list[str] = []
         try:
             digest = hashlib.blake2b(data, digest_size=8).hexdigest()
-            # Strict JSON has no raw control characters in strings: text that XML
-            # forbids arrives as a \u escape or as a raw U+FFFE/U+FFFF.
-            needs_cleaning = "\\u" in text or not is_xml_safe(text)
+            # Strict JSON has no raw control characters in strings, and valid UTF-8
+            # no surrogates: text that XML forbids arrives as a \u escape or as a
+            # raw U+FFFE/U+FFFF, which the bytes show faster than the text.
+            needs_cleaning = b"\\u" in data or _NONCHARACTER_FFFE in data or _NONCHARACTER_FFFF in data
             summary = self._build(key, line, document, digest, notes, needs_cleaning)
         except Rejected as error:
             yield Problem(key=key, line=line, reason=str(error))

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
+from operator import attrgetter
 from typing import Any
 
 from digestpub import __version__
@@ -340,15 +341,21 @@ class _Run:
             changes.kinds[summary.id] = "new" if entry is None else "updated"
             self.catalog.record(summary)
             new_slugs = summary.tag_slugs
-            for feed in {ALL_FEED, *old_slugs, *new_slugs}:
-                removals = changes.removals.setdefault(feed, set())
-                inserts = changes.inserts.setdefault(feed, [])
-                if entry is not None:
-                    removals.add(summary.id)
-                if feed == ALL_FEED or feed in new_slugs:
-                    inserts.append(summary)
-            for slug in set(old_slugs) - set(new_slugs):
-                counts[slug] = counts.get(slug, 0) - 1
+            for feed in (ALL_FEED, *new_slugs):
+                inserts = changes.inserts.get(feed)
+                if inserts is None:
+                    inserts = changes.inserts[feed] = []
+                    changes.removals[feed] = set()
+                inserts.append(summary)
+            if entry is not None:
+                # An edit: out of every feed it was in, and back into those of its new tags.
+                for feed in (ALL_FEED, *old_slugs):
+                    changes.inserts.setdefault(feed, [])
+                    changes.removals.setdefault(feed, set()).add(summary.id)
+                for feed in new_slugs:
+                    changes.removals[feed].add(summary.id)
+                for slug in set(old_slugs) - set(new_slugs):
+                    counts[slug] = counts.get(slug, 0) - 1
             for name, slug in zip(summary.tags, new_slugs, strict=True):
                 names.setdefault(slug, name)
                 if slug not in old_slugs:
@@ -648,8 +655,8 @@ def _source_position(record: SummaryRef | Problem) -> tuple[str, int]:
     return record.key, record.line or 0
 
 
-def _sort_key(item: WindowItem | SummaryRef) -> tuple[str, str]:
-    return item.sort_key
+_sort_key: Callable[[WindowItem | SummaryRef], tuple[str, str]] = attrgetter("published", "id")
+"""Newest first is descending order: ``sort_key`` of both, without a Python call per item."""
 
 
 def _window_item(summary: SummaryRef) -> WindowItem:
