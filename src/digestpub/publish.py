@@ -30,7 +30,7 @@ from digestpub.model import ObjectInfo, Problem, PublishReport, Summary, Summary
 from digestpub.parallel import Crew, default_workers
 from digestpub.ports import ObjectStore
 from digestpub.render import FORMATS, SEPARATORS, Output
-from digestpub.render.entries import Entry, EntryPack, render_entry
+from digestpub.render.entries import EntryPack, render_entries
 from digestpub.render.feeds import feed_frames
 from digestpub.render.pages import page_frame, page_template, render_opml
 from digestpub.site import OPML_PATH, Site
@@ -584,7 +584,7 @@ class _Run:
         for item in items:
             if item.id not in found:
                 log.warning("feed %s: summary %s is gone from %s; it is left out of the feed", feed, item.id, item.key)
-        return EntryPack([render_entry(self.site, summary) for summary in found.values()])
+        return EntryPack(render_entries(self.site, list(found.values())))
 
     def _read_again(self, wanted: dict[str, str]) -> dict[str, Summary]:
         """The newest version of each summary in ``wanted`` (id to key), read again from its object.
@@ -794,17 +794,17 @@ def _render_held(held: _Held, request: _HeldRequest) -> Iterator[tuple[EntryPack
     """
     summaries: dict[tuple[str, int | None], Summary] = held.get("summaries", {})
     yield EntryPack([]), [summaries[where] for where in request.hand_over if where in summaries]
-    entries: list[Entry] = []
+    batch: list[Summary] = []
     for where in request.render:
         # Rendered once and sent: the worker keeps neither the entry nor the summary's HTML.
         summary = summaries.pop(where, None)
         if summary is None:
             continue
-        entries.append(render_entry(request.site, summary))
-        if len(entries) >= _BATCH:
-            yield EntryPack(entries), []
-            entries = []
-    yield EntryPack(entries), []
+        batch.append(summary)
+        if len(batch) >= _BATCH:
+            yield EntryPack(render_entries(request.site, batch)), []
+            batch = []
+    yield EntryPack(render_entries(request.site, batch)), []
 
 
 def _is_local(store: ObjectStore) -> bool:
