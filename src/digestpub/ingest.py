@@ -12,7 +12,8 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import date, datetime
-from typing import Annotated, Any
+from functools import lru_cache
+from typing import Annotated, Any, NamedTuple
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -82,6 +83,13 @@ class SummaryInput(BaseModel):
     image_url: str | None = None
 
 
+@lru_cache(maxsize=16_384)
+def _tag_name_and_slug(value: str) -> tuple[str, str]:
+    # A digest uses a few hundred tags over and over: each is cleaned once a run.
+    name = plain_text(value)[:_MAX_TAG_LENGTH]
+    return name, tag_slug(name)
+
+
 def _looks_unsafe(text: str) -> bool:
     # The full pattern is slow on long text; whatever it finds starts with "<"
     # or ends in a scheme, so text with neither is cleared by cheap substring tests.
@@ -103,6 +111,33 @@ def _parse_json(text: str) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return json.loads(text)
+
+
+class _RawHints(NamedTuple):
+    """What a document's raw bytes rule out, so most documents skip the text checks.
+
+    Strict JSON spells a character only as itself or as a ``\\u`` escape, and
+    lowering ASCII bytes finds the same "script" and "data" as lowering the text:
+    no letter outside ASCII lowers into them.
+    """
+
+    size: int
+    needs_cleaning: bool
+    """Text that XML forbids can be in it: a ``\\u`` escape, or a raw U+FFFE/U+FFFF."""
+    may_hold_markup: bool
+    """Markup, a character reference or a script or data URL can be in it."""
+
+    @classmethod
+    def of(cls, data: bytes) -> _RawHints:
+        # b"\xef" first: a one-byte test runs at memchr speed, and UTF-8 text rarely holds it.
+        needs_cleaning = b"\\u" in data or (
+            b"\xef" in data and (_NONCHARACTER_FFFE in data or _NONCHARACTER_FFFF in data)
+        )
+        may_hold_markup = needs_cleaning or b"<" in data or b"&" in data
+        if not may_hold_markup:
+            lowered = data.lower()
+            may_hold_markup = b"script" in lowered or b"data" in lowered
+        return cls(len(data), needs_cleaning, may_hold_markup)
 
 
 class Rejected(ValueError):
@@ -188,11 +223,7 @@ class SummaryReader:
         notes: list[str] = []
         try:
             digest = hashlib.blake2b(data, digest_size=8).hexdigest()
-            # Strict JSON has no raw control characters in strings, and valid UTF-8
-            # no surrogates: text that XML forbids arrives as a \u escape or as a
-            # raw U+FFFE/U+FFFF, which the bytes show faster than the text.
-            needs_cleaning = b"\\u" in data or _NONCHARACTER_FFFE in data or _NONCHARACTER_FFFF in data
-            summary = self._build(key, line, document, digest, notes, needs_cleaning)
+            summary = self._build(key, line, document, digest, notes, _RawHints.of(data))
         except Rejected as error:
             yield Problem(key=key, line=line, reason=str(error))
             return
@@ -210,13 +241,13 @@ class SummaryReader:
         document: dict[str, Any],
         digest: str,
         notes: list[str],
-        needs_cleaning: bool = True,
+        hints: _RawHints,
     ) -> Summary:
         touched = [False]
-        if needs_cleaning:
+        if hints.needs_cleaning:
             document = {name: _clean_strings(value, touched) for name, value in document.items()}
         raw = SummaryInput.model_validate(document)
-        if not touched[0]:
+        if not touched[0] and hints.may_hold_markup:
             # Character references (&#1;) decode to what XML forbids once rendered.
             touched[0] = any(
                 "&#" in text and references_unsafe_characters(text)
@@ -227,7 +258,8 @@ class SummaryReader:
 
         if not raw.id.strip():
             raise Rejected("id: must not be blank")
-        if len(raw.summary.encode("utf-8")) > self.max_summary_bytes:
+        # Decoded text is never longer than its JSON: only a long document needs measuring.
+        if hints.size > self.max_summary_bytes and len(raw.summary.encode("utf-8")) > self.max_summary_bytes:
             raise Rejected(
                 f"summary: {len(raw.summary.encode('utf-8')):,} bytes is over the limit of {self.max_summary_bytes:,}"
             )
@@ -253,7 +285,9 @@ class SummaryReader:
             raise Rejected("updated_at: is earlier than published_at")
 
         tags, slugs = self._tags(raw.tags, notes)
-        if any(_looks_unsafe(text) for text in (raw.summary, raw.title, *raw.tags, *(raw.authors or []))):
+        if hints.may_hold_markup and any(
+            _looks_unsafe(text) for text in (raw.summary, raw.title, *raw.tags, *(raw.authors or []))
+        ):
             notes.append("removed unsafe markup (scripts, event handlers, javascript:/data: links)")
         authors = tuple(name for name in (plain_text(author) for author in raw.authors or []) if name)
         return Summary(
@@ -279,8 +313,7 @@ class SummaryReader:
         tags: list[str] = []
         slugs: list[str] = []
         for value in values:
-            name = plain_text(value)[:_MAX_TAG_LENGTH]
-            slug = tag_slug(name)
+            name, slug = _tag_name_and_slug(value)
             if not slug:
                 notes.append(f"dropped tag {value!r}: it has no letters or digits to name it by")
             elif slug not in slugs:

@@ -713,13 +713,14 @@ class _ShownSoFar:
     def __init__(self, feed_size: int, news: int) -> None:
         self.feed_size = feed_size
         self.all_size = max(feed_size, news)
-        self.newest: dict[str, list[tuple[tuple[str, str], _Place]]] = {}
+        self.newest: dict[str, list[tuple[str, str, _Place]]] = {}
         """Per feed, a heap of the newest summaries offered: the oldest of them first."""
         self.feeds_showing: dict[_Place, int] = {}
 
     def offer(self, place: _Place, summary: Summary) -> list[_Place]:
         """Count a new summary in; returns the places of those no feed can show any more."""
-        item = (summary.sort_key, place)
+        # Flat, so a heap compares two strings, not two tuples of them.
+        item = (*summary.sort_key, place)
         gone: list[_Place] = []
         showing = 0
         for feed in (ALL_FEED, *summary.tag_slugs):
@@ -729,7 +730,7 @@ class _ShownSoFar:
             if len(heap) < (self.all_size if feed == ALL_FEED else self.feed_size):
                 heapq.heappush(heap, item)
             elif item > heap[0]:
-                out = heapq.heapreplace(heap, item)[1]
+                out = heapq.heapreplace(heap, item)[2]
                 left = self.feeds_showing[out] - 1
                 if left:
                     self.feeds_showing[out] = left
