@@ -449,6 +449,10 @@ def test_bom_is_removed_and_reported() -> None:
         pytest.param("summary", "[Текст](data:text/html;base64,PHNjcmlwdD4=)", id="summary-data"),
         pytest.param("summary", "Текст <iframe src='https://evil.example/'></iframe>", id="summary-iframe"),
         pytest.param("summary", '<p onclick="alert(1)">Текст</p>', id="summary-onclick"),
+        # No "<" or "&" at all: only the scheme tells, in any case.
+        pytest.param("summary", "Текст [ссылка](JavaScript:alert(1))", id="summary-md-javascript-mixed-case"),
+        pytest.param("summary", "[Текст](DATA:text/html;base64,PHNjcmlwdD4=)", id="summary-data-upper-case"),
+        pytest.param("title", "[Заголовок](VBScript:msgbox(1))", id="title-md-vbscript"),
     ],
 )
 def test_unsafe_markup_is_removed_and_reported(field: str, value: str) -> None:
@@ -459,6 +463,15 @@ def test_unsafe_markup_is_removed_and_reported(field: str, value: str) -> None:
         for unsafe in ("<script", "onerror", "onclick", "javascript:", "data:", "<iframe", "alert("):
             assert unsafe not in lowered, text
     assert ("Заголовок" in record.title) if field == "title" else ("Текст" in record.summary_html)
+
+
+def test_unsafe_markup_spelled_in_json_escapes_is_reported() -> None:
+    # The raw bytes hold no "<" and no "script": every letter of the markup is a \u escape.
+    escaped = "".join(f"\\u{ord(character):04x}" for character in "<script>alert(1)</script>")
+    data = encode(doc()).replace(b'"summary": "', f'"summary": "{escaped}'.encode())
+    record, problems = cleaned(data)
+    assert "<script" not in record.summary_html
+    assert any("unsafe" in problem.reason for problem in problems), problems
 
 
 def test_emoji_only_tag_is_dropped_and_reported() -> None:
