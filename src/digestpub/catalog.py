@@ -8,10 +8,11 @@ summaries rather than the history:
 - ``catalog/ids/XYZ.json``: one of 256 shards, by id hash, of each summary's newest version;
   ``catalog/ids/recent.json`` holds those recorded since the shards were last written;
 - ``catalog/log/YYYY/MM/DD/<run>.jsonl``: what each run of that day published, for newsletters;
-- ``catalog/windows.json``: each feed's newest items (a few more than ``feed_size``,
-  so an edit that drops an item leaves the feed full) and its files as published.
-  Items hold where their entries sit in those files, not the entries: a run copies
-  the entries it did not change out of the files it published last time.
+- ``catalog/windows.jsonl``: a line per feed, its newest items (a few more than
+  ``feed_size``, so an edit that drops an item leaves the feed full) and its files
+  as published. Items hold where their entries sit in those files, not the
+  entries: a run copies the entries it did not change out of the files it
+  published last time. A run parses only the lines of the feeds it touches.
 
 Every write is conditional on the version that was read, and a run holds
 ``lock.json`` while it works, so overlapping runs never lose an update.
@@ -41,7 +42,9 @@ ALL_FEED = "_all"
 """The feed of every summary; a slug never starts with ``_``, so it cannot clash."""
 
 HEAD_KEY = "catalog/head.json"
-WINDOWS_KEY = "catalog/windows.json"
+WINDOWS_KEY = "catalog/windows.jsonl"
+_WINDOWS_IN_ONE_DOCUMENT_KEY = "catalog/windows.json"
+"""Every window in one JSON document, as earlier builds wrote them: read once, then replaced."""
 RECENT_IDS_KEY = "catalog/ids/recent.json"
 RECENT_IDS_LIMIT = 2_000
 _LOCK_KEY = "lock.json"
@@ -153,9 +156,30 @@ class Head(BaseModel):
 _SEEN = TypeAdapter(dict[str, str])
 
 
-def _windows_from_json(data: bytes) -> dict[str, _WindowRows]:
+_WINDOW_LINE_START = b'{"feed":"'
+
+
+def _window_line(feed: str, rows: _WindowRows) -> bytes:
+    # The feed first, so a line says whose it is without being parsed.
+    return orjson.dumps({"feed": feed, **rows})
+
+
+def _window_lines(data: bytes) -> dict[str, bytes]:
+    """Each feed's line, by feed, found without parsing the lines (slugs need no JSON escapes)."""
+    lines: dict[str, bytes] = {}
+    for line in data.splitlines():
+        if not line:
+            continue
+        if not line.startswith(_WINDOW_LINE_START):
+            raise ValueError(f"a line starts with {line[:20]!r}, not with its feed")
+        end = line.index(b'"', len(_WINDOW_LINE_START))
+        lines[line[len(_WINDOW_LINE_START) : end].decode()] = line
+    return lines
+
+
+def _window_lines_from_one_document(data: bytes) -> dict[str, bytes]:
     feeds: dict[str, _WindowRows] = orjson.loads(data)["feeds"]
-    return feeds
+    return {feed: _window_line(feed, rows) for feed, rows in feeds.items()}
 
 
 M = TypeVar("M")
@@ -252,7 +276,9 @@ class Catalog:
         self._seen: dict[str, dict[str, str]] = {}
         self._ids: dict[str, dict[str, IdEntry]] = {}
         self._recent_ids: dict[str, IdEntry] | None = None
-        self._window_rows: dict[str, _WindowRows] | None = None
+        self._window_lines: dict[str, bytes] | None = None
+        self._obsolete: set[str] = set()
+        """Keys of parts this digestpub no longer uses, to delete once the run is saved."""
         self._windows: dict[str, Window] = {}
         self._logs: dict[str, bytes] = {}
         self.head: Head = self._load(HEAD_KEY, TypeAdapter(Head).validate_json) or Head()
@@ -340,18 +366,24 @@ class Catalog:
     def window(self, feed: str) -> Window:
         """A feed's window; an empty one for a feed not published yet."""
         if feed not in self._windows:
-            rows = self._all_window_rows().pop(feed, None)
+            line = self._all_window_lines().get(feed)
             try:
-                self._windows[feed] = Window() if rows is None else _window_from_rows(rows)
+                self._windows[feed] = Window() if line is None else _window_from_rows(orjson.loads(line))
             except (ValueError, KeyError, TypeError) as error:
                 raise self._damaged(WINDOWS_KEY, error) from error
         return self._windows[feed]
 
-    def _all_window_rows(self) -> dict[str, _WindowRows]:
-        # Windows stay rows until a run touches their feed: most runs touch a few.
-        if self._window_rows is None:
-            self._window_rows = self._load(WINDOWS_KEY, _windows_from_json) or {}
-        return self._window_rows
+    def _all_window_lines(self) -> dict[str, bytes]:
+        # Lines stay bytes until a run touches their feed: most runs touch a few.
+        if self._window_lines is None:
+            lines = self._load(WINDOWS_KEY, _window_lines)
+            if lines is None and not self.fresh:
+                lines = self._load(_WINDOWS_IN_ONE_DOCUMENT_KEY, _window_lines_from_one_document)
+                if lines is not None:
+                    self._obsolete.add(_WINDOWS_IN_ONE_DOCUMENT_KEY)
+                    self._dirty.add(WINDOWS_KEY)
+            self._window_lines = lines or {}
+        return self._window_lines
 
     def set_window(self, feed: str, window: Window) -> None:
         self.window(feed)
@@ -383,8 +415,10 @@ class Catalog:
         if key.startswith("catalog/log/"):
             return self._logs[key]
         if key == WINDOWS_KEY:
-            rows = {**self._all_window_rows(), **{feed: _window_to_rows(w) for feed, w in self._windows.items()}}
-            return orjson.dumps({"feeds": dict(sorted(rows.items()))})
+            lines = self._all_window_lines() | {
+                feed: _window_line(feed, _window_to_rows(window)) for feed, window in self._windows.items()
+            }
+            return b"".join(lines[feed] + b"\n" for feed in sorted(lines))
         if key == RECENT_IDS_KEY:
             return _ids_to_json(self._recent())
         name = key.removeprefix("catalog/").removesuffix(".json")
@@ -431,3 +465,9 @@ class Catalog:
     def saved(self, key: str, version: str) -> None:
         self._versions[key] = version
         self._dirty.discard(key)
+
+    def drop_obsolete(self) -> None:
+        """Delete the parts an earlier digestpub wrote and this one has replaced; after saving."""
+        for key in sorted(self._obsolete):
+            self.store.delete(key)
+        self._obsolete.clear()

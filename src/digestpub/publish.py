@@ -624,6 +624,7 @@ class _Run:
                 list(pool.map(save, parts))
         if head is not None:
             save(head)
+        self.catalog.drop_obsolete()
 
     def _save_report(self) -> None:
         body = self.report.model_dump_json(indent=1).encode()

@@ -634,6 +634,53 @@ def test_one_new_summary_rewrites_only_its_feeds_and_pages(
     assert entry_id("2611.07001") in json_ids(dest, slug)
 
 
+def test_windows_kept_in_one_document_by_earlier_builds_are_read_then_replaced(source: Path, tmp_path: Path) -> None:
+    dest, state = tmp_path / "dest", tmp_path / "state"
+    run(source, dest, state)
+    shown_before = json_ids(dest)
+    windows = state / "catalog" / "windows.jsonl"
+    feeds = {}
+    for line in windows.read_bytes().splitlines():
+        window = json.loads(line)
+        feeds[window.pop("feed")] = window
+    # As earlier builds kept them: one document, a key per feed.
+    (state / "catalog" / "windows.json").write_text(json.dumps({"feeds": feeds}))
+    windows.unlink()
+    write_json(source, "2026/11/25/2611.07001.json", summary("2611.07001", tags=["vqa"]))
+    recorder = RecordingStore(FolderStore(dest))
+    report = run(source, recorder, state)
+    # The old windows were used: only the touched feeds were written, not every feed afresh.
+    assert sorted(recorder.puts) == sorted(_feed_and_page(None) | _feed_and_page("vqa"))
+    assert report.files_written == len(recorder.puts)
+    # And kept what the feed showed: with no windows it would show the new summary alone.
+    assert sorted(json_ids(dest)) == sorted([*shown_before, entry_id("2611.07001")])
+    assert windows.is_file() and not (state / "catalog" / "windows.json").exists()
+    assert run(source, dest, state).files_written == 0
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda data: b"not json\n" + data, id="a-line-of-no-feed"),
+        pytest.param(lambda data: data.replace(b'"items":[', b'"items":[[', 1), id="a-broken-line"),
+    ],
+)
+def test_damaged_windows_stop_the_run_with_what_to_do(source: Path, tmp_path: Path, damage: Any) -> None:
+    dest, state = tmp_path / "dest", tmp_path / "state"
+    run(source, dest, state)
+    windows = state / "catalog" / "windows.jsonl"
+    lines = windows.read_bytes().splitlines(keepends=True)
+    # The damage is in the line of the feed every new summary touches.
+    windows.write_bytes(b"".join(damage(line) if line.startswith(b'{"feed":"_all"') else line for line in lines))
+    write_json(source, "2026/11/25/2611.07001.json", summary("2611.07001", tags=["vqa"]))
+    with pytest.raises(StorageError, match=r"windows\.jsonl is damaged .*--rebuild"):
+        run(source, dest, state)
+    # As the message says: a rebuild starts the state afresh, and publishes everything.
+    rebuilt = run(source, dest, state, rebuild=True)
+    assert rebuilt.summaries_new > 0
+    assert entry_id("2611.07001") in json_ids(dest, "vqa")
+
+
 # 6. Pages ---------------------------------------------------------------------------------
 
 

@@ -29,10 +29,11 @@ def _files(root: Path) -> dict[str, bytes]:
 
 def _windows(root: Path) -> dict[str, object]:
     """Each feed's items and file hashes; file versions are inode numbers, different in every folder."""
-    feeds = json.loads((root / "state" / "catalog" / "windows.json").read_bytes())["feeds"]
+    lines = (root / "state" / "catalog" / "windows.jsonl").read_bytes().splitlines()
+    windows = [json.loads(line) for line in lines]
     return {
-        feed: (window["items"], {kind: published[0] for kind, published in window["files"].items()})
-        for feed, window in feeds.items()
+        window["feed"]: (window["items"], {kind: published[0] for kind, published in window["files"].items()})
+        for window in windows
     }
 
 
