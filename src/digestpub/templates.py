@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from functools import cache
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2.bccache import Bucket
 
 from digestpub.errors import TemplateNotFound
 
@@ -43,4 +45,33 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         auto_reload=False,
+        bytecode_cache=_compiled_templates(),
     )
+
+
+class _CompiledTemplateCache(FileSystemBytecodeCache):
+    """Templates compiled by earlier runs, in a folder of this user's only.
+
+    Compiling the templates took a tenth of a small publish run. A cache that
+    cannot be read or written makes a run slower, never fail: the template is
+    compiled from its source, which the cache key and checksum also follow.
+    """
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except Exception:  # a damaged file raises whatever pickle or marshal meets
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
+def _compiled_templates() -> FileSystemBytecodeCache | None:
+    try:
+        # Jinja's own folder under the temporary directory: created 0700, and refused
+        # if another user owns it, so no one else can plant code in it.
+        return _CompiledTemplateCache()
+    except (OSError, RuntimeError):
+        return None
