@@ -327,15 +327,14 @@ class Catalog:
         recent = self._recent().get(summary_id)
         if recent is not None or self._no_shards:
             return recent
-        return self._shard(summary_id).get(summary_id)
+        return self._shard(id_shard(summary_id)).get(summary_id)
 
     def _recent(self) -> dict[str, IdEntry]:
         if self._recent_ids is None:
             self._recent_ids = self._load(RECENT_IDS_KEY, _ids_from_json) or {}
         return self._recent_ids
 
-    def _shard(self, summary_id: str, shard: str | None = None) -> dict[str, IdEntry]:
-        shard = shard or id_shard(summary_id)
+    def _shard(self, shard: str) -> dict[str, IdEntry]:
         if shard not in self._ids:
             self._ids[shard] = self._load(f"catalog/ids/{shard}.json", _ids_from_json) or {}
         return self._ids[shard]
@@ -356,9 +355,15 @@ class Catalog:
         recent = self._recent()
         if len(recent) < RECENT_IDS_LIMIT:
             return
+        by_shard: dict[str, dict[str, IdEntry]] = {}
         for summary_id, entry in recent.items():
             shard = id_shard(summary_id)
-            self._shard(summary_id, shard)[summary_id] = entry
+            entries = by_shard.get(shard)
+            if entries is None:
+                entries = by_shard[shard] = {}
+            entries[summary_id] = entry
+        for shard, entries in by_shard.items():
+            self._shard(shard).update(entries)
             self._dirty.add(f"catalog/ids/{shard}.json")
         recent.clear()
         self._dirty.add(RECENT_IDS_KEY)

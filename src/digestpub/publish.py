@@ -424,10 +424,12 @@ class _Run:
         shown_new: dict[str, SummaryRef] = {}
         for feed, inserts in changes.inserts.items():
             window = self.catalog.window(feed)
-            # Inserted ids are dropped too: a run that stopped after saving some
-            # state may have saved this feed with them already.
-            replaced = changes.removals[feed] | {summary.id for summary in inserts}
-            kept: list[WindowItem | SummaryRef] = [item for item in window.items if item.id not in replaced]
+            kept: list[WindowItem | SummaryRef] = []
+            if window.items:
+                # Inserted ids are dropped too: a run that stopped after saving some
+                # state may have saved this feed with them already.
+                replaced = changes.removals[feed] | {summary.id for summary in inserts}
+                kept = [item for item in window.items if item.id not in replaced]
             newest = heapq.nlargest(self.window, [*kept, *inserts], key=_sort_key)
             items = [_window_item(item) if isinstance(item, SummaryRef) else item for item in newest]
             self.plans[feed] = _FeedPlan(feed, items, window)
