@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,18 @@ def summary(number: int | str, **fields: Any) -> dict[str, Any]:
         else:
             document[name] = value
     return document
+
+
+def state_part(read: Callable[[str], bytes | None], key: str) -> bytes | None:
+    """A part of the publish state, from the file its head names for it (``read`` gets a file by key)."""
+    head = read("catalog/head.json")
+    assert head is not None, "no state"
+    file = json.loads(head)["parts"].get(key)
+    return None if file is None else read(file)
+
+
+def folder_state_part(state: Path, key: str) -> bytes | None:
+    return state_part(lambda file: (state / file).read_bytes() if (state / file).is_file() else None, key)
 
 
 def write_json(folder: Path, key: str, document: Any) -> Path:

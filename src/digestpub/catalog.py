@@ -14,8 +14,18 @@ summaries rather than the history:
   entries: a run copies the entries it did not change out of the files it
   published last time. A run parses only the lines of the feeds it touches.
 
-Every write is conditional on the version that was read, and a run holds
-``lock.json`` while it works, so overlapping runs never lose an update.
+Parts are never rewritten in place: a run writes each part it changed under a
+new name, and then the head, which names the current file of every part. The
+head is the one write that commits a run, so a run stopped on the way (a
+function's time limit, a killed process) leaves the state as it was, and the
+next run does its work again. The files the head no longer names are deleted
+once it is written. The newsletter log is the exception: a run's log file is
+written before its head, so a stopped run may log a summary that the next run
+logs again; newsletters may repeat a summary then, but never miss one.
+
+The head is written on the condition that it is still the version the run
+read, and a run holds ``lock.json`` while it works, so overlapping runs never
+lose an update.
 """
 
 from __future__ import annotations
@@ -37,7 +47,10 @@ from digestpub.errors import PreconditionFailed, StateLocked, StorageError
 from digestpub.model import Problem, Summary, SummaryRef, TagInfo
 from digestpub.ports import ObjectStore
 
-STATE_FORMAT = 2
+STATE_FORMAT = 3
+"""3: the head names each part's file. 2: parts under fixed names (still read, and
+converted by the next run that saves)."""
+_READABLE_FORMATS = (2, 3)
 ALL_FEED = "_all"
 """The feed of every summary; a slug never starts with ``_``, so it cannot clash."""
 
@@ -151,6 +164,9 @@ class Head(BaseModel):
     """Skipped inputs by key, kept until the object changes, so every run reports them."""
     rendering: str | None = None
     """A hash of the site settings, templates and versions the published files were rendered with."""
+    parts: dict[str, str] | None = Field(default_factory=dict)
+    """The file that holds each part, by the part's name; ``None`` in format 2, where
+    each part is the file of its name."""
 
 
 _SEEN = TypeAdapter(dict[str, str])
@@ -284,15 +300,26 @@ class Catalog:
         self.head: Head = self._load(HEAD_KEY, TypeAdapter(Head).validate_json) or Head()
         # Nothing published yet: no shard holds an id, so a cold run looks none up.
         self._no_shards = self.head.total == 0
-        if self.head.format != STATE_FORMAT:
+        if self.head.format not in _READABLE_FORMATS:
             raise StorageError(
                 f"{store.url} holds state format {self.head.format}; this digestpub reads "
-                f"format {STATE_FORMAT}: publish with --rebuild to start it afresh"
+                f"formats {', '.join(map(str, _READABLE_FORMATS))}: publish with --rebuild to start it afresh"
             )
+        if self.head.format == 2:
+            self.head.parts = None
+        self._generation = uuid.uuid4().hex[:12]
+        """Names this run's files of parts, beside the files of earlier runs."""
+        self._written: dict[str, str] = {}
+        """Parts this run wrote, by name: the files the head will name."""
 
     def _load(self, key: str, parse: Callable[[bytes], M]) -> M | None:
-        found = None if self.fresh else self.store.read(key)
+        """A part by its name, from the file the head names for it (the head itself by its own)."""
+        named = key != HEAD_KEY and self.head.parts is not None
+        file = self.head.parts.get(key) if named and self.head.parts is not None else key
+        found = None if self.fresh or file is None else self.store.read(file)
         if found is None:
+            if named and file is not None and not self.fresh:
+                raise self._damaged(file, FileNotFoundError("the state's head names it, but it is missing"))
             self._versions[key] = None
             return None
         data, version = found
@@ -300,7 +327,10 @@ class Catalog:
         try:
             return parse(data)
         except (ValidationError, ValueError, KeyError, TypeError) as error:  # orjson's errors are ValueErrors
-            raise self._damaged(key, error) from error
+            raise self._damaged(file or key, error) from error
+
+    def _file_of(self, key: str) -> str:
+        return key if self.head.parts is None else self.head.parts.get(key, key)
 
     def _damaged(self, key: str, error: Exception) -> StorageError:
         return StorageError(
@@ -375,14 +405,14 @@ class Catalog:
             try:
                 self._windows[feed] = Window() if line is None else _window_from_rows(orjson.loads(line))
             except (ValueError, KeyError, TypeError) as error:
-                raise self._damaged(WINDOWS_KEY, error) from error
+                raise self._damaged(self._file_of(WINDOWS_KEY), error) from error
         return self._windows[feed]
 
     def _all_window_lines(self) -> dict[str, bytes]:
         # Lines stay bytes until a run touches their feed: most runs touch a few.
         if self._window_lines is None:
             lines = self._load(WINDOWS_KEY, _window_lines)
-            if lines is None and not self.fresh:
+            if lines is None and self.head.parts is None:
                 lines = self._load(_WINDOWS_IN_ONE_DOCUMENT_KEY, _window_lines_from_one_document)
                 if lines is not None:
                     self._obsolete.add(_WINDOWS_IN_ONE_DOCUMENT_KEY)
@@ -415,8 +445,6 @@ class Catalog:
         self._dirty.add(HEAD_KEY)
 
     def serialise(self, key: str) -> bytes:
-        if key == HEAD_KEY:
-            return self.head.model_dump_json().encode()
         if key.startswith("catalog/log/"):
             return self._logs[key]
         if key == WINDOWS_KEY:
@@ -433,46 +461,85 @@ class Catalog:
         return _ids_to_json(self._ids[part])
 
     def changed_parts(self) -> list[str]:
-        """Keys of the parts to save; the head last, since writing it commits the run."""
-        keys = sorted(self._dirty - {HEAD_KEY})
-        if HEAD_KEY in self._dirty:
-            keys.append(HEAD_KEY)
-        return keys
-
-    def write_condition(self, key: str) -> tuple[str | None, bool]:
-        """``(if_match, if_none_match)``: over the version read, or only where none exists."""
-        version = self._versions.get(key)
-        if version is not None:
-            return version, False
-        return None, not self.fresh
+        """Names of the parts this run changed, to write before ``commit``."""
+        return sorted(self._dirty - {HEAD_KEY})
 
     def save_part(self, key: str) -> tuple[str, str]:
-        """Write one part under its condition; returns ``(key, new version)`` for ``saved``.
+        """Write one part to a new file (a log to its own name); returns ``(key, file)`` for ``saved``."""
+        if key.startswith("catalog/log/"):
+            file = key
+        else:
+            stem, dot, suffix = key.rpartition(".")
+            file = f"{stem}.{self._generation}{dot}{suffix}"
+        try:
+            # Never over another file: a name that exists was written by another run.
+            self.store.put(file, self.serialise(key), content_type="application/json", if_none_match=True)
+        except PreconditionFailed as error:
+            raise StorageError(
+                f"state {self.store.url.rstrip('/')}/{file} was written by another run while this one held "
+                "the lock (its lease may have expired); nothing is lost: run publish again"
+            ) from error
+        return key, file
 
-        A lost condition means another run wrote it while this one held the lock.
+    def saved(self, key: str, file: str) -> None:
+        self._dirty.discard(key)
+        if not key.startswith("catalog/log/"):
+            self._written[key] = file
+
+    def commit(self) -> None:
+        """Write the head, naming the files of the parts this run wrote; then delete the files it replaced.
+
+        Until the head is written, the state is what it was before the run.
         """
-        if_match, if_none_match = self.write_condition(key)
+        if not self._written and HEAD_KEY not in self._dirty:
+            return
+        before = self.head.parts
+        if before is None:
+            # Format 2: every part is the file of its name, so the head names them so.
+            before = {key: key for key in self._part_files()}
+        parts = {} if self.fresh else {key: file for key, file in before.items() if file not in self._obsolete}
+        replaced = {parts[key] for key in self._written if key in parts} - set(self._written.values())
+        parts.update(self._written)
+        self.head.parts = dict(sorted(parts.items()))
+        self.head.format = STATE_FORMAT
+        if_match = self._versions.get(HEAD_KEY)
         try:
             version = self.store.put(
-                key,
-                self.serialise(key),
+                HEAD_KEY,
+                self.head.model_dump_json().encode(),
                 content_type="application/json",
                 if_match=if_match,
-                if_none_match=if_none_match,
+                if_none_match=if_match is None and not self.fresh,
             )
         except PreconditionFailed as error:
             raise StorageError(
-                f"state {self.store.url.rstrip('/')}/{key} was changed by another run while this one held "
-                "the lock (its lease may have expired); nothing is lost: run publish again"
+                f"state {self.store.url.rstrip('/')}/{HEAD_KEY} was changed by another run while this one "
+                "held the lock (its lease may have expired); nothing is lost: run publish again"
             ) from error
-        return key, version
-
-    def saved(self, key: str, version: str) -> None:
-        self._versions[key] = version
-        self._dirty.discard(key)
-
-    def drop_obsolete(self) -> None:
-        """Delete the parts an earlier digestpub wrote and this one has replaced; after saving."""
-        for key in sorted(self._obsolete):
-            self.store.delete(key)
+        self._versions[HEAD_KEY] = version
+        self._dirty.discard(HEAD_KEY)
+        self._written.clear()
+        for file in sorted(replaced | self._obsolete):
+            self.store.delete(file)
         self._obsolete.clear()
+
+    def sweep(self) -> list[str]:
+        """Delete the files of parts the head does not name: left by stopped runs, or replaced by a rebuild.
+
+        After ``commit``; returns the keys deleted.
+        """
+        named = set((self.head.parts or {}).values())
+        stray = [key for key in self._part_files() if key not in named]
+        for key in stray:
+            self.store.delete(key)
+        return stray
+
+    def _part_files(self) -> list[str]:
+        """Every file of a part in the store: not the head, and not the log, which grows by a file a run."""
+        listings = (
+            self.store.list("catalog/ids/"),
+            self.store.list("catalog/seen/"),
+            # The files beside the folders, after them: the windows.
+            self.store.list("catalog/", start_after="catalog/seen/\U0010ffff"),
+        )
+        return [info.key for listing in listings for info in listing if info.key != HEAD_KEY]

@@ -23,7 +23,7 @@ from operator import attrgetter
 from typing import Any
 
 from digestpub import __version__
-from digestpub.catalog import ALL_FEED, HEAD_KEY, Catalog, PublishedFile, StateLock, Window, WindowItem
+from digestpub.catalog import ALL_FEED, Catalog, PublishedFile, StateLock, Window, WindowItem
 from digestpub.errors import StorageError
 from digestpub.ingest import SummaryReader, summary_key
 from digestpub.model import ObjectInfo, Problem, PublishReport, Summary, SummaryRef, TagInfo, sortable_time
@@ -611,9 +611,9 @@ class _Run:
         return found
 
     def _save_state(self) -> None:
+        """Write the parts of the state this run changed, then the head, which commits them."""
         self.catalog.fold_recent_ids()
         parts = self.catalog.changed_parts()
-        head = parts.pop() if parts and parts[-1] == HEAD_KEY else None
 
         def save(key: str) -> None:
             self.catalog.saved(*self.catalog.save_part(key))
@@ -624,9 +624,11 @@ class _Run:
         else:
             with ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="digestpub-state") as pool:
                 list(pool.map(save, parts))
-        if head is not None:
-            save(head)
-        self.catalog.drop_obsolete()
+        self.catalog.commit()
+        if self.report.full_scan:
+            # Once a day: files of parts that runs stopped before their head left behind.
+            for key in self.catalog.sweep():
+                log.info("deleted %s: no state names it", key)
 
     def _save_report(self) -> None:
         body = self.report.model_dump_json(indent=1).encode()

@@ -37,7 +37,7 @@ from digestpub.ports import ObjectStore
 from digestpub.publish import PublishOptions, publish
 from digestpub.settings import Settings
 from digestpub.site import Site
-from tests.conftest import EXAMPLES, REPO, summary, write_json
+from tests.conftest import EXAMPLES, REPO, folder_state_part, summary, write_json
 
 BASE_URL = "https://aidigest.example/"
 SITE_TITLE = "Ай Дайджест"
@@ -634,18 +634,28 @@ def test_one_new_summary_rewrites_only_its_feeds_and_pages(
     assert entry_id("2611.07001") in json_ids(dest, slug)
 
 
-def test_windows_kept_in_one_document_by_earlier_builds_are_read_then_replaced(source: Path, tmp_path: Path) -> None:
-    dest, state = tmp_path / "dest", tmp_path / "state"
-    run(source, dest, state)
-    shown_before = json_ids(dest)
+def _as_earlier_builds_kept_it(state: Path) -> None:
+    """State format 2: every part under its own name, and the windows in one document."""
+    head_file = state / "catalog" / "head.json"
+    head = json.loads(head_file.read_text())
+    for key, file in head.pop("parts").items():
+        (state / file).rename(state / key)
     windows = state / "catalog" / "windows.jsonl"
     feeds = {}
     for line in windows.read_bytes().splitlines():
         window = json.loads(line)
         feeds[window.pop("feed")] = window
-    # As earlier builds kept them: one document, a key per feed.
     (state / "catalog" / "windows.json").write_text(json.dumps({"feeds": feeds}))
     windows.unlink()
+    head["format"] = 2
+    head_file.write_text(json.dumps(head))
+
+
+def test_state_kept_by_earlier_builds_is_read_then_replaced(source: Path, tmp_path: Path) -> None:
+    dest, state = tmp_path / "dest", tmp_path / "state"
+    run(source, dest, state)
+    shown_before = json_ids(dest)
+    _as_earlier_builds_kept_it(state)
     write_json(source, "2026/11/25/2611.07001.json", summary("2611.07001", tags=["vqa"]))
     recorder = RecordingStore(FolderStore(dest))
     report = run(source, recorder, state)
@@ -654,8 +664,18 @@ def test_windows_kept_in_one_document_by_earlier_builds_are_read_then_replaced(s
     assert report.files_written == len(recorder.puts)
     # And kept what the feed showed: with no windows it would show the new summary alone.
     assert sorted(json_ids(dest)) == sorted([*shown_before, entry_id("2611.07001")])
-    assert windows.is_file() and not (state / "catalog" / "windows.json").exists()
+    head = json.loads((state / "catalog" / "head.json").read_text())
+    assert head["format"] == 3
+    # The head names a file for every part, and only the files it names are left.
+    kept = {path.relative_to(state).as_posix() for path in (state / "catalog").rglob("*") if path.is_file()}
+    assert kept - {"catalog/head.json"} == set(head["parts"].values()) | {
+        key for key in kept if key.startswith("catalog/log/")
+    }
+    assert "catalog/windows.json" not in kept
     assert run(source, dest, state).files_written == 0
+    # The parts it did not rewrite are still read under their old names.
+    report = run(source, dest, state, full_scan=True)
+    assert report.files_written == 0 and report.summaries_new == 0
 
 
 @pytest.mark.parametrize(
@@ -663,22 +683,95 @@ def test_windows_kept_in_one_document_by_earlier_builds_are_read_then_replaced(s
     [
         pytest.param(lambda data: b"not json\n" + data, id="a-line-of-no-feed"),
         pytest.param(lambda data: data.replace(b'"items":[', b'"items":[[', 1), id="a-broken-line"),
+        pytest.param(None, id="missing"),
     ],
 )
 def test_damaged_windows_stop_the_run_with_what_to_do(source: Path, tmp_path: Path, damage: Any) -> None:
     dest, state = tmp_path / "dest", tmp_path / "state"
     run(source, dest, state)
-    windows = state / "catalog" / "windows.jsonl"
-    lines = windows.read_bytes().splitlines(keepends=True)
-    # The damage is in the line of the feed every new summary touches.
-    windows.write_bytes(b"".join(damage(line) if line.startswith(b'{"feed":"_all"') else line for line in lines))
+    head = json.loads((state / "catalog" / "head.json").read_text())
+    windows = state / head["parts"]["catalog/windows.jsonl"]
+    if damage is None:
+        windows.unlink()
+    else:
+        lines = windows.read_bytes().splitlines(keepends=True)
+        # The damage is in the line of the feed every new summary touches.
+        windows.write_bytes(b"".join(damage(line) if line.startswith(b'{"feed":"_all"') else line for line in lines))
     write_json(source, "2026/11/25/2611.07001.json", summary("2611.07001", tags=["vqa"]))
-    with pytest.raises(StorageError, match=r"windows\.jsonl is damaged .*--rebuild"):
+    with pytest.raises(StorageError, match=r"catalog/windows\.\w+\.jsonl is damaged .*--rebuild"):
         run(source, dest, state)
     # As the message says: a rebuild starts the state afresh, and publishes everything.
     rebuilt = run(source, dest, state, rebuild=True)
     assert rebuilt.summaries_new > 0
     assert entry_id("2611.07001") in json_ids(dest, "vqa")
+    # The rebuild's head names only its own files; the others are gone.
+    head = json.loads((state / "catalog" / "head.json").read_text())
+    kept = {path.relative_to(state).as_posix() for path in (state / "catalog").rglob("*") if path.is_file()}
+    assert {key for key in kept if not key.startswith("catalog/log/")} == {"catalog/head.json", *head["parts"].values()}
+
+
+class _StopsWhileSaving(RecordingStore):
+    """A state store whose run stops (as if killed) after ``parts`` parts of its catalog are written."""
+
+    def __init__(self, inner: ObjectStore, parts: int) -> None:
+        super().__init__(inner)
+        self.parts = parts
+
+    def put(self, key: str, data: bytes, **arguments: Any) -> str:
+        if key.startswith("catalog/"):
+            if self.parts == 0:
+                raise StorageError(f"stopped before writing {key}")
+            self.parts -= 1
+        return super().put(key, data, **arguments)
+
+
+def _state_summary(state: Path) -> tuple[object, ...]:
+    """What the state says was published: each feed's items, the tag counts, the ids' versions."""
+    head = json.loads((state / "catalog" / "head.json").read_text())
+    windows = folder_state_part(state, "catalog/windows.jsonl") or b""
+    items = {window["feed"]: window["items"] for window in map(json.loads, windows.splitlines())}
+    ids: dict[str, object] = {}
+    for key in head["parts"]:
+        if key.startswith("catalog/ids/"):
+            ids |= json.loads(folder_state_part(state, key) or b"{}")
+    return head["total"], head["tags"], items, ids
+
+
+def _logged_ids(state: Path) -> set[str]:
+    lines = [line for path in (state / "catalog" / "log").rglob("*.jsonl") for line in path.read_text().splitlines()]
+    return {json.loads(line)["summary"]["id"] for line in lines}
+
+
+def test_a_run_stopped_while_saving_its_state_loses_nothing(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    for day in ("18", "19", "20"):
+        shutil.copytree(EXAMPLES / "2026" / "11" / day, source / "2026" / "11" / day)
+    run(EXAMPLES, tmp_path / "dest-whole", tmp_path / "state-whole")
+    whole = files_of(tmp_path / "dest-whole")
+    later_days = [day for day in sorted((EXAMPLES / "2026" / "11").iterdir()) if day.name > "20"]
+    stopped_at = 0
+    while True:
+        attempt = tmp_path / f"stopped-after-{stopped_at}"
+        shutil.copytree(source, attempt / "source")
+        run(attempt / "source", attempt / "dest", attempt / "state")
+        for day in later_days:
+            shutil.copytree(day, attempt / "source" / "2026" / "11" / day.name)
+        stopping = _StopsWhileSaving(FolderStore(attempt / "state"), stopped_at)
+        try:
+            run(attempt / "source", attempt / "dest", stopping)
+        except StorageError:
+            pass
+        else:
+            break
+        # The next run finishes the work: every feed and page as one run over all of it makes them.
+        run(attempt / "source", attempt / "dest", attempt / "state")
+        assert files_of(attempt / "dest") == whole, f"stopped after {stopped_at} state parts"
+        # The state agrees: later runs keep what the feeds show, and count each tag right.
+        assert _state_summary(attempt / "state") == _state_summary(tmp_path / "state-whole"), stopped_at
+        # And newsletters hear of every summary.
+        assert _logged_ids(attempt / "state") == _logged_ids(tmp_path / "state-whole"), stopped_at
+        stopped_at += 1
+    assert stopped_at >= 5, "the run saved fewer state parts than this test expects"
 
 
 # 6. Pages ---------------------------------------------------------------------------------

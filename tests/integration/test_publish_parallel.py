@@ -12,7 +12,7 @@ from digestpub.adapters import open_store
 from digestpub.model import PublishReport
 from digestpub.publish import PublishOptions, publish
 from digestpub.settings import Settings
-from tests.conftest import summary, write_json
+from tests.conftest import folder_state_part, summary, write_json
 
 
 def _corpus(folder: Path, count: int, first: int = 0) -> None:
@@ -29,7 +29,9 @@ def _files(root: Path) -> dict[str, bytes]:
 
 def _windows(root: Path) -> dict[str, object]:
     """Each feed's items and file hashes; file versions are inode numbers, different in every folder."""
-    lines = (root / "state" / "catalog" / "windows.jsonl").read_bytes().splitlines()
+    found = folder_state_part(root / "state", "catalog/windows.jsonl")
+    assert found is not None
+    lines = found.splitlines()
     windows = [json.loads(line) for line in lines]
     return {
         window["feed"]: (window["items"], {kind: published[0] for kind, published in window["files"].items()})

@@ -24,7 +24,7 @@ from digestpub.ingest import SummaryReader
 from digestpub.model import PublishReport
 from digestpub.publish import PublishOptions, publish
 from digestpub.site import Site
-from tests.conftest import summary
+from tests.conftest import state_part, summary
 from tests.fakes import MemoryStore
 
 BASE_URL = "https://aidigest.example/"
@@ -465,19 +465,28 @@ def test_ids_stay_in_the_recent_file_until_many_then_move_to_their_shards(
     monkeypatch.setattr(catalog, "RECENT_IDS_LIMIT", 3)
 
     def shards() -> list[str]:
-        return sorted(key for key in stores.state.objects if key.startswith("catalog/ids/") and "recent" not in key)
+        head = json.loads(stores.state.objects[catalog.HEAD_KEY][0])
+        return sorted(key for key in head["parts"] if key.startswith("catalog/ids/") and "recent" not in key)
+
+    def recent_ids() -> dict[str, object]:
+        found = state_part(
+            lambda key: stores.state.objects[key][0] if key in stores.state.objects else None, catalog.RECENT_IDS_KEY
+        )
+        assert found is not None
+        recent: dict[str, object] = json.loads(found)
+        return recent
 
     for number in (1, 2):
         stores.add(f"2026/11/20/{number}.json", doc(number, number))
     stores.run()
     assert shards() == []
-    assert sorted(json.loads(stores.state.objects[catalog.RECENT_IDS_KEY][0])) == [sid(1), sid(2)]
+    assert sorted(recent_ids()) == [sid(1), sid(2)]
 
     for number in (3, 4):
         stores.add(f"2026/11/20/{number}.json", doc(number, number))
     stores.run()
     assert len(shards()) >= 1
-    assert json.loads(stores.state.objects[catalog.RECENT_IDS_KEY][0]) == {}
+    assert recent_ids() == {}
 
     # Edits of ids in shards and of one in the recent file are updates, not new summaries.
     stores.add("2026/11/21/5.json", doc(5, 5, day=21))
