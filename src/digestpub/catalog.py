@@ -31,6 +31,7 @@ lose an update.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import socket
 import time
@@ -46,6 +47,8 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from digestpub.errors import PreconditionFailed, StateLocked, StorageError
 from digestpub.model import Problem, Summary, SummaryRef, TagInfo
 from digestpub.ports import ObjectStore
+
+log = logging.getLogger("digestpub.catalog")
 
 STATE_FORMAT = 3
 """3: the head names each part's file. 2: parts under fixed names (still read, and
@@ -519,9 +522,16 @@ class Catalog:
         self._versions[HEAD_KEY] = version
         self._dirty.discard(HEAD_KEY)
         self._written.clear()
-        for file in sorted(replaced | self._obsolete):
-            self.store.delete(file)
+        self._delete(sorted(replaced | self._obsolete))
         self._obsolete.clear()
+
+    def _delete(self, files: list[str]) -> None:
+        # The run is committed: a file left behind costs only space, and a later sweep takes it.
+        for file in files:
+            try:
+                self.store.delete(file)
+            except (StorageError, OSError) as error:
+                log.warning("could not delete %s, which the state no longer names: %s", file, error)
 
     def sweep(self) -> list[str]:
         """Delete the files of parts the head does not name: left by stopped runs, or replaced by a rebuild.
@@ -530,8 +540,7 @@ class Catalog:
         """
         named = set((self.head.parts or {}).values())
         stray = [key for key in self._part_files() if key not in named]
-        for key in stray:
-            self.store.delete(key)
+        self._delete(stray)
         return stray
 
     def _part_files(self) -> list[str]:

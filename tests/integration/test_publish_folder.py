@@ -667,11 +667,8 @@ def test_state_kept_by_earlier_builds_is_read_then_replaced(source: Path, tmp_pa
     head = json.loads((state / "catalog" / "head.json").read_text())
     assert head["format"] == 3
     # The head names a file for every part, and only the files it names are left.
-    kept = {path.relative_to(state).as_posix() for path in (state / "catalog").rglob("*") if path.is_file()}
-    assert kept - {"catalog/head.json"} == set(head["parts"].values()) | {
-        key for key in kept if key.startswith("catalog/log/")
-    }
-    assert "catalog/windows.json" not in kept
+    assert _part_files(state) == _named_files(state)
+    assert "catalog/windows.json" not in head["parts"].values()
     assert run(source, dest, state).files_written == 0
     # The parts it did not rewrite are still read under their old names.
     report = run(source, dest, state, full_scan=True)
@@ -706,8 +703,7 @@ def test_damaged_windows_stop_the_run_with_what_to_do(source: Path, tmp_path: Pa
     assert entry_id("2611.07001") in json_ids(dest, "vqa")
     # The rebuild's head names only its own files; the others are gone.
     head = json.loads((state / "catalog" / "head.json").read_text())
-    kept = {path.relative_to(state).as_posix() for path in (state / "catalog").rglob("*") if path.is_file()}
-    assert {key for key in kept if not key.startswith("catalog/log/")} == {"catalog/head.json", *head["parts"].values()}
+    assert _part_files(state) == _named_files(state)
 
 
 class _StopsWhileSaving(RecordingStore):
@@ -735,6 +731,16 @@ def _state_summary(state: Path) -> tuple[object, ...]:
         if key.startswith("catalog/ids/"):
             ids |= json.loads(folder_state_part(state, key) or b"{}")
     return head["total"], head["tags"], items, ids
+
+
+def _part_files(state: Path) -> set[str]:
+    files = {path.relative_to(state).as_posix() for path in (state / "catalog").rglob("*") if path.is_file()}
+    return {file for file in files if not file.startswith("catalog/log/")}
+
+
+def _named_files(state: Path) -> set[str]:
+    head = json.loads((state / "catalog" / "head.json").read_text())
+    return {"catalog/head.json", *head["parts"].values()}
 
 
 def _logged_ids(state: Path) -> set[str]:
@@ -770,6 +776,9 @@ def test_a_run_stopped_while_saving_its_state_loses_nothing(tmp_path: Path) -> N
         assert _state_summary(attempt / "state") == _state_summary(tmp_path / "state-whole"), stopped_at
         # And newsletters hear of every summary.
         assert _logged_ids(attempt / "state") == _logged_ids(tmp_path / "state-whole"), stopped_at
+        # The daily full scan deletes what the stopped run left that no head names.
+        run(attempt / "source", attempt / "dest", attempt / "state", full_scan=True)
+        assert _part_files(attempt / "state") == _named_files(attempt / "state"), stopped_at
         stopped_at += 1
     assert stopped_at >= 5, "the run saved fewer state parts than this test expects"
 
