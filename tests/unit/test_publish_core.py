@@ -21,7 +21,7 @@ from digestpub import publish as publish_module
 from digestpub.catalog import StateLock
 from digestpub.errors import StateLocked, StorageError
 from digestpub.ingest import SummaryReader
-from digestpub.model import PublishReport
+from digestpub.model import PublishReport, Summary
 from digestpub.publish import PublishOptions, publish
 from digestpub.site import Site
 from tests.conftest import state_part, summary
@@ -592,3 +592,33 @@ def test_readers_let_go_only_what_no_feed_can_show() -> None:
 def _summary_record(number: int, hour: int, tags: tuple[str, ...]) -> Any:
     data = json.dumps(doc(number, hour, tags=list(tags))).encode()
     return next(iter(SummaryReader().read_object("2026/11/20/x.json", data)))
+
+
+def _save(state: catalog.Catalog) -> None:
+    for key in state.changed_parts():
+        state.saved(*state.save_part(key))
+    state.commit()
+
+
+def test_a_run_whose_head_changed_underneath_commits_nothing() -> None:
+    """Without the lock (a lease that expired mid-run), the later commit fails and takes nothing with it."""
+    store = MemoryStore("state")
+    first, second = catalog.Catalog(store), catalog.Catalog(store)
+    for number, run in ((1, first), (2, second)):
+        records = SummaryReader().read_object(f"2026/11/20/{number}.json", json.dumps(doc(number, 9)).encode())
+        run.record(next(record for record in records if isinstance(record, Summary)).ref())
+        run.head.total += 1
+        run.touch_head()
+    _save(second)
+    committed = dict(store.objects)
+    with pytest.raises(StorageError, match="changed by another run"):
+        _save(first)
+    # The head is the second run's, and names only its files; the first run's are strays.
+    assert store.objects[catalog.HEAD_KEY] == committed[catalog.HEAD_KEY]
+    after = catalog.Catalog(store)
+    assert after.entry(sid(2)) is not None
+    assert after.entry(sid(1)) is None
+    strays = [key for key in store.objects if key not in committed]
+    assert strays
+    assert sorted(after.sweep()) == sorted(strays)
+    assert sorted(store.objects) == sorted(committed)
