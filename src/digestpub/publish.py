@@ -110,7 +110,7 @@ def _no_collections() -> Iterator[None]:
 
     The records hold no cycles (a cold run leaves 16 objects for the collector),
     but a collection walks all of them: at the default thresholds that was most
-    of a cold run's time, and even rare ones cost an incremental run a fifth of
+    of a cold run's time, and even rare ones cost an incremental run a sixth of
     its CPU. In a forked crew worker a collection also writes to every page it
     shares with the run, which then has to be copied.
     """

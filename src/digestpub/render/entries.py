@@ -73,7 +73,7 @@ def render_entries(site: Site, summaries: Sequence[Summary]) -> list[Entry]:
     One step at a time over the whole batch, not one summary at a time: the
     Markdown parser, the sanitiser, lxml and Jinja each keep their code and
     tables warm in the CPU's caches that way, and a cold run renders its
-    entries in two thirds of the time.
+    entries in about three quarters of the CPU time.
     """
     htmls = [summary.summary_html for summary in summaries]
     feed_entries = [_feed_entry(site, summary, html) for summary, html in zip(summaries, htmls, strict=True)]
