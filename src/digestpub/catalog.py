@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import socket
 import time
 import uuid
@@ -174,6 +175,9 @@ class Head(BaseModel):
 
 _SEEN = TypeAdapter(dict[str, str])
 
+
+_GENERATION_FILE = re.compile(r"\.[0-9a-f]{12}\.[a-z]+\Z")
+"""A file of a part written by a run that names its files (format 3), not a part's own name."""
 
 _WINDOW_LINE_START = b'{"feed":"'
 
@@ -465,6 +469,10 @@ class Catalog:
 
     def changed_parts(self) -> list[str]:
         """Names of the parts this run changed, to write before ``commit``."""
+        if self.head.parts is None:
+            # A format 2 state is converted by this run's commit: its windows
+            # document becomes a part now, even if the run touched no feed.
+            self._all_window_lines()
         return sorted(self._dirty - {HEAD_KEY})
 
     def save_part(self, key: str) -> tuple[str, str]:
@@ -473,7 +481,7 @@ class Catalog:
             file = key
         else:
             stem, dot, suffix = key.rpartition(".")
-            file = f"{stem}.{self._generation}{dot}{suffix}"
+            file = f"{stem}.{self._generation}{dot}{suffix}"  # as _GENERATION_FILE finds
         try:
             # Never over another file: a name that exists was written by another run.
             self.store.put(file, self.serialise(key), content_type="application/json", if_none_match=True)
@@ -498,8 +506,9 @@ class Catalog:
             return
         before = self.head.parts
         if before is None:
-            # Format 2: every part is the file of its name, so the head names them so.
-            before = {key: key for key in self._part_files()}
+            # Format 2: every part is the file of its name, so the head names them so
+            # (not the files of this run, or of runs stopped before their head).
+            before = {key: key for key in self._part_files() if not _GENERATION_FILE.search(key)}
         parts = {} if self.fresh else {key: file for key, file in before.items() if file not in self._obsolete}
         replaced = {parts[key] for key in self._written if key in parts} - set(self._written.values())
         parts.update(self._written)

@@ -651,11 +651,17 @@ def _as_earlier_builds_kept_it(state: Path) -> None:
     head_file.write_text(json.dumps(head))
 
 
-def test_state_kept_by_earlier_builds_is_read_then_replaced(source: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("first_a_run_with_nothing_new", [False, True])
+def test_state_kept_by_earlier_builds_is_read_then_replaced(
+    source: Path, tmp_path: Path, first_a_run_with_nothing_new: bool
+) -> None:
     dest, state = tmp_path / "dest", tmp_path / "state"
     run(source, dest, state)
     shown_before = json_ids(dest)
     _as_earlier_builds_kept_it(state)
+    if first_a_run_with_nothing_new:
+        # A full scan saves the head even when it finds nothing, and so converts the state.
+        assert run(source, dest, state, full_scan=True).files_written == 0
     write_json(source, "2026/11/25/2611.07001.json", summary("2611.07001", tags=["vqa"]))
     recorder = RecordingStore(FolderStore(dest))
     report = run(source, recorder, state)
