@@ -1,13 +1,16 @@
 """The publish state: what was seen, each summary's newest version, each feed's window.
 
 State is split so a run loads only what it touches, and cost follows the new
-summaries rather than the history:
+summaries rather than the history. Its parts, by name (each part's file is the
+name with the id of the run that wrote it, ``catalog/ids/0a3.<run>.json``):
 
-- ``catalog/head.json``: tags and their counts, the listing cursor, index hashes;
+- ``catalog/head.json``: tags and their counts, the listing cursor, index hashes,
+  and the file of every other part; the one file under its own name;
 - ``catalog/seen/YYYY/MM.json``: version tags of the source objects of one month;
 - ``catalog/ids/XYZ.json``: one of 256 shards, by id hash, of each summary's newest version;
   ``catalog/ids/recent.json`` holds those recorded since the shards were last written;
-- ``catalog/log/YYYY/MM/DD/<run>.jsonl``: what each run of that day published, for newsletters;
+- ``catalog/log/YYYY/MM/DD/<run>.jsonl``: what each run of that day published, for
+  newsletters; a file per run, under its own name;
 - ``catalog/windows.jsonl``: a line per feed, its newest items (a few more than
   ``feed_size``, so an edit that drops an item leaves the feed full) and its files
   as published. Items hold where their entries sit in those files, not the
