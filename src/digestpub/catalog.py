@@ -560,7 +560,7 @@ class Catalog:
         listings = (
             self.store.list("catalog/ids/"),
             self.store.list("catalog/seen/"),
-            # The files beside the folders, after them: the windows.
-            self.store.list("catalog/", start_after="catalog/seen/\U0010ffff"),
+            # The files beside the folders, after them: the windows ("0" sorts right after "/").
+            self.store.list("catalog/", start_after="catalog/seen0"),
         )
         return [info.key for listing in listings for info in listing if info.key != HEAD_KEY]

@@ -407,6 +407,28 @@ def test_new_day_folder_is_picked_up_incrementally(
     assert stores.state.read("lock.json") is None
 
 
+def test_state_files_no_head_names_are_swept_by_the_daily_full_scan(
+    s3: Any, s3_bucket: str, published: tuple[Stores, PublishReport]
+) -> None:
+    def state_files() -> set[str]:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=s3_bucket, Prefix="state/catalog/")
+        keys = {item["Key"].removeprefix("state/") for page in pages for item in page.get("Contents", [])}
+        return {key for key in keys if not key.startswith("catalog/log/")}
+
+    head = json.loads(get(s3, s3_bucket, "state/catalog/head.json"))
+    named = {"catalog/head.json", *head["parts"].values()}
+    assert state_files() == named
+    # What a run stopped before its head leaves: parts under its own run's name.
+    strays = {"catalog/ids/0a3.0123456789ab.json", "catalog/windows.0123456789ab.jsonl"}
+    for key in strays:
+        s3.put_object(Bucket=s3_bucket, Key=f"state/{key}", Body=b"{}")
+    assert Stores(s3_bucket).publish().full_scan is False
+    assert state_files() == named | strays
+    report = Stores(s3_bucket).publish(full_scan=True)
+    assert report.full_scan and report.files_written == 0
+    assert state_files() == named
+
+
 # 6. overlapping runs ---------------------------------------------------------
 
 
