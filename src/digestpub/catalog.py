@@ -33,16 +33,21 @@ lose an update.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
 import os
 import re
 import socket
+import sys
 import time
 import uuid
+import zlib
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from typing import Any, TypeVar
 
 import orjson
@@ -66,6 +71,8 @@ WINDOWS_KEY = "catalog/windows.jsonl"
 _WINDOWS_IN_ONE_DOCUMENT_KEY = "catalog/windows.json"
 """Every window in one JSON document, as earlier builds wrote them: read once, then replaced."""
 RECENT_IDS_KEY = "catalog/ids/recent.json"
+KNOWN_IDS_KEY = "catalog/ids/known.bin"
+"""A hash of every id ever recorded, sorted: a new id is told new without reading its shard."""
 RECENT_IDS_LIMIT = 2_000
 _LOCK_KEY = "lock.json"
 
@@ -221,6 +228,36 @@ def id_shard(summary_id: str) -> str:
     return f"{int.from_bytes(digest, 'big') % ID_SHARDS:03x}"
 
 
+_KNOWN_IDS_HEADER = b"digestpub known id hashes 1\n"
+
+
+def _id_hash(summary_id: str) -> int:
+    # CRC-32: a hash shared by two ids only costs a shard read, and it is cheap.
+    return zlib.crc32(summary_id.encode("utf-8", "surrogatepass"))
+
+
+def _holds(hashes: array[int], value: int) -> bool:
+    at = bisect.bisect_left(hashes, value)
+    return at < len(hashes) and hashes[at] == value
+
+
+def _known_from_bytes(data: bytes) -> array[int]:
+    if not data.startswith(_KNOWN_IDS_HEADER):
+        raise ValueError("it does not start as a file of known id hashes does")
+    hashes = array("I")
+    hashes.frombytes(data[len(_KNOWN_IDS_HEADER) :])
+    if sys.byteorder == "big":
+        hashes.byteswap()
+    return hashes
+
+
+def _known_to_bytes(hashes: array[int]) -> bytes:
+    if sys.byteorder == "big":
+        hashes = array("I", hashes)
+        hashes.byteswap()
+    return _KNOWN_IDS_HEADER + hashes.tobytes()
+
+
 class StateLock:
     """A lease in the state store: created only where none exists, taken over once expired."""
 
@@ -302,6 +339,9 @@ class Catalog:
         self._seen: dict[str, dict[str, str]] = {}
         self._ids: dict[str, dict[str, IdEntry]] = {}
         self._recent_ids: dict[str, IdEntry] | None = None
+        self._known: array[int] | None = None
+        self._known_loaded = False
+        self._newly_known: set[int] = set()
         self._window_lines: dict[str, bytes] | None = None
         self._obsolete: set[str] = set()
         """Keys of parts this digestpub no longer uses, to delete once the run is saved."""
@@ -367,7 +407,17 @@ class Catalog:
         recent = self._recent().get(summary_id)
         if recent is not None or self._no_shards:
             return recent
+        known = self._known_hashes()
+        if known is not None and not _holds(known, _id_hash(summary_id)):
+            return None  # never recorded: no shard holds it
         return self._shard(id_shard(summary_id)).get(summary_id)
+
+    def _known_hashes(self) -> array[int] | None:
+        """The sorted hashes of every id recorded before this run; ``None`` in a state that has none yet."""
+        if not self._known_loaded:
+            self._known = self._load(KNOWN_IDS_KEY, _known_from_bytes)
+            self._known_loaded = True
+        return self._known
 
     def _recent(self) -> dict[str, IdEntry]:
         if self._recent_ids is None:
@@ -385,6 +435,8 @@ class Catalog:
             summary.version, summary.source_key, summary.digest, list(summary.tag_slugs)
         )
         self._dirty.add(RECENT_IDS_KEY)
+        self._newly_known.add(_id_hash(summary.id))
+        self._dirty.add(KNOWN_IDS_KEY)
 
     def fold_recent_ids(self) -> None:
         """Move the recent ids into their shards once there are many.
@@ -464,11 +516,27 @@ class Catalog:
             return b"".join(lines[feed] + b"\n" for feed in sorted(lines))
         if key == RECENT_IDS_KEY:
             return _ids_to_json(self._recent())
+        if key == KNOWN_IDS_KEY:
+            return _known_to_bytes(self._all_known_hashes())
         name = key.removeprefix("catalog/").removesuffix(".json")
         kind, _, part = name.partition("/")
         if kind == "seen":
             return _SEEN.dump_json(self._seen[part])
         return _ids_to_json(self._ids[part])
+
+    def _all_known_hashes(self) -> array[int]:
+        known = self._known_hashes()
+        if known is None:
+            hashes: set[int] = set()
+            if not self._no_shards:
+                # A state from before the known hashes: every id in it, once.
+                hashes.update(map(_id_hash, self._recent()))
+                for number in range(ID_SHARDS):
+                    hashes.update(map(_id_hash, self._shard(f"{number:03x}")))
+            known = array("I", sorted(hashes))
+        added = sorted(value for value in self._newly_known if not _holds(known, value))
+        # Two sorted runs: the sort merges them rather than sorting afresh.
+        return array("I", sorted(chain(known, added))) if added else known
 
     def changed_parts(self) -> list[str]:
         """Names of the parts this run changed, to write before ``commit``."""

@@ -734,9 +734,9 @@ def _state_summary(state: Path) -> tuple[object, ...]:
     items = {window["feed"]: window["items"] for window in map(json.loads, windows.splitlines())}
     ids: dict[str, object] = {}
     for key in head["parts"]:
-        if key.startswith("catalog/ids/"):
+        if key.startswith("catalog/ids/") and key != "catalog/ids/known.bin":
             ids |= json.loads(folder_state_part(state, key) or b"{}")
-    return head["total"], head["tags"], items, ids
+    return head["total"], head["tags"], items, ids, folder_state_part(state, "catalog/ids/known.bin")
 
 
 def _part_files(state: Path) -> set[str]:

@@ -36,6 +36,7 @@ SITE = Site(
     api_url=BASE_URL,
 )
 LOCK_KEY = "lock.json"
+SPECIAL_ID_PARTS = (catalog.RECENT_IDS_KEY, catalog.KNOWN_IDS_KEY)
 OPML = "feeds/tags.opml"
 
 
@@ -466,7 +467,8 @@ def test_ids_stay_in_the_recent_file_until_many_then_move_to_their_shards(
 
     def shards() -> list[str]:
         head = json.loads(stores.state.objects[catalog.HEAD_KEY][0])
-        return sorted(key for key in head["parts"] if key.startswith("catalog/ids/") and "recent" not in key)
+        parts = head["parts"]
+        return sorted(key for key in parts if key.startswith("catalog/ids/") and key not in SPECIAL_ID_PARTS)
 
     def recent_ids() -> dict[str, object]:
         found = state_part(
@@ -622,3 +624,71 @@ def test_a_run_whose_head_changed_underneath_commits_nothing() -> None:
     assert strays
     assert sorted(after.sweep()) == sorted(strays)
     assert sorted(store.objects) == sorted(committed)
+
+
+class _ShardReads(MemoryStore):
+    """A state store that counts the reads of id shards."""
+
+    def __init__(self) -> None:
+        super().__init__("state")
+        self.shard_reads = 0
+
+    def read(self, key: str) -> tuple[bytes, str] | None:
+        if key.startswith("catalog/ids/") and "recent" not in key and "known" not in key:
+            self.shard_reads += 1
+        return super().read(key)
+
+
+def test_new_ids_are_told_new_without_reading_their_shards(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(catalog, "RECENT_IDS_LIMIT", 3)
+    stores = Stores(state=_ShardReads())
+    for number in range(1, 5):
+        stores.add(f"2026/11/20/{number}.json", doc(number, number))
+    stores.run()
+    state = stores.state
+    assert isinstance(state, _ShardReads)
+    head = json.loads(state.objects[catalog.HEAD_KEY][0])
+    assert catalog.KNOWN_IDS_KEY in head["parts"]
+    assert any(key.startswith("catalog/ids/0") for key in head["parts"]), "the ids should be in shards by now"
+
+    state.shard_reads = 0
+    for number in (5, 6):
+        stores.add(f"2026/11/21/{number}.json", doc(number, number, day=21))
+    assert stores.run().summaries_new == 2
+    assert state.shard_reads == 0
+    # An edit of an id in a shard still finds it there: an update, not a second summary.
+    stores.add("2026/11/20/1.json", doc(1, 1, title="Правка", updated_at="2026-11-22T10:00:00Z"))
+    report = stores.run()
+    assert (report.summaries_new, report.summaries_updated) == (0, 1)
+    assert state.shard_reads == 1
+    assert stores.ids().count(sid(1)) == 1
+
+
+def test_a_state_without_known_id_hashes_gets_them_and_still_knows_every_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(catalog, "RECENT_IDS_LIMIT", 3)
+    stores = Stores()
+    for number in range(1, 5):
+        stores.add(f"2026/11/20/{number}.json", doc(number, number))
+    stores.run()
+    # As a build from before the known hashes left it.
+    head = json.loads(stores.state.objects[catalog.HEAD_KEY][0])
+    del stores.state.objects[head["parts"].pop(catalog.KNOWN_IDS_KEY)]
+    stores.state.objects[catalog.HEAD_KEY] = (json.dumps(head).encode(), *stores.state.objects[catalog.HEAD_KEY][1:])
+
+    stores.add("2026/11/20/2.json", doc(2, 2, title="Правка", updated_at="2026-11-22T10:00:00Z"))
+    stores.add("2026/11/21/5.json", doc(5, 5, day=21))
+    report = stores.run()
+    assert (report.summaries_new, report.summaries_updated) == (1, 1)
+    known = state_part(lambda key: stores.state.objects[key][0] if key in stores.state.objects else None,
+                       catalog.KNOWN_IDS_KEY)  # fmt: skip
+    assert known is not None
+    # Every id so far, the old ones read from the shards once.
+    for number in (1, 3, 4):
+        stores.add(
+            f"2026/11/20/{number}.json", doc(number, number, title="Ещё правка", updated_at="2026-11-23T10:00:00Z")
+        )
+    report = stores.run()
+    assert (report.summaries_new, report.summaries_updated) == (0, 3)
+    assert sorted(stores.ids()) == sorted(sid(number) for number in range(1, 6))
