@@ -8,7 +8,9 @@ name with the id of the run that wrote it, ``catalog/ids/0a3.<run>.json``):
   and the file of every other part; the one file under its own name;
 - ``catalog/seen/YYYY/MM.json``: version tags of the source objects of one month;
 - ``catalog/ids/XYZ.json``: one of 256 shards, by id hash, of each summary's newest version;
-  ``catalog/ids/recent.json`` holds those recorded since the shards were last written;
+  ``catalog/ids/recent.json`` holds those recorded since the shards were last written,
+  and ``catalog/ids/known.bin`` the sorted hashes of every id, so a new id is told new
+  without reading its shard;
 - ``catalog/log/YYYY/MM/DD/<run>.jsonl``: what each run of that day published, for
   newsletters; a file per run, under its own name;
 - ``catalog/windows.jsonl``: a line per feed, its newest items (a few more than
