@@ -557,7 +557,8 @@ class Catalog:
             file = f"{stem}.{self._generation}{dot}{suffix}"  # as _GENERATION_FILE finds
         try:
             # Never over another file: a name that exists was written by another run.
-            self.store.put(file, self.serialise(key), content_type="application/json", if_none_match=True)
+            content_type = "application/octet-stream" if key == KNOWN_IDS_KEY else "application/json"
+            self.store.put(file, self.serialise(key), content_type=content_type, if_none_match=True)
         except PreconditionFailed as error:
             raise StorageError(
                 f"state {self.store.url.rstrip('/')}/{file} was written by another run while this one held "
