@@ -46,7 +46,7 @@ import time
 import uuid
 import zlib
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import chain
@@ -431,14 +431,13 @@ class Catalog:
             self._ids[shard] = self._load(f"catalog/ids/{shard}.json", _ids_from_json) or {}
         return self._ids[shard]
 
-    def record(self, summary: SummaryRef) -> None:
-        """Note the newest version of a summary, in the file of recent ids (see ``fold_recent_ids``)."""
-        self._recent()[summary.id] = IdEntry(
-            summary.version, summary.source_key, summary.digest, list(summary.tag_slugs)
-        )
-        self._dirty.add(RECENT_IDS_KEY)
-        self._newly_known.add(_id_hash(summary.id))
-        self._dirty.add(KNOWN_IDS_KEY)
+    def record(self, summaries: Iterable[SummaryRef]) -> None:
+        """Note the newest version of summaries, in the file of recent ids (see ``fold_recent_ids``)."""
+        recent = self._recent()
+        for summary in summaries:
+            recent[summary.id] = IdEntry(summary.version, summary.source_key, summary.digest, list(summary.tag_slugs))
+            self._newly_known.add(_id_hash(summary.id))
+        self._dirty.update((RECENT_IDS_KEY, KNOWN_IDS_KEY))
 
     def fold_recent_ids(self) -> None:
         """Move the recent ids into their shards once there are many.

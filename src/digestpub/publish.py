@@ -326,8 +326,9 @@ class _Run:
         names: dict[str, str] = {}
         # Likewise the report's counters: pydantic models too.
         added = updated = unchanged = 0
+        entry_of = self.catalog.entry
         for summary in self._newest_in_batch(summaries):
-            entry = self.catalog.entry(summary.id)
+            entry = entry_of(summary.id)
             old_slugs: list[str] = []
             if entry is not None:
                 version = summary.version
@@ -344,7 +345,6 @@ class _Run:
                 added += 1
             changes.accepted.append(summary)
             changes.kinds[summary.id] = "new" if entry is None else "updated"
-            self.catalog.record(summary)
             new_slugs = summary.tag_slugs
             for feed in (ALL_FEED, *new_slugs):
                 inserts = changes.inserts.get(feed)
@@ -367,6 +367,8 @@ class _Run:
                     counts[slug] = counts.get(slug, 0) + 1
                 if slug not in newest or summary.published > newest[slug]:
                     newest[slug] = summary.published
+        # Recorded after the loop: its ids are distinct, so no lookup in it needs an earlier record.
+        self.catalog.record(changes.accepted)
         head.total += added
         self.report.summaries_new += added
         self.report.summaries_updated += updated

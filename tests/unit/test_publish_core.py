@@ -608,7 +608,7 @@ def test_a_run_whose_head_changed_underneath_commits_nothing() -> None:
     first, second = catalog.Catalog(store), catalog.Catalog(store)
     for number, run in ((1, first), (2, second)):
         records = SummaryReader().read_object(f"2026/11/20/{number}.json", json.dumps(doc(number, 9)).encode())
-        run.record(next(record for record in records if isinstance(record, Summary)).ref())
+        run.record([next(record for record in records if isinstance(record, Summary)).ref()])
         run.head.total += 1
         run.touch_head()
     _save(second)
