@@ -434,10 +434,13 @@ class Catalog:
     def record(self, summaries: Iterable[SummaryRef]) -> None:
         """Note the newest version of summaries, in the file of recent ids (see ``fold_recent_ids``)."""
         recent = self._recent()
+        recorded = False
         for summary in summaries:
             recent[summary.id] = IdEntry(summary.version, summary.source_key, summary.digest, list(summary.tag_slugs))
             self._newly_known.add(_id_hash(summary.id))
-        self._dirty.update((RECENT_IDS_KEY, KNOWN_IDS_KEY))
+            recorded = True
+        if recorded:
+            self._dirty.update((RECENT_IDS_KEY, KNOWN_IDS_KEY))
 
     def fold_recent_ids(self) -> None:
         """Move the recent ids into their shards once there are many.

@@ -565,10 +565,13 @@ def test_a_second_run_with_nothing_new_writes_nothing(source: Path, tmp_path: Pa
     dest, state = tmp_path / "dest", tmp_path / "state"
     run(source, dest, state)
     before = snapshot(dest)
+    catalog_before = snapshot(state / "catalog")
     again = run(source, dest, state)
     assert again.files_written == 0
     assert again.summaries_new == again.summaries_updated == 0
     assert snapshot(dest) == before
+    # Nor any part of the state: only its run report is new.
+    assert snapshot(state / "catalog") == catalog_before
     # A forced full scan re-reads nothing that changed and still writes nothing.
     full = run(source, dest, state, full_scan=True)
     assert full.full_scan and full.files_written == 0 and full.objects_read == 0
