@@ -331,12 +331,11 @@ class StateLock:
 
 
 class Catalog:
-    """Loads state parts on first use, remembers their versions, saves what changed."""
+    """Loads state parts on first use, saves what changed, and commits them with the head."""
 
     def __init__(self, store: ObjectStore, *, fresh: bool = False) -> None:
         self.store = store
         self.fresh = fresh
-        self._versions: dict[str, str | None] = {}
         self._dirty: set[str] = set()
         self._seen: dict[str, dict[str, str]] = {}
         self._ids: dict[str, dict[str, IdEntry]] = {}
@@ -349,7 +348,10 @@ class Catalog:
         """Keys of parts this digestpub no longer uses, to delete once the run is saved."""
         self._windows: dict[str, Window] = {}
         self._logs: dict[str, bytes] = {}
-        self.head: Head = self._load(HEAD_KEY, TypeAdapter(Head).validate_json) or Head()
+        found = None if fresh else store.read(HEAD_KEY)
+        self._head_version = None if found is None else found[1]
+        """The head as this run read it: the condition its commit is written on."""
+        self.head = Head() if found is None else self._parse(HEAD_KEY, found[0], TypeAdapter(Head).validate_json)
         # Nothing published yet: no shard holds an id, so a cold run looks none up.
         self._no_shards = self.head.total == 0
         if self.head.format not in _READABLE_FORMATS:
@@ -365,24 +367,26 @@ class Catalog:
         """Parts this run wrote, by name: the files the head will name."""
 
     def _load(self, key: str, parse: Callable[[bytes], M]) -> M | None:
-        """A part by its name, from the file the head names for it (the head itself by its own)."""
-        named = key != HEAD_KEY and self.head.parts is not None
-        file = self.head.parts.get(key) if named and self.head.parts is not None else key
-        found = None if self.fresh or file is None else self.store.read(file)
-        if found is None:
-            if named and file is not None and not self.fresh:
-                raise self._damaged(file, FileNotFoundError("the state's head names it, but it is missing"))
-            self._versions[key] = None
+        """A part by its name, from the file the head names for it; ``None`` where there is none."""
+        file = self._file_of(key)
+        if file is None or self.fresh:
             return None
-        data, version = found
-        self._versions[key] = version
+        found = self.store.read(file)
+        if found is None:
+            if self.head.parts is not None:
+                raise self._damaged(file, FileNotFoundError("the state's head names it, but it is missing"))
+            return None
+        return self._parse(file, found[0], parse)
+
+    def _file_of(self, key: str) -> str | None:
+        """The file of a part: the one the head names, or in format 2 the part's own name."""
+        return key if self.head.parts is None else self.head.parts.get(key)
+
+    def _parse(self, file: str, data: bytes, parse: Callable[[bytes], M]) -> M:
         try:
             return parse(data)
         except (ValidationError, ValueError, KeyError, TypeError) as error:  # orjson's errors are ValueErrors
-            raise self._damaged(file or key, error) from error
-
-    def _file_of(self, key: str) -> str:
-        return key if self.head.parts is None else self.head.parts.get(key, key)
+            raise self._damaged(file, error) from error
 
     def _damaged(self, key: str, error: Exception) -> StorageError:
         return StorageError(
@@ -471,7 +475,7 @@ class Catalog:
             try:
                 self._windows[feed] = Window() if line is None else _window_from_rows(orjson.loads(line))
             except (ValueError, KeyError, TypeError) as error:
-                raise self._damaged(self._file_of(WINDOWS_KEY), error) from error
+                raise self._damaged(self._file_of(WINDOWS_KEY) or WINDOWS_KEY, error) from error
         return self._windows[feed]
 
     def _all_window_lines(self) -> dict[str, bytes]:
@@ -504,7 +508,6 @@ class Catalog:
             for summary in summaries
         )
         self._logs[key] = b"".join(line + b"\n" for line in lines)
-        self._versions[key] = None
         self._dirty.add(key)
 
     def touch_head(self) -> None:
@@ -590,7 +593,7 @@ class Catalog:
         parts.update(self._written)
         self.head.parts = dict(sorted(parts.items()))
         self.head.format = STATE_FORMAT
-        if_match = self._versions.get(HEAD_KEY)
+        if_match = self._head_version
         try:
             version = self.store.put(
                 HEAD_KEY,
@@ -604,7 +607,7 @@ class Catalog:
                 f"state {self.store.url.rstrip('/')}/{HEAD_KEY} was changed by another run while this one "
                 "held the lock (its lease may have expired); nothing is lost: run publish again"
             ) from error
-        self._versions[HEAD_KEY] = version
+        self._head_version = version
         self._dirty.discard(HEAD_KEY)
         self._written.clear()
         self._delete(sorted(replaced | self._obsolete))
