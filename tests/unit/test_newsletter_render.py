@@ -284,18 +284,27 @@ def test_no_reply_to_unless_configured(scenario: Scenario) -> None:
     assert message["From"].addresses[0].display_name == "AI Digest"
 
 
-def test_a_log_line_of_an_earlier_build_keeps_its_rendered_html() -> None:
-    old = {
-        "id": "p1",
-        "title": "Старая запись",
-        "summary_html": "<p>Уже <strong>готовый</strong> HTML</p>",
-        "url": "https://digest.example/p1",
+def _logged(summary_id: str, title: str, **fields: object) -> dict[str, object]:
+    """A summary as a publish log line carries it."""
+    return {
+        "id": summary_id,
+        "title": title,
+        "url": f"https://digest.example/{summary_id}",
         "published_at": "2026-11-20T09:30:00+03:00",
         "lang": "ru",
-        "source_key": "2026/11/20/a.json",
-        "tags": ["mllm"],
-        "tag_slugs": ["mllm"],
+        "source_key": f"2026/11/20/{summary_id}.json",
+        **fields,
     }
+
+
+def test_a_log_line_of_an_earlier_build_keeps_its_rendered_html() -> None:
+    old = _logged(
+        "p1",
+        "Старая запись",
+        summary_html="<p>Уже <strong>готовый</strong> HTML</p>",
+        tags=["mllm"],
+        tag_slugs=["mllm"],
+    )
     summary = summary_from_log(old)
     assert summary.summary_html == "<p>Уже <strong>готовый</strong> HTML</p>"
     assert summary.published_at == datetime(2026, 11, 20, 6, 30, tzinfo=UTC)
@@ -303,15 +312,7 @@ def test_a_log_line_of_an_earlier_build_keeps_its_rendered_html() -> None:
 
 
 def test_a_logged_summary_renders_its_markdown_when_first_shown() -> None:
-    logged = {
-        "id": "p2",
-        "title": "Новая запись",
-        "summary_markdown": "**Жирный** текст <script>alert(1)</script>",
-        "url": "https://digest.example/p2",
-        "published_at": "2026-11-20T09:30:00+03:00",
-        "lang": "ru",
-        "source_key": "2026/11/20/b.json",
-    }
+    logged = _logged("p2", "Новая запись", summary_markdown="**Жирный** текст <script>alert(1)</script>")
     html = summary_from_log(logged).summary_html
     assert "<strong>Жирный</strong>" in html
     assert "script" not in html
