@@ -386,6 +386,10 @@ def test_opml_lists_every_tag_feed_with_absolute_urls(examples_published: Publis
         assert target is not None and target.is_file(), f"OPML points to a missing feed: {url}"
         listed_slugs.add(url.removeprefix(BASE_URL + "feeds/tags/").split("/")[0])
     assert listed_slugs == expected_slugs == tag_slugs_in(dest)
+    # The W3C validator asks a type of every outline with more than a text.
+    for outline in root.iter("outline"):
+        if outline.get("type") is None:
+            assert set(outline.keys()) == {"text"}, outline.keys()
 
 
 def test_every_url_in_feeds_and_pages_is_absolute_and_site_links_resolve(examples_published: Published) -> None:

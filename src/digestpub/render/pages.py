@@ -58,7 +58,8 @@ def render_opml(site: Site, tags: Iterable[TagInfo]) -> Output:
     # No dateModified: it would change the file with every newer summary, and the
     # list only changes when the tag set does.
     body = ElementTree.SubElement(root, "body")
-    group = ElementTree.SubElement(body, "outline", text=site.title, title=site.title)
+    # A folder in the reader: a text only, as a typeless outline should have.
+    group = ElementTree.SubElement(body, "outline", text=site.title)
     for tag in sorted(listed, key=lambda tag: tag.slug):
         title = feed_title(site, tag)
         ElementTree.SubElement(
