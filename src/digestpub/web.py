@@ -20,7 +20,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from digestpub.errors import DigestpubError
 from digestpub.model import Subscriber
 from digestpub.site import Site
-from digestpub.subscribers import InvalidSubscriber
+from digestpub.subscribers import InvalidAddress, InvalidSubscriber
 from digestpub.subscriptions import Subscriptions
 from digestpub.templates import environment
 from digestpub.tokens import InvalidToken
@@ -73,6 +73,10 @@ def build_app(subscriptions: Callable[[], Subscriptions], site: Site) -> APIGate
     def token() -> str:
         return app.current_event.get_query_string_value("token", "") or ""
 
+    def invalid(lang: str, error: InvalidSubscriber) -> Response[str]:
+        wording = "bad_address" if isinstance(error, InvalidAddress) else "bad_request"
+        return page(400, lang, message=words_for(lang)[wording].format(reason=error))
+
     def refused(lang: str) -> Response[str]:
         return page(403, lang, message=words_for(lang)["bad_link"])
 
@@ -93,7 +97,7 @@ def build_app(subscriptions: Callable[[], Subscriptions], site: Site) -> APIGate
         try:
             use().subscribe(fields.get("email", ""), fields.get("tags", ""), fields.get("frequency", "daily"), lang)
         except InvalidSubscriber as error:
-            return page(400, lang, message=words_for(lang)["bad_request"].format(reason=error))
+            return invalid(lang, error)
         return page(200, lang, message=words_for(lang)["check_inbox"])
 
     @app.get("/confirm")
@@ -141,8 +145,11 @@ def build_app(subscriptions: Callable[[], Subscriptions], site: Site) -> APIGate
         fields = form()
         try:
             subscriber = use().peek(token(), "preferences")
-            if fields.get("form") != form_token(use().token_key, token()):
-                return refused(subscriber.lang)
+        except InvalidToken:
+            return refused(site.lang)
+        if fields.get("form") != form_token(use().token_key, token()):
+            return refused(subscriber.lang)
+        try:
             subscriber = use().update_preferences(
                 token(),
                 fields.get("tags", ""),
@@ -152,7 +159,7 @@ def build_app(subscriptions: Callable[[], Subscriptions], site: Site) -> APIGate
         except InvalidToken:
             return refused(site.lang)
         except InvalidSubscriber as error:
-            return page(400, site.lang, message=words_for(site.lang)["bad_request"].format(reason=error))
+            return invalid(subscriber.lang, error)
         return _form_page("preferences", subscriber, message=words_for(subscriber.lang)["saved"])
 
     def _form_page(kind: str, subscriber: Subscriber, message: str = "") -> Response[str]:
@@ -169,7 +176,7 @@ def build_app(subscriptions: Callable[[], Subscriptions], site: Site) -> APIGate
     @app.exception_handler(DigestpubError)  # type: ignore[untyped-decorator]
     def failed(error: DigestpubError) -> Response[str]:
         log.exception("subscription request failed")
-        return page(503, site.lang, message=words_for(site.lang)["bad_request"].format(reason="try again later"))
+        return page(503, site.lang, message=words_for(site.lang)["try_later"])
 
     return app
 

@@ -49,6 +49,9 @@ WORDS: dict[str, dict[str, str]] = {
         "saved": "Настройки сохранены.",
         "bad_link": "Ссылка недействительна или устарела.",
         "bad_request": "Не получилось: {reason}",
+        # email-validator explains in English only: the Russian page does without its reason.
+        "bad_address": "Адрес почты выглядит неверным. Проверьте его и попробуйте ещё раз.",
+        "try_later": "Что-то пошло не так на нашей стороне. Попробуйте ещё раз позже.",
     },
     "en": {
         "tag_heading": 'Papers tagged "{tag}"',
@@ -94,6 +97,8 @@ WORDS: dict[str, dict[str, str]] = {
         "saved": "Settings saved.",
         "bad_link": "This link is not valid or has expired.",
         "bad_request": "That did not work: {reason}",
+        "bad_address": "That email address does not look right: {reason}",
+        "try_later": "Something went wrong on our side. Please try again later.",
     },
 }
 

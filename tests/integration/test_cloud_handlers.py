@@ -522,6 +522,19 @@ def test_subscribe_confirm_and_preferences_through_the_http_api(deployed: Cloud)
     assert response["statusCode"] == 403
     assert deployed.store.find("evil@example.com") is None
 
+    # A mistyped address is refused in the reader's language (email-validator explains
+    # in English only), and nobody is stored.
+    for lang, wording, foreign in (
+        ("ru", "Адрес почты выглядит неверным", "@-sign"),
+        ("en", "must have an @-sign", "Адрес"),
+    ):
+        body = f"email=nobody.example.com&tags=mllm&lang={lang}"
+        response = handler(http_event("POST", f"{API_URL}subscribe", body=body, headers=origin), context)
+        assert response["statusCode"] == 400
+        page = response_body(response)
+        assert wording in page and foreign not in page and f'<html lang="{lang}">' in page, page
+    assert deployed.store.find("nobody.example.com") is None
+
     forged = confirm_urls[0].replace(_token(confirm_urls[0]), _alter(_token(confirm_urls[0])))
     assert handler(http_event("GET", forged), context)["statusCode"] == 403
     assert deployed.store.find("new@example.com").status == "pending"  # type: ignore[union-attr]
