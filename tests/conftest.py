@@ -1,9 +1,11 @@
-"""Shared fixtures: sample summaries, a moto S3 server on 127.0.0.1, the Atom schema."""
+"""Shared fixtures: sample summaries, a moto S3 server on 127.0.0.1, the Atom schema, the HTML checker."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +16,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "summaries"
 ATOM_SCHEMA = REPO.parent / "shared" / "schemas" / "atom.rng"
+# The Nu Html Checker (validator.nu), from npm: package.json lists it and `npm ci` installs it.
+NU_HTML_CHECKER = REPO / "node_modules" / "vnu-jar" / "build" / "dist" / "vnu.jar"
 
 
 def summary(number: int | str, **fields: Any) -> dict[str, Any]:
@@ -62,6 +66,33 @@ def atom_schema() -> Any:
     from lxml import etree
 
     return etree.RelaxNG(etree.parse(str(ATOM_SCHEMA)))
+
+
+def html_problems(pages: list[Path]) -> list[str]:
+    """What the Nu Html Checker finds wrong in ``pages``, errors and warnings alike.
+
+    Skips the calling test when the checker cannot run here, saying what is missing.
+    """
+    java = shutil.which("java")
+    if java is None:
+        pytest.skip("java is not installed; the Nu Html Checker runs on it")
+    if not NU_HTML_CHECKER.is_file():
+        pytest.skip(f"{NU_HTML_CHECKER.relative_to(REPO)} is missing; `npm ci` installs the Nu Html Checker")
+    assert pages, "no pages to check"
+    result = subprocess.run(
+        [java, "-jar", str(NU_HTML_CHECKER), "--format", "json", *map(str, pages)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    # The report goes to stderr; the exit status only repeats whether it holds errors.
+    messages = json.loads(result.stderr)["messages"]
+    return [
+        f"{message.get('url', '?')}:{message.get('lastLine', '?')}: {message['type']}: {message['message']}"
+        f" in {message.get('extract', '')!r}"
+        for message in messages
+    ]
 
 
 @pytest.fixture(scope="session")

@@ -44,6 +44,10 @@ _CLEAN_OPTIONS: dict[str, object] = {
     "link_rel": "noopener noreferrer nofollow",
     "strip_comments": True,
 }
+# An <a> whose href nh3 removed (a refused scheme), with the rel it still adds:
+# invalid HTML, and a link to nowhere. nh3 writes every attribute as name="value",
+# and the HTML parser under it never nests one <a> in another.
+_LINK_WITHOUT_TARGET = re.compile(r'<a(?: (?!href=)[a-z]+="[^"]*")*>(.*?)</a>', re.DOTALL)
 _MARKDOWN_OPTIONS = (
     pyromark.Options.ENABLE_TABLES | pyromark.Options.ENABLE_STRIKETHROUGH | pyromark.Options.ENABLE_SMART_PUNCTUATION
 )
@@ -113,7 +117,7 @@ def markdown_to_safe_html(markdown: str, base_url: str) -> str:
     rendered = clean_text(pyromark.html(markdown, options=_MARKDOWN_OPTIONS))[0]
     cleaned = _CLEANER.clean(rendered)
     if not any(_is_relative(cleaned, at + 6) for at in _find_all(cleaned, 'href="')):
-        return cleaned.strip()
+        return _unwrap_links_without_target(cleaned).strip()
 
     # Rare: a relative link. A Python attribute filter costs more than the whole
     # clean, so only these summaries pay for it.
@@ -124,7 +128,14 @@ def markdown_to_safe_html(markdown: str, base_url: str) -> str:
         return absolute if urlsplit(absolute).scheme.lower() in _LINK_SCHEMES else None
 
     cleaner = nh3.Cleaner(**_CLEAN_OPTIONS, attribute_filter=absolute_links)  # type: ignore[arg-type]
-    return cleaner.clean(rendered).strip()
+    return _unwrap_links_without_target(cleaner.clean(rendered)).strip()
+
+
+def _unwrap_links_without_target(html: str) -> str:
+    if html.count("<a ") == html.count('<a href="'):
+        # Every link leads with its href, as nh3 keeps Markdown's: the common case, at no regex cost.
+        return html
+    return _LINK_WITHOUT_TARGET.sub(r"\1", html)
 
 
 def _find_all(text: str, needle: str) -> Iterator[int]:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import EXAMPLES, write_json
+from tests.conftest import EXAMPLES, html_problems, write_json
 from tests.e2e.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the Python playwright package is not installed")
@@ -271,6 +271,11 @@ def test_long_summary_is_on_both_pages(sites: dict[str, PublishedSite], tab: Tab
         assert any(LONG_WORD in title for title in titles), (path, titles[:3])
         # Tag names may be shortened; the first 60 letters are kept in any case.
         assert page.locator("ul.tags a", has_text=LONG_TAG[:60]).count() >= 1
+
+
+def test_the_long_summary_pages_are_valid_html(sites: dict[str, PublishedSite]) -> None:
+    # Its tables, code blocks and bare links are the widest markup a summary brings.
+    assert html_problems(sorted(sites["long"].root.rglob("*.html"))) == []
 
 
 def test_every_page_fits_a_phone_and_has_no_script(sites: dict[str, PublishedSite], tab: Tab) -> None:

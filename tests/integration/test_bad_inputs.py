@@ -25,7 +25,7 @@ from digestpub.adapters.folder import FolderStore
 from digestpub.model import Problem, PublishReport
 from digestpub.publish import PublishOptions, publish
 from digestpub.site import Site
-from tests.conftest import summary, write_json
+from tests.conftest import html_problems, summary, write_json
 
 BASE_URL = "https://aidigest.example/"
 DAY = "2026/11/20"
@@ -625,6 +625,11 @@ def test_unsafe_markup_is_removed_but_the_text_is_kept(published: Published) -> 
         lowered = text.lower()
         for marker in ("<script", "&lt;script", "onerror", "onclick", "javascript:", "data:text", "alert("):
             assert marker not in lowered, f"{name} holds {marker!r}"
+
+
+def test_pages_are_valid_html_whatever_the_input_held(published: Published) -> None:
+    # Links whose targets were removed, stray markup, odd tags: still valid HTML.
+    assert html_problems(sorted(published.public.rglob("*.html"))) == []
 
 
 def test_xml_forbidden_characters_are_removed_from_the_text(published: Published) -> None:

@@ -37,7 +37,7 @@ from digestpub.ports import ObjectStore
 from digestpub.publish import PublishOptions, publish
 from digestpub.settings import Settings
 from digestpub.site import Site
-from tests.conftest import EXAMPLES, REPO, folder_state_part, summary, write_json
+from tests.conftest import EXAMPLES, REPO, folder_state_part, html_problems, summary, write_json
 
 BASE_URL = "https://aidigest.example/"
 SITE_TITLE = "Ай Дайджест"
@@ -365,6 +365,12 @@ def test_every_json_feed_is_json_feed_1_1(examples_published: Published) -> None
                 moment = datetime.fromisoformat(item[field])
                 assert moment.tzinfo is not None, f"{path} {item['id']} {field} has no offset"
             assert isinstance(item["tags"], list)
+
+
+def test_every_page_is_valid_html(examples_published: Published) -> None:
+    pages = sorted(examples_published.dest.rglob("*.html"))
+    assert len(pages) == 1 + len(EXAMPLE_TAG_COUNTS)
+    assert html_problems(pages) == []
 
 
 def test_opml_lists_every_tag_feed_with_absolute_urls(examples_published: Published) -> None:

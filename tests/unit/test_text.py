@@ -252,12 +252,39 @@ def test_markdown_unsafe_html_is_removed(markdown: str, kept: str) -> None:
     assert kept in html
     hrefs = re.findall(r'href="([^"]*)"', html)
     assert all(href.startswith(("https://", "http://", "mailto:")) for href in hrefs), hrefs
+    # A link whose target was removed is its text: an <a> with rel and no href is invalid HTML.
+    assert html.count("<a ") == len(hrefs), html
 
 
-def test_markdown_javascript_autolink_loses_its_href() -> None:
+def test_markdown_javascript_autolink_becomes_its_text() -> None:
     html = markdown_to_safe_html("<javascript:alert(1)>", BASE)
-    assert "href" not in html
+    assert "href" not in html and "<a" not in html
     assert "<script" not in html
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        pytest.param(
+            'See [the <em>paper</em>](javascript:alert(1)) and [code](https://code.example/ "Code").',
+            '<p>See the <em>paper</em> and <a href="https://code.example/" title="Code" '
+            'rel="noopener noreferrer nofollow">code</a>.</p>',
+            id="bad-then-good",
+        ),
+        pytest.param(
+            '<a title="t">one</a> <a href="vbscript:x">two</a> <a href="https://ok.example/">three</a>',
+            '<p>one two <a href="https://ok.example/" rel="noopener noreferrer nofollow">three</a></p>',
+            id="raw-html",
+        ),
+        pytest.param(
+            "[up](../x) [bad](ftp://x.example/)",
+            '<p><a href="https://aidigest.example/x" rel="noopener noreferrer nofollow">up</a> bad</p>',
+            id="relative-and-refused",
+        ),
+    ],
+)
+def test_markdown_links_that_lose_their_target_keep_their_text(markdown: str, expected: str) -> None:
+    assert markdown_to_safe_html(markdown, BASE) == expected
 
 
 def test_markdown_allows_only_http_https_mailto_hrefs() -> None:
