@@ -246,6 +246,41 @@ def test_an_issue_built_while_a_publish_runs_loses_nothing(scenario: Scenario) -
     )
 
 
+class _StopsBeforeItsHead(FolderStore):
+    """A state folder that fails the head's write once: a publish stopped after logging its news."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.stopped = False
+
+    def put(self, key: str, data: bytes, **options: Any) -> str:
+        if key == "catalog/head.json" and not self.stopped:
+            self.stopped = True
+            raise KeyboardInterrupt("stopped before its head")
+        return super().put(key, data, **options)
+
+
+def test_a_summary_logged_again_after_a_stopped_publish_is_not_news_twice(scenario: Scenario) -> None:
+    """A publish stopped before its head logged its news; the run after it logs the same again.
+
+    The issue built in between carries those summaries; the next one must not.
+    """
+    scenario.subscribe("all@example.com", "")
+    today = datetime.now(UTC).date()
+    scenario.publish([paper(1, ["mllm"])], day="2026/11/20")
+    write_json(scenario.source_dir, "2026/11/21/2611.00002.json", paper(2, ["vqa"]))
+    stopping = _StopsBeforeItsHead(scenario.state_dir)
+    with pytest.raises(KeyboardInterrupt):
+        publish(scenario.source, scenario.dest, stopping, SITE, PublishOptions(full_scan=True, workers=1))
+    first = scenario.send(on=today)
+
+    scenario.publish([paper(3, ["moe"])], day="2026/11/22")  # also reads paper 2 again: the state never took it
+    second = scenario.send(on=today + timedelta(days=1))
+
+    mail = {str(message["X-Digestpub-Issue"]): papers_of(message) for message in scenario.outbox()}
+    assert mail == {first.issue_id: {1, 2}, second.issue_id: {3}}
+
+
 # --- SMTP ---------------------------------------------------------------------------
 
 

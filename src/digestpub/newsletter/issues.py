@@ -103,6 +103,13 @@ def _new_issue(state: ObjectStore, frequency: Frequency, on: date, identifier: s
             "issues go forward only (a later issue holds everything since the last one)"
         )
     start = datetime.fromisoformat(last["window_end"]) if last else now - PERIODS[frequency]
+    summaries = published_between(state, start, now)
+    previous = load_issue(state, last["id"]) if last else None
+    if previous is not None:
+        # A publish stopped before its head had logged its news, and the run after it
+        # logged the same summaries again: what the last issue carried is not news twice.
+        carried = {summary.id for summary in previous.summaries}
+        summaries = [summary for summary in summaries if summary.id not in carried]
     return Issue(
         id=identifier,
         frequency=frequency,
@@ -110,7 +117,7 @@ def _new_issue(state: ObjectStore, frequency: Frequency, on: date, identifier: s
         window_start=start,
         window_end=now,
         created_at=now,
-        summaries=published_between(state, start, now),
+        summaries=summaries,
     )
 
 
