@@ -26,7 +26,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = cloud.settings()
     try:
         report = publish(
-            open_store(settings.source),
+            open_store(settings.source, required_as="source"),
             open_store(settings.dest),
             open_store(settings.state),
             settings.site(),

@@ -151,7 +151,7 @@ def publish_command(
                 bar.update(tasks[stage], completed=done, total=total or None)
 
             report = publish(
-                open_store(settings.source),
+                open_store(settings.source, required_as="source"),
                 open_store(settings.dest),
                 open_store(settings.state),
                 settings.site(),

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from digestpub.model import Problem, Summary, sortable_time
 from digestpub.text import (
     clean_text,
+    is_language_tag,
     is_safe_url,
     plain_text,
     references_unsafe_characters,
@@ -47,7 +48,6 @@ def summary_key(key: str) -> tuple[str, str] | None:
     return match["day"], match["kind"]
 
 
-_BCP47 = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$")
 # What the sanitiser removes that a reader would call unsafe: active elements,
 # event handlers, and script or data URLs as a link target (not "big data: …").
 _UNSAFE_MARKUP = re.compile(
@@ -277,7 +277,7 @@ class SummaryReader:
                 raise Rejected(f"{field}: {value!r} is not an absolute http(s) URL")
             optional_urls[field] = value
         lang = raw.lang if raw.lang is not None else self.default_lang
-        if not _BCP47.match(lang):
+        if not is_language_tag(lang):
             raise Rejected(f"lang: {lang!r} is not a BCP 47 language tag")
         published_at = parse_timestamp("published_at", raw.published_at)
         updated_at = parse_timestamp("updated_at", raw.updated_at) if raw.updated_at else None

@@ -15,7 +15,7 @@ from pydantic_settings import (
 
 from digestpub.errors import ConfigError
 from digestpub.site import Site
-from digestpub.text import is_safe_url
+from digestpub.text import is_language_tag, is_safe_url
 
 
 class Settings(BaseSettings):
@@ -65,6 +65,13 @@ class Settings(BaseSettings):
         if value and not is_safe_url(value):
             raise ValueError(f"{value!r} is not an absolute http(s) URL")
         return value if not value or value.endswith("/") else value + "/"
+
+    @field_validator("lang")
+    @classmethod
+    def _language_tag(cls, value: str) -> str:
+        if not is_language_tag(value):
+            raise ValueError(f"{value!r} is not a BCP 47 language tag, such as ru or en-GB")
+        return value
 
     @model_validator(mode="after")
     def _api_defaults_to_base(self) -> Settings:

@@ -28,6 +28,9 @@ _SAFE_URL = re.compile(
     r"(?i:https?)://(?:[^\s/?#@\x00-\x1f]+@)?(?:\[[0-9A-Fa-f:.]+\]|[^\s/?#@:\x00-\x1f\[\]]*[^\s/?#@:.\x00-\x1f\[\]][^\s/?#@:\x00-\x1f\[\]]*)(?::\d{1,5})?(?:[/?#][^\s\x00-\x1f]*)?\Z"
 )
 
+# BCP 47's shape, loosely: a 2-3 letter language, then subtags of 1-8 letters or digits.
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*\Z")
+
 _LINK_SCHEMES = frozenset({"http", "https", "mailto"})
 _ALLOWED_TAGS = frozenset(
     {
@@ -105,6 +108,10 @@ def plain_text(value: str) -> str:
 def is_safe_url(value: str) -> bool:
     """An absolute http(s) URL with a host and no whitespace or control characters."""
     return _SAFE_URL.match(value) is not None
+
+
+def is_language_tag(value: str) -> bool:
+    return _LANGUAGE_TAG.match(value) is not None
 
 
 def markdown_to_safe_html(markdown: str, base_url: str) -> str:

@@ -267,8 +267,21 @@ def test_flags_override_variables_which_override_the_file(tmp_path: Path) -> Non
         ("toml-bad-value", ["feed_size"]),
         ("toml-syntax", ["broken.toml"]),
         ("missing-config", ["missing.toml"]),
+        # Not a language tag: every summary without its own lang would be skipped.
+        ("bad-language", ["lang", "xx-"]),
+        # A mistyped source is not an empty one: publishing nothing would look like success.
+        ("missing-source", ["source", "no-such-folder"]),
     ],
-    ids=["flag", "variable", "toml-unknown-key", "toml-bad-value", "toml-syntax", "missing-config"],
+    ids=[
+        "flag",
+        "variable",
+        "toml-unknown-key",
+        "toml-bad-value",
+        "toml-syntax",
+        "missing-config",
+        "bad-language",
+        "missing-source",
+    ],
 )
 def test_invalid_setting_exits_2_naming_it(tmp_path: Path, how: str, names: list[str]) -> None:
     args = publish_args()
@@ -286,8 +299,12 @@ def test_invalid_setting_exits_2_naming_it(tmp_path: Path, how: str, names: list
     elif how == "toml-syntax":
         (tmp_path / "broken.toml").write_text("site_title = \n", encoding="utf-8")
         args = ["--config", "broken.toml", *args]
-    else:
+    elif how == "missing-config":
         args = ["--config", "missing.toml", *args]
+    elif how == "bad-language":
+        env["DIGESTPUB_LANG"] = "xx-"
+    else:
+        args += ["--source", "no-such-folder"]
 
     result = run(tmp_path, *args, env=env)
     assert result.returncode == 2, (result.stdout, result.stderr)

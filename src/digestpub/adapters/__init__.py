@@ -8,8 +8,12 @@ from digestpub.errors import ConfigError
 from digestpub.ports import Ledger, Mailer, ObjectStore
 
 
-def open_store(location: str) -> ObjectStore:
-    """``s3://bucket/prefix`` opens S3 (boto3 imported only then); anything else is a folder."""
+def open_store(location: str, *, required_as: str | None = None) -> ObjectStore:
+    """``s3://bucket/prefix`` opens S3 (boto3 imported only then); anything else is a folder.
+
+    ``required_as`` names a store that must already be there (``"source"``): a folder
+    that is missing is then a mistyped setting, not an empty store.
+    """
     if location.startswith("s3://"):
         parts = urlsplit(location)
         if not parts.netloc:
@@ -21,7 +25,10 @@ def open_store(location: str) -> ObjectStore:
         raise ConfigError(f"{location!r}: a store is s3://bucket/prefix or a local folder")
     from digestpub.adapters.folder import FolderStore
 
-    return FolderStore(location)
+    folder = FolderStore(location)
+    if required_as is not None and not folder.root.is_dir():
+        raise ConfigError(f"{required_as} folder {folder.root} does not exist")
+    return folder
 
 
 def open_mailer(location: str) -> Mailer:
