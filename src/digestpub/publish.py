@@ -23,7 +23,7 @@ from operator import attrgetter
 from typing import Any
 
 from digestpub import __version__
-from digestpub.catalog import ALL_FEED, Catalog, PublishedFile, StateLock, Window, WindowItem
+from digestpub.catalog import ALL_FEED, Catalog, IdEntry, PublishedFile, StateLock, Window, WindowItem
 from digestpub.errors import StorageError
 from digestpub.ingest import SummaryReader, summary_key
 from digestpub.model import ObjectInfo, Problem, PublishReport, Summary, SummaryRef, TagInfo, sortable_time
@@ -74,6 +74,57 @@ class _Changes:
     removals: dict[str, set[str]] = field(default_factory=dict)
     """Every touched feed has an entry here and in ``inserts``, empty or not."""
     inserts: dict[str, list[SummaryRef]] = field(default_factory=dict)
+
+    def accept(self, summary: SummaryRef, earlier: IdEntry | None) -> None:
+        """Into the feeds of its tags; an edit (``earlier``) first out of every feed it was in."""
+        self.accepted.append(summary)
+        self.kinds[summary.id] = "new" if earlier is None else "updated"
+        new_slugs = summary.tag_slugs
+        for feed in (ALL_FEED, *new_slugs):
+            inserts = self.inserts.get(feed)
+            if inserts is None:
+                inserts = self.inserts[feed] = []
+                self.removals[feed] = set()
+            inserts.append(summary)
+        if earlier is not None:
+            for feed in (ALL_FEED, *earlier.slugs):
+                self.inserts.setdefault(feed, [])
+                self.removals.setdefault(feed, set()).add(summary.id)
+            for feed in new_slugs:
+                self.removals[feed].add(summary.id)
+
+
+class _TagTally:
+    """Tag counts, names and newest dates over a merge, applied to the head once.
+
+    Pydantic attribute writes on ``TagInfo`` cost more than the rest of the merge
+    in a cold run, so they wait for ``apply``.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.newest: dict[str, str] = {}
+        self.names: dict[str, str] = {}
+
+    def add(self, summary: SummaryRef, old_slugs: Sequence[str]) -> None:
+        counts = self.counts
+        for slug in set(old_slugs).difference(summary.tag_slugs):
+            counts[slug] = counts.get(slug, 0) - 1
+        newest = self.newest
+        for name, slug in zip(summary.tags, summary.tag_slugs, strict=True):
+            self.names.setdefault(slug, name)
+            if slug not in old_slugs:
+                counts[slug] = counts.get(slug, 0) + 1
+            if slug not in newest or summary.published > newest[slug]:
+                newest[slug] = summary.published
+
+    def apply(self, tags: dict[str, TagInfo]) -> None:
+        for slug in self.counts.keys() | self.newest.keys():
+            tag = tags.setdefault(slug, TagInfo(slug=slug, name=self.names.get(slug, slug)))
+            tag.count += self.counts.get(slug, 0)
+            newest = self.newest.get(slug)
+            if newest is not None and (tag.newest is None or newest > sortable_time(tag.newest)):
+                tag.newest = datetime.fromisoformat(newest)
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
@@ -318,66 +369,29 @@ class _Run:
 
     def _merge(self, summaries: list[SummaryRef]) -> _Changes:
         changes = _Changes()
-        head = self.catalog.head
-        # Tag counts are summed here and applied once: pydantic attribute writes
-        # on TagInfo cost more than the rest of the merge in a cold run.
-        counts: dict[str, int] = {}
-        newest: dict[str, str] = {}
-        names: dict[str, str] = {}
-        # Likewise the report's counters: pydantic models too.
-        added = updated = unchanged = 0
+        tally = _TagTally()
+        unchanged = 0  # counted here, not on the pydantic report, for the same reason as the tally
         entry_of = self.catalog.entry
         for summary in self._newest_in_batch(summaries):
-            entry = entry_of(summary.id)
-            old_slugs: list[str] = []
-            if entry is not None:
-                version = summary.version
-                if version == entry.version and summary.source_key != entry.key:
-                    self._duplicate(summary, entry.key, None)
+            earlier = entry_of(summary.id)
+            if earlier is not None:
+                if summary.version == earlier.version and summary.source_key != earlier.key:
+                    self._duplicate(summary, earlier.key, None)
                     continue
-                if version < entry.version or summary.digest == entry.digest:
+                if summary.version < earlier.version or summary.digest == earlier.digest:
                     # An older version (superseded by an edit) or a re-read of the same text.
                     unchanged += 1
                     continue
-                old_slugs = entry.slugs
-                updated += 1
-            else:
-                added += 1
-            changes.accepted.append(summary)
-            changes.kinds[summary.id] = "new" if entry is None else "updated"
-            new_slugs = summary.tag_slugs
-            for feed in (ALL_FEED, *new_slugs):
-                inserts = changes.inserts.get(feed)
-                if inserts is None:
-                    inserts = changes.inserts[feed] = []
-                    changes.removals[feed] = set()
-                inserts.append(summary)
-            if entry is not None:
-                # An edit: out of every feed it was in, and back into those of its new tags.
-                for feed in (ALL_FEED, *old_slugs):
-                    changes.inserts.setdefault(feed, [])
-                    changes.removals.setdefault(feed, set()).add(summary.id)
-                for feed in new_slugs:
-                    changes.removals[feed].add(summary.id)
-                for slug in set(old_slugs) - set(new_slugs):
-                    counts[slug] = counts.get(slug, 0) - 1
-            for name, slug in zip(summary.tags, new_slugs, strict=True):
-                names.setdefault(slug, name)
-                if slug not in old_slugs:
-                    counts[slug] = counts.get(slug, 0) + 1
-                if slug not in newest or summary.published > newest[slug]:
-                    newest[slug] = summary.published
+            changes.accept(summary, earlier)
+            tally.add(summary, () if earlier is None else earlier.slugs)
         # Recorded after the loop: its ids are distinct, so no lookup in it needs an earlier record.
         self.catalog.record(changes.accepted)
-        head.total += added
+        added = sum(1 for kind in changes.kinds.values() if kind == "new")
+        self.catalog.head.total += added
         self.report.summaries_new += added
-        self.report.summaries_updated += updated
+        self.report.summaries_updated += len(changes.accepted) - added
         self.report.summaries_unchanged += unchanged
-        for slug in counts.keys() | newest.keys():
-            tag = head.tags.setdefault(slug, TagInfo(slug=slug, name=names.get(slug, slug)))
-            tag.count += counts.get(slug, 0)
-            if slug in newest and (tag.newest is None or newest[slug] > sortable_time(tag.newest)):
-                tag.newest = datetime.fromisoformat(newest[slug])
+        tally.apply(self.catalog.head.tags)
         if changes.accepted:
             self.catalog.touch_head()
         return changes
