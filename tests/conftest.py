@@ -87,7 +87,10 @@ def html_problems(pages: list[Path]) -> list[str]:
         check=False,
     )
     # The report goes to stderr; the exit status only repeats whether it holds errors.
-    messages = json.loads(result.stderr)["messages"]
+    try:
+        messages = json.loads(result.stderr)["messages"]
+    except (ValueError, KeyError):
+        pytest.fail(f"the Nu Html Checker did not report (exit {result.returncode}): {result.stderr[-2000:]}")
     return [
         f"{message.get('url', '?')}:{message.get('lastLine', '?')}: {message['type']}: {message['message']}"
         f" in {message.get('extract', '')!r}"
