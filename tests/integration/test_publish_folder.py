@@ -103,6 +103,7 @@ class Expected:
     version: datetime
     slugs: tuple[str, ...]
     lang: str
+    authors: tuple[str, ...]
 
 
 def _slug(tag: str) -> str:
@@ -131,7 +132,15 @@ def expected_examples(skip_keys: tuple[str, ...] = ()) -> dict[str, Expected]:
                 continue
             version = datetime.fromisoformat(document.get("updated_at") or document["published_at"])
             slugs = tuple(dict.fromkeys(_slug(tag) for tag in document.get("tags", [])))
-            item = Expected(document["id"], document["title"], published, version, slugs, document.get("lang", "ru"))
+            item = Expected(
+                document["id"],
+                document["title"],
+                published,
+                version,
+                slugs,
+                document.get("lang", "ru"),
+                tuple(document.get("authors", [])),
+            )
             if item.id not in found or item.version > found[item.id].version:
                 found[item.id] = item
     return found
@@ -365,6 +374,21 @@ def test_every_json_feed_is_json_feed_1_1(examples_published: Published) -> None
                 moment = datetime.fromisoformat(item[field])
                 assert moment.tzinfo is not None, f"{path} {item['id']} {field} has no offset"
             assert isinstance(item["tags"], list)
+
+
+def test_every_feed_names_each_summarys_authors(examples_published: Published) -> None:
+    # RSS's <author> must be an email address, so RSS names them as dc:creator.
+    expected = {entry_id(item.id): list(item.authors) for item in expected_examples().values()}
+    assert any(expected.values()), "no sample summary has authors"
+    dest = examples_published.dest
+    for path in feed_files(dest):
+        if path.endswith(".json"):
+            items = json.loads((dest / path).read_text(encoding="utf-8"))["items"]
+            found = {item["id"]: [author["name"] for author in item.get("authors", [])] for item in items}
+        else:
+            entries = parsed(dest, path).entries
+            found = {entry.id: [author.get("name") for author in entry.get("authors", [])] for entry in entries}
+        assert found == {summary_id: expected[summary_id] for summary_id in found}, path
 
 
 def test_every_page_is_valid_html(examples_published: Published) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from itertools import pairwise
 from typing import Any, NamedTuple
+from xml.sax.saxutils import escape
 
 import orjson
 from feedgen.entry import FeedEntry
@@ -22,6 +23,7 @@ from digestpub.templates import environment
 from digestpub.words import words_for
 
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+_ITEM_END = b"</item>"
 
 
 class Entry(NamedTuple):
@@ -77,7 +79,15 @@ def render_entries(site: Site, summaries: Sequence[Summary]) -> list[Entry]:
     """
     htmls = [summary.summary_html for summary in summaries]
     feed_entries = [_feed_entry(site, summary, html) for summary, html in zip(summaries, htmls, strict=True)]
-    rss = [etree.tostring(entry.rss_entry(), encoding="utf-8") for entry in feed_entries]
+    rss = []
+    for summary, entry in zip(summaries, feed_entries, strict=True):
+        item = etree.tostring(entry.rss_entry(), encoding="utf-8")
+        if summary.authors:
+            # RSS's own <author> must be an email address; readers show dc:creator's
+            # name. The frame declares dc on <rss> (render.feeds), so the item need not.
+            creators = "".join(f"<dc:creator>{escape(author)}</dc:creator>" for author in summary.authors)
+            item = item[: -len(_ITEM_END)] + creators.encode() + _ITEM_END
+        rss.append(item)
     atom = []
     for summary, entry in zip(summaries, feed_entries, strict=True):
         element = entry.atom_entry()
