@@ -30,7 +30,7 @@ from digestpub.model import ObjectInfo, Problem, PublishReport, Summary, Summary
 from digestpub.parallel import Crew, default_workers
 from digestpub.ports import ObjectStore
 from digestpub.render import FORMATS, SEPARATORS, Output
-from digestpub.render.entries import EntryPack, render_entries
+from digestpub.render.entries import ENTRY_REVISION, EntryPack, render_entries
 from digestpub.render.feeds import feed_frames
 from digestpub.render.pages import page_frame, page_template, render_opml
 from digestpub.site import OPML_PATH, Site
@@ -665,11 +665,16 @@ def _previous_catalog(state: ObjectStore) -> Catalog | None:
         return None
 
 
+_RENDERING_LIBRARIES = ("feedgen", "pyromark", "nh3")
+"""Whose output is in the published entries: another version may write other bytes."""
+
+
 @cache  # a warm cloud function runs many times with the same site and templates
 def _rendering_fingerprint(site: Site) -> str:
     """What published bytes depend on besides the summaries."""
     hasher = hashlib.sha256(repr(site).encode())
-    hasher.update(f"{__version__} feedgen {importlib.metadata.version('feedgen')}".encode())
+    libraries = " ".join(f"{name} {importlib.metadata.version(name)}" for name in _RENDERING_LIBRARIES)
+    hasher.update(f"{__version__} entries {ENTRY_REVISION} {libraries}".encode())
     folder = template_folder()
     for name in ("layout.html.j2", "page.html.j2", "_summary.html.j2"):
         hasher.update((folder / name).read_bytes())

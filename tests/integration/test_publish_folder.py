@@ -612,6 +612,37 @@ def test_a_second_run_with_nothing_new_writes_nothing(source: Path, tmp_path: Pa
     assert snapshot(dest) == before
 
 
+@pytest.mark.parametrize("change", ["site-title", "entry-revision"])
+def test_a_new_look_renders_every_feed_again_and_logs_no_news(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """Kept entries are cut from the published files, so they must not keep an old look beside new ones."""
+    import digestpub.publish as publish_module
+
+    dest, state = tmp_path / "dest", tmp_path / "state"
+    first = run(source, dest, state)
+    logs_before = sorted((state / "catalog" / "log").rglob("*.jsonl"))
+    site = make_site()
+    if change == "site-title":
+        site = Site(**{**site.__dict__, "title": "Другой Дайджест"})
+    else:  # digestpub writes an entry's bytes differently for the same summary
+        monkeypatch.setattr(publish_module, "ENTRY_REVISION", publish_module.ENTRY_REVISION + 1)
+        publish_module._rendering_fingerprint.cache_clear()
+    fresh = tmp_path / "fresh"
+    expected = run(source, fresh / "dest", fresh / "state", site)
+
+    again = run(source, dest, state, site)
+
+    assert again.files_written == first.files_written
+    assert {path: data for path, (data, _) in snapshot(dest).items()} == {
+        path: data for path, (data, _) in snapshot(fresh / "dest").items()
+    }
+    assert expected.files_written == first.files_written
+    # Nothing was published anew: newsletters get no second log of the same summaries.
+    assert sorted((state / "catalog" / "log").rglob("*.jsonl")) == logs_before
+    publish_module._rendering_fingerprint.cache_clear()
+
+
 def test_a_fresh_rebuild_produces_byte_identical_output(source: Path, tmp_path: Path) -> None:
     run(source, tmp_path / "dest", tmp_path / "state")
     first = files_of(tmp_path / "dest")

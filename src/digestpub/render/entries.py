@@ -22,6 +22,14 @@ from digestpub.site import Site
 from digestpub.templates import environment
 from digestpub.words import words_for
 
+ENTRY_REVISION = 2
+"""Raised whenever this module or ``text`` writes other bytes for the same summary.
+
+Part of the rendering fingerprint (``publish``): a run after the change renders
+every feed again instead of keeping entries in the old form beside new ones.
+2: authors as dc:creator in RSS; links whose target was refused become text.
+"""
+
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _ITEM_END = b"</item>"
 
