@@ -26,7 +26,8 @@ function's time limit, a killed process) leaves the state as it was, and the
 next run does its work again. The files the head no longer names are deleted
 once it is written. The newsletter log is the exception: a run's log file is
 written before its head, so a stopped run may log a summary that the next run
-logs again; newsletters may repeat a summary then, but never miss one.
+logs again; an issue leaves out what the last one carried, so no reader gets
+it twice, and none misses it.
 
 The head is written on the condition that it is still the version the run
 read, and a run holds ``lock.json`` while it works, so overlapping runs never
@@ -118,10 +119,6 @@ class WindowItem:
     key: str
     line: int | None
     sizes: list[int] | None = None
-
-    @property
-    def sort_key(self) -> tuple[str, str]:
-        return (self.published, self.id)
 
     def __reduce__(self) -> tuple[type[WindowItem], tuple[Any, ...]]:
         # Forked writers send a cold run's 30,000 of these back: as constructor

@@ -73,7 +73,7 @@ class Summary:
 
     @property
     def sort_key(self) -> tuple[str, str]:
-        """Newest first is descending order; the same key as a ``WindowItem``'s."""
+        """Newest first is descending order; the order ``publish`` sorts refs and window items in."""
         return (self.sort_time or sortable_time(self.published_at), self.id)
 
     def ref(self) -> SummaryRef:
@@ -105,10 +105,6 @@ class SummaryRef(NamedTuple):
     source_line: int | None
     tags: tuple[str, ...]
     tag_slugs: tuple[str, ...]
-
-    @property
-    def sort_key(self) -> tuple[str, str]:
-        return (self.published, self.id)
 
 
 ProblemKind = Literal["skipped", "cleaned"]

@@ -688,7 +688,7 @@ def _source_position(record: SummaryRef | Problem) -> tuple[str, int]:
 
 
 _sort_key: Callable[[WindowItem | SummaryRef], tuple[str, str]] = attrgetter("published", "id")
-"""Newest first is descending order: ``sort_key`` of both, without a Python call per item."""
+"""Newest first is descending order (as ``Summary.sort_key``), without a Python call per item."""
 
 
 def _window_item(summary: SummaryRef) -> WindowItem:
@@ -789,7 +789,7 @@ def _read_held(held: _Held, indexes: Sequence[int]) -> Iterator[list[SummaryRef 
     # objects are freed here, and each object once it is read.
     objects.clear()
     mine.reverse()
-    summaries: dict[tuple[str, int | None], Summary] = held.setdefault("summaries", {})
+    summaries: dict[_Place, Summary] = held.setdefault("summaries", {})
     shown: _ShownSoFar = held["shown"]
     records: list[SummaryRef | Problem] = []
     while mine:
@@ -825,7 +825,7 @@ def _render_held(held: _Held, request: _HeldRequest) -> Iterator[tuple[EntryPack
 
     What the worker no longer holds is left out: the run reads it again from its source.
     """
-    summaries: dict[tuple[str, int | None], Summary] = held.get("summaries", {})
+    summaries: dict[_Place, Summary] = held.get("summaries", {})
     yield EntryPack([]), [summaries[where] for where in request.hand_over if where in summaries]
     batch: list[Summary] = []
     for where in request.render:
