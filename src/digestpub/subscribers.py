@@ -53,9 +53,23 @@ def _normalised(address: str) -> str:
     return validate_email(address, check_deliverability=False).normalized
 
 
+MAX_TAGS = 20
+"""Tags one subscriber may follow: as many as one summary may carry (the contract's 20)."""
+MAX_TAG_LENGTH = 100
+
+
 def normalise_tags(tags: str | Iterable[str]) -> tuple[str, ...]:
-    """Tags as slugs: deduplicated, sorted, empty ones dropped; a string is split on spaces."""
-    words = tags.split() if isinstance(tags, str) else tags
+    """Tags as slugs: deduplicated, sorted, empty ones dropped; a string is split on spaces.
+
+    More than ``MAX_TAGS`` different words, or one over ``MAX_TAG_LENGTH`` characters,
+    raise ``InvalidSubscriber`` (checked before any is slugified: a form may carry thousands).
+    """
+    words = set(tags.split() if isinstance(tags, str) else tags)
+    if len(words) > MAX_TAGS:
+        raise InvalidSubscriber(f"{len(words)} tags: follow at most {MAX_TAGS}")
+    for word in words:
+        if len(word) > MAX_TAG_LENGTH:
+            raise InvalidSubscriber(f"tag {word[:20]!r}… is longer than {MAX_TAG_LENGTH} characters")
     return tuple(sorted({slug for slug in (tag_slug(word) for word in words) if slug}))
 
 

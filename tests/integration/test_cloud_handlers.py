@@ -601,3 +601,45 @@ def test_one_click_unsubscribe_accepts_both_rfc8058_encodings(
     assert response["statusCode"] in (200, 202), f"{response['statusCode']}: {shown}"
     assert "location" not in response_headers(response)
     assert deployed.status(person) == ("unsubscribed", 0)
+
+
+def _base64_event(method: str, url: str, body: bytes, content_type: str) -> dict[str, Any]:
+    event = http_event(method, url, body="x", headers={"content-type": content_type})
+    event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode(), True
+    return event
+
+
+CLOUD_MALFORMED = {
+    "json list": (http_event("POST", f"{API_URL}subscribe", body="[1,2,3]"), "application/json", 400),
+    "json null": (http_event("POST", f"{API_URL}subscribe", body="null"), "application/json", 400),
+    "json nested": (http_event("POST", f"{API_URL}subscribe", body="[" * 30_000), "application/json", 400),
+    "body over 64 KB": (http_event("POST", f"{API_URL}subscribe", body="tags=" + "a+" * 40_000), None, 413),
+    "not base64": (_base64_event("POST", f"{API_URL}subscribe", b"", "application/json") | {"body": "!!"}, None, 400),
+    "not utf-8": (
+        _base64_event("POST", f"{API_URL}subscribe", b"email=\xff", "application/x-www-form-urlencoded"),
+        None,
+        400,
+    ),
+    "22 tags": (
+        http_event(
+            "POST", f"{API_URL}subscribe", body="email=many%40example.com&tags=" + "+".join(map(str, range(22)))
+        ),
+        None,
+        400,
+    ),
+    "query not utf-8": (http_event("GET", f"{API_URL}confirm?token=%ff"), None, 400),
+    "path with NUL": (http_event("GET", f"{API_URL}%00"), None, 400),
+    "unknown path": (http_event("GET", f"{API_URL}nothing-here"), None, 404),
+    "wrong method": (http_event("GET", f"{API_URL}subscribe"), None, 405),
+}
+
+
+@pytest.mark.parametrize("name", list(CLOUD_MALFORMED))
+def test_the_cloud_function_refuses_malformed_requests_with_a_page(deployed: Cloud, name: str) -> None:
+    event, content_type, expected = CLOUD_MALFORMED[name]
+    if content_type:
+        event["headers"]["content-type"] = content_type
+    response = load_handler("subscriptions").handler(event, FakeLambdaContext("subscriptions"))
+    assert response["statusCode"] == expected, response_body(response)[:300]
+    assert "<html" in response_body(response)
+    assert deployed.store.find("many@example.com") is None
