@@ -56,7 +56,7 @@ def publish_examples(root: Path, base_url: str) -> Path:
 
 
 @contextmanager
-def running_serve(root: Path, env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+def running_serve(root: Path, env: dict[str, str], port: int, umask: int = -1) -> Iterator[subprocess.Popen[bytes]]:
     """``digestpub serve --port port`` in ``root``, answering before this yields; killed after."""
     base_url = f"http://127.0.0.1:{port}/"
     log_path = root / "serve.log"
@@ -67,6 +67,7 @@ def running_serve(root: Path, env: dict[str, str], port: int) -> Iterator[subpro
             cwd=root,
             stdout=log,
             stderr=subprocess.STDOUT,
+            umask=umask,
         )
         try:
             deadline = time.monotonic() + 20
