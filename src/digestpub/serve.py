@@ -242,6 +242,17 @@ def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_pref
                 return
             self._send(200, {"Content-Type": kind, **headers}, data, head)
 
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            # The path alone: a query carries link tokens, which are as good as a password.
+            path = urlsplit(getattr(self, "path", "") or "").path[:200]
+            log.info(
+                '%s "%s %s" %s',
+                self.address_string(),
+                self.command or "-",
+                path,
+                int(code) if isinstance(code, int) else code,
+            )
+
         def log_message(self, format: str, *args: Any) -> None:
             log.info("%s %s", self.address_string(), format % args)
 
