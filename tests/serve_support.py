@@ -55,6 +55,22 @@ def publish_examples(root: Path, base_url: str) -> Path:
     return dest
 
 
+def run_digestpub(
+    root: Path, env: dict[str, str], *arguments: str, umask: int = -1
+) -> subprocess.CompletedProcess[str]:
+    """One ``digestpub`` command in ``root``, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "digestpub", *arguments],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        umask=umask,
+    )
+
+
 @contextmanager
 def running_serve(root: Path, env: dict[str, str], port: int, umask: int = -1) -> Iterator[subprocess.Popen[bytes]]:
     """``digestpub serve --port port`` in ``root``, answering before this yields; killed after."""

@@ -24,6 +24,7 @@ from digestpub.model import Subscriber
 from digestpub.subscribers import new_subscriber
 from digestpub.tokens import make_token
 from digestpub.web import form_token
+from tests.conftest import FEED_TYPES
 from tests.serve_support import free_port, publish_examples, running_serve, serve_env
 
 TOKEN_KEY = "a-test-key-that-is-long-enough-0123456789"
@@ -214,24 +215,19 @@ def test_a_preference_save_within_the_limits_still_works(served: Served) -> None
 
 # --- feeds as S3 serves them -----------------------------------------------------------------
 
-FEED_TYPES = {
-    "feeds/rss.xml": "application/rss+xml; charset=utf-8",
-    "feeds/atom.xml": "application/atom+xml; charset=utf-8",
-    "feeds/feed.json": "application/feed+json; charset=utf-8",
-    "feeds/tags/mllm/rss.xml": "application/rss+xml; charset=utf-8",
-    "feeds/tags/mllm/atom.xml": "application/atom+xml; charset=utf-8",
-    "feeds/tags/mllm/feed.json": "application/feed+json; charset=utf-8",
+SERVED_TYPES = {
+    **FEED_TYPES,
     "feeds/tags.opml": "text/x-opml; charset=utf-8",
     "tags/mllm/": "text/html; charset=utf-8",
 }
 
 
-@pytest.mark.parametrize("path", list(FEED_TYPES))
+@pytest.mark.parametrize("path", list(SERVED_TYPES))
 def test_feeds_have_the_contract_types_and_answer_conditional_gets(served: Served, path: str) -> None:
     url = served.base_url + path
     response = requests.get(url, timeout=TIMEOUT)
     assert response.status_code == 200
-    assert response.headers["Content-Type"] == FEED_TYPES[path]
+    assert response.headers["Content-Type"] == SERVED_TYPES[path]
     etag, modified = response.headers["ETag"], response.headers["Last-Modified"]
     assert re.fullmatch(r'"[0-9a-f]{32}"', etag)
 
