@@ -36,7 +36,7 @@ log = logging.getLogger("digestpub.serve")
 
 LISTEN_BACKLOG = 256
 """Connections the kernel holds while every thread is busy: a burst of subscribes waits, not resets."""
-_SOCKET_TIMEOUT = 30.0
+_SOCKET_TIMEOUT = 10.0
 _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 16 * 1024 * 1024
 
@@ -54,18 +54,28 @@ def content_type(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
+def split_target(target: str) -> tuple[str, str]:
+    """The path and query of a request target. A target that starts with ``//`` is a path
+    (``urlsplit`` would read a host from it, and a redirect could then leave the site)."""
+    if not target.startswith("/"):
+        parts = urlsplit(target)  # absolute form, as proxies send it
+        return parts.path or "/", parts.query
+    path, _, query = target.partition("#")[0].partition("?")
+    return path, query
+
+
 def http_event(method: str, target: str, headers: dict[str, str], body: bytes, client: str) -> dict[str, Any]:
     """An API Gateway HTTP API (payload 2.0) event for one local request.
 
     The body goes base64-encoded, as API Gateway sends bodies it does not know to be text.
     """
-    parts = urlsplit(target)
+    path, query = split_target(target)
     now = time.time()
     return {
         "version": "2.0",
         "routeKey": "$default",
-        "rawPath": parts.path,
-        "rawQueryString": parts.query,
+        "rawPath": path,
+        "rawQueryString": query,
         "headers": {name.lower(): value for name, value in headers.items()},
         "requestContext": {
             "accountId": "local",
@@ -73,7 +83,7 @@ def http_event(method: str, target: str, headers: dict[str, str], body: bytes, c
             "domainName": headers.get("Host", "localhost"),
             "http": {
                 "method": method,
-                "path": parts.path,
+                "path": path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": client,
                 "userAgent": headers.get("User-Agent", ""),
@@ -106,7 +116,7 @@ def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_pref
         timeout = _SOCKET_TIMEOUT  # a client that stops sending frees its thread
 
         def _route(self) -> str | None:
-            path = urlsplit(self.path).path
+            path = split_target(self.path)[0]
             if prefix and path.startswith(prefix + "/"):
                 path = path[len(prefix) :]
             return path if path in ROUTES else None
@@ -115,7 +125,7 @@ def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_pref
             """Answers a path no handler should see; True if it did."""
             if len(self.path) > MAX_PATH_LENGTH:
                 self._refuse(414, f"the path is longer than {MAX_PATH_LENGTH} characters")
-            elif not unquote(urlsplit(self.path).path).isprintable():
+            elif not unquote(split_target(self.path)[0]).isprintable():
                 self._refuse(400, "the path holds control characters")
             else:
                 return False
@@ -134,7 +144,11 @@ def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_pref
             if length > MAX_BODY_BYTES:
                 self._refuse(413, f"the body is larger than {MAX_BODY_BYTES // 1024} KB", body_unread=True)
                 return None
-            body = self.rfile.read(length) if length else b""
+            try:
+                body = self.rfile.read(length) if length else b""
+            except TimeoutError:
+                self._refuse(408, f"the body did not arrive within {_SOCKET_TIMEOUT:.0f} seconds")
+                return None
             if len(body) < length:
                 self._refuse(400, "the body ended before its Content-Length")
                 return None
@@ -144,7 +158,7 @@ def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_pref
             body = self._body()
             if body is None:
                 return
-            query = urlsplit(self.path).query
+            query = split_target(self.path)[1]
             target = route + ("?" + query if query else "")
             response = endpoints.handle(http_event(method, target, dict(self.headers), body, self.client_address[0]))
             self._send(response["statusCode"], response["headers"], response["body"].encode("utf-8"), method == "HEAD")
@@ -217,14 +231,15 @@ def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_pref
             self._answer("POST")
 
         def _static(self, head: bool) -> None:
-            path = urlsplit(self.path).path
+            path = split_target(self.path)[0]
             try:
                 target = (root / unquote(path).lstrip("/")).resolve()
                 if not target.is_relative_to(root):
                     raise FileNotFoundError(path)
                 if target.is_dir():
                     if not path.endswith("/"):
-                        self._send(301, {"Location": path + "/"}, b"", head)
+                        # One leading slash: "//name/" would send the browser to another host.
+                        self._send(301, {"Location": "/" + path.lstrip("/") + "/"}, b"", head)
                         return
                     target = target / "index.html"
                 data = target.read_bytes()
@@ -244,7 +259,7 @@ def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_pref
 
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             # The path alone: a query carries link tokens, which are as good as a password.
-            path = urlsplit(getattr(self, "path", "") or "").path[:200]
+            path = split_target(getattr(self, "path", "") or "/")[0][:200]
             log.info(
                 '%s "%s %s" %s',
                 self.address_string(),

@@ -164,6 +164,11 @@ MALFORMED = {
     "long file name": (_get("/" + "a" * 1_000), 404),
     "path outside the site": (_get("/../../etc/passwd"), 404),
     "garbled request line": (b"GET\r\n\r\n", 400),
+    "150 headers": (
+        _get("/").replace(b"\r\n\r\n", b"".join(b"\r\nX-%d: 1" % n for n in range(150)) + b"\r\n\r\n"),
+        431,
+    ),
+    "a 70 KB header": (_get("/").replace(b"\r\n\r\n", b"\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n"), 431),
     "post to a page": (_post("/index.html", b"a=b"), 405),
     "put to an endpoint": (b"PUT /subscribe HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 501),
 }
@@ -178,6 +183,20 @@ def test_malformed_requests_get_a_short_page_and_the_server_keeps_answering(serv
     assert requests.get(served.base_url, timeout=TIMEOUT).status_code == 200
     follow_up = requests.post(served.base_url + "subscribe", data={"email": "after@example.com"}, timeout=TIMEOUT)
     assert follow_up.status_code == 200
+
+
+def test_a_body_that_stops_short_gets_408(served: Served) -> None:
+    # serve waits 10 seconds for a body before it gives up on it.
+    status, body = _exchange(served.port, _post("/subscribe", b"email=", Content_Length="100"))
+    assert status == 408 and b"<html" in body
+    assert requests.get(served.base_url, timeout=TIMEOUT).status_code == 200
+
+
+def test_a_target_starting_with_two_slashes_stays_on_the_site(served: Served) -> None:
+    status, _ = _exchange(served.port, _get("//evil.example/feeds"))
+    assert status == 404
+    response = requests.get(served.base_url + "/feeds", allow_redirects=False, timeout=TIMEOUT)
+    assert response.status_code == 301 and response.headers["Location"] == "/feeds/"
 
 
 def test_refused_form_values_store_nothing(served: Served) -> None:
