@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from digestpub.errors import BadRequest
 from digestpub.site import FEED_FILES, HTML_TYPE, OPML_TYPE
 from digestpub.web import ROUTES, Endpoints
-from digestpub.web_request import MAX_BODY_BYTES, MAX_PATH_LENGTH
+from digestpub.web_request import check_path, declared_length
 
 log = logging.getLogger("digestpub.serve")
 
@@ -121,43 +122,21 @@ def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_pref
                 path = path[len(prefix) :]
             return path if path in ROUTES else None
 
-        def _target_refused(self) -> bool:
-            """Answers a path no handler should see; True if it did."""
-            if len(self.path) > MAX_PATH_LENGTH:
-                self._refuse(414, f"the path is longer than {MAX_PATH_LENGTH} characters")
-            elif not unquote(split_target(self.path)[0]).isprintable():
-                self._refuse(400, "the path holds control characters")
-            else:
-                return False
-            return True
-
-        def _body(self) -> bytes | None:
-            """The request's body, or None once a refusal is sent."""
+        def _body(self) -> bytes:
+            """The request's body; ``BadRequest`` if it cannot be read as declared."""
             if "Transfer-Encoding" in self.headers:
-                self._refuse(411, "send the body with a Content-Length", body_unread=True)
-                return None
-            declared = (self.headers.get("Content-Length") or "0").strip()
-            if not declared.isdigit() or not declared.isascii():
-                self._refuse(400, f"Content-Length {declared[:40]!r} is not a number of bytes", body_unread=True)
-                return None
-            length = int(declared)
-            if length > MAX_BODY_BYTES:
-                self._refuse(413, f"the body is larger than {MAX_BODY_BYTES // 1024} KB", body_unread=True)
-                return None
+                raise BadRequest(411, "send the body with a Content-Length")
+            length = declared_length(self.headers.get("Content-Length"))
             try:
                 body = self.rfile.read(length) if length else b""
             except TimeoutError:
-                self._refuse(408, f"the body did not arrive within {_SOCKET_TIMEOUT:.0f} seconds")
-                return None
+                raise BadRequest(408, f"the body did not arrive within {_SOCKET_TIMEOUT:.0f} seconds") from None
             if len(body) < length:
-                self._refuse(400, "the body ended before its Content-Length")
-                return None
+                raise BadRequest(400, "the body ended before its Content-Length")
             return body
 
         def _api(self, method: str, route: str) -> None:
             body = self._body()
-            if body is None:
-                return
             query = split_target(self.path)[1]
             target = route + ("?" + query if query else "")
             response = endpoints.handle(http_event(method, target, dict(self.headers), body, self.client_address[0]))
@@ -172,13 +151,11 @@ def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_pref
             if not head:
                 self.wfile.write(data)
 
-        def _refuse(self, status: int, reason: str, *, body_unread: bool = False, allow: str = "") -> None:
+        def _refuse(self, status: int, reason: str, *, allow: str = "") -> None:
             response = endpoints.refusal(status, reason).to_event_response()
             headers = {**response["headers"], **({"Allow": allow} if allow else {})}
             self.close_connection = True
             self._send(status, headers, response["body"].encode("utf-8"), self.command == "HEAD")
-            if body_unread:
-                self._drain()
 
         def _drain(self) -> None:
             # Closing a socket with unread bytes sends a reset, which can destroy the
@@ -202,8 +179,7 @@ def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_pref
 
         def _answer(self, method: str) -> None:
             try:
-                if self._target_refused():
-                    return
+                check_path(split_target(self.path)[0])
                 route = self._route()
                 if route is not None:
                     self._api(method, route)
@@ -211,6 +187,9 @@ def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_pref
                     self._refuse_post()
                 else:
                     self._static(head=method == "HEAD")
+            except BadRequest as error:
+                self._refuse(error.status, error.reason)
+                self._drain()  # the body may be there unread
             except (BrokenPipeError, ConnectionResetError, TimeoutError):
                 self.close_connection = True
             except Exception:
@@ -218,8 +197,8 @@ def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_pref
                 self._refuse(500, "the server failed on this request")
 
         def _refuse_post(self) -> None:
-            if self._body() is not None:
-                self._refuse(405, "only the subscription endpoints take a POST", allow="GET, HEAD")
+            self._body()
+            self._refuse(405, "only the subscription endpoints take a POST", allow="GET, HEAD")
 
         def do_GET(self) -> None:
             self._answer("GET")
