@@ -126,7 +126,8 @@ def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_pref
             """The request's body; ``BadRequest`` if it cannot be read as declared."""
             if "Transfer-Encoding" in self.headers:
                 raise BadRequest(411, "send the body with a Content-Length")
-            length = declared_length(self.headers.get("Content-Length"))
+            # Two Content-Length headers join into a value that is no number: refused.
+            length = declared_length(", ".join(self.headers.get_all("Content-Length") or []))
             try:
                 body = self.rfile.read(length) if length else b""
             except TimeoutError:

@@ -137,6 +137,7 @@ _NESTED = b"[" * 30_000 + b"]" * 30_000
 MALFORMED = {
     "content-length abc": (_post("/subscribe", b"email=x%40example.com", Content_Length="abc"), 400),
     "content-length -5": (_post("/subscribe", b"email=x%40example.com", Content_Length="-5"), 400),
+    "two content-lengths": (_post("/subscribe", b"email=x", Content_Length="7\r\nContent-Length: 9"), 400),
     "content-length huge": (_post("/subscribe", b"email=x%40example.com", Content_Length="99999999999"), 413),
     "10 MB body": (_post("/subscribe", b"tags=" + b"a+" * 5_000_000), 413),
     "chunked body": (_post("/subscribe", b"5\r\nemail\r\n0\r\n\r\n", Transfer_Encoding="chunked"), 411),
