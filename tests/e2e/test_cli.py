@@ -358,7 +358,7 @@ def test_state_that_cannot_be_created_exits_1(tmp_path: Path) -> None:
 
 def test_held_lock_exits_3(tmp_path: Path) -> None:
     from digestpub.adapters.folder import FolderStore
-    from digestpub.catalog import StateLock
+    from digestpub.state.lock import StateLock
 
     state = tmp_path / "S"
     lock = StateLock(FolderStore(state), ttl=timedelta(minutes=10), wait=timedelta(0))
@@ -384,7 +384,7 @@ def test_held_lock_exits_3(tmp_path: Path) -> None:
 
 def test_expired_lock_is_taken_over(tmp_path: Path) -> None:
     from digestpub.adapters.folder import FolderStore
-    from digestpub.catalog import StateLock
+    from digestpub.state.lock import StateLock
 
     dead = StateLock(FolderStore(tmp_path / "S"), ttl=timedelta(milliseconds=1), wait=timedelta(0))
     dead.acquire()  # never released: a crashed run
