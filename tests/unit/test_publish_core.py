@@ -690,3 +690,47 @@ def test_a_state_without_known_id_hashes_gets_them_and_still_knows_every_id(
     report = stores.run()
     assert (report.summaries_new, report.summaries_updated) == (0, 3)
     assert sorted(stores.ids()) == sorted(sid(number) for number in range(1, 6))
+
+
+# The registry of output kinds -------------------------------------------------------------
+
+
+def test_a_kind_added_to_the_registry_is_published_and_its_kept_entries_cut_from_last_time(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from digestpub.publish import produce
+    from digestpub.render import Frame, entries, kinds
+
+    rendered: list[str] = []
+
+    def titles(batch: entries.EntryBatch) -> list[bytes]:
+        rendered.extend(summary.id for summary in batch.summaries)
+        return [summary.title.encode() for summary in batch.summaries]
+
+    def frame(view: kinds.FeedView) -> Frame:
+        return Frame(f"# {view.feed}\n".encode(), b"\n")
+
+    def path(site: Site, feed: str) -> str:
+        return f"titles/{feed}.txt"
+
+    extra = kinds.Kind("titles", "text/plain; charset=utf-8", b"\n", path, titles, frame)
+    registry = (*kinds.all_kinds(), extra)
+    monkeypatch.setattr(produce, "all_kinds", lambda: registry)
+    monkeypatch.setattr(entries, "all_kinds", lambda: registry)
+
+    for number in (1, 2, 3):
+        stores.add(f"2026/11/20/{number}.json", doc(number, 8 + number, title=f"Заголовок {number}"))
+    stores.run()
+    assert stores.dest.objects["titles/_all.txt"][0].decode() == "# _all\nЗаголовок 3\nЗаголовок 2\nЗаголовок 1\n"
+    assert stores.dest.objects["titles/_all.txt"][2]["content_type"] == "text/plain; charset=utf-8"
+
+    rendered.clear()
+    stores.add("2026/11/21/4.json", doc(4, 9, day=21, title="Заголовок 4"))
+    stores.run()
+    assert rendered == [sid(4)], "the kept entries were cut from the published file, not rendered again"
+    fresh = Stores(source=stores.source)
+    fresh.run()
+    assert _published(stores) == {key: value[0] for key, value in fresh.dest.objects.items()}
+    assert stores.dest.objects["titles/_all.txt"][0].decode().splitlines()[1:] == [
+        f"Заголовок {number}" for number in (4, 3, 2, 1)
+    ]
