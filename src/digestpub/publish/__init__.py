@@ -7,6 +7,7 @@ The CLI and the cloud function both call ``publish()``; ``run`` calls the stages
 """
 
 from digestpub.publish.listing import Progress
-from digestpub.publish.run import PublishOptions, publish
+from digestpub.publish.options import PublishOptions
+from digestpub.publish.run import publish
 
 __all__ = ["Progress", "PublishOptions", "publish"]

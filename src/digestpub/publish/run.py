@@ -4,25 +4,32 @@ from __future__ import annotations
 
 import gc
 import logging
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from digestpub.errors import StorageError
 from digestpub.ingest import SummaryReader
-from digestpub.model import Problem, PublishReport, SummaryRef
-from digestpub.parallel import default_workers
+from digestpub.model import PublishReport, Summary, SummaryRef
 from digestpub.ports import ObjectStore
 from digestpub.publish.entries import SummarySource, read_again
 from digestpub.publish.fingerprint import rendering_fingerprint
 from digestpub.publish.listing import Progress, fetch, full_scan_due, list_changed
-from digestpub.publish.plan import NEWS_LIMIT, merge, news, not_published_before, plan_feed, window_size
+from digestpub.publish.options import PublishOptions
+from digestpub.publish.plan import (
+    NEWS_LIMIT,
+    FeedPlan,
+    Merge,
+    merge,
+    news,
+    not_published_before,
+    plan_feed,
+    window_size,
+)
 from digestpub.publish.produce import CacheControl, Producer
-from digestpub.site import ALL_FEED, OPML_PATH, Site
+from digestpub.publish.report import count_merge, save_report, sort_out, timed, warn_if_short
+from digestpub.site import OPML_PATH, Site
 from digestpub.state.catalog import Catalog
-from digestpub.state.keys import LATEST_REPORT_KEY, report_key
 from digestpub.state.lock import StateLock
 from digestpub.state.parts import IdEntry
 
@@ -30,20 +37,6 @@ log = logging.getLogger("digestpub.publish")
 
 _PARALLEL_READ_BYTES = 4 << 20
 """Below this many bytes read, one process is faster than starting workers."""
-
-
-@dataclass(frozen=True)
-class PublishOptions:
-    lookback_days: int = 2
-    full_scan_every: timedelta = timedelta(hours=24)
-    full_scan: bool = False
-    rebuild: bool = False
-    lock_ttl: timedelta = timedelta(minutes=15)
-    lock_wait: timedelta = timedelta(minutes=2)
-    max_summary_bytes: int = 65_536
-    feed_cache_control: str = "public, max-age=300"
-    page_cache_control: str = "public, max-age=300"
-    workers: int = field(default_factory=default_workers)
 
 
 def publish(
@@ -82,7 +75,7 @@ def _run(
     report.full_scan = options.full_scan or full_scan_due(catalog, report.started_at, options.full_scan_every)
     if report.full_scan:
         catalog.note_full_scan(report.started_at)
-    with _timed(report, "read"):
+    with timed(report, "read"):
         changed = list_changed(
             source, catalog, full=report.full_scan, lookback_days=options.lookback_days, progress=progress
         )
@@ -92,61 +85,83 @@ def _run(
     large = sum(len(data) for _, data in fetched) >= _PARALLEL_READ_BYTES
     with SummarySource(reader, fetched, options.workers if large else 1, site.feed_size, NEWS_LIMIT) as summaries:
         del fetched  # the raw bytes are the largest thing a cold run holds; the workers have them
-        with _timed(report, "read"):
-            refs = _sort_out(summaries.read(), {info.key for info in changed}, catalog, report)
-        with _timed(report, "merge"):
+        with timed(report, "read"):
+            refs = sort_out(summaries.read(), {info.key for info in changed}, catalog, report)
+        with timed(report, "merge"):
             changes = merge(refs, catalog.entry)
-            for problem in changes.duplicates:
-                _report_problem(report, problem)
+            count_merge(report, changes)
             catalog.record(changes.accepted)
             catalog.count_tags(changes.added, changes.tag_counts, changes.tag_newest, changes.tag_names)
-            report.summaries_new += changes.added
-            report.summaries_updated += len(changes.accepted) - changes.added
-            report.summaries_unchanged += changes.unchanged
-            keep = window_size(site.feed_size)
-            plans = [plan_feed(feed, catalog.window(feed), changes, keep) for feed in sorted(changes.inserts)]
-            accepted = {summary.id: summary for summary in changes.accepted}
-            shown_new = {
-                item.id: accepted[item.id]
-                for plan in plans
-                for item in plan.items[: site.feed_size]
-                if item.id in accepted
-            }
+            plans = [
+                plan_feed(feed, catalog.window(feed), changes, window_size(site.feed_size))
+                for feed in sorted(changes.inserts)
+            ]
             for plan in plans:
-                _warn_if_short(catalog, plan.feed, len(plan.items), plan.removed, site.feed_size)
+                warn_if_short(catalog, plan.feed, len(plan.items), plan.removed, site.feed_size)
             logged, kinds = news(changes, NEWS_LIMIT), changes.kinds
             if before is not None:
                 logged, kinds = not_published_before(logged, kinds, _lenient(before))
-            rendered = summaries.render(site, list(shown_new.values()), logged)
-    if logged:
-        # Rare: a worker let a summary go that turned out to be news (see publish.entries).
-        missing = {summary.id: summary.source_key for summary in logged if summary.id not in rendered.summaries}
-        whole = rendered.summaries | read_again(source, reader, missing)
-        found = [whole[summary.id] for summary in logged if summary.id in whole]
-        catalog.log_published(report.started_at, report.run_id, kinds, found)
-    with _timed(report, "render_and_write"):
+            rendered = summaries.render(site, _shown_new(plans, changes, site.feed_size), logged)
+    _log_news(catalog, report, logged, kinds, rendered.summaries, lambda ids: read_again(source, reader, ids))
+    with timed(report, "render_and_write"):
         cache_control = CacheControl(options.feed_cache_control, options.page_cache_control)
         producer = Producer(site, source, dest, reader, cache_control, rendered.entries, catalog.head.tags)
-        for done, result in enumerate(producer.produce_all(plans, options.workers), start=1):
-            catalog.set_window(result.feed, result.window)
-            report.files_written += result.written
-            report.files_unchanged += result.unchanged
-            progress("rendering", done, len(plans))
+        _produce(producer, plans, catalog, report, options.workers, progress)
         if changes.accepted:
-            digest = producer.write_opml(catalog.head.outputs.get)
-            if digest is None:
-                report.files_unchanged += 1
-            else:
-                catalog.set_output_digest(OPML_PATH, digest)
-                report.files_written += 1
-    with _timed(report, "save_state"):
+            _write_opml(producer, catalog, report)
+    with timed(report, "save_state"):
         catalog.commit(threads=not getattr(state, "is_local", False))
         if report.full_scan:
             # Once a day: files of parts that runs stopped before their head left behind.
             for key in catalog.sweep():
                 log.info("deleted %s: no state names it", key)
     report.finished_at = datetime.now(UTC)
-    _save_report(state, report)
+    save_report(state, report)
+
+
+def _shown_new(plans: list[FeedPlan], changes: Merge, feed_size: int) -> list[SummaryRef]:
+    """The summaries accepted this run that some feed shows: only their entries are rendered."""
+    accepted = {summary.id: summary for summary in changes.accepted}
+    shown = {item.id: accepted[item.id] for plan in plans for item in plan.items[:feed_size] if item.id in accepted}
+    return list(shown.values())
+
+
+def _log_news(
+    catalog: Catalog,
+    report: PublishReport,
+    news: list[SummaryRef],
+    kinds: dict[str, str],
+    kept: dict[str, Summary],
+    read: Callable[[dict[str, str]], dict[str, Summary]],
+) -> None:
+    """Log the news for newsletters, whole: as the workers ``kept`` them, or ``read`` again (id to key).
+
+    Rarely read: a worker let a summary go that turned out to be news (see ``publish.entries``).
+    """
+    if not news:
+        return
+    whole = kept | read({summary.id: summary.source_key for summary in news if summary.id not in kept})
+    found = [whole[summary.id] for summary in news if summary.id in whole]
+    catalog.log_published(report.started_at, report.run_id, kinds, found)
+
+
+def _produce(
+    producer: Producer, plans: list[FeedPlan], catalog: Catalog, report: PublishReport, workers: int, progress: Progress
+) -> None:
+    for done, result in enumerate(producer.produce_all(plans, workers), start=1):
+        catalog.set_window(result.feed, result.window)
+        report.files_written += result.written
+        report.files_unchanged += result.unchanged
+        progress("rendering", done, len(plans))
+
+
+def _write_opml(producer: Producer, catalog: Catalog, report: PublishReport) -> None:
+    digest = producer.write_opml(catalog.head.outputs.get)
+    if digest is None:
+        report.files_unchanged += 1
+    else:
+        catalog.set_output_digest(OPML_PATH, digest)
+        report.files_written += 1
 
 
 def _open_state(state: ObjectStore, site: Site, rebuild: bool) -> tuple[Catalog, Catalog | None]:
@@ -177,45 +192,6 @@ def _readable(state: ObjectStore) -> Catalog | None:
         return None
 
 
-def _sort_out(
-    records: list[SummaryRef | Problem], read: set[str], catalog: Catalog, report: PublishReport
-) -> list[SummaryRef]:
-    """The summaries among ``records``; the problems go in the report, and skipped objects stay on record."""
-    for key in read:
-        catalog.forget_broken(key)
-    summaries: list[SummaryRef] = []
-    for record in records:
-        if isinstance(record, SummaryRef):
-            summaries.append(record)
-            continue
-        _report_problem(report, record)
-        if record.kind == "skipped":
-            catalog.add_broken(record)
-    broken = catalog.head.broken
-    report.still_broken = [
-        problem for key, problems in sorted(broken.items()) if key not in read for problem in problems
-    ]
-    return summaries
-
-
-def _report_problem(report: PublishReport, problem: Problem) -> None:
-    report.problems.append(problem)
-    level = logging.WARNING if problem.kind == "skipped" else logging.INFO
-    log.log(level, "%s %s: %s", problem.kind, problem.where(), problem.reason)
-
-
-def _warn_if_short(catalog: Catalog, feed: str, holds: int, removed: int, feed_size: int) -> None:
-    head = catalog.head
-    expected = head.total if feed == ALL_FEED else head.tags[feed].count
-    if removed and holds < min(expected, feed_size):
-        log.warning(
-            "feed %s now holds %d of its %d summaries after edits removed some; publish --rebuild refills it",
-            feed,
-            holds,
-            expected,
-        )
-
-
 def _lenient(before: Catalog) -> Callable[[str], IdEntry | None]:
     def entry(summary_id: str) -> IdEntry | None:
         try:
@@ -224,22 +200,6 @@ def _lenient(before: Catalog) -> Callable[[str], IdEntry | None]:
             return None
 
     return entry
-
-
-def _save_report(state: ObjectStore, report: PublishReport) -> None:
-    body = report.model_dump_json(indent=1).encode()
-    if report.objects_read or report.files_written or report.problems:
-        state.put(report_key(report.started_at, report.run_id), body, content_type="application/json")
-    state.put(LATEST_REPORT_KEY, body, content_type="application/json")
-
-
-@contextmanager
-def _timed(report: PublishReport, stage: str) -> Iterator[None]:
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        report.seconds[stage] = round(report.seconds.get(stage, 0) + time.perf_counter() - started, 4)
 
 
 @contextmanager
