@@ -15,6 +15,7 @@ import socket
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -23,6 +24,17 @@ from digestpub.ports import ObjectStore
 from digestpub.state.keys import LOCK_KEY
 
 _LEASE = TypeAdapter(dict[str, str])
+
+
+def _boot_id() -> str:
+    """This kernel's boot id (Linux); empty where there is none, and then no lease is judged by its process."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        return ""
+
+
+_BOOT_ID = _boot_id()
 
 
 class StateLock:
@@ -40,6 +52,7 @@ class StateLock:
         lease = {
             "run_id": self.run_id,
             "holder": self.holder,
+            "boot": _BOOT_ID,
             "acquired_at": now.isoformat(),
             "expires_at": (now + self.ttl).isoformat(),
         }
@@ -113,7 +126,10 @@ def _is_over(lease: dict[str, str]) -> bool:
     except ValueError:
         return True
     host, _, pid = lease.get("holder", "").rpartition(":")
-    return host == socket.gethostname() and pid.isdigit() and not _process_exists(int(pid))
+    # The boot id too: two containers or function sandboxes may share a host name
+    # and pids, but never a running kernel.
+    same_machine = host == socket.gethostname() and bool(_BOOT_ID) and lease.get("boot") == _BOOT_ID
+    return same_machine and pid.isdigit() and not _process_exists(int(pid))
 
 
 def _process_exists(pid: int) -> bool:
