@@ -75,18 +75,25 @@ def write_corpus(
     start_number: int = 0,
     start: datetime = datetime(2026, 1, 1, tzinfo=UTC),
     per_day: int = 150,
+    rows_every: int = 100,
 ) -> None:
-    """``count`` summaries, ``per_day`` a day from ``start``, in daily ``.jsonl`` files."""
+    """``count`` summaries, ``per_day`` a day from ``start``: one ``.json`` object each, as the
+    digest's pipeline writes them, except every ``rows_every``-th, which is a row of its
+    day's ``.jsonl`` batch, so that both layouts of the contract are read."""
     rng = random.Random(seed + start_number)
     names, weights = zipf_tags(rng, tag_count)
-    by_day: dict[str, list[str]] = {}
+    rows: dict[Path, list[str]] = {}
     for offset in range(count):
         number = start_number + offset
         moment = start + timedelta(days=number // per_day, minutes=number % per_day)
         tags = sorted(set(rng.choices(names, weights, k=rng.randint(1, 4))))
-        document = summary_document(rng, number, tags, moment)
-        by_day.setdefault(moment.strftime("%Y/%m/%d"), []).append(json.dumps(document, ensure_ascii=False))
-    for day, lines in by_day.items():
-        path = folder / day / f"batch-{start_number:06d}.jsonl"
+        text = json.dumps(summary_document(rng, number, tags, moment), ensure_ascii=False)
+        day = folder / moment.strftime("%Y/%m/%d")
+        if number % rows_every == rows_every - 1:
+            rows.setdefault(day / f"batch-{start_number:06d}.jsonl", []).append(text)
+            continue
+        day.mkdir(parents=True, exist_ok=True)
+        (day / f"{number:06d}.json").write_text(text, encoding="utf-8")
+    for path, lines in rows.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,13 +1,21 @@
-"""Publish benchmark: a cold run of 50,000 summaries, then incremental runs.
+"""Publish benchmark: ``digestpub publish`` as a user runs it, a process with its start-up, on the contract's layout.
 
-    python bench/publish.py [--summaries 50000] [--tags 500] [--small 5000] [--new 100]
+    python bench/publish.py [--summaries 20000] [--tags 300] [--new 100] [--small 5000] [--large 50000]
 
-Prints wall seconds, peak RSS and files written for each run. Each run is a
-fresh process, as the CLI and the cloud function are, so peak RSS is that run's;
-beside it, the peak memory of the run with its worker processes. The first line
-times a fixed Python loop and a replace of 460 files (what an incremental run
-writes), once as a run does it and once with the old files kept: shared machines
-drift, and these tell a slow hour from a slow change.
+The corpus is one ``.json`` object per summary, as the digest's pipeline writes
+them, with a ``.jsonl`` row beside them now and then (``corpus.write_corpus``),
+tags drawn from a Zipf law. Prints, against the targets:
+
+- a cold run of ``--summaries``: wall seconds, peak RSS of the run, peak memory of
+  the run with its worker processes, and the bytes it wrote;
+- incremental runs of ``--new`` summaries on that history (the median of three),
+  and a run with nothing new;
+- ``digestpub --version`` (the median of five): the start-up every run pays;
+- incremental runs on ``--small`` and ``--large`` histories, and their ratio.
+
+The first line times a fixed Python loop: shared machines drift, and it tells a
+slow hour from a slow change. The last line is every figure as one JSON object,
+to keep beside earlier runs.
 """
 
 from __future__ import annotations
@@ -15,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -28,44 +35,50 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus import write_corpus
 
-_RUN = """
-import json, sys, time
-from digestpub.adapters import open_store
-from digestpub.publish import publish
-from digestpub.settings import Settings
-settings = Settings.load(source=sys.argv[1], dest=sys.argv[2], state=sys.argv[3])
-started = time.perf_counter()
-report = publish(open_store(settings.source), open_store(settings.dest), open_store(settings.state), settings.site())
-print(json.dumps({
-    "seconds": time.perf_counter() - started,
-    # VmHWM, not ru_maxrss: the latter keeps the parent's size from before exec.
-    "peak_rss_mb": int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024,
-    "line": report.summary_line(),
-}))
-"""
+TARGETS = {"cold_seconds": 8.0, "cold_peak_rss_mb": 400, "incremental_seconds": 0.4, "version_seconds": 0.15}
+HISTORY_RATIO_TARGET = 1.5
+_DIGESTPUB = [shutil.which("digestpub") or sys.executable, *([] if shutil.which("digestpub") else ["-m", "digestpub"])]
+"""The installed command, as a user runs it."""
 
 
-def run(root: Path, label: str) -> dict[str, object]:
-    # Start each run with the disk settled, as a scheduled run would: not while the
-    # kernel still writes back the hundreds of megabytes the run before left.
-    os.sync()
+def timed(arguments: list[str]) -> dict[str, float | str]:
+    """Run one command to its end: wall seconds, its peak RSS, and the peak of it with its workers."""
+    os.sync()  # start with the disk settled, as a scheduled run would
     watch = _MemoryWatch()
-    process = subprocess.Popen(
-        [sys.executable, "-c", _RUN, str(root / "source"), str(root / "dest"), str(root / "state")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    output, errors = process.communicate()
-    watch.stop()
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(arguments, stdout=out, stderr=err, text=True)
+        # wait4, not wait: it gives this process's own peak RSS.
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        watch.stop()
+        out.seek(0)
+        err.seek(0)
+        output, errors = out.read(), err.read()
     if process.returncode:
-        raise SystemExit(f"{label} failed:\n{errors}")
-    result: dict[str, object] = json.loads(output.strip().splitlines()[-1])
+        raise SystemExit(f"{' '.join(arguments)} exited {process.returncode}:\n{errors}")
+    return {
+        "seconds": seconds,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "with_workers_mb": watch.peak_mb,
+        "line": output.strip().splitlines()[-1] if output.strip() else "",
+    }
+
+
+def publish(root: Path) -> dict[str, float | str]:
+    return timed(
+        [*_DIGESTPUB, "publish", "--source", str(root / "source"), "--dest", str(root / "dest"),
+         "--state", str(root / "state")]
+    )  # fmt: skip
+
+
+def show(label: str, result: dict[str, float | str], target: float | None = None) -> None:
+    verdict = "" if target is None else (" ok" if float(result["seconds"]) <= target else f" OVER {target} s")
     print(
-        f"{label:<34} {result['seconds']:7.2f} s  peak RSS {result['peak_rss_mb']:6.0f} MB"
-        f" (with its workers {watch.peak_mb:4.0f} MB)  {result['line']}"
+        f"{label:<30} {result['seconds']:6.2f} s{verdict:<12} peak RSS {result['peak_rss_mb']:5.0f} MB"
+        f" (with workers {result['with_workers_mb']:4.0f} MB)  {result['line']}"
     )
-    return result
 
 
 class _MemoryWatch:
@@ -73,8 +86,7 @@ class _MemoryWatch:
 
     From the machine's ``AnonPages``, less what it was before the run: that counts
     a page the forked workers share with the run once, where summing the
-    processes' RSS would count it in each, and it costs nothing to read, where
-    walking each process's pages would slow the run it measures.
+    processes' RSS would count it in each. Other work on the machine adds to it.
     """
 
     def __init__(self) -> None:
@@ -100,21 +112,42 @@ def _anonymous_kb() -> int:
     raise RuntimeError("no AnonPages in /proc/meminfo")
 
 
-def scenario(history: int, tags: int, new: int, label: str, *, cold: bool) -> None:
+def _bytes_under(folder: Path) -> tuple[int, int]:
+    files = [path for path in folder.rglob("*") if path.is_file()]
+    return len(files), sum(path.stat().st_size for path in files)
+
+
+def incremental(root: Path, history: int, tags: int, new: int, rounds: int = 3) -> dict[str, float | str]:
+    """The median of ``rounds`` runs, each with ``new`` more summaries on the history."""
+    results = []
+    for round_number in range(rounds):
+        write_corpus(root / "source", new, tags, start_number=history + round_number * new)
+        results.append(publish(root))
+    return sorted(results, key=lambda result: float(result["seconds"]))[rounds // 2]
+
+
+def cold_then_incremental(history: int, tags: int, new: int, figures: dict[str, object], name: str) -> None:
     with tempfile.TemporaryDirectory(prefix="digestpub-bench-") as folder:
         root = Path(folder)
         started = time.perf_counter()
         write_corpus(root / "source", history, tags)
-        print(f"  (generated {history:,} summaries in {time.perf_counter() - started:.1f} s)")
-        result = run(root, f"cold, {history:,} summaries")
-        if cold:
-            files = sum(1 for path in (root / "dest").rglob("*") if path.is_file())
-            size = sum(path.stat().st_size for path in (root / "dest").rglob("*") if path.is_file())
-            print(f"{'':<34} {files:,} files, {size / 1e6:.0f} MB under dest")
-        del result
-        write_corpus(root / "source", new, tags, start_number=history)
-        run(root, f"incremental, +{new} on {history:,}")
-        run(root, f"nothing new, on {history + new:,}")
+        print(f"  ({history:,} summaries over {tags} tags written in {time.perf_counter() - started:.1f} s)")
+        cold = publish(root)
+        files, size = _bytes_under(root / "dest")
+        if name == "main":
+            show(f"cold, {history:,}", cold, TARGETS["cold_seconds"])
+            print(f"{'':<30} {files:,} files, {size:,} bytes written ({size / 1e6:.0f} MB)")
+            figures.update(cold_seconds=cold["seconds"], cold_peak_rss_mb=cold["peak_rss_mb"],
+                           cold_with_workers_mb=cold["with_workers_mb"], cold_bytes=size, cold_files=files)  # fmt: skip
+        else:
+            show(f"cold, {history:,}", cold)
+        result = incremental(root, history, tags, new)
+        show(f"incremental +{new}, {history:,}", result, TARGETS["incremental_seconds"])
+        figures[f"incremental_seconds_{name}"] = result["seconds"]
+        if name == "main":
+            nothing = publish(root)
+            show("nothing new", nothing)
+            figures["nothing_new_seconds"] = nothing["seconds"]
         shutil.rmtree(root / "source")
 
 
@@ -126,48 +159,31 @@ def _reference_seconds() -> float:
     return time.perf_counter() - started
 
 
-def _reference_replace_seconds(files: int = 460, size: int = 140_000, *, keep_old: bool = False) -> float:
-    """Replacing ``files`` files of ``size`` bytes by atomic rename, as an incremental run does.
-
-    On this disk it drifts more than the CPU does, and an incremental run spends
-    most of its time on it. With ``keep_old`` a second link keeps each replaced
-    file, so the rename frees no blocks: the difference is what freeing them costs.
-    On a disk mounted with online discard, freeing waits for the discard, and in
-    the disk's slow spells that is most of the time.
-    """
-    with tempfile.TemporaryDirectory(prefix="digestpub-bench-disk-") as folder:
-        paths = [Path(folder) / f"file-{number}" for number in range(files)]
-        kept = Path(folder) / "kept"
-        kept.mkdir()
-        for path in paths:
-            path.write_bytes(os.urandom(size))
-            if keep_old:
-                os.link(path, kept / path.name)
-        os.sync()
-        body = os.urandom(size)
-        started = time.perf_counter()
-        for path in paths:
-            temporary = path.with_name(path.name + ".tmp")
-            temporary.write_bytes(body)
-            temporary.replace(path)
-        return time.perf_counter() - started
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--summaries", type=int, default=50_000)
-    parser.add_argument("--small", type=int, default=5_000)
-    parser.add_argument("--tags", type=int, default=500)
+    parser.add_argument("--summaries", type=int, default=20_000)
+    parser.add_argument("--tags", type=int, default=300)
     parser.add_argument("--new", type=int, default=100)
+    parser.add_argument("--small", type=int, default=5_000)
+    parser.add_argument("--large", type=int, default=50_000)
+    parser.add_argument("--skip-history", action="store_true", help="Leave out the small and large histories.")
     arguments = parser.parse_args()
-    print(
-        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; a 5M-step Python loop takes "
-        f"{_reference_seconds():.2f} s; replacing 460 files of 140 KB {_reference_replace_seconds():.2f} s "
-        f"({_reference_replace_seconds(keep_old=True):.2f} s when the old files are kept); "
-        f"peak RSS of this process so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
-    )
-    scenario(arguments.summaries, arguments.tags, arguments.new, "large", cold=True)
-    scenario(arguments.small, arguments.tags, arguments.new, "small", cold=False)
+    reference = _reference_seconds()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; a 5M-step Python loop takes {reference:.2f} s")
+    figures: dict[str, object] = {"reference_loop_seconds": reference, "summaries": arguments.summaries,
+                                  "tags": arguments.tags}  # fmt: skip
+    version = sorted((timed([*_DIGESTPUB, "--version"]) for _ in range(5)), key=lambda result: float(result["seconds"]))
+    show("digestpub --version", version[2], TARGETS["version_seconds"])
+    figures["version_seconds"] = version[2]["seconds"]
+    cold_then_incremental(arguments.summaries, arguments.tags, arguments.new, figures, "main")
+    if not arguments.skip_history:
+        cold_then_incremental(arguments.small, arguments.tags, arguments.new, figures, "small")
+        cold_then_incremental(arguments.large, arguments.tags, arguments.new, figures, "large")
+        ratio = float(figures["incremental_seconds_large"]) / float(figures["incremental_seconds_small"])  # type: ignore[arg-type]
+        verdict = "ok" if ratio <= HISTORY_RATIO_TARGET else f"OVER {HISTORY_RATIO_TARGET}"
+        print(f"incremental, {arguments.large:,} vs {arguments.small:,} history: {ratio:.2f}x {verdict}")
+        figures["history_ratio"] = ratio
+    print(json.dumps({name: round(value, 4) if isinstance(value, float) else value for name, value in figures.items()}))
 
 
 if __name__ == "__main__":

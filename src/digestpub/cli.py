@@ -7,37 +7,78 @@ import logging
 import sys
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typer.core import TyperGroup
 
 from digestpub import __version__
-from digestpub.adapters import open_store
-from digestpub.cli_subscribers import subscribers_app
 from digestpub.errors import ConfigError, DigestpubError, StateLocked, StorageError
-from digestpub.model import Frequency
-from digestpub.newsletter.run import preview_html, send_newsletter, send_test_copy
-from digestpub.newsletter.send import SendOptions
-from digestpub.publish import publish
-from digestpub.settings import Settings
-from digestpub.wiring import newsletter_context, publish_options
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from digestpub.model import Frequency
+    from digestpub.settings import Settings
+
+# Each command imports its own modules when it runs: every run of the program
+# pays for what it imports at the top, and `digestpub --version` should cost
+# only the interpreter and typer.
 
 EXIT_STORAGE = 1
 EXIT_CONFIG = 2
 EXIT_LOCKED = 3
 
+
+class _Commands(TyperGroup):
+    """The program's commands, with ``subscribers`` loaded only when it is asked for (or listed in help)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return sorted({*super().list_commands(ctx), "subscribers"})
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name == "subscribers":
+            from digestpub.cli_subscribers import subscribers_app
+
+            command = typer.main.get_command(subscribers_app)
+            command.name = cmd_name
+            command.help = "Import, export and list newsletter subscribers."
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="digestpub",
     help="Per-tag feeds, tag pages and email digests from paper summaries.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-stderr = Console(stderr=True)
+
+
+@cache
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+class _Stderr:
+    """The console on standard error, made on first use: rich costs a tenth of the start-up."""
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        _console().print(*objects, **options)
+
+    @property
+    def is_terminal(self) -> bool:
+        return _console().is_terminal
+
+
+stderr = _Stderr()
 
 
 class _JsonFormatter(logging.Formatter):
@@ -54,7 +95,9 @@ def _configure_logging(verbose: bool, log_format: str) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_JsonFormatter())
     else:
-        handler = RichHandler(console=stderr, show_time=False, show_path=False, markup=False)
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=_console(), show_time=False, show_path=False, markup=False)
         handler.setFormatter(logging.Formatter("%(message)s"))
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], force=True)
 
@@ -82,6 +125,8 @@ def main_options(
 
 
 def _settings(context: typer.Context, **flags: Any) -> Settings:
+    from digestpub.settings import Settings
+
     options = context.obj or {}
     try:
         settings = Settings.load(options.get("config"), log_format=options.get("log_format"), **flags)
@@ -95,12 +140,14 @@ def _settings(context: typer.Context, **flags: Any) -> Settings:
 def _progress_bar() -> AbstractContextManager[Progress | None]:
     if not stderr.is_terminal:
         return nullcontext(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("{task.description:<10}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=stderr,
+        console=_console(),
         transient=True,
     )
 
@@ -126,6 +173,10 @@ def publish_command(
     ] = False,
 ) -> None:
     """Read new and edited summaries and write the feeds and pages they change."""
+    from digestpub.adapters import open_store
+    from digestpub.publish import publish
+    from digestpub.wiring import publish_options
+
     settings = _settings(
         context,
         source=source,
@@ -211,6 +262,10 @@ def newsletter_command(
     ] = False,
 ) -> None:
     """Build one issue and send it: one email per confirmed subscriber with something to read."""
+    from digestpub.newsletter.run import send_newsletter, send_test_copy
+    from digestpub.newsletter.send import SendOptions
+    from digestpub.wiring import newsletter_context
+
     settings = _settings(context)
     chosen = _frequency(frequency.lower())
     day = (on_date or datetime.now(UTC)).date()
@@ -255,6 +310,9 @@ def preview_command(
     ] = None,
 ) -> None:
     """Render the issue such a subscriber would get, to open in a browser. Sends nothing."""
+    from digestpub.newsletter.run import preview_html
+    from digestpub.wiring import newsletter_context
+
     settings = _settings(context)
     chosen = _frequency(frequency.lower())
     day = (on_date or datetime.now(UTC)).date()
@@ -281,6 +339,7 @@ def serve_command(
     from digestpub.serve import make_server
     from digestpub.subscriptions import Subscriptions
     from digestpub.web import Endpoints
+    from digestpub.wiring import newsletter_context
 
     settings = _settings(context)
     if "://" in settings.dest:
@@ -310,9 +369,6 @@ def serve_command(
         pass
     finally:
         server.server_close()
-
-
-app.add_typer(subscribers_app, name="subscribers", help="Import, export and list newsletter subscribers.")
 
 
 def main() -> None:

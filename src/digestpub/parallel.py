@@ -10,6 +10,8 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -28,28 +30,29 @@ def default_workers() -> int:
 
 
 Task = Callable[[dict[Any, Any], T], Iterable[R]]
-"""A crew task: ``task(held, argument)`` yields results; ``held`` is its worker's memory, kept between tasks."""
+"""``task(memory, argument)`` yields results; ``memory`` is its worker's dict, kept between tasks."""
+
+_PARENT_CHECK_SECONDS = 0.5
 
 
-class Crew:
-    """Forked worker processes that keep what they hold between tasks.
+class ForkedWorkers:
+    """Forked worker processes, each with a memory (a dict) kept between tasks.
 
-    A run's workers read the summaries and keep them, so that only small
-    references travel to the parent, and later render the entries of the few the
-    feeds show: ``run(task, arguments)`` calls ``task(held, arguments[i])`` in
-    worker ``i``, whose ``held`` dict is what its earlier tasks left there.
-    Every worker's ``held`` starts as ``held``, and workers see the parent as it
-    was when the crew started: they are forked, so nothing is copied to them.
+    ``run(task, arguments)`` calls ``task(memory, arguments[i])`` in worker ``i``,
+    whose ``memory`` is what its earlier tasks left there. Every worker's memory
+    starts as ``memory``, and workers see the parent as it was when they
+    started: they are forked, so nothing is copied to them. A worker whose
+    parent dies exits within a second, whatever it was doing.
 
     A task yields its results in batches, and each batch reaches the parent as
     soon as it is ready: no worker holds all it made, nor waits for another.
 
     With one worker, or where processes cannot be forked, the tasks run in this
-    process, in order, with one ``held`` dict: ``size`` says how many there are.
+    process, in order, with one memory: ``size`` says how many there are.
     """
 
-    def __init__(self, workers: int, held: dict[Any, Any] | None = None) -> None:
-        self._held: dict[Any, Any] = held if held is not None else {}
+    def __init__(self, workers: int, memory: dict[Any, Any] | None = None) -> None:
+        self._memory: dict[Any, Any] = memory if memory is not None else {}
         self._connections: list[Connection] = []
         self._processes: list[BaseProcess] = []
         self._abandoned = False
@@ -60,14 +63,14 @@ class Crew:
                 self.close()
                 log.info("running in one process: worker processes are not available (%s)", error)
             else:
-                self._held = {}  # the workers have it
+                self._memory = {}  # the workers have it
 
     def _start(self, workers: int) -> None:
         context = multiprocessing.get_context("fork")
         for number in range(workers):
             ours, theirs = context.Pipe()
             process = context.Process(
-                target=_serve, args=(theirs, self._held), name=f"digestpub-worker-{number}", daemon=True
+                target=_serve, args=(theirs, self._memory, os.getpid()), name=f"digestpub-worker-{number}", daemon=True
             )
             process.start()
             theirs.close()
@@ -81,10 +84,10 @@ class Crew:
     def run(self, task: Task[T, R], arguments: Sequence[T]) -> Iterator[R]:
         """What ``task`` yields with each argument, in the worker of that index, in the order it arrives."""
         if len(arguments) != self.size:
-            raise ValueError(f"a crew of {self.size} takes {self.size} arguments, not {len(arguments)}")
+            raise ValueError(f"a pool of {self.size} workers takes {self.size} arguments, not {len(arguments)}")
         if not self._processes:
             for argument in arguments:
-                yield from task(self._held, argument)
+                yield from task(self._memory, argument)
             return
         for connection, argument in zip(self._connections, arguments, strict=True):
             connection.send((task, argument))
@@ -123,20 +126,23 @@ class Crew:
                 process.join()
         self._connections.clear()
         self._processes.clear()
-        self._held = {}
+        self._memory = {}
 
-    def __enter__(self) -> Crew:
+    def __enter__(self) -> ForkedWorkers:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 
-def _serve(connection: Connection, held: dict[Any, Any]) -> None:
+def _serve(connection: Connection, memory: dict[Any, Any], parent: int) -> None:
+    # A killed parent closes no pipe that a worker waits on (its siblings hold
+    # copies of the parent's ends), so each worker watches for it itself.
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
     while (message := connection.recv()) is not None:
         task, argument = message
         try:
-            for result in task(held, argument):
+            for result in task(memory, argument):
                 connection.send(("result", result))
             reply: tuple[str, Any] = ("done", None)
         except Exception as error:
@@ -146,3 +152,9 @@ def _serve(connection: Connection, held: dict[Any, Any]) -> None:
         except Exception as error:  # an exception that does not pickle: send what it said
             connection.send(("error", WorkerFailed(f"{type(reply[1]).__name__}: {reply[1]} ({error})")))
     connection.close()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(_PARENT_CHECK_SECONDS)
+    os._exit(1)

@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from digestpub.errors import BadRequest
-from digestpub.site import FEED_FILES, HTML_TYPE, OPML_TYPE
+from digestpub.site import FEED_CONTENT_TYPES, FEED_FILE_NAMES, HTML_TYPE, OPML_TYPE
 from digestpub.web import ROUTES, Endpoints
 from digestpub.web_request import check_path, declared_length
 
@@ -44,10 +44,9 @@ _LINGER_BYTES = 16 * 1024 * 1024
 
 def content_type(name: str) -> str:
     """The Content-Type publish gives a file on S3: feeds by their name, pages and OPML by suffix."""
-    for file_name, kind in FEED_FILES.values():
-        stem, _, suffix = file_name.partition(".")
-        if name.endswith("." + suffix) and stem in name:
-            return kind
+    for kind, file_name in FEED_FILE_NAMES.items():
+        if name.rsplit("/", 1)[-1] == file_name:
+            return FEED_CONTENT_TYPES[kind]
     if name.endswith(".html"):
         return HTML_TYPE
     if name.endswith(".opml"):

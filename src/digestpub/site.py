@@ -5,13 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
-from digestpub.catalog import ALL_FEED
+ALL_FEED = "_all"
+"""The feed of every summary; a slug never starts with ``_``, so it cannot clash."""
 
-FEED_FILES = {
-    "rss": ("rss.xml", "application/rss+xml; charset=utf-8"),
-    "atom": ("atom.xml", "application/atom+xml; charset=utf-8"),
-    "json": ("feed.json", "application/feed+json; charset=utf-8"),
+FEED_FILE_NAMES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}
+"""Each feed format's file name, in the feed's folder."""
+FEED_CONTENT_TYPES = {
+    "rss": "application/rss+xml; charset=utf-8",
+    "atom": "application/atom+xml; charset=utf-8",
+    "json": "application/feed+json; charset=utf-8",
 }
+"""Each feed format's Content-Type, on S3 and from ``digestpub serve`` alike."""
 OPML_PATH = "feeds/tags.opml"
 INDEX_PATH = "index.html"
 HTML_TYPE = "text/html; charset=utf-8"
@@ -41,14 +45,10 @@ class Site:
 
     def feed_path(self, feed: str, kind: str) -> str:
         folder = "feeds" if feed == ALL_FEED else f"feeds/tags/{feed}"
-        return f"{folder}/{FEED_FILES[kind][0]}"
+        return f"{folder}/{FEED_FILE_NAMES[kind]}"
 
     def page_path(self, feed: str) -> str:
         return INDEX_PATH if feed == ALL_FEED else f"tags/{feed}/index.html"
-
-    def file_path(self, feed: str, kind: str) -> str:
-        """Where one of a feed's files lives: a feed format, or ``page``."""
-        return self.page_path(feed) if kind == "page" else self.feed_path(feed, kind)
 
     def url(self, path: str) -> str:
         return self.base_url + path.removesuffix("index.html")

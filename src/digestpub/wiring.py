@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from digestpub.adapters import open_ledger, open_mailer, open_store
-from digestpub.adapters.subscribers_factory import open_subscribers
-from digestpub.newsletter.run import NewsletterContext
 from digestpub.parallel import default_workers
 from digestpub.publish import PublishOptions
 from digestpub.settings import Settings
-from digestpub.tokens import key_from_setting
+
+if TYPE_CHECKING:
+    from digestpub.newsletter.run import NewsletterContext
 
 
 def publish_options(
@@ -32,6 +32,12 @@ def publish_options(
 
 def newsletter_context(settings: Settings, token_key: bytes | None = None) -> NewsletterContext:
     """Everything a newsletter run talks to; the token key from settings or state unless given."""
+    # Imported here: publish runs, which use this module too, need none of them.
+    from digestpub.adapters import open_ledger, open_mailer, open_store
+    from digestpub.adapters.subscribers_factory import open_subscribers
+    from digestpub.newsletter.run import NewsletterContext
+    from digestpub.tokens import key_from_setting
+
     state = open_store(settings.state)
     if token_key is None:
         secret = settings.token_key.get_secret_value() if settings.token_key is not None else None

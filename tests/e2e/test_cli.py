@@ -385,7 +385,7 @@ def test_state_that_cannot_be_created_exits_1(tmp_path: Path) -> None:
 
 def test_held_lock_exits_3(tmp_path: Path) -> None:
     from digestpub.adapters.folder import FolderStore
-    from digestpub.catalog import StateLock
+    from digestpub.state.lock import StateLock
 
     state = tmp_path / "S"
     lock = StateLock(FolderStore(state), ttl=timedelta(minutes=10), wait=timedelta(0))
@@ -411,7 +411,7 @@ def test_held_lock_exits_3(tmp_path: Path) -> None:
 
 def test_expired_lock_is_taken_over(tmp_path: Path) -> None:
     from digestpub.adapters.folder import FolderStore
-    from digestpub.catalog import StateLock
+    from digestpub.state.lock import StateLock
 
     dead = StateLock(FolderStore(tmp_path / "S"), ttl=timedelta(milliseconds=1), wait=timedelta(0))
     dead.acquire()  # never released: a crashed run
@@ -420,6 +420,74 @@ def test_expired_lock_is_taken_over(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert summary_of(result)["new"] == EXAMPLE_IDS
     assert not (tmp_path / "S" / "lock.json").exists()
+
+
+_HOLDS_THE_LOCK = """
+import sys, time
+from datetime import timedelta
+from digestpub.adapters.folder import FolderStore
+from digestpub.state.lock import StateLock
+
+StateLock(FolderStore(sys.argv[1]), ttl=timedelta(minutes=15), wait=timedelta(0)).acquire()
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_runs_lease_is_taken_over_at_once(tmp_path: Path) -> None:
+    # A run killed mid-way (OOM, kill -9) leaves a lease valid for 15 minutes;
+    # its holder is a process of this host that no longer exists.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDS_THE_LOCK, str(tmp_path / "S")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    assert f":{holder.pid}" in (tmp_path / "S" / "lock.json").read_text(encoding="utf-8")
+    started = time.monotonic()
+    result = run(tmp_path, *publish_args(), env=_env(DIGESTPUB_LOCK_TIMEOUT="30"))
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 15, "the run waited on a dead run's lease"
+    assert summary_of(result)["new"] == EXAMPLE_IDS
+    assert not (tmp_path / "S" / "lock.json").exists()
+
+
+def _head(state: Path) -> dict[str, object]:
+    head: dict[str, object] = json.loads((state / "catalog" / "head.json").read_text(encoding="utf-8"))
+    return head
+
+
+@pytest.mark.parametrize("damage", ["head-deleted", "part-rewritten"])
+def test_a_state_that_lost_its_head_or_does_not_match_it_is_refused(tmp_path: Path, damage: str) -> None:
+    first = run(tmp_path, *publish_args())
+    assert first.returncode == 0, first.stderr
+    state = tmp_path / "S"
+    if damage == "head-deleted":
+        # Without the refusal every summary would be new again, and mailed again.
+        (state / "catalog" / "head.json").unlink()
+    else:
+        parts = _head(state)["parts"]
+        assert isinstance(parts, dict)
+        seen = state / parts["catalog/seen/2026/11.json"]
+        # Still well-formed, but not the bytes the head recorded: one object forgotten
+        # would be read again as new.
+        versions = json.loads(seen.read_bytes())
+        versions.pop(sorted(versions)[0])
+        seen.write_text(json.dumps(versions), encoding="utf-8")
+    before = sorted(path.relative_to(tmp_path) for path in files_under(tmp_path / "D"))
+    logs = sorted((state / "catalog" / "log").rglob("*.jsonl"))
+    result = run(tmp_path, *publish_args(), "--full-scan")
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    stderr = one_line(result.stderr)
+    assert "--rebuild" in stderr and "Traceback" not in result.stderr, stderr
+    assert sorted(path.relative_to(tmp_path) for path in files_under(tmp_path / "D")) == before
+    assert sorted((state / "catalog" / "log").rglob("*.jsonl")) == logs, "a refused run logs no news"
+    # As the message says.
+    rebuilt = run(tmp_path, *publish_args(), "--rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert run(tmp_path, *publish_args()).returncode == 0
 
 
 # version and help -------------------------------------------------------------

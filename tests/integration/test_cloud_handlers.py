@@ -29,8 +29,8 @@ from digestpub import cloud
 from digestpub.adapters.dynamodb import DynamoSubscriberStore, create_subscribers_table
 from digestpub.adapters.ledger_dynamodb import DynamoLedger, create_ledger_table
 from digestpub.adapters.s3 import S3Store
-from digestpub.catalog import StateLock
 from digestpub.model import Subscriber
+from digestpub.state.lock import StateLock
 from digestpub.subscribers import new_subscriber
 from digestpub.tokens import make_token, verify_token
 from tests.cloud_support import (

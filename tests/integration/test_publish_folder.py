@@ -30,13 +30,13 @@ from lxml import html as lxml_html
 
 from digestpub.adapters import open_store
 from digestpub.adapters.folder import FolderStore
-from digestpub.catalog import StateLock
 from digestpub.errors import StateLocked, StorageError
 from digestpub.model import ObjectInfo, PublishReport
 from digestpub.ports import ObjectStore
 from digestpub.publish import PublishOptions, publish
 from digestpub.settings import Settings
 from digestpub.site import Site
+from digestpub.state.lock import StateLock
 from tests.conftest import EXAMPLES, REPO, folder_state_part, html_problems, summary, write_json
 
 BASE_URL = "https://aidigest.example/"
@@ -617,7 +617,7 @@ def test_a_new_look_renders_every_feed_again_and_logs_no_news(
     source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
 ) -> None:
     """Kept entries are cut from the published files, so they must not keep an old look beside new ones."""
-    import digestpub.publish as publish_module
+    import digestpub.publish.fingerprint as fingerprint_module
 
     dest, state = tmp_path / "dest", tmp_path / "state"
     first = run(source, dest, state)
@@ -626,8 +626,8 @@ def test_a_new_look_renders_every_feed_again_and_logs_no_news(
     if change == "site-title":
         site = Site(**{**site.__dict__, "title": "Другой Дайджест"})
     else:  # digestpub writes an entry's bytes differently for the same summary
-        monkeypatch.setattr(publish_module, "ENTRY_REVISION", publish_module.ENTRY_REVISION + 1)
-        publish_module._rendering_fingerprint.cache_clear()
+        monkeypatch.setattr(fingerprint_module, "ENTRY_REVISION", fingerprint_module.ENTRY_REVISION + 1)
+        fingerprint_module.rendering_fingerprint.cache_clear()
     fresh = tmp_path / "fresh"
     expected = run(source, fresh / "dest", fresh / "state", site)
 
@@ -640,7 +640,7 @@ def test_a_new_look_renders_every_feed_again_and_logs_no_news(
     assert expected.files_written == first.files_written
     # Nothing was published anew: newsletters get no second log of the same summaries.
     assert sorted((state / "catalog" / "log").rglob("*.jsonl")) == logs_before
-    publish_module._rendering_fingerprint.cache_clear()
+    fingerprint_module.rendering_fingerprint.cache_clear()
 
 
 def test_a_fresh_rebuild_produces_byte_identical_output(source: Path, tmp_path: Path) -> None:
@@ -703,48 +703,32 @@ def test_one_new_summary_rewrites_only_its_feeds_and_pages(
 
 
 def _as_earlier_builds_kept_it(state: Path) -> None:
-    """State format 2: every part under its own name, and the windows in one document."""
+    """A state of the format before this one (3: no checksums, entry sizes on the items)."""
     head_file = state / "catalog" / "head.json"
     head = json.loads(head_file.read_text())
-    for key, file in head.pop("parts").items():
-        (state / file).rename(state / key)
-    windows = state / "catalog" / "windows.jsonl"
-    feeds = {}
-    for line in windows.read_bytes().splitlines():
-        window = json.loads(line)
-        feeds[window.pop("feed")] = window
-    (state / "catalog" / "windows.json").write_text(json.dumps({"feeds": feeds}))
-    windows.unlink()
-    head["format"] = 2
+    head.pop("checksums")
+    head["format"] = 3
     head_file.write_text(json.dumps(head))
 
 
-@pytest.mark.parametrize("first_a_run_with_nothing_new", [False, True])
-def test_state_kept_by_earlier_builds_is_read_then_replaced(
-    source: Path, tmp_path: Path, first_a_run_with_nothing_new: bool
-) -> None:
+def test_state_kept_by_earlier_builds_is_refused_until_a_rebuild(source: Path, tmp_path: Path) -> None:
+    # No release read an earlier format, so none is converted: the run says how to start afresh.
     dest, state = tmp_path / "dest", tmp_path / "state"
     run(source, dest, state)
-    shown_before = json_ids(dest)
+    before = files_of(dest)
     _as_earlier_builds_kept_it(state)
-    if first_a_run_with_nothing_new:
-        # A full scan saves the head even when it finds nothing, and so converts the state.
-        assert run(source, dest, state, full_scan=True).files_written == 0
     write_json(source, "2026/11/25/2611.07001.json", summary("2611.07001", tags=["vqa"]))
-    recorder = RecordingStore(FolderStore(dest))
-    report = run(source, recorder, state)
-    # The old windows were used: only the touched feeds were written, not every feed afresh.
-    assert sorted(recorder.puts) == sorted(_feed_and_page(None) | _feed_and_page("vqa"))
-    assert report.files_written == len(recorder.puts)
-    # And kept what the feed showed: with no windows it would show the new summary alone.
-    assert sorted(json_ids(dest)) == sorted([*shown_before, entry_id("2611.07001")])
+    with pytest.raises(StorageError, match=r"state format 3; .*--rebuild"):
+        run(source, dest, state)
+    assert files_of(dest) == before, "a refused run writes nothing"
+    rebuilt = run(source, dest, state, rebuild=True)
+    assert rebuilt.summaries_new > 0
+    assert entry_id("2611.07001") in json_ids(dest, "vqa")
     head = json.loads((state / "catalog" / "head.json").read_text())
-    assert head["format"] == 3
+    assert head["format"] == 4
     # The head names a file for every part, and only the files it names are left.
     assert _part_files(state) == _named_files(state)
-    assert "catalog/windows.json" not in head["parts"].values()
     assert run(source, dest, state).files_written == 0
-    # The parts it did not rewrite are still read under their old names.
     report = run(source, dest, state, full_scan=True)
     assert report.files_written == 0 and report.summaries_new == 0
 

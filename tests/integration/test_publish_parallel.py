@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from digestpub import publish as publish_module
 from digestpub.adapters import open_store
 from digestpub.model import PublishReport
 from digestpub.publish import PublishOptions, publish
+from digestpub.publish import run as publish_run
 from digestpub.settings import Settings
 from tests.conftest import folder_state_part, summary, write_json
 
@@ -69,7 +69,7 @@ def _outcome(report: PublishReport) -> tuple[object, ...]:
 @pytest.fixture(autouse=True)
 def _workers_for_any_read(monkeypatch: pytest.MonkeyPatch) -> None:
     # The corpus here is small; the crew of readers starts only for large reads.
-    monkeypatch.setattr(publish_module, "_PARALLEL_READ_BYTES", 0)
+    monkeypatch.setattr(publish_run, "_PARALLEL_READ_BYTES", 0)
 
 
 def test_parallel_runs_write_what_one_process_writes(tmp_path: Path) -> None:

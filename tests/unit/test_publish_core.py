@@ -16,14 +16,15 @@ import pytest
 from lxml import etree
 from lxml import html as lxml_html
 
-from digestpub import catalog
-from digestpub import publish as publish_module
-from digestpub.catalog import StateLock
 from digestpub.errors import StateLocked, StorageError
 from digestpub.ingest import SummaryReader
 from digestpub.model import PublishReport, Summary
 from digestpub.publish import PublishOptions, publish
+from digestpub.publish import entries as publish_entries
+from digestpub.publish import run as publish_run
 from digestpub.site import Site
+from digestpub.state import catalog, keys
+from digestpub.state.lock import StateLock
 from tests.conftest import state_part, summary
 from tests.fakes import MemoryStore
 
@@ -36,7 +37,7 @@ SITE = Site(
     api_url=BASE_URL,
 )
 LOCK_KEY = "lock.json"
-SPECIAL_ID_PARTS = (catalog.RECENT_IDS_KEY, catalog.KNOWN_IDS_KEY)
+SPECIAL_ID_PARTS = (keys.RECENT_IDS_KEY, keys.KNOWN_IDS_KEY)
 OPML = "feeds/tags.opml"
 
 
@@ -466,13 +467,13 @@ def test_ids_stay_in_the_recent_file_until_many_then_move_to_their_shards(
     monkeypatch.setattr(catalog, "RECENT_IDS_LIMIT", 3)
 
     def shards() -> list[str]:
-        head = json.loads(stores.state.objects[catalog.HEAD_KEY][0])
+        head = json.loads(stores.state.objects[keys.HEAD_KEY][0])
         parts = head["parts"]
         return sorted(key for key in parts if key.startswith("catalog/ids/") and key not in SPECIAL_ID_PARTS)
 
     def recent_ids() -> dict[str, object]:
         found = state_part(
-            lambda key: stores.state.objects[key][0] if key in stores.state.objects else None, catalog.RECENT_IDS_KEY
+            lambda key: stores.state.objects[key][0] if key in stores.state.objects else None, keys.RECENT_IDS_KEY
         )
         assert found is not None
         recent: dict[str, object] = json.loads(found)
@@ -560,7 +561,7 @@ def test_a_summary_the_reader_let_go_is_read_again_when_it_is_news(
     # Readers keep only what some feed may show or newsletters may log, judged among
     # what they read. Re-read lines of a rewritten object can crowd out an edit that
     # is older than all of them yet still news: the run reads it again.
-    monkeypatch.setattr(publish_module, "_NEWS_LIMIT", 2)
+    monkeypatch.setattr(publish_run, "NEWS_LIMIT", 2)
     small = replace(SITE, feed_size=2)
     stores.add("2026/11/19/old.json", doc(0, 9, day=19, tags=["old"]))
     day = [doc(number, 8 + number, tags=["day", "old"]) for number in range(1, 6)]
@@ -576,7 +577,7 @@ def test_a_summary_the_reader_let_go_is_read_again_when_it_is_news(
 
 
 def test_readers_let_go_only_what_no_feed_can_show() -> None:
-    shown = publish_module._ShownSoFar(feed_size=2, news=3)
+    shown = publish_entries._NewestPerFeed(feed_size=2, news=3)
 
     def offer(number: int, hour: int, *tags: str) -> list[str]:
         record = _summary_record(number, hour, tags)
@@ -597,9 +598,7 @@ def _summary_record(number: int, hour: int, tags: tuple[str, ...]) -> Any:
 
 
 def _save(state: catalog.Catalog) -> None:
-    for key in state.changed_parts():
-        state.saved(*state.save_part(key))
-    state.commit()
+    state.commit(threads=False)
 
 
 def test_a_run_whose_head_changed_underneath_commits_nothing() -> None:
@@ -609,14 +608,13 @@ def test_a_run_whose_head_changed_underneath_commits_nothing() -> None:
     for number, run in ((1, first), (2, second)):
         records = SummaryReader().read_object(f"2026/11/20/{number}.json", json.dumps(doc(number, 9)).encode())
         run.record([next(record for record in records if isinstance(record, Summary)).ref()])
-        run.head.total += 1
-        run.touch_head()
+        run.count_tags(1, {}, {}, {})
     _save(second)
     committed = dict(store.objects)
     with pytest.raises(StorageError, match="changed by another run"):
         _save(first)
     # The head is the second run's, and names only its files; the first run's are strays.
-    assert store.objects[catalog.HEAD_KEY] == committed[catalog.HEAD_KEY]
+    assert store.objects[keys.HEAD_KEY] == committed[keys.HEAD_KEY]
     after = catalog.Catalog(store)
     assert after.entry(sid(2)) is not None
     assert after.entry(sid(1)) is None
@@ -647,8 +645,8 @@ def test_new_ids_are_told_new_without_reading_their_shards(monkeypatch: pytest.M
     stores.run()
     state = stores.state
     assert isinstance(state, _ShardReads)
-    head = json.loads(state.objects[catalog.HEAD_KEY][0])
-    assert catalog.KNOWN_IDS_KEY in head["parts"]
+    head = json.loads(state.objects[keys.HEAD_KEY][0])
+    assert keys.KNOWN_IDS_KEY in head["parts"]
     assert any(key.startswith("catalog/ids/0") for key in head["parts"]), "the ids should be in shards by now"
 
     state.shard_reads = 0
@@ -673,16 +671,16 @@ def test_a_state_without_known_id_hashes_gets_them_and_still_knows_every_id(
         stores.add(f"2026/11/20/{number}.json", doc(number, number))
     stores.run()
     # As a build from before the known hashes left it.
-    head = json.loads(stores.state.objects[catalog.HEAD_KEY][0])
-    del stores.state.objects[head["parts"].pop(catalog.KNOWN_IDS_KEY)]
-    stores.state.objects[catalog.HEAD_KEY] = (json.dumps(head).encode(), *stores.state.objects[catalog.HEAD_KEY][1:])
+    head = json.loads(stores.state.objects[keys.HEAD_KEY][0])
+    del stores.state.objects[head["parts"].pop(keys.KNOWN_IDS_KEY)]
+    stores.state.objects[keys.HEAD_KEY] = (json.dumps(head).encode(), *stores.state.objects[keys.HEAD_KEY][1:])
 
     stores.add("2026/11/20/2.json", doc(2, 2, title="Правка", updated_at="2026-11-22T10:00:00Z"))
     stores.add("2026/11/21/5.json", doc(5, 5, day=21))
     report = stores.run()
     assert (report.summaries_new, report.summaries_updated) == (1, 1)
     known = state_part(lambda key: stores.state.objects[key][0] if key in stores.state.objects else None,
-                       catalog.KNOWN_IDS_KEY)  # fmt: skip
+                       keys.KNOWN_IDS_KEY)  # fmt: skip
     assert known is not None
     # Every id so far, the old ones read from the shards once.
     for number in (1, 3, 4):
@@ -692,3 +690,47 @@ def test_a_state_without_known_id_hashes_gets_them_and_still_knows_every_id(
     report = stores.run()
     assert (report.summaries_new, report.summaries_updated) == (0, 3)
     assert sorted(stores.ids()) == sorted(sid(number) for number in range(1, 6))
+
+
+# The registry of output kinds -------------------------------------------------------------
+
+
+def test_a_kind_added_to_the_registry_is_published_and_its_kept_entries_cut_from_last_time(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from digestpub.publish import produce
+    from digestpub.render import Frame, entries, kinds
+
+    rendered: list[str] = []
+
+    def titles(batch: entries.EntryBatch) -> list[bytes]:
+        rendered.extend(summary.id for summary in batch.summaries)
+        return [summary.title.encode() for summary in batch.summaries]
+
+    def frame(view: kinds.FeedView) -> Frame:
+        return Frame(f"# {view.feed}\n".encode(), b"\n")
+
+    def path(site: Site, feed: str) -> str:
+        return f"titles/{feed}.txt"
+
+    extra = kinds.Kind("titles", "text/plain; charset=utf-8", b"\n", path, titles, frame)
+    registry = (*kinds.all_kinds(), extra)
+    monkeypatch.setattr(produce, "all_kinds", lambda: registry)
+    monkeypatch.setattr(entries, "all_kinds", lambda: registry)
+
+    for number in (1, 2, 3):
+        stores.add(f"2026/11/20/{number}.json", doc(number, 8 + number, title=f"Заголовок {number}"))
+    stores.run()
+    assert stores.dest.objects["titles/_all.txt"][0].decode() == "# _all\nЗаголовок 3\nЗаголовок 2\nЗаголовок 1\n"
+    assert stores.dest.objects["titles/_all.txt"][2]["content_type"] == "text/plain; charset=utf-8"
+
+    rendered.clear()
+    stores.add("2026/11/21/4.json", doc(4, 9, day=21, title="Заголовок 4"))
+    stores.run()
+    assert rendered == [sid(4)], "the kept entries were cut from the published file, not rendered again"
+    fresh = Stores(source=stores.source)
+    fresh.run()
+    assert _published(stores) == {key: value[0] for key, value in fresh.dest.objects.items()}
+    assert stores.dest.objects["titles/_all.txt"][0].decode().splitlines()[1:] == [
+        f"Заголовок {number}" for number in (4, 3, 2, 1)
+    ]

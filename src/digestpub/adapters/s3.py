@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,22 @@ _PRECONDITION_CODES = frozenset({"PreconditionFailed", "412", "ConditionalReques
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
+_ATTEMPTS = 8
+"""Attempts in all per request. S3 answers a few requests in a thousand with 500 or 503
+even when well; at botocore's default of 3 a cold run of a few thousand requests
+fails now and then, and a run that fails does all its work again."""
+
+
+def _config() -> Config:
+    """Exponential backoff with jitter (botocore's standard mode); ``AWS_MAX_ATTEMPTS`` still wins.
+
+    Uploads run from a thread pool; the default pool of 10 connections would make them queue.
+    """
+    if os.environ.get("AWS_MAX_ATTEMPTS"):
+        return Config(max_pool_connections=32, retries={"mode": "standard"})
+    return Config(max_pool_connections=32, retries={"mode": "standard", "total_max_attempts": _ATTEMPTS})
+
+
 def _error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
@@ -27,10 +44,7 @@ class S3Store:
     def __init__(self, bucket: str, prefix: str = "", client: S3Client | None = None) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        # Uploads run from a thread pool; the default pool of 10 would make them queue.
-        self.client: S3Client = client or boto3.client(
-            "s3", config=Config(max_pool_connections=32, retries={"mode": "standard"})
-        )
+        self.client: S3Client = client or boto3.client("s3", config=_config())
 
     @property
     def url(self) -> str:

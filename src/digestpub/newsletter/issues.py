@@ -12,10 +12,11 @@ from datetime import UTC, date, datetime, timedelta
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from digestpub.catalog import StateLock
 from digestpub.errors import NewsletterError, PreconditionFailed, StorageError
 from digestpub.model import Frequency, Summary
 from digestpub.ports import ObjectStore
+from digestpub.state.lock import StateLock
+from digestpub.state.log import logged_records
 
 PERIODS: dict[str, timedelta] = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
 _LOCK_TTL = timedelta(minutes=5)
@@ -125,17 +126,7 @@ def published_between(state: ObjectStore, start: datetime, end: datetime) -> lis
     """Summaries first published in ``(start, end]``, each in its newest version from then."""
     first_seen: set[str] = set()
     newest: dict[str, Summary] = {}
-    lines: list[bytes] = []
-    day = start.astimezone(UTC).date()
-    while day <= end.astimezone(UTC).date():
-        prefix = f"catalog/log/{day:%Y/%m/%d}/"
-        day += timedelta(days=1)
-        for info in state.list(prefix=prefix):
-            found = state.read(info.key)
-            if found is not None:
-                lines.extend(found[0].splitlines())
-    for line in lines:
-        record = orjson.loads(line)
+    for record in logged_records(state, start.astimezone(UTC).date(), end.astimezone(UTC).date()):
         logged_at = datetime.fromisoformat(record["logged_at"])
         if not start < logged_at <= end:
             continue

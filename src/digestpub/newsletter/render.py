@@ -17,12 +17,11 @@ from typing import Any
 
 from mjml import mjml2html
 
-from digestpub.catalog import ALL_FEED
 from digestpub.errors import NewsletterError
 from digestpub.model import Summary
 from digestpub.newsletter.issues import Issue
 from digestpub.render import Output
-from digestpub.site import HTML_TYPE, Site
+from digestpub.site import ALL_FEED, HTML_TYPE, Site
 from digestpub.templates import environment
 from digestpub.words import long_date, papers_word, words_for
 

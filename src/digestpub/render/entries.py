@@ -1,120 +1,58 @@
-"""Each summary's entry in every format, rendered once, when it enters a feed.
+"""Each summary's entry in every output kind, rendered once, when it enters a feed.
 
-A feed or page is a frame (``render.Frame``) around the entries of its newest
-summaries; later runs cut the entries they keep out of the published files (see
-``catalog.WindowItem``), so a run renders only the summaries it read, never the
-history. The XML entries come from feedgen's own entry serialisers.
+A feed file or page is a frame (``render.Frame``) around the entries of its
+newest summaries; later runs cut the entries they keep out of the published
+files (see ``state.parts.PublishedFile``), so a run renders only the summaries
+it read, never the history.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
 from itertools import pairwise
-from typing import Any, NamedTuple
-from xml.sax.saxutils import escape
 
-import orjson
 from feedgen.entry import FeedEntry
-from lxml import etree  # type: ignore[import-untyped]
 
 from digestpub.model import Summary
+from digestpub.render.kinds import all_kinds
 from digestpub.site import Site
-from digestpub.templates import environment
-from digestpub.words import words_for
 
 ENTRY_REVISION = 2
-"""Raised whenever this module or ``text`` writes other bytes for the same summary.
+"""Raised whenever an entry renderer or ``text`` writes other bytes for the same summary.
 
-Part of the rendering fingerprint (``publish``): a run after the change renders
-every feed again instead of keeping entries in the old form beside new ones.
+Part of the rendering fingerprint (``publish.fingerprint``): a run after the change
+renders every feed again instead of keeping entries in the old form beside new ones.
 2: authors as dc:creator in RSS; links whose target was refused become text.
 """
 
-_XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-_ITEM_END = b"</item>"
 
-
-class Entry(NamedTuple):
-    """A summary's entry in every format, as the bytes that go in each file.
-
-    ``texts`` are in ``FORMATS`` order: RSS item, Atom entry, JSON Feed item,
-    page card. Rendered entries travel and wait in an ``EntryPack``.
-    """
-
-    id: str
-    texts: tuple[bytes, bytes, bytes, bytes]
-
-
-class EntryPack:
-    """Many entries' bytes in one buffer, with where each entry's texts are.
-
-    A cold run holds the entries of its 18,000 shown summaries while forked
-    workers write the feeds. In a few large buffers, the workers read them
-    without touching (and so copying) a page per entry, and they cross from the
-    process that rendered them as one copy.
-    """
-
-    __slots__ = ("_bounds", "_buffer")
-
-    def __init__(self, entries: Sequence[Entry]) -> None:
-        self._buffer = b"".join(text for entry in entries for text in entry.texts)
-        self._bounds: dict[str, tuple[int, ...]] = {}
-        start = 0
-        for entry in entries:
-            bounds = [start]
-            for text in entry.texts:
-                start += len(text)
-                bounds.append(start)
-            self._bounds[entry.id] = tuple(bounds)
-
-    def ids(self) -> Iterable[str]:
-        return self._bounds.keys()
-
-    def texts(self, summary_id: str) -> list[memoryview]:
-        """The entry's texts in ``FORMATS`` order, as views into the buffer."""
-        bounds = self._bounds[summary_id]
-        view = memoryview(self._buffer)
-        return [view[start:end] for start, end in pairwise(bounds)]
-
-
-def render_entries(site: Site, summaries: Sequence[Summary]) -> list[Entry]:
-    """Each summary's entry in every format, in the order given.
+class EntryBatch:
+    """Summaries rendered together, with what several kinds use computed once.
 
     One step at a time over the whole batch, not one summary at a time: the
     Markdown parser, the sanitiser, lxml and Jinja each keep their code and
     tables warm in the CPU's caches that way, and a cold run renders its
     entries in about three quarters of the CPU time.
     """
-    htmls = [summary.summary_html for summary in summaries]
-    feed_entries = [_feed_entry(site, summary, html) for summary, html in zip(summaries, htmls, strict=True)]
-    rss = []
-    for summary, entry in zip(summaries, feed_entries, strict=True):
-        item = etree.tostring(entry.rss_entry(), encoding="utf-8")
-        if summary.authors:
-            # RSS's own <author> must be an email address; readers show dc:creator's
-            # name. The frame declares dc on <rss> (render.feeds), so the item need not.
-            creators = "".join(f"<dc:creator>{escape(author)}</dc:creator>" for author in summary.authors)
-            item = item[: -len(_ITEM_END)] + creators.encode() + _ITEM_END
-        rss.append(item)
-    atom = []
-    for summary, entry in zip(summaries, feed_entries, strict=True):
-        element = entry.atom_entry()
-        # feedgen has no per-entry language; Atom carries it as xml:lang.
-        element.set(_XML_LANG, summary.lang)
-        atom.append(etree.tostring(element, encoding="utf-8"))
-    del feed_entries
-    # orjson: ten times faster than json.dumps(ensure_ascii=False) on an item this size.
-    json_items = [orjson.dumps(_json_item(site, summary, html)) for summary, html in zip(summaries, htmls, strict=True)]
-    card_template = environment().get_template("_summary.html.j2")
-    words = words_for(site.lang)
-    cards = [card_template.render(item=summary, site=site, words=words).strip().encode() for summary in summaries]
-    return [
-        Entry(summary.id, texts)
-        for summary, texts in zip(summaries, zip(rss, atom, json_items, cards, strict=True), strict=True)
-    ]
+
+    def __init__(self, site: Site, summaries: Sequence[Summary]) -> None:
+        self.site = site
+        self.summaries = summaries
+
+    @cached_property
+    def html(self) -> list[str]:
+        return [summary.summary_html for summary in self.summaries]
+
+    @cached_property
+    def feedgen_entries(self) -> list[FeedEntry]:
+        """feedgen's entries, which the RSS and Atom kinds serialise each their own way."""
+        return [
+            _feedgen_entry(self.site, summary, html) for summary, html in zip(self.summaries, self.html, strict=True)
+        ]
 
 
-def _feed_entry(site: Site, summary: Summary, html: str) -> FeedEntry:
+def _feedgen_entry(site: Site, summary: Summary, html: str) -> FeedEntry:
     entry = FeedEntry()
     # id() and guid() share one field in feedgen: set it once, as a non-permalink guid.
     entry.guid(site.entry_id(summary.id), permalink=False)
@@ -130,21 +68,44 @@ def _feed_entry(site: Site, summary: Summary, html: str) -> FeedEntry:
     return entry
 
 
-def _json_item(site: Site, summary: Summary, html: str) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "id": site.entry_id(summary.id),
-        "url": summary.url,
-        "title": summary.title,
-        "content_html": html,
-        "date_published": summary.published_at.isoformat(),
-        "date_modified": summary.version.isoformat(),
-        "language": summary.lang,
-        "tags": list(summary.tags),
-    }
-    if summary.authors:
-        item["authors"] = [{"name": name} for name in summary.authors]
-    if summary.paper_url:
-        item["external_url"] = summary.paper_url
-    if summary.image_url:
-        item["image"] = summary.image_url
-    return item
+class EntryPack:
+    """Many entries' bytes, of every kind, in one buffer, with where each entry's texts are.
+
+    A cold run holds the entries of its 18,000 shown summaries while forked
+    workers write the feeds. In a few large buffers, the workers read them
+    without touching (and so copying) a page per entry, and they cross from the
+    process that rendered them as one copy.
+    """
+
+    __slots__ = ("_bounds", "_buffer", "_kinds")
+
+    def __init__(self, ids: Sequence[str], texts: Mapping[str, Sequence[bytes]]) -> None:
+        self._kinds = tuple(texts)
+        rows = list(zip(*(texts[kind] for kind in self._kinds), strict=True)) if texts else []
+        self._buffer = b"".join(text for row in rows for text in row)
+        self._bounds: dict[str, tuple[int, ...]] = {}
+        start = 0
+        for summary_id, row in zip(ids, rows, strict=True):
+            bounds = [start]
+            for text in row:
+                start += len(text)
+                bounds.append(start)
+            self._bounds[summary_id] = tuple(bounds)
+
+    def ids(self) -> Iterable[str]:
+        return self._bounds.keys()
+
+    def texts(self, summary_id: str) -> dict[str, memoryview]:
+        """The entry's text of each kind, by kind name, as views into the buffer."""
+        view = memoryview(self._buffer)
+        return {
+            kind: view[start:end]
+            for kind, (start, end) in zip(self._kinds, pairwise(self._bounds[summary_id]), strict=True)
+        }
+
+
+def render_entries(site: Site, summaries: Sequence[Summary]) -> EntryPack:
+    """Each summary's entry of every kind."""
+    batch = EntryBatch(site, summaries)
+    texts = {kind.name: kind.entries(batch) for kind in all_kinds()}
+    return EntryPack([summary.id for summary in summaries], texts)

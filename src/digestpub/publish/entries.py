@@ -1,0 +1,255 @@
+"""Where a run's summaries are read and their entries rendered: in this process, or in forked workers.
+
+This is the only module of the publish use case that knows worker processes
+exist. A large run (a cold start, a rebuild) starts one worker per core
+(``parallel.ForkedWorkers``): the workers read and validate the fetched objects and keep
+the summaries, so only small references (``SummaryRef``) reach the run; once
+the run has planned its feeds, each worker renders the entries of the
+summaries the feeds show, and sends back whole the ones newsletters log. A
+small run does the same in this process.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from digestpub.ingest import SummaryReader
+from digestpub.model import Problem, Summary, SummaryRef
+from digestpub.parallel import ForkedWorkers
+from digestpub.ports import ObjectStore
+from digestpub.render.entries import EntryPack, render_entries
+from digestpub.site import ALL_FEED, Site
+
+_BATCH = 500
+"""Records or entries a worker sends at a time."""
+
+_Place = tuple[str, int | None]
+"""Where a summary was read: its object's key, and its line in a JSON Lines object."""
+
+_Memory = dict[str, Any]
+"""What a worker keeps between its tasks: ``reader``, ``newest`` and the fetched
+``objects`` it starts with, then the ``summaries`` it read and keeps, by place."""
+
+
+class SummarySource:
+    """The summaries of the fetched objects, and their entries, from wherever they were read.
+
+    ``workers`` above one forks that many processes, if the host can.
+    """
+
+    def __init__(
+        self, reader: SummaryReader, objects: list[tuple[str, bytes]], workers: int, feed_size: int, news: int
+    ) -> None:
+        self._sizes = [len(data) for _, data in objects]
+        self._keys = [key for key, _ in objects]
+        memory: _Memory = {"reader": reader, "objects": objects, "newest": _NewestPerFeed(feed_size, news)}
+        self._workers = ForkedWorkers(workers, memory)
+        self._reader_of: dict[str, int] = {}
+        """Which worker read each object, by key: it holds that object's summaries."""
+
+    def __enter__(self) -> SummarySource:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._workers.close()
+
+    def read(self) -> list[SummaryRef | Problem]:
+        """Every summary and problem of the objects, in the order one process would have read them."""
+        shares = balanced(self._sizes, self._workers.size)
+        self._reader_of = {self._keys[index]: worker for worker, share in enumerate(shares) for index in share}
+        records = [record for batch in self._workers.run(_read_objects, shares) for record in batch]
+        # The first copy of a duplicate id is the one that holds it.
+        records.sort(key=_source_position)
+        return records
+
+    def render(self, site: Site, shown: Sequence[SummaryRef], whole: Sequence[SummaryRef]) -> Rendered:
+        """Entries of the ``shown`` summaries, and the ``whole`` ones as they were read.
+
+        A summary no worker kept any more (see ``_NewestPerFeed``) is left out:
+        the run reads it again from its source.
+        """
+        requests = [_Request(site, [], []) for _ in range(self._workers.size)]
+        for summary in shown:
+            requests[self._reader_of[summary.source_key]].render.append((summary.source_key, summary.source_line))
+        for summary in whole:
+            requests[self._reader_of[summary.source_key]].whole.append((summary.source_key, summary.source_line))
+        rendered = Rendered({}, {})
+        for pack, summaries in self._workers.run(_render_kept, requests):
+            rendered.entries.update(dict.fromkeys(pack.ids(), pack))
+            rendered.summaries.update((summary.id, summary) for summary in summaries)
+        return rendered
+
+
+@dataclass
+class Rendered:
+    entries: dict[str, EntryPack]
+    """The pack that holds each summary's entries, by id."""
+    summaries: dict[str, Summary]
+
+
+def read_again(source: ObjectStore, reader: SummaryReader, wanted: dict[str, str]) -> dict[str, Summary]:
+    """The newest version of each summary in ``wanted`` (id to key), read again from its object.
+
+    By id, not line: the object may have been rewritten since.
+    """
+    found: dict[str, Summary] = {}
+    for key in sorted(set(wanted.values())):
+        read = source.read(key)
+        if read is None:
+            continue
+        for record in reader.read_object(key, read[0]):
+            if isinstance(record, Summary) and wanted.get(record.id) == key:
+                earlier = found.get(record.id)
+                if earlier is None or record.version > earlier.version:
+                    found[record.id] = record
+    return found
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def spread(
+    work: Callable[[T], R], items: Sequence[T], weights: Sequence[int], workers: int, prepare: Callable[[], object]
+) -> Iterator[R]:
+    """``work`` on every item, in ``workers`` forked processes that share this one's memory as it is now.
+
+    ``prepare`` runs first, here, so that what it builds (a compiled template) is
+    built once rather than in every worker.
+    """
+    if workers > 1:
+        prepare()
+    with ForkedWorkers(workers, {"work": work, "items": items}) as pool:
+        yield from pool.run(_work_on, balanced(weights, pool.size))
+
+
+def _work_on(memory: _Memory, indexes: Sequence[int]) -> Iterator[Any]:
+    work, items = memory["work"], memory["items"]
+    for index in indexes:
+        yield work(items[index])
+
+
+def balanced(sizes: Sequence[int], parts: int) -> list[list[int]]:
+    """Indexes of ``sizes`` in ``parts`` shares of about the same total, each in order."""
+    shares: list[list[int]] = [[] for _ in range(parts)]
+    totals = [(0, part) for part in range(parts)]
+    for index in sorted(range(len(sizes)), key=sizes.__getitem__, reverse=True):
+        total, part = heapq.heappop(totals)
+        shares[part].append(index)
+        heapq.heappush(totals, (total + sizes[index], part))
+    return [sorted(share) for share in shares]
+
+
+def _source_position(record: SummaryRef | Problem) -> tuple[str, int]:
+    if isinstance(record, SummaryRef):
+        return record.source_key, record.source_line or 0
+    return record.key, record.line or 0
+
+
+class _NewestPerFeed:
+    """Which of the summaries a worker has read some feed may show, or newsletters log.
+
+    A feed shows its newest ``feed_size`` summaries, and newsletters take the
+    newest ``news`` of a run. A summary not among the newest of any of its feeds
+    in one worker's share is not among them in the whole run either, so that
+    worker lets it go: a cold run's workers keep some 13,000 summaries each, not
+    25,000. The run reads again from the source whatever turns out to be
+    needed after all (possible when this run's re-reads crowd the newest).
+    """
+
+    def __init__(self, feed_size: int, news: int) -> None:
+        self.feed_size = feed_size
+        self.all_size = max(feed_size, news)
+        self.newest: dict[str, list[tuple[str, str, _Place]]] = {}
+        """Per feed, a heap of the newest summaries offered: the oldest of them first."""
+        self.feeds_showing: dict[_Place, int] = {}
+
+    def offer(self, place: _Place, summary: Summary) -> list[_Place]:
+        """Count a new summary in; returns the places of those no feed can show any more."""
+        # Flat, so a heap compares two strings, not two tuples of them.
+        item = (*summary.sort_key, place)
+        gone: list[_Place] = []
+        showing = 0
+        for feed in (ALL_FEED, *summary.tag_slugs):
+            heap = self.newest.get(feed)
+            if heap is None:
+                heap = self.newest[feed] = []
+            if len(heap) < (self.all_size if feed == ALL_FEED else self.feed_size):
+                heapq.heappush(heap, item)
+            elif item > heap[0]:
+                out = heapq.heapreplace(heap, item)[2]
+                left = self.feeds_showing[out] - 1
+                if left:
+                    self.feeds_showing[out] = left
+                else:
+                    del self.feeds_showing[out]
+                    gone.append(out)
+            else:
+                continue
+            showing += 1
+        if showing:
+            self.feeds_showing[place] = showing
+        else:
+            gone.append(place)
+        return gone
+
+
+def _read_objects(memory: _Memory, indexes: Sequence[int]) -> Iterator[list[SummaryRef | Problem]]:
+    """In a worker: read the fetched objects at ``indexes``, keep their summaries, yield refs."""
+    reader: SummaryReader = memory["reader"]
+    objects: list[tuple[str, bytes]] = memory.pop("objects")
+    mine = [objects[index] for index in indexes]
+    # The list itself, not a name for it: a forked worker still has the frames
+    # of the run that forked it, which name the list too. So the other workers'
+    # objects are freed here, and each object once it is read.
+    objects.clear()
+    mine.reverse()
+    summaries: dict[_Place, Summary] = memory.setdefault("summaries", {})
+    newest: _NewestPerFeed = memory["newest"]
+    records: list[SummaryRef | Problem] = []
+    while mine:
+        key, data = mine.pop()
+        for record in reader.read_object(key, data):
+            if isinstance(record, Summary):
+                where = (record.source_key, record.source_line)
+                summaries[where] = record
+                for gone in newest.offer(where, record):
+                    del summaries[gone]
+                records.append(record.ref())
+            else:
+                records.append(record)
+        if len(records) >= _BATCH:
+            yield records
+            records = []
+    yield records
+
+
+@dataclass
+class _Request:
+    """What a run asks of one worker once the feeds are planned."""
+
+    site: Site
+    render: list[_Place]
+    """The summaries to render entries of."""
+    whole: list[_Place]
+    """The summaries to send back whole: newsletters log them."""
+
+
+def _render_kept(memory: _Memory, request: _Request) -> Iterator[tuple[EntryPack, list[Summary]]]:
+    """In a worker: render the entries asked for and send back the summaries asked for."""
+    summaries: dict[_Place, Summary] = memory.get("summaries", {})
+    yield EntryPack([], {}), [summaries[where] for where in request.whole if where in summaries]
+    batch: list[Summary] = []
+    for where in request.render:
+        # Rendered once and sent: the worker keeps neither the entry nor the summary's HTML.
+        summary = summaries.pop(where, None)
+        if summary is None:
+            continue
+        batch.append(summary)
+        if len(batch) >= _BATCH:
+            yield render_entries(request.site, batch), []
+            batch = []
+    yield render_entries(request.site, batch), []

@@ -1,0 +1,22 @@
+"""What a publish run may be asked to do differently: the settings it takes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from digestpub.parallel import default_workers
+
+
+@dataclass(frozen=True)
+class PublishOptions:
+    lookback_days: int = 2
+    full_scan_every: timedelta = timedelta(hours=24)
+    full_scan: bool = False
+    rebuild: bool = False
+    lock_ttl: timedelta = timedelta(minutes=15)
+    lock_wait: timedelta = timedelta(minutes=2)
+    max_summary_bytes: int = 65_536
+    feed_cache_control: str = "public, max-age=300"
+    page_cache_control: str = "public, max-age=300"
+    workers: int = field(default_factory=default_workers)

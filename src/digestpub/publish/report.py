@@ -1,0 +1,80 @@
+"""The run's report: what it read, wrote and found wrong, logged as it goes and saved in the state."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from digestpub.model import Problem, PublishReport, SummaryRef
+from digestpub.ports import ObjectStore
+from digestpub.publish.plan import Merge
+from digestpub.site import ALL_FEED
+from digestpub.state.catalog import Catalog
+from digestpub.state.keys import LATEST_REPORT_KEY, report_key
+
+log = logging.getLogger("digestpub.publish")
+
+
+def sort_out(
+    records: list[SummaryRef | Problem], read: set[str], catalog: Catalog, report: PublishReport
+) -> list[SummaryRef]:
+    """The summaries among ``records``; the problems go in the report, and skipped objects stay on record."""
+    for key in read:
+        catalog.forget_broken(key)
+    summaries: list[SummaryRef] = []
+    for record in records:
+        if isinstance(record, SummaryRef):
+            summaries.append(record)
+            continue
+        report_problem(report, record)
+        if record.kind == "skipped":
+            catalog.add_broken(record)
+    broken = catalog.head.broken
+    report.still_broken = [
+        problem for key, problems in sorted(broken.items()) if key not in read for problem in problems
+    ]
+    return summaries
+
+
+def report_problem(report: PublishReport, problem: Problem) -> None:
+    report.problems.append(problem)
+    level = logging.WARNING if problem.kind == "skipped" else logging.INFO
+    log.log(level, "%s %s: %s", problem.kind, problem.where(), problem.reason)
+
+
+def warn_if_short(catalog: Catalog, feed: str, holds: int, removed: int, feed_size: int) -> None:
+    head = catalog.head
+    expected = head.total if feed == ALL_FEED else head.tags[feed].count
+    if removed and holds < min(expected, feed_size):
+        log.warning(
+            "feed %s now holds %d of its %d summaries after edits removed some; publish --rebuild refills it",
+            feed,
+            holds,
+            expected,
+        )
+
+
+def save_report(state: ObjectStore, report: PublishReport) -> None:
+    body = report.model_dump_json(indent=1).encode()
+    if report.objects_read or report.files_written or report.problems:
+        state.put(report_key(report.started_at, report.run_id), body, content_type="application/json")
+    state.put(LATEST_REPORT_KEY, body, content_type="application/json")
+
+
+@contextmanager
+def timed(report: PublishReport, stage: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        report.seconds[stage] = round(report.seconds.get(stage, 0) + time.perf_counter() - started, 4)
+
+
+def count_merge(report: PublishReport, changes: Merge) -> None:
+    for problem in changes.duplicates:
+        report_problem(report, problem)
+    report.summaries_new += changes.added
+    report.summaries_updated += len(changes.accepted) - changes.added
+    report.summaries_unchanged += changes.unchanged

@@ -1,0 +1,62 @@
+"""The HTML page of a feed: the index for every summary, a tag's page for its own (Jinja2)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from jinja2 import Template
+
+from digestpub.model import TagInfo
+from digestpub.render import Frame
+from digestpub.render.entries import EntryBatch
+from digestpub.render.kinds import FeedView, Kind
+from digestpub.site import HTML_TYPE, Site
+from digestpub.templates import environment
+from digestpub.words import words_for
+
+_CARDS = "\x00cards\x00"
+"""Where the cards go in a rendered page: NUL never survives into any text it shows."""
+
+
+def listed_tags(tags: Iterable[TagInfo]) -> list[TagInfo]:
+    """Tags that still have summaries, the most used first."""
+    return sorted((tag for tag in tags if tag.count > 0), key=lambda tag: (-tag.count, tag.slug))
+
+
+def page_template() -> Template:
+    """The page template, compiled on first use and cached by the environment."""
+    return environment().get_template("page.html.j2")
+
+
+def _path(site: Site, feed: str) -> str:
+    return site.page_path(feed)
+
+
+def _entries(batch: EntryBatch) -> list[bytes]:
+    card_template = environment().get_template("_summary.html.j2")
+    words = words_for(batch.site.lang)
+    return [
+        card_template.render(item=summary, site=batch.site, words=words).strip().encode() for summary in batch.summaries
+    ]
+
+
+def _frame(view: FeedView) -> Frame:
+    site, tag = view.site, view.tag
+    words = words_for(site.lang)
+    heading = words["new_papers"] if tag is None else words["tag_heading"].format(tag=tag.name)
+    html = page_template().render(
+        site=site,
+        words=words,
+        feed=view.feed,
+        tag=tag,
+        heading=heading,
+        title=site.title if tag is None else f"{heading} — {site.title}",
+        cards=None if view.empty else _CARDS,
+        tags=listed_tags(view.all_tags.values()) if tag is None else [],
+        is_index=view.is_everything,
+    )
+    head, _, tail = html.partition(_CARDS)
+    return Frame(head.encode(), tail.encode())
+
+
+KIND = Kind("page", HTML_TYPE, b"\n", _path, _entries, _frame)

@@ -1,0 +1,44 @@
+"""RSS 2.0, through feedgen."""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import escape
+
+from lxml import etree  # type: ignore[import-untyped]
+
+from digestpub.render import Frame, framed
+from digestpub.render.entries import EntryBatch
+from digestpub.render.feeds import feed_generator
+from digestpub.render.kinds import FeedView, Kind
+from digestpub.site import FEED_CONTENT_TYPES, Site
+
+_CONTENT_TYPE = FEED_CONTENT_TYPES["rss"]
+_DC_NAMESPACE = "http://purl.org/dc/elements/1.1/"
+_ITEM_END = b"</item>"
+
+
+def _path(site: Site, feed: str) -> str:
+    return site.feed_path(feed, "rss")
+
+
+def _entries(batch: EntryBatch) -> list[bytes]:
+    items = []
+    for summary, entry in zip(batch.summaries, batch.feedgen_entries, strict=True):
+        item = etree.tostring(entry.rss_entry(), encoding="utf-8")
+        if summary.authors:
+            # RSS's own <author> must be an email address; readers show dc:creator's
+            # name. The frame declares dc on <rss>, so the item need not.
+            creators = "".join(f"<dc:creator>{escape(author)}</dc:creator>" for author in summary.authors)
+            item = item[: -len(_ITEM_END)] + creators.encode() + _ITEM_END
+        items.append(item)
+    return items
+
+
+def _frame(view: FeedView) -> Frame:
+    document = feed_generator(view, "rss", _CONTENT_TYPE).rss_str(pretty=False).decode()
+    # Declared here for the entries' dc:creator: feedgen's dc extension would do
+    # the same at a tenth of a millisecond a feed.
+    return framed(document.replace("<rss ", f'<rss xmlns:dc="{_DC_NAMESPACE}" ', 1), "</channel>")
+
+
+KIND = Kind("rss", _CONTENT_TYPE, b"\n", _path, _entries, _frame)

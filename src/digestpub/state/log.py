@@ -1,0 +1,39 @@
+"""The publish log: what each run published, for newsletters.
+
+One new file per run, never rewritten, written before the run's head: a run
+stopped after its log may log a summary that the next run logs again; an issue
+leaves out what the last one carried, so no reader gets it twice, and none misses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from digestpub.model import Summary
+from digestpub.ports import ObjectStore
+from digestpub.state.keys import log_day_prefix
+
+
+def log_lines(moment: datetime, kinds: dict[str, str], summaries: list[Summary]) -> bytes:
+    """The log file of one run; ``kinds`` maps each id to ``new`` or ``updated``."""
+    logged_at = moment.astimezone(UTC).isoformat()
+    lines = (
+        orjson.dumps({"logged_at": logged_at, "kind": kinds[summary.id], "summary": summary}) for summary in summaries
+    )
+    return b"".join(line + b"\n" for line in lines)
+
+
+def logged_records(state: ObjectStore, first: date, last: date) -> Iterator[dict[str, Any]]:
+    """Every record the runs of the UTC days ``first`` to ``last`` logged: ``logged_at``, ``kind``, ``summary``."""
+    day = first
+    while day <= last:
+        for info in state.list(prefix=log_day_prefix(day)):
+            found = state.read(info.key)
+            if found is not None:
+                for line in found[0].splitlines():
+                    yield orjson.loads(line)
+        day += timedelta(days=1)
