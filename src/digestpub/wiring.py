@@ -7,6 +7,7 @@ from datetime import timedelta
 from digestpub.adapters import open_ledger, open_mailer, open_store
 from digestpub.adapters.subscribers_factory import open_subscribers
 from digestpub.newsletter.run import NewsletterContext
+from digestpub.newsletter.send import SendOptions
 from digestpub.parallel import default_workers
 from digestpub.publish import PublishOptions
 from digestpub.settings import Settings
@@ -48,4 +49,17 @@ def newsletter_context(settings: Settings, token_key: bytes | None = None) -> Ne
         reply_to=settings.reply_to,
         max_items=settings.max_items,
         page_cache_control=settings.page_cache_control,
+    )
+
+
+def send_options(
+    settings: Settings, *, senders: int = 1, dry_run: bool = False, resend_unknown: bool = False
+) -> SendOptions:
+    """How a send paces and gives up; ``senders`` share ``send_rate`` (cloud workers at once)."""
+    return SendOptions(
+        send_rate=settings.send_rate / senders,
+        outage_limit=settings.outage_limit,
+        retry_limit=settings.retry_limit,
+        dry_run=dry_run,
+        resend_unknown=resend_unknown,
     )

@@ -388,7 +388,7 @@ def test_smtp_550_marks_that_subscriber_bounced_and_the_rest_still_go(
 
     delivered = sorted(rcpt for rcpts, _ in handler.accepted for rcpt in rcpts)
     assert delivered == sorted(set(addresses) - {refused})
-    assert (report.sent, report.rejected) == (5, 1)
+    assert (report.sent, report.bounced) == (5, 1)
     assert rerun.sent == 0
     subscriber = scenario.people[refused]
     with sqlite3.connect(scenario.db_path) as connection:
@@ -421,7 +421,7 @@ def test_smtp_451_is_retried_until_delivered_once(
     assert sorted(delivered) == sorted(addresses)
     assert delivered.count(busy) == 1
     assert handler.data_attempts[busy] == 4
-    assert (report.sent, report.failed, report.rejected) == (4, 0, 0)
+    assert (report.sent, report.failed, report.bounced, report.deferred) == (4, 0, 0, 0)
     assert scenario.ledger.counts(report.issue_id) == {"sent": 4}
 
 
