@@ -79,7 +79,8 @@ class SmtpMailer:
         """The one place an SMTP answer to a message becomes an error class."""
         text = reply.decode(errors="replace") if isinstance(reply, bytes) else reply
         # The ledger keeps this text: it must not carry the address (erasure stays simple).
-        detail = f"{code} {' '.join(text.replace(recipient, '<recipient>').split())}"
+        anonymous = text.replace(f"<{recipient}>", "<recipient>").replace(recipient, "<recipient>")
+        detail = f"{code} {' '.join(anonymous.split())}"
         if code == 421:
             self._drop()  # the server closes the session with 421
             return MailTransient(f"{self.where} is not taking mail now: {detail}")
