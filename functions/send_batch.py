@@ -16,7 +16,10 @@ from digestpub.newsletter.fanout import send_recipient_batch
 
 logger = Logger()
 metrics = Metrics()
-processor = BatchProcessor(event_type=EventType.SQS)
+# A mail service that refuses the sender fails every batch alike: report them all as
+# failures (back to the queue, towards the DLQ) rather than raise, which Lambda would
+# count as the function itself failing.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 stopped: list[str] = []
 """Why the mail service stopped a batch of this invocation: the batches after it go back untried."""
 

@@ -407,14 +407,23 @@ def cli_env(scenario: Scenario) -> dict[str, str]:
     return env
 
 
-def run_cli(scenario: Scenario, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """``python -m digestpub`` in a folder of the scenario, its settings from ``DIGESTPUB_*`` (``env`` added)."""
+def run_cli(scenario: Scenario, *args: str, **env: str | None) -> subprocess.CompletedProcess[str]:
+    """``python -m digestpub`` in a folder of the scenario, its settings from ``DIGESTPUB_*``.
+
+    ``env`` adds variables, or removes those given as ``None``.
+    """
     cwd = scenario.root / "cwd"
     cwd.mkdir(exist_ok=True)
+    environment = cli_env(scenario)
+    for name, value in env.items():
+        if value is None:
+            environment.pop(name, None)
+        else:
+            environment[name] = value
     return subprocess.run(
         [sys.executable, "-m", "digestpub", *args],
         cwd=cwd,
-        env=cli_env(scenario) | env,
+        env=environment,
         capture_output=True,
         text=True,
         timeout=60,

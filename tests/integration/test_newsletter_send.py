@@ -451,3 +451,50 @@ def test_cli_rerun_sends_nothing(cli_scenario: Scenario) -> None:
     assert by_recipient(outbox_messages(cli_scenario.outbox_dir)).keys() == {"alice@example.com", "bob@example.com"}
     days.add(f"daily-{datetime.now(UTC).date()}")
     assert line["issue"] in days, "the issue is today's, in UTC"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("preview", "--tags", "robotics", "--out", "preview/nothing.html"),
+        ("newsletter", "--to", "someone@example.com", "--tags", "robotics"),
+    ],
+    ids=["preview", "test-copy"],
+)
+def test_cli_an_email_with_nothing_to_read_is_refused_with_exit_2(
+    cli_scenario: Scenario, command: tuple[str, ...]
+) -> None:
+    result = run_cli(cli_scenario, *command)
+
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "holds nothing for the tags robotics" in " ".join(result.stderr.split())
+    assert not (cli_scenario.root / "cwd" / "preview").exists(), "an empty preview was written"
+    assert outbox_messages(cli_scenario.outbox_dir) == []
+
+
+def test_cli_newsletter_settings_from_flags_and_a_config_after_the_subcommand(cli_scenario: Scenario) -> None:
+    config = cli_scenario.root / "newsletter.toml"
+    other_outbox = cli_scenario.root / "outbox-from-config"
+    config.write_text(
+        f'mailer = "outbox:{other_outbox}"\nmax_items = 1\nsite_title = "From the file"\n', encoding="utf-8"
+    )
+
+    result = run_cli(
+        cli_scenario,
+        "newsletter",
+        "--frequency",
+        "daily",
+        "--config",
+        str(config),
+        "--site-title",
+        "From a flag",
+        DIGESTPUB_MAILER=None,
+    )
+
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert outbox_messages(cli_scenario.outbox_dir) == []
+    messages = by_recipient(outbox_messages(other_outbox))
+    assert messages.keys() == {"alice@example.com", "bob@example.com"}
+    _text, html = body_parts(messages["alice@example.com"])
+    assert "From a flag" in html and "From the file" not in html
+    assert len(papers_of(messages["alice@example.com"])) == 1, "max_items from the file"
