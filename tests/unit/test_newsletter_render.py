@@ -368,27 +368,27 @@ def test_forty_long_summaries_fit_under_gmails_clip_with_the_footer(scenario: Sc
         assert papers_in(text) == shown
 
 
-def test_a_short_summary_is_never_cut(scenario: Scenario) -> None:
+def _three_paper_email(scenario: Scenario) -> tuple[str, str]:
+    """(text, HTML) of the one email of an issue of three ordinary papers."""
     scenario.publish([paper(number, ["mllm"]) for number in range(1, 4)])
     scenario.subscribe("alice@example.com", "mllm")
     mailer = CollectingMailer()
-
     scenario.send(mailer)
+    (message,) = mailer.messages()
+    return body_parts(message)
 
-    text, html = body_parts(mailer.messages()[0])
+
+def test_a_short_summary_is_never_cut(scenario: Scenario) -> None:
+    text, html = _three_paper_email(scenario)
+
     assert "Читать дальше" not in html and "Читать дальше" not in text
     assert "Почему это важно" in html and "Почему это важно" in text
 
 
 def test_the_preheader_is_hidden_without_a_colour_like_the_background(scenario: Scenario) -> None:
     """SpamAssassin's HTML_FONT_LOW_CONTRAST fires on white text hidden on white."""
-    scenario.publish([paper(number, ["mllm"]) for number in range(1, 4)])
-    scenario.subscribe("alice@example.com", "mllm")
-    mailer = CollectingMailer()
+    _text, html = _three_paper_email(scenario)
 
-    scenario.send(mailer)
-
-    _text, html = body_parts(mailer.messages()[0])
     hidden = re.search(r'<div style="(display:none;[^"]*)">([^<]*)</div>', html)
     assert hidden is not None, "no hidden preheader"
     assert "Статья 3" in hidden.group(2)
