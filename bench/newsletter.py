@@ -136,7 +136,7 @@ def main() -> None:
         started = time.perf_counter()
         report = sender.run(subscribers(arguments.subscribers, tag_sets, rng))
         elapsed = time.perf_counter() - started
-        sizes = [len(segment.html_head) + len(segment.html_tail) for segment in renderer.segments()]
+        sizes = [len((segment.html_head + segment.html_tail).encode()) for segment in renderer.segments()]
         print(
             f"send loop into an outbox: {report.sent:,} emails in {elapsed:.1f} s = "
             f"{report.sent / elapsed:,.0f} emails/s ({report.nothing_to_read:,} with nothing to read, "
