@@ -115,6 +115,24 @@ def test_a_451_and_a_550_among_200_hold_up_nobody(scenario: Scenario, smtp_serve
     assert sorted(delivered(handler)) == sorted([*others, slow])
 
 
+def test_addresses_still_deferred_at_the_end_are_not_an_outage(scenario: Scenario, smtp_server: StartSmtp) -> None:
+    """Retrying only the slow addresses, every answer is "try later": that is them, not the service."""
+    addresses = readers(scenario, 30)
+    slow = addresses[::6]
+    handler, url = smtp_server(rcpt=dict.fromkeys(slow, "451 4.7.1 greylisted"))
+    options = SendOptions(send_rate=1000, backoff_first=0.05, backoff_cap=0.2, outage_limit=1.0, retry_limit=2.5)
+
+    started = time.monotonic()
+    report = send_smtp(scenario, url, options)
+    took = time.monotonic() - started
+
+    assert (report.sent, report.deferred, report.stopped) == (25, 5, "")
+    assert took < options.retry_limit + 5
+    retries = sum(command == "RCPT" and address in slow for _, command, address in handler.events)
+    assert retries > 2 * len(slow), "the slow addresses were not tried again"
+    assert sorted(delivered(handler)) == sorted(set(addresses) - set(slow))
+
+
 def test_twenty_refusals_in_a_row_stop_the_run_and_mark_nobody(scenario: Scenario, smtp_server: StartSmtp) -> None:
     addresses = readers(scenario, 30)
     handler, url = smtp_server(rcpt=dict.fromkeys(addresses, "550 5.1.1 user unknown"))

@@ -161,8 +161,8 @@ class Sender:
         self._refusals: list[tuple[Subscriber, str]] = []
         """Address refusals since the last delivery, claims still held: recorded once the streak ends."""
         self._failing_since: float | None = None
-        self._failing: set[str] = set()
-        """Recipients answered "try later" since the last answer that was not."""
+        self._failing = 0
+        """Recipients answered "try later" at their first attempt since the last answer that was not."""
 
     def run(self, subscribers: Iterable[Subscriber], total: int = 0) -> SendReport:
         started = time.perf_counter()
@@ -286,27 +286,27 @@ class Sender:
             delay = min(self.options.backoff_first * 2 ** (attempts - 1), self.options.backoff_cap)
             ready_at = now + delay * (0.5 + random.random())
             heapq.heappush(self._waiting, (ready_at, next(self._order), attempts, subscriber))
+        if attempts > 1:
+            return  # a retry of a deferred address: that address, not the service
+        # Recipients tried for the first time, one after another, all answered "try later":
+        # the service is struggling. Slow down, waking in time to stop at the outage limit.
         if self._failing_since is None:
             self._failing_since = now
-        self._failing.add(subscriber.id)
+        self._failing += 1
         failing_for = now - self._failing_since
-        # One address answered "try later" again and again is that address; the whole
-        # service is down when different recipients all get it.
-        if len(self._failing) > 1 and failing_for >= self.options.outage_limit:
+        if self._failing > 1 and failing_for >= self.options.outage_limit:
             self._stop(
                 f"the mail service answered try later to every message for {failing_for:.0f} s "
                 f"(last: {error}); a rerun sends the rest once it works"
             )
-        elif len(self._failing) > 1:
-            # Several recipients in a row: the service is struggling, so slow down, waking
-            # in time to stop at the outage limit.
-            pause = min(self.options.backoff_first * 2 ** (len(self._failing) - 2), self.options.backoff_cap)
+        elif self._failing > 1:
+            pause = min(self.options.backoff_first * 2 ** (self._failing - 2), self.options.backoff_cap)
             self.sleep(max(0.0, min(pause, self._failing_since + self.options.outage_limit - now)))
 
     def _service_answered(self) -> None:
         """An answer other than "try later": the service is up."""
         self._failing_since = None
-        self._failing.clear()
+        self._failing = 0
 
     def _give_up(self, subscriber: Subscriber, reason: str) -> None:
         self.ledger.release(self.issue.id, subscriber.id)
