@@ -28,6 +28,7 @@ from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from digestpub.adapters.folder import FolderStore
 from digestpub.adapters.ledger_sqlite import SqliteLedger
@@ -369,13 +370,27 @@ class Recorder:
 
 @contextlib.contextmanager
 def smtp_servers() -> Iterator[Callable[..., tuple[Recorder, str]]]:
-    """Starts aiosmtpd on 127.0.0.1 (on ``port``, or a free one) with a ``Recorder``; stops them all after."""
+    """Starts aiosmtpd on 127.0.0.1 (on ``port``, or a free one) with a ``Recorder``; stops them all after.
+
+    With ``login=(user, password)`` the server wants AUTH and takes only that login.
+    """
     controllers: list[Controller] = []
 
-    def start(port: int | None = None, **handler_options: Any) -> tuple[Recorder, str]:
+    def start(
+        port: int | None = None, login: tuple[str, str] | None = None, **handler_options: Any
+    ) -> tuple[Recorder, str]:
         handler = Recorder(**handler_options)
         port = port or free_port()
-        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        auth: dict[str, Any] = {}
+        if login is not None:
+            wanted = (login[0].encode(), login[1].encode())
+
+            def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+                given = (data.login, data.password) if isinstance(data, LoginPassword) else None
+                return AuthResult(success=given == wanted, handled=False)
+
+            auth = {"authenticator": authenticator, "auth_required": True, "auth_require_tls": False}
+        controller = Controller(handler, hostname="127.0.0.1", port=port, **auth)
         controller.start()
         controllers.append(controller)
         return handler, f"smtp://127.0.0.1:{port}"

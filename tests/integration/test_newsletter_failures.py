@@ -189,6 +189,26 @@ def test_each_smtp_answer_has_one_meaning(
         assert [state for _, state, _ in ledger_rows(scenario)] == ["sent"] * report.sent
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # 127.0.0.1 only
+def test_an_smtp_login_refused_stops_the_run_and_says_what_to_fix(scenario: Scenario, smtp_server: StartSmtp) -> None:
+    addresses = readers(scenario, 6)
+    handler, url = smtp_server(login=("digest", "right-password"))
+    host = url.removeprefix("smtp://")
+
+    result = run_cli(scenario, "newsletter", "--mailer", f"smtp://digest:wrong-password@{host}")
+
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert summary(result) == {"sent": 0, "bounced": 0, "deferred": 0, "failed": 1, "unknown": 0, "not_reached": 5}
+    assert "refused the login" in " ".join(result.stderr.split())
+    assert "wrong-password" not in result.stderr, "the password is printed"
+    assert set(statuses(scenario).values()) == {"confirmed"}
+    assert ledger_rows(scenario) == []
+
+    rerun = run_cli(scenario, "newsletter", "--mailer", f"smtp://digest:right-password@{host}")
+    assert rerun.returncode == 0, (rerun.stdout, rerun.stderr)
+    assert recipients([parse(content) for _, content in handler.accepted]) == dict.fromkeys(addresses, 1)
+
+
 # --- the service is down ------------------------------------------------------------------
 
 
