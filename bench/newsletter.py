@@ -4,8 +4,10 @@
 
 Prints emails per second for building and personalising (messages made and
 dropped), then for the real send loop into a throwaway outbox (SQLite ledger
-claim and confirm, one .eml file each, pacing off), peak RSS, and the rate of
-sending to a local aiosmtpd against plain smtplib sending the same bytes.
+claim and confirm, one .eml file each, pacing off), peak RSS, the rate of
+sending to a local aiosmtpd against plain smtplib sending the same bytes, and
+how long the send loop takes to deliver to a local aiosmtpd when 1% of the
+recipients are answered 451 (try later), against a run where none are.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -89,6 +92,7 @@ def main() -> None:
     parser.add_argument("--tag-sets", type=int, default=200)
     parser.add_argument("--summaries", type=int, default=70)
     parser.add_argument("--smtp-messages", type=int, default=2_000)
+    parser.add_argument("--greylist-recipients", type=int, default=10_000)
     arguments = parser.parse_args()
     rng = random.Random(11)
     issue = make_issue(arguments.summaries, rng)
@@ -132,7 +136,7 @@ def main() -> None:
         started = time.perf_counter()
         report = sender.run(subscribers(arguments.subscribers, tag_sets, rng))
         elapsed = time.perf_counter() - started
-        sizes = [len(segment.html_head) + len(segment.html_tail) for segment in renderer.segments()]
+        sizes = [len((segment.html_head + segment.html_tail).encode()) for segment in renderer.segments()]
         print(
             f"send loop into an outbox: {report.sent:,} emails in {elapsed:.1f} s = "
             f"{report.sent / elapsed:,.0f} emails/s ({report.nothing_to_read:,} with nothing to read, "
@@ -140,6 +144,7 @@ def main() -> None:
         )
         print(f"peak RSS: {peak_rss_mb():.0f} MB")
         smtp_comparison(renderer, factory, tag_sets, arguments.smtp_messages, rng)
+        greylisting(renderer, factory, tag_sets, arguments.greylist_recipients, rng, root)
 
 
 def smtp_comparison(
@@ -184,6 +189,73 @@ def smtp_comparison(
         f"SMTP to a local aiosmtpd, {len(messages):,} messages of {size:.0f} KiB: "
         f"smtplib {baseline:,.0f}/s, digestpub {ours:,.0f}/s = {ours / baseline:.0%}"
     )
+
+
+class _Answering:
+    """An aiosmtpd handler that answers 451 on RCPT for ``busy`` and keeps when it accepted the others."""
+
+    def __init__(self, busy: set[str]) -> None:
+        self.busy = busy
+        self.last_accepted = 0.0
+        self.accepted = 0
+
+    async def handle_RCPT(
+        self, server: object, session: object, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address in self.busy:
+            return "451 4.7.1 greylisted, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        self.accepted += 1
+        self.last_accepted = time.perf_counter()
+        return "250 OK"
+
+
+def greylisting(
+    renderer: IssueRenderer,
+    factory: MessageFactory,
+    tag_sets: list[tuple[str, ...]],
+    count: int,
+    rng: random.Random,
+    root: Path,
+) -> None:
+    """The send loop into aiosmtpd: time to deliver to everyone else with 1% answered 451, and with none."""
+    from aiosmtpd.controller import Controller
+
+    everyone = subscribers(count * 2, tag_sets[1:], rng)
+    readers = [person for person in everyone if not renderer.segment(person.tags, person.lang).empty][:count]
+    busy = {subscriber.email for subscriber in rng.sample(readers, count // 100)}
+    seconds: dict[str, float] = {}
+    for name, answered_451 in (("none", set()), ("1%", busy)):
+        handler = _Answering(answered_451)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        controller.start()
+        mailer = SmtpMailer(f"smtp://127.0.0.1:{port}")
+        sender = Sender(
+            renderer,
+            factory,
+            SqliteLedger(root / f"greylisting-{name}.db"),
+            mailer,
+            SendOptions(send_rate=1e9, backoff_first=0.2, retry_limit=1.0),
+        )
+        try:
+            started = time.perf_counter()
+            report = sender.run(readers)
+        finally:
+            mailer.close()
+            controller.stop()
+        seconds[name] = handler.last_accepted - started
+        print(
+            f"send loop into aiosmtpd, {len(readers):,} recipients, {len(answered_451):,} answered 451: "
+            f"the other {handler.accepted:,} delivered in {seconds[name]:.1f} s "
+            f"({report.sent:,} sent, {report.deferred:,} deferred)"
+        )
+    print(f"delivery to the others with 1% answered 451: {seconds['1%'] / seconds['none']:.2f}x the time with none")
 
 
 if __name__ == "__main__":

@@ -152,3 +152,12 @@ def s3_bucket(moto_server: str) -> Iterator[str]:
     boto3.client("s3").create_bucket(Bucket=name)
     yield name
     requests.post(f"{moto_server}/moto-api/reset", timeout=10)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Callable[..., Any]]:
+    """``start(port=None, **answers)`` runs aiosmtpd on 127.0.0.1: see ``newsletter_support.Recorder``."""
+    from tests.newsletter_support import smtp_servers
+
+    with smtp_servers() as start:
+        yield start

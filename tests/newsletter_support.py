@@ -8,16 +8,27 @@ outbox folder. Tests send with ``digestpub.newsletter.run.send_newsletter``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import email
 import email.policy
+import os
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from digestpub.adapters.folder import FolderStore
 from digestpub.adapters.ledger_sqlite import SqliteLedger
@@ -282,3 +293,154 @@ def list_unsubscribe_url(message: EmailMessage) -> str:
     value = str(message["List-Unsubscribe"]).strip()
     assert value.startswith("<") and value.endswith(">"), value
     return value[1:-1]
+
+
+# --- SMTP servers and the command, for the tests that send ---------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Recorder:
+    """An aiosmtpd handler that keeps what it accepts and answers as told.
+
+    ``refuse``: addresses answered ``550 no such user`` on RCPT; ``rcpt``: other RCPT
+    answers by address; ``busy``: addresses answered 451 on DATA that many times;
+    ``data``: other DATA answers by address;
+    ``mail``: an answer to every MAIL FROM once ``accept_first`` messages were
+    accepted (``None``: accept). Tests change these between runs. ``events`` logs
+    (time, command, address) of every MAIL, RCPT and accepted message, in order.
+    """
+
+    def __init__(
+        self,
+        refuse: set[str] | None = None,
+        busy: dict[str, int] | None = None,
+        rcpt: dict[str, str] | None = None,
+        data: dict[str, str] | None = None,
+        mail: str | None = None,
+        accept_first: int = 0,
+    ) -> None:
+        self.refuse = refuse or set()
+        self.busy = dict(busy or {})
+        self.rcpt = dict(rcpt or {})
+        self.data = dict(data or {})
+        self.mail = mail
+        self.accept_first = accept_first
+        self.accepted: list[tuple[list[str], bytes]] = []
+        self.sessions: list[Any] = []
+        self.data_attempts: dict[str, int] = {}
+        self.events: list[tuple[float, str, str]] = []
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        if not any(seen is session for seen in self.sessions):
+            self.sessions.append(session)
+        self.events.append((time.monotonic(), "MAIL", address))
+        if self.mail is not None and len(self.accepted) >= self.accept_first:
+            return self.mail
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        self.events.append((time.monotonic(), "RCPT", address))
+        if address in self.refuse:
+            return "550 no such user"
+        if address in self.rcpt:
+            return self.rcpt[address]
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        (address,) = envelope.rcpt_tos
+        self.data_attempts[address] = self.data_attempts.get(address, 0) + 1
+        if self.busy.get(address, 0) > 0:
+            self.busy[address] -= 1
+            return "451 4.3.0 try again later"
+        if address in self.data:
+            return self.data[address]
+        self.accepted.append((list(envelope.rcpt_tos), bytes(envelope.content)))
+        self.events.append((time.monotonic(), "ACCEPTED", address))
+        return "250 Message accepted for delivery"
+
+
+@contextlib.contextmanager
+def smtp_servers() -> Iterator[Callable[..., tuple[Recorder, str]]]:
+    """Starts aiosmtpd on 127.0.0.1 (on ``port``, or a free one) with a ``Recorder``; stops them all after.
+
+    With ``login=(user, password)`` the server wants AUTH and takes only that login.
+    """
+    controllers: list[Controller] = []
+
+    def start(
+        port: int | None = None, login: tuple[str, str] | None = None, **handler_options: Any
+    ) -> tuple[Recorder, str]:
+        handler = Recorder(**handler_options)
+        port = port or free_port()
+        auth: dict[str, Any] = {}
+        if login is not None:
+            wanted = (login[0].encode(), login[1].encode())
+
+            def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+                given = (data.login, data.password) if isinstance(data, LoginPassword) else None
+                return AuthResult(success=given == wanted, handled=False)
+
+            auth = {"authenticator": authenticator, "auth_required": True, "auth_require_tls": False}
+        controller = Controller(handler, hostname="127.0.0.1", port=port, **auth)
+        controller.start()
+        controllers.append(controller)
+        return handler, f"smtp://127.0.0.1:{port}"
+
+    try:
+        yield start
+    finally:
+        for controller in controllers:
+            controller.stop()
+        asyncio.set_event_loop(None)
+
+
+def cli_env(scenario: Scenario) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("DIGESTPUB_")}
+    env.update(
+        {
+            "COLUMNS": "400",
+            "NO_COLOR": "1",
+            "TERM": "dumb",
+            "DIGESTPUB_SOURCE": str(scenario.source_dir),
+            "DIGESTPUB_DEST": str(scenario.dest_dir),
+            "DIGESTPUB_STATE": str(scenario.state_dir),
+            "DIGESTPUB_SUBSCRIBERS": f"sqlite:///{scenario.db_path}",
+            "DIGESTPUB_MAILER": f"outbox:{scenario.outbox_dir}",
+            "DIGESTPUB_BASE_URL": SITE.base_url,
+            "DIGESTPUB_API_URL": SITE.api_url,
+        }
+    )
+    return env
+
+
+def run_cli(scenario: Scenario, *args: str, **env: str | None) -> subprocess.CompletedProcess[str]:
+    """``python -m digestpub`` in a folder of the scenario, its settings from ``DIGESTPUB_*``.
+
+    ``env`` adds variables, or removes those given as ``None``.
+    """
+    cwd = scenario.root / "cwd"
+    cwd.mkdir(exist_ok=True)
+    environment = cli_env(scenario)
+    for name, value in env.items():
+        if value is None:
+            environment.pop(name, None)
+        else:
+            environment[name] = value
+    return subprocess.run(
+        [sys.executable, "-m", "digestpub", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from digestpub import __version__
-from digestpub.errors import ConfigError, DigestpubError, StateLocked, StorageError
+from digestpub.errors import ConfigError, DigestpubError, MailError, NothingToRead, StateLocked, StorageError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -124,12 +124,13 @@ def main_options(
     context.obj = {"config": config, "verbose": verbose, "log_format": log_format}
 
 
-def _settings(context: typer.Context, **flags: Any) -> Settings:
+def _settings(context: typer.Context, config: Path | None = None, **flags: Any) -> Settings:
+    """Settings with the command's flags; its ``--config`` (after the subcommand) beats the main one."""
     from digestpub.settings import Settings
 
     options = context.obj or {}
     try:
-        settings = Settings.load(options.get("config"), log_format=options.get("log_format"), **flags)
+        settings = Settings.load(config or options.get("config"), log_format=options.get("log_format"), **flags)
     except ConfigError as error:
         stderr.print(f"[red]error:[/] {error}")
         raise typer.Exit(EXIT_CONFIG) from None
@@ -218,13 +219,18 @@ def publish_command(
 
 
 def _fail(error: DigestpubError) -> NoReturn:
-    if isinstance(error, ConfigError):
+    if isinstance(error, (ConfigError, NothingToRead)):
         stderr.print(f"[red]error:[/] {error}")
         raise typer.Exit(EXIT_CONFIG)
     if isinstance(error, StateLocked):
         stderr.print(f"[yellow]locked:[/] {error}")
         raise typer.Exit(EXIT_LOCKED)
-    label = "storage failed" if isinstance(error, StorageError) else "failed"
+    if isinstance(error, StorageError):
+        label = "storage failed"
+    elif isinstance(error, MailError):
+        label = "mail service failed"
+    else:
+        label = "failed"
     stderr.print(f"[red]{label}:[/] {error}")
     raise typer.Exit(EXIT_STORAGE)
 
@@ -240,6 +246,23 @@ def _frequency(value: str) -> Frequency:
         stderr.print(f"[red]error:[/] --frequency must be daily or weekly, not {value!r}")
         raise typer.Exit(EXIT_CONFIG)
     return value  # type: ignore[return-value]
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", envvar="DIGESTPUB_CONFIG", help="TOML file of settings.", dir_okay=False),
+]
+StateOption = Annotated[str | None, typer.Option(help="Where the publish state (and issues) are kept.")]
+DestOption = Annotated[str | None, typer.Option(help="Where the web copies of issues go.")]
+BaseUrlOption = Annotated[str | None, typer.Option(help="Public URL where dest is served.")]
+ApiUrlOption = Annotated[str | None, typer.Option(help="Public URL of the subscription endpoints.")]
+TitleOption = Annotated[str | None, typer.Option(help="Masthead: the digest's name.")]
+DescriptionOption = Annotated[str | None, typer.Option(help="Masthead: the tagline.")]
+SubscribersOption = Annotated[str | None, typer.Option(help="sqlite:///path.db or dynamodb://table.")]
+TokenKeyOption = Annotated[
+    str | None, typer.Option(help="Secret for unsubscribe and preference links (16+ characters).")
+]
+MaxItemsOption = Annotated[int | None, typer.Option(help="Items per email; the rest become one line.")]
 
 
 @app.command("newsletter")
@@ -260,13 +283,55 @@ def newsletter_command(
         bool,
         typer.Option("--resend-unknown", help="Also send to subscribers whose earlier send has an unknown outcome."),
     ] = False,
+    config: ConfigOption = None,
+    state: StateOption = None,
+    dest: DestOption = None,
+    base_url: BaseUrlOption = None,
+    api_url: ApiUrlOption = None,
+    site_title: TitleOption = None,
+    site_description: DescriptionOption = None,
+    subscribers: SubscribersOption = None,
+    mailer: Annotated[str | None, typer.Option(help="outbox:DIR, smtp://…, smtps://… or ses://CONFIG-SET.")] = None,
+    from_address: Annotated[str | None, typer.Option(help="Name <address> of the newsletter.")] = None,
+    reply_to: Annotated[str | None, typer.Option(help="Reply-To address.")] = None,
+    token_key: TokenKeyOption = None,
+    max_items: MaxItemsOption = None,
+    send_rate: Annotated[float | None, typer.Option(help="Emails per second.")] = None,
+    outage_limit: Annotated[
+        float | None, typer.Option(help="Seconds of nothing but 'try later' from the mail service that stop the run.")
+    ] = None,
+    retry_limit: Annotated[
+        float | None, typer.Option(help="Seconds spent retrying addresses answered 'try later', after the others.")
+    ] = None,
 ) -> None:
-    """Build one issue and send it: one email per confirmed subscriber with something to read."""
-    from digestpub.newsletter.run import send_newsletter, send_test_copy
-    from digestpub.newsletter.send import SendOptions
-    from digestpub.wiring import newsletter_context
+    """Build one issue and send it: one email per confirmed subscriber with something to read.
 
-    settings = _settings(context)
+    Exit 0 when done (refused addresses marked bounced); 1 when something is left to
+    send (the mail service or a store failed, or addresses were deferred): the same
+    command again sends exactly the rest; 2 bad settings; 3 another run holds the lock.
+    """
+    from digestpub.newsletter.run import send_newsletter, send_test_copy
+    from digestpub.wiring import newsletter_context, send_options
+
+    settings = _settings(
+        context,
+        config,
+        state=state,
+        dest=dest,
+        base_url=base_url,
+        api_url=api_url,
+        site_title=site_title,
+        site_description=site_description,
+        subscribers=subscribers,
+        mailer=mailer,
+        from_address=from_address,
+        reply_to=reply_to,
+        token_key=token_key,
+        max_items=max_items,
+        send_rate=send_rate,
+        outage_limit=outage_limit,
+        retry_limit=retry_limit,
+    )
     chosen = _frequency(frequency.lower())
     day = (on_date or datetime.now(UTC)).date()
     try:
@@ -274,10 +339,13 @@ def newsletter_command(
         if to is not None:
             from digestpub.subscribers import normalise_email, normalise_tags
 
-            message_id = send_test_copy(newsletter, chosen, day, normalise_email(to), normalise_tags(tags), lang)
+            try:
+                message_id = send_test_copy(newsletter, chosen, day, normalise_email(to), normalise_tags(tags), lang)
+            finally:
+                newsletter.mailer.close()
             typer.echo(f"test copy sent to {to}: {message_id}")
             return
-        options = SendOptions(send_rate=settings.send_rate, dry_run=dry_run, resend_unknown=resend_unknown)
+        options = send_options(settings, dry_run=dry_run, resend_unknown=resend_unknown)
         with _progress_bar() as bar:
             task: list[Any] = []
 
@@ -295,6 +363,15 @@ def newsletter_command(
     except DigestpubError as error:
         _fail(error)
     typer.echo(report.summary_line())
+    if report.stopped:
+        stderr.print(f"[red]mail service failed:[/] {report.stopped}")
+    if report.left:
+        stderr.print(
+            f"{report.left} left to send ({report.deferred} deferred, {report.failed} failed, "
+            f"{report.not_reached} not reached): run the same command again to send exactly those"
+        )
+    if report.stopped or report.deferred:
+        raise typer.Exit(EXIT_STORAGE)
 
 
 @app.command("preview")
@@ -308,12 +385,35 @@ def preview_command(
         datetime | None,
         typer.Option("--date", formats=["%Y-%m-%d"], help="The issue's date (default: today)."),
     ] = None,
+    config: ConfigOption = None,
+    state: StateOption = None,
+    base_url: BaseUrlOption = None,
+    api_url: ApiUrlOption = None,
+    site_title: TitleOption = None,
+    site_description: DescriptionOption = None,
+    subscribers: SubscribersOption = None,
+    token_key: TokenKeyOption = None,
+    max_items: MaxItemsOption = None,
 ) -> None:
-    """Render the issue such a subscriber would get, to open in a browser. Sends nothing."""
+    """Render the issue such a subscriber would get, to open in a browser. Sends nothing.
+
+    Exit 2 when that subscriber would get nothing (no email is made for them).
+    """
     from digestpub.newsletter.run import preview_html
     from digestpub.wiring import newsletter_context
 
-    settings = _settings(context)
+    settings = _settings(
+        context,
+        config,
+        state=state,
+        base_url=base_url,
+        api_url=api_url,
+        site_title=site_title,
+        site_description=site_description,
+        subscribers=subscribers,
+        token_key=token_key,
+        max_items=max_items,
+    )
     chosen = _frequency(frequency.lower())
     day = (on_date or datetime.now(UTC)).date()
     try:

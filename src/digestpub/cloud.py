@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from pathlib import Path
 
 from digestpub import wiring
 from digestpub.adapters import open_store
@@ -22,7 +23,9 @@ TOKEN_KEY_PARAMETER = "DIGESTPUB_TOKEN_KEY_PARAMETER"  # noqa: S105 - a variable
 
 @cache
 def settings() -> Settings:
-    return Settings.load()
+    """From ``DIGESTPUB_*`` variables over the TOML file that ``DIGESTPUB_CONFIG`` names, as the CLI reads them."""
+    config = os.environ.get("DIGESTPUB_CONFIG")
+    return Settings.load(Path(config) if config else None)
 
 
 @cache

@@ -32,19 +32,41 @@ class TemplateNotFound(ConfigError):
 
 
 class MailError(DigestpubError):
-    """A message could not be handed to the mail service."""
+    """A mail service did not take a message. Each adapter sorts every answer into one subclass."""
 
 
 class MailTransient(MailError):
-    """Throttling, a timeout or a dropped connection: retry later, never drop."""
+    """Try later: throttling, a 4xx answer, a timeout, a dropped connection. Never dropped."""
 
 
-class MailRejected(MailError):
-    """The service refused this recipient for good; recorded and never retried."""
+class MailUnreachable(MailTransient):
+    """The service cannot be reached at all (connection refused, no such host, outbox not writable).
+
+    Trying the next recipient would fail the same way, so a run stops at once.
+    """
+
+
+class AddressRefused(MailError):
+    """This address is refused for good (SMTP 5.1.x on RCPT): a hard bounce of one subscriber.
+
+    The message never names the address, so it can be kept in the ledger.
+    """
+
+
+class MessageRefused(MailError):
+    """The service refuses this sender or this message (unverified identity, auth, policy).
+
+    Every recipient would be refused alike: a run stops at once and marks nobody.
+    The message says what to fix.
+    """
 
 
 class NewsletterError(DigestpubError):
     """An issue cannot be built as asked (for example, a date before the last issue)."""
+
+
+class NothingToRead(NewsletterError):
+    """A preview or test copy for tags that match nothing in the issue: there is no email to make."""
 
 
 class InvalidSubscriber(DigestpubError):

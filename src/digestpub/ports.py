@@ -75,8 +75,9 @@ class SubscriberStore(Protocol):
 class Mailer(Protocol):
     """Sends one finished RFC 5322 message (CRLF line endings) to one recipient.
 
-    Raises ``MailTransient`` for what may work later (throttling, a dropped
-    connection) and ``MailRejected`` when the service refuses this address for good.
+    Every failure is one of ``digestpub.errors``' mail classes: ``MailTransient``
+    (try later), ``MailUnreachable`` (the service cannot be reached), ``AddressRefused``
+    (this address, for good) or ``MessageRefused`` (this sender or message).
     """
 
     def send(self, sender: str, recipient: str, message: bytes) -> str:

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     """How many senders run at once; each paces itself at send_rate / send_concurrency."""
     send_queue_url: str = ""
     """The SQS queue that plan_newsletter fills and send_batch drains (cloud only)."""
+    outage_limit: float = Field(60.0, gt=0)
+    """Seconds of nothing but "try later" from the mail service after which a send stops."""
+    retry_limit: float = Field(120.0, ge=0)
+    """Seconds a send goes on retrying addresses answered "try later", once the others were tried."""
 
     lookback_days: int = Field(2, ge=0, le=366)
     """Days before the newest day seen that an incremental run lists again."""

@@ -11,6 +11,7 @@ from digestpub.settings import Settings
 
 if TYPE_CHECKING:
     from digestpub.newsletter.run import NewsletterContext
+    from digestpub.newsletter.send import SendOptions
 
 
 def publish_options(
@@ -54,4 +55,19 @@ def newsletter_context(settings: Settings, token_key: bytes | None = None) -> Ne
         reply_to=settings.reply_to,
         max_items=settings.max_items,
         page_cache_control=settings.page_cache_control,
+    )
+
+
+def send_options(
+    settings: Settings, *, senders: int = 1, dry_run: bool = False, resend_unknown: bool = False
+) -> SendOptions:
+    """How a send paces and gives up; ``senders`` share ``send_rate`` (cloud workers at once)."""
+    from digestpub.newsletter.send import SendOptions
+
+    return SendOptions(
+        send_rate=settings.send_rate / senders,
+        outage_limit=settings.outage_limit,
+        retry_limit=settings.retry_limit,
+        dry_run=dry_run,
+        resend_unknown=resend_unknown,
     )

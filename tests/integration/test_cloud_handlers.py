@@ -635,3 +635,46 @@ def test_the_cloud_function_refuses_malformed_requests_with_a_page(deployed: Clo
     assert response["statusCode"] == expected, response_body(response)[:300]
     assert "<html" in response_body(response)
     assert deployed.store.find("many@example.com") is None
+
+
+# --- the mail service refusing the sender -----------------------------------------------------
+
+
+def test_send_batch_returns_every_batch_when_ses_refuses_the_sender(deployed: Cloud) -> None:
+    deployed.put_summary(_news(1, ["mllm"], hours_ago=2))
+    load_handler("publish_feeds").handler(scheduler_event(), FakeLambdaContext("publish-feeds"))
+    people = [deployed.subscribe(f"reader{number:02d}@example.com", "") for number in range(60)]
+    planned = load_handler("plan_newsletter").handler(scheduler_event(frequency="daily"), FakeLambdaContext("plan"))
+    messages = deployed.receive_all()
+    assert len(messages) == 2
+    event = sqs_event_from_messages(messages, deployed.queue_arn)
+    boto3.client("sesv2").delete_email_identity(EmailIdentity=FROM_DOMAIN)
+
+    result = load_handler("send_batch").handler(event, FakeLambdaContext("send-batch"))
+
+    # Both batches go back to the queue: the first stopped at its first message, the second was not tried.
+    assert result == {"batchItemFailures": [{"itemIdentifier": record["messageId"]} for record in event["Records"]]}
+    assert deployed.sent() == []
+    assert {deployed.status(person) for person in people} == {("confirmed", 0)}, "SES never bounces synchronously"
+    assert DynamoLedger(deployed.ledger_table).counts(planned["issue"]) == {}
+
+    # Once the sender is verified, the redelivered batches send everyone exactly once.
+    boto3.client("sesv2").create_email_identity(EmailIdentity=FROM_DOMAIN)
+    assert load_handler("send_batch").handler(event, FakeLambdaContext("send-batch")) == {"batchItemFailures": []}
+    assert Counter(_recipient(message) for _, message in deployed.sent()) == {person.email: 1 for person in people}
+
+
+def test_the_functions_read_the_toml_file_named_by_digestpub_config(
+    deployed: Cloud, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    config = tmp_path / "digestpub.toml"
+    config.write_text('site_title = "From the file"\noutage_limit = 5\nsend_rate = 3\n', encoding="utf-8")
+    monkeypatch.setenv("DIGESTPUB_CONFIG", str(config))
+    monkeypatch.delenv("DIGESTPUB_SEND_RATE")
+    cloud.settings.cache_clear()
+    try:
+        settings = cloud.settings()
+        assert (settings.site_title, settings.outage_limit, settings.send_rate) == ("From the file", 5, 3)
+        assert settings.subscribers == f"dynamodb://{deployed.subscribers_table}", "variables still beat the file"
+    finally:
+        cloud.settings.cache_clear()

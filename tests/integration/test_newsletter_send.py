@@ -8,22 +8,16 @@ the commands run as ``python -m digestpub`` in a temporary working folder.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from digestpub.adapters.folder import FolderStore
 from digestpub.adapters.ledger_sqlite import SqliteLedger
@@ -36,6 +30,7 @@ from digestpub.publish import PublishOptions, publish
 from tests.conftest import write_json
 from tests.newsletter_support import (
     SITE,
+    Recorder,
     Scenario,
     body_parts,
     by_recipient,
@@ -43,6 +38,7 @@ from tests.newsletter_support import (
     paper,
     parse,
     recipients,
+    run_cli,
 )
 
 PAPER_LINK = re.compile(r"https://aidigest\.example/papers/2611\.(\d{5})")
@@ -284,66 +280,6 @@ def test_a_summary_logged_again_after_a_stopped_publish_is_not_news_twice(scenar
 # --- SMTP ---------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Recorder:
-    """An aiosmtpd handler that keeps what it accepts and answers as told."""
-
-    def __init__(self, refuse: set[str] | None = None, busy: dict[str, int] | None = None) -> None:
-        self.refuse = refuse or set()
-        self.busy = dict(busy or {})
-        self.accepted: list[tuple[list[str], bytes]] = []
-        self.sessions: list[Any] = []
-        self.data_attempts: dict[str, int] = {}
-
-    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
-        if not any(seen is session for seen in self.sessions):
-            self.sessions.append(session)
-        envelope.mail_from = address
-        envelope.mail_options.extend(options)
-        return "250 OK"
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
-        if address in self.refuse:
-            return "550 no such user"
-        envelope.rcpt_tos.append(address)
-        envelope.rcpt_options.extend(options)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        (address,) = envelope.rcpt_tos
-        self.data_attempts[address] = self.data_attempts.get(address, 0) + 1
-        if self.busy.get(address, 0) > 0:
-            self.busy[address] -= 1
-            return "451 4.3.0 try again later"
-        self.accepted.append((list(envelope.rcpt_tos), bytes(envelope.content)))
-        return "250 Message accepted for delivery"
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[Callable[..., tuple[Recorder, str]]]:
-    controllers: list[Controller] = []
-
-    def start(**handler_options: Any) -> tuple[Recorder, str]:
-        handler = Recorder(**handler_options)
-        port = _free_port()
-        controller = Controller(handler, hostname="127.0.0.1", port=port)
-        controller.start()
-        controllers.append(controller)
-        return handler, f"smtp://127.0.0.1:{port}"
-
-    try:
-        yield start
-    finally:
-        for controller in controllers:
-            controller.stop()
-        asyncio.set_event_loop(None)
-
-
 def _smtp_scenario(scenario: Scenario, count: int) -> list[str]:
     scenario.publish([paper(1, ["mllm"]), paper(2, ["moe"])])
     addresses = [f"reader{number}@example.com" for number in range(count)]
@@ -388,7 +324,7 @@ def test_smtp_550_marks_that_subscriber_bounced_and_the_rest_still_go(
 
     delivered = sorted(rcpt for rcpts, _ in handler.accepted for rcpt in rcpts)
     assert delivered == sorted(set(addresses) - {refused})
-    assert (report.sent, report.rejected) == (5, 1)
+    assert (report.sent, report.bounced) == (5, 1)
     assert rerun.sent == 0
     subscriber = scenario.people[refused]
     with sqlite3.connect(scenario.db_path) as connection:
@@ -421,7 +357,7 @@ def test_smtp_451_is_retried_until_delivered_once(
     assert sorted(delivered) == sorted(addresses)
     assert delivered.count(busy) == 1
     assert handler.data_attempts[busy] == 4
-    assert (report.sent, report.failed, report.rejected) == (4, 0, 0)
+    assert (report.sent, report.failed, report.bounced, report.deferred) == (4, 0, 0, 0)
     assert scenario.ledger.counts(report.issue_id) == {"sent": 4}
 
 
@@ -431,39 +367,6 @@ SEND_LINE = re.compile(
     r"(?P<issue>daily-\d{4}-\d{2}-\d{2}): (?P<count>\d+) (?P<what>would be sent \(dry run\)|sent), "
     r"\d+ skipped .* \d+ failed, \d+ unknown"
 )
-
-
-def _cli_env(scenario: Scenario) -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("DIGESTPUB_")}
-    env.update(
-        {
-            "COLUMNS": "400",
-            "NO_COLOR": "1",
-            "TERM": "dumb",
-            "DIGESTPUB_SOURCE": str(scenario.source_dir),
-            "DIGESTPUB_DEST": str(scenario.dest_dir),
-            "DIGESTPUB_STATE": str(scenario.state_dir),
-            "DIGESTPUB_SUBSCRIBERS": f"sqlite:///{scenario.db_path}",
-            "DIGESTPUB_MAILER": f"outbox:{scenario.outbox_dir}",
-            "DIGESTPUB_BASE_URL": SITE.base_url,
-            "DIGESTPUB_API_URL": SITE.api_url,
-        }
-    )
-    return env
-
-
-def _digestpub(scenario: Scenario, *args: str) -> subprocess.CompletedProcess[str]:
-    cwd = scenario.root / "cwd"
-    cwd.mkdir(exist_ok=True)
-    return subprocess.run(
-        [sys.executable, "-m", "digestpub", *args],
-        cwd=cwd,
-        env=_cli_env(scenario),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -484,7 +387,7 @@ def _ledger_rows(scenario: Scenario) -> int:
 
 
 def test_cli_dry_run_prints_a_summary_and_sends_nothing(cli_scenario: Scenario) -> None:
-    result = _digestpub(cli_scenario, "newsletter", "--frequency", "daily", "--dry-run")
+    result = run_cli(cli_scenario, "newsletter", "--frequency", "daily", "--dry-run")
 
     assert result.returncode == 0, result.stderr
     line = SEND_LINE.search(result.stdout)
@@ -497,7 +400,7 @@ def test_cli_dry_run_prints_a_summary_and_sends_nothing(cli_scenario: Scenario) 
     assert not (cli_scenario.dest_dir / "newsletter").exists(), "a dry run published a web copy"
 
     # The real run afterwards still sends the whole issue.
-    real = _digestpub(cli_scenario, "newsletter", "--frequency", "daily")
+    real = run_cli(cli_scenario, "newsletter", "--frequency", "daily")
     assert real.returncode == 0, real.stderr
     sent = SEND_LINE.search(real.stdout)
     assert sent is not None and (sent["what"], int(sent["count"])) == ("sent", 2)
@@ -505,7 +408,7 @@ def test_cli_dry_run_prints_a_summary_and_sends_nothing(cli_scenario: Scenario) 
 
 
 def test_cli_test_copy_goes_to_one_address_and_records_nothing(cli_scenario: Scenario) -> None:
-    result = _digestpub(cli_scenario, "newsletter", "--frequency", "daily", "--to", "someone@example.com")
+    result = run_cli(cli_scenario, "newsletter", "--frequency", "daily", "--to", "someone@example.com")
 
     assert result.returncode == 0, result.stderr
     messages = outbox_messages(cli_scenario.outbox_dir)
@@ -517,7 +420,7 @@ def test_cli_test_copy_goes_to_one_address_and_records_nothing(cli_scenario: Sce
     assert _ledger_rows(cli_scenario) == 0
 
     # The copy consumed nothing: the real issue still reaches both readers.
-    real = _digestpub(cli_scenario, "newsletter", "--frequency", "daily")
+    real = run_cli(cli_scenario, "newsletter", "--frequency", "daily")
     assert real.returncode == 0, real.stderr
     got = recipients(outbox_messages(cli_scenario.outbox_dir))
     assert got == {"someone@example.com": 1, "alice@example.com": 1, "bob@example.com": 1}
@@ -525,7 +428,7 @@ def test_cli_test_copy_goes_to_one_address_and_records_nothing(cli_scenario: Sce
 
 def test_cli_preview_writes_the_tag_issue(cli_scenario: Scenario) -> None:
     out = cli_scenario.root / "preview" / "F.html"
-    result = _digestpub(cli_scenario, "preview", "--tags", "mllm", "--out", str(out))
+    result = run_cli(cli_scenario, "preview", "--tags", "mllm", "--out", str(out))
 
     assert result.returncode == 0, result.stderr
     html = out.read_text(encoding="utf-8").replace("&quot;", '"').replace("&#34;", '"')
@@ -538,9 +441,9 @@ def test_cli_preview_writes_the_tag_issue(cli_scenario: Scenario) -> None:
 
 def test_cli_rerun_sends_nothing(cli_scenario: Scenario) -> None:
     days = {f"daily-{datetime.now(UTC).date()}"}
-    first = _digestpub(cli_scenario, "newsletter", "--frequency", "daily")
+    first = run_cli(cli_scenario, "newsletter", "--frequency", "daily")
     assert first.returncode == 0, first.stderr
-    rerun = _digestpub(cli_scenario, "newsletter", "--frequency", "daily")
+    rerun = run_cli(cli_scenario, "newsletter", "--frequency", "daily")
     assert rerun.returncode == 0, rerun.stderr
     line = SEND_LINE.search(rerun.stdout)
     assert line is not None and (line["what"], int(line["count"])) == ("sent", 0), rerun.stdout
@@ -548,3 +451,50 @@ def test_cli_rerun_sends_nothing(cli_scenario: Scenario) -> None:
     assert by_recipient(outbox_messages(cli_scenario.outbox_dir)).keys() == {"alice@example.com", "bob@example.com"}
     days.add(f"daily-{datetime.now(UTC).date()}")
     assert line["issue"] in days, "the issue is today's, in UTC"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("preview", "--tags", "robotics", "--out", "preview/nothing.html"),
+        ("newsletter", "--to", "someone@example.com", "--tags", "robotics"),
+    ],
+    ids=["preview", "test-copy"],
+)
+def test_cli_an_email_with_nothing_to_read_is_refused_with_exit_2(
+    cli_scenario: Scenario, command: tuple[str, ...]
+) -> None:
+    result = run_cli(cli_scenario, *command)
+
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "holds nothing for the tags robotics" in " ".join(result.stderr.split())
+    assert not (cli_scenario.root / "cwd" / "preview").exists(), "an empty preview was written"
+    assert outbox_messages(cli_scenario.outbox_dir) == []
+
+
+def test_cli_newsletter_settings_from_flags_and_a_config_after_the_subcommand(cli_scenario: Scenario) -> None:
+    config = cli_scenario.root / "newsletter.toml"
+    other_outbox = cli_scenario.root / "outbox-from-config"
+    config.write_text(
+        f'mailer = "outbox:{other_outbox}"\nmax_items = 1\nsite_title = "From the file"\n', encoding="utf-8"
+    )
+
+    result = run_cli(
+        cli_scenario,
+        "newsletter",
+        "--frequency",
+        "daily",
+        "--config",
+        str(config),
+        "--site-title",
+        "From a flag",
+        DIGESTPUB_MAILER=None,
+    )
+
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert outbox_messages(cli_scenario.outbox_dir) == []
+    messages = by_recipient(outbox_messages(other_outbox))
+    assert messages.keys() == {"alice@example.com", "bob@example.com"}
+    _text, html = body_parts(messages["alice@example.com"])
+    assert "From a flag" in html and "From the file" not in html
+    assert len(papers_of(messages["alice@example.com"])) == 1, "max_items from the file"

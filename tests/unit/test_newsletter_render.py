@@ -316,3 +316,81 @@ def test_a_logged_summary_renders_its_markdown_when_first_shown() -> None:
     html = summary_from_log(logged).summary_html
     assert "<strong>Жирный</strong>" in html
     assert "script" not in html
+
+
+def _long_summary(number: int, size: int, *, paragraphs: bool = True) -> str:
+    """Russian Markdown of about ``size`` bytes: many paragraphs, or one that never ends."""
+    sentence = f"Статья {number} разбирает, как мультимодальные модели учатся на парах картинка — вопрос. "
+    count = size // len(sentence.encode()) + 1
+    if not paragraphs:
+        return sentence * count
+    return "\n\n".join(sentence * 4 for _ in range(count // 4 + 1))
+
+
+@pytest.mark.parametrize("paragraphs", [True, False], ids=["paragraphs", "one-long-paragraph"])
+def test_forty_long_summaries_fit_under_gmails_clip_with_the_footer(scenario: Scenario, paragraphs: bool) -> None:
+    """Gmail clips an HTML part past about 102 KB, cutting the footer with the unsubscribe link."""
+    documents = [
+        paper(number, ["mllm"], summary=_long_summary(number, 14_000, paragraphs=paragraphs)) for number in range(1, 41)
+    ]
+    for document in documents:
+        assert len(document["summary"].encode()) >= 14_000
+    scenario.publish(documents)
+    scenario.subscribe("alice@example.com", "mllm")
+    scenario.subscribe("bob@example.com", "", lang="en")
+    mailer = CollectingMailer()
+
+    scenario.send(mailer)
+
+    ids = scenario.ids_by_email()
+    messages = by_recipient(mailer.messages())
+    for address, more, read_on in (
+        ("alice@example.com", "и ещё", "Читать дальше"),
+        ("bob@example.com", "and ", "Read on"),
+    ):
+        text, html = body_parts(messages[address])
+        assert len(html.encode()) < 100_000, f"{address}: the HTML part is {len(html.encode())} bytes"
+        assert len(text.encode()) < 100_000, f"{address}: the text part is {len(text.encode())} bytes"
+        unsubscribe = list_unsubscribe_url(messages[address])
+        assert unsubscribe in html.replace("&amp;", "&"), "the unsubscribe link is not inside the HTML part"
+        assert verify_token(TOKEN_KEY, token_of(unsubscribe), "unsubscribe") == ids[address]
+        assert html.rstrip().endswith("</html>")
+        shown = papers_in(html)
+        assert 3 <= len(shown) < 30, f"{len(shown)} papers shown"
+        assert shown == list(range(40, 40 - len(shown), -1)), "the newest papers come first"
+        # Past the budget the rest become one line; each cut summary links to its page.
+        assert re.search(re.escape(more) + r"[^<]*" + str(40 - len(shown)), html), "no line for the rest"
+        assert html.count(read_on) == len(shown)
+        for number in shown:
+            url = f"https://aidigest.example/papers/2611.{number:05d}"
+            assert re.search(r'<a href="' + re.escape(url) + r'">' + read_on, html), f"no read-on link to {url}"
+            assert f"{read_on}: {url}" in text
+        assert papers_in(text) == shown
+
+
+def _three_paper_email(scenario: Scenario) -> tuple[str, str]:
+    """(text, HTML) of the one email of an issue of three ordinary papers."""
+    scenario.publish([paper(number, ["mllm"]) for number in range(1, 4)])
+    scenario.subscribe("alice@example.com", "mllm")
+    mailer = CollectingMailer()
+    scenario.send(mailer)
+    (message,) = mailer.messages()
+    return body_parts(message)
+
+
+def test_a_short_summary_is_never_cut(scenario: Scenario) -> None:
+    text, html = _three_paper_email(scenario)
+
+    assert "Читать дальше" not in html and "Читать дальше" not in text
+    assert "Почему это важно" in html and "Почему это важно" in text
+
+
+def test_the_preheader_is_hidden_without_a_colour_like_the_background(scenario: Scenario) -> None:
+    """SpamAssassin's HTML_FONT_LOW_CONTRAST fires on white text hidden on white."""
+    _text, html = _three_paper_email(scenario)
+
+    hidden = re.search(r'<div style="(display:none;[^"]*)">([^<]*)</div>', html)
+    assert hidden is not None, "no hidden preheader"
+    assert "Статья 3" in hidden.group(2)
+    assert "color" not in hidden.group(1)
+    assert not re.search(r"(?<![-\w])color:\s*#fff", html, re.IGNORECASE), "text coloured like the background"

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from digestpub.errors import MailTransient
+from digestpub.errors import MailUnreachable
 from digestpub.private import open_private, private_folder
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -39,7 +39,9 @@ class OutboxMailer:
                 os.close(descriptor)
             os.rename(temporary, f"{folder}/{name}")  # noqa: PTH104
         except OSError as error:
-            raise MailTransient(f"cannot write to the outbox {self.folder}: {error}") from error
+            # A folder that cannot take one message takes none (missing, read-only, full):
+            # the one answer of an outbox is "unreachable", which stops the run.
+            raise MailUnreachable(f"cannot write to the outbox {self.folder}: {error}") from error
         return name
 
     def close(self) -> None:

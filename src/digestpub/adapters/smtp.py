@@ -1,21 +1,41 @@
-"""Any SMTP server: one connection reused across messages, STARTTLS or implicit TLS, auth."""
+"""Any SMTP server: one connection reused across messages, STARTTLS or implicit TLS, auth.
+
+Every answer of the server is sorted into one of the mail error classes here, by
+its reply code (RFC 5321), its enhanced status code (RFC 3463) and the command it
+answered: ``_refusal`` for answers to a message, ``_connect`` for the session.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 import ssl
+import time
 from urllib.parse import unquote, urlsplit
 
-from digestpub.errors import ConfigError, MailRejected, MailTransient
+from digestpub.errors import (
+    AddressRefused,
+    ConfigError,
+    MailError,
+    MailTransient,
+    MailUnreachable,
+    MessageRefused,
+)
 
 _TIMEOUT = 30
+_IDLE = 5.0
+"""Seconds after which a kept connection is checked with NOOP before it carries a message."""
+_ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
+_MAILBOX_CODES = frozenset({550, 551, 553})
+"""Answers to RCPT about the mailbox itself, when no enhanced code says more."""
+_LOGIN_CODES = frozenset({530, 534, 535, 538})
 
 
 class SmtpMailer:
     """``smtp://user:pass@host:port`` (STARTTLS when offered) or ``smtps://`` (TLS from the start)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, timeout: float = _TIMEOUT) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ConfigError(f"mailer {url!r}: expected smtp://user:pass@host:port or smtps://…")
@@ -24,52 +44,132 @@ class SmtpMailer:
         self.port = parts.port or (465 if self.implicit_tls else 587)
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
+        self.timeout = timeout
         self._connection: smtplib.SMTP | None = None
+        self._last_used = 0.0
 
-    def _connect(self) -> smtplib.SMTP:
-        if self._connection is not None:
-            return self._connection
-        context = ssl.create_default_context()
-        connection: smtplib.SMTP
-        if self.implicit_tls:
-            connection = smtplib.SMTP_SSL(self.host, self.port, timeout=_TIMEOUT, context=context)
-        else:
-            connection = smtplib.SMTP(self.host, self.port, timeout=_TIMEOUT)
-        connection.ehlo()
-        if not self.implicit_tls and connection.has_extn("starttls"):
-            connection.starttls(context=context)
-            connection.ehlo()
-        if self.username:
-            connection.login(self.username, self.password or "")
-        self._connection = connection
-        return connection
+    @property
+    def where(self) -> str:
+        return f"SMTP server {self.host}:{self.port}"
 
     def send(self, sender: str, recipient: str, message: bytes) -> str:
+        connection = self._connect()
+        options = [] if (sender + recipient).isascii() else ["SMTPUTF8"]
         try:
-            connection = self._connect()
-            options = [] if (sender + recipient).isascii() else ["SMTPUTF8"]
             refused = connection.sendmail(sender, [recipient], message, mail_options=options)
         except smtplib.SMTPRecipientsRefused as error:
             code, reply = next(iter(error.recipients.values()), (450, b""))
-            raise self._classify(code, reply, recipient) from error
-        except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as error:
-            raise self._classify(error.smtp_code, error.smtp_error, recipient) from error
-        except smtplib.SMTPAuthenticationError as error:
-            raise ConfigError(f"SMTP {self.host}:{self.port} refused the login: {error}") from error
+            raise self._refusal(code, reply, recipient, "RCPT") from error
+        except smtplib.SMTPSenderRefused as error:
+            raise self._refusal(error.smtp_code, error.smtp_error, recipient, "MAIL") from error
+        except smtplib.SMTPDataError as error:
+            raise self._refusal(error.smtp_code, error.smtp_error, recipient, "DATA") from error
         except (smtplib.SMTPException, OSError) as error:
+            # A dropped connection or a timeout mid-message: a new connection may work.
             self._drop()
-            raise MailTransient(f"SMTP {self.host}:{self.port}: {error}") from error
+            raise MailTransient(f"{self.where}: {error}") from error
+        finally:
+            self._last_used = time.monotonic()
         if refused:
             code, reply = refused[recipient]
-            raise self._classify(code, reply, recipient)
+            raise self._refusal(code, reply, recipient, "RCPT")
         return ""
 
-    def _classify(self, code: int, reply: bytes | str, recipient: str) -> MailTransient | MailRejected:
+    def _refusal(self, code: int, reply: bytes | str, recipient: str, command: str) -> MailError:
+        """The one place an SMTP answer to a message becomes an error class."""
         text = reply.decode(errors="replace") if isinstance(reply, bytes) else reply
-        if 500 <= code < 600:
-            return MailRejected(f"{recipient}: {code} {text}")
-        self._drop()
-        return MailTransient(f"{recipient}: {code} {text}")
+        # The ledger keeps this text: it must not carry the address (erasure stays simple).
+        anonymous = text.replace(f"<{recipient}>", "<recipient>").replace(recipient, "<recipient>")
+        detail = f"{code} {' '.join(anonymous.split())}"
+        if code == 421:
+            self._drop()  # the server closes the session with 421
+            return MailTransient(f"{self.where} is not taking mail now: {detail}")
+        if 400 <= code < 500:
+            return MailTransient(f"{self.where} answered {command} with try later: {detail}")
+        if code in _LOGIN_CODES:
+            return MessageRefused(f"{self.where} wants a login it accepts: {detail}; check user and password in mailer")
+        enhanced = _ENHANCED.match(text)
+        subject = (int(enhanced[2]), int(enhanced[3])) if enhanced else None
+        if command != "MAIL" and subject is not None:
+            if subject[0] == 1 or subject == (2, 1):
+                return AddressRefused(f"the recipient's server refused the address: {detail}")
+            if subject == (2, 2):
+                return MailTransient(f"the recipient's mailbox is full: {detail}")
+        if command == "RCPT" and subject is None and code in _MAILBOX_CODES:
+            return AddressRefused(f"the recipient's server refused the address: {detail}")
+        if command == "MAIL":
+            return MessageRefused(
+                f"{self.where} refused the sender: {detail}; check from_address and that this login may send as it"
+            )
+        if command == "RCPT":
+            return MessageRefused(
+                f"{self.where} refused to take the message for a recipient: {detail}; "
+                "check that it relays for this login or host"
+            )
+        return MessageRefused(f"{self.where} refused the message itself: {detail}; its policy refuses the content")
+
+    def _connect(self) -> smtplib.SMTP:
+        """The open session, checked when it sat idle; a new one otherwise, its failures sorted."""
+        if self._connection is not None:
+            if time.monotonic() - self._last_used < _IDLE:
+                return self._connection
+            try:
+                if self._connection.noop()[0] == 250:
+                    return self._connection
+            except (smtplib.SMTPException, OSError):
+                pass
+            self._drop()
+        context = ssl.create_default_context()
+        connection = (
+            smtplib.SMTP_SSL(timeout=self.timeout, context=context)
+            if self.implicit_tls
+            else smtplib.SMTP(timeout=self.timeout)
+        )
+        try:
+            try:
+                connection.connect(self.host, self.port)
+            except (smtplib.SMTPException, ssl.SSLError):
+                raise  # the server answered: sorted below
+            except OSError as error:
+                raise MailUnreachable(f"cannot reach {self.where}: {error}") from error
+            connection.ehlo()
+            if not self.implicit_tls and connection.has_extn("starttls"):
+                connection.starttls(context=context)
+                connection.ehlo()
+            if self.username:
+                connection.login(self.username, self.password or "")
+        except MailError:
+            connection.close()
+            raise
+        except smtplib.SMTPAuthenticationError as error:
+            connection.close()
+            raise MessageRefused(
+                f"{self.where} refused the login: {error.smtp_code} {error.smtp_error!r}; "
+                "check user and password in mailer"
+            ) from error
+        except smtplib.SMTPNotSupportedError as error:
+            connection.close()
+            raise MessageRefused(f"{self.where} offers no login (AUTH): {error}; drop user:pass from mailer") from error
+        except smtplib.SMTPResponseException as error:
+            connection.close()
+            if 400 <= error.smtp_code < 500:
+                raise MailTransient(
+                    f"{self.where} is not taking mail now: {error.smtp_code} {error.smtp_error!r}"
+                ) from error
+            raise MessageRefused(
+                f"{self.where} refused the session: {error.smtp_code} {error.smtp_error!r}; "
+                "check that it accepts mail from this host"
+            ) from error
+        except ssl.SSLError as error:
+            connection.close()
+            raise MessageRefused(
+                f"TLS with {self.where} failed: {error}; smtps:// is TLS from the start, smtp:// uses STARTTLS"
+            ) from error
+        except (smtplib.SMTPException, OSError) as error:
+            connection.close()
+            raise MailTransient(f"{self.where} dropped the session: {error}") from error
+        self._connection = connection
+        return connection
 
     def _drop(self) -> None:
         if self._connection is not None:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from digestpub.errors import NewsletterError
 from digestpub.newsletter.issues import Issue, load_issue
-from digestpub.newsletter.run import NewsletterContext, issue_tools
+from digestpub.newsletter.run import NewsletterContext, issue_tools, mark_bounced
 from digestpub.newsletter.send import Sender, SendOptions, SendReport
 from digestpub.ports import SubscriberStore
 
@@ -32,8 +32,12 @@ def recipient_batches(
         yield {"issue_id": issue.id, "subscriber_ids": batch}
 
 
-def send_recipient_batch(context: NewsletterContext, message: dict[str, object], send_rate: float) -> SendReport:
-    """Send one queued batch; subscribers who left since planning are skipped."""
+def send_recipient_batch(context: NewsletterContext, message: dict[str, object], options: SendOptions) -> SendReport:
+    """Send one queued batch; subscribers who left since planning are skipped.
+
+    A report that ``stopped`` or ``deferred`` someone leaves work for a redelivery of
+    the batch: the ledger lets it send exactly that.
+    """
     issue_id = str(message["issue_id"])
     issue = load_issue(context.state, issue_id)
     if issue is None:
@@ -44,5 +48,12 @@ def send_recipient_batch(context: NewsletterContext, message: dict[str, object],
         raise NewsletterError(f"a batch of {issue_id} names no subscribers")
     found = (context.subscribers.get(str(identifier)) for identifier in identifiers)
     confirmed = (subscriber for subscriber in found if subscriber is not None and subscriber.status == "confirmed")
-    sender = Sender(renderer, factory, context.ledger, context.mailer, SendOptions(send_rate=send_rate))
+    sender = Sender(
+        renderer,
+        factory,
+        context.ledger,
+        context.mailer,
+        options,
+        on_bounced=lambda subscriber, _reason: mark_bounced(context.subscribers, subscriber),
+    )
     return sender.run(confirmed)

@@ -32,6 +32,16 @@ _FOOTER_MARK = "DIGESTPUB-FOOTER-3f9c2e"
 _BLOCK_END = re.compile(r"</(p|li|h[1-6]|pre|blockquote|tr)>|<br\s*/?>", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]+>")
 _BLANK_LINES = re.compile(r"\n{3,}")
+_ELEMENT = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)\b[^>]*?(/?)>")
+_VOID = frozenset({"br", "hr", "img", "wbr", "area", "col", "embed", "source", "track", "input"})
+
+HTML_BUDGET = 96_000
+"""Bytes of an email's HTML part, footer included. Gmail clips a part past about 102 KB,
+and what it cuts is the footer with the unsubscribe link."""
+SUMMARY_BUDGET = 6_000
+"""Bytes of one summary's HTML in an email; a longer one is cut at a paragraph, with a link to read on."""
+_PERSONAL_ROOM = 2_000
+"""What the address and the two token links may add to the footer when personalised."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,29 @@ def matching(summaries: list[Summary], tags: tuple[str, ...]) -> list[Summary]:
     return [summary for summary in summaries if wanted.intersection(summary.tag_slugs)]
 
 
+def clip_html(fragment: str, budget: int = SUMMARY_BUDGET) -> tuple[str, bool]:
+    """``fragment`` cut after its last whole top-level block within ``budget`` bytes; whether it was cut.
+
+    A first block already over the budget becomes its plain text, cut at a word.
+    """
+    if len(fragment.encode()) <= budget:
+        return fragment, False
+    depth = cut = 0
+    for element in _ELEMENT.finditer(fragment):
+        closing, name, self_closing = element.groups()
+        if name.lower() in _VOID or self_closing:
+            continue
+        depth = max(0, depth - 1) if closing else depth + 1
+        if depth == 0:
+            if len(fragment[: element.end()].encode()) > budget:
+                break
+            cut = element.end()
+    if cut:
+        return fragment[:cut], True
+    words = html_to_text(fragment).encode()[: budget // 2].decode(errors="ignore").rsplit(None, 1)[0]
+    return f"<p>{html.escape(words)} …</p>", True
+
+
 def html_to_text(fragment: str) -> str:
     text = _BLOCK_END.sub("\n", fragment.replace("<li>", "<li>• "))
     text = html.unescape(_TAG.sub("", text))
@@ -115,8 +148,8 @@ class IssueRenderer:
         site, issue = self.site, self.issue
         words = words_for(lang)
         summaries = matching(issue.summaries, tags)
-        shown = summaries[: self.max_items]
-        more = len(summaries) - len(shown)
+        candidates = summaries[: self.max_items]
+        clips = [clip_html(summary.summary_html) for summary in candidates]
         key = segment_key(tags, lang)
         web_path = f"newsletter/{issue.id}/{key}.html"
         web_url = site.url(web_path)
@@ -131,26 +164,6 @@ class IssueRenderer:
             new_papers=papers_word(lang, len(summaries), new=True),
             date=day,
         )
-        preheader = " · ".join(summary.title for summary in shown[:3])
-        context: dict[str, Any] = {
-            "site": site,
-            "words": words,
-            "lang": lang,
-            "subject": subject,
-            "preheader": preheader,
-            "heading": heading,
-            "items": shown,
-            "more": more,
-            "more_line": words["more"].format(count=more, papers=papers_word(lang, more)),
-            "web_url": web_url,
-            "footer": _FOOTER_MARK,
-        }
-        compiled = self._compile(context)
-        # The web copy is where "and N more" leads: it holds every paper of the segment.
-        everything = compiled if not more else self._compile({**context, "items": summaries, "more": 0})
-        text = self._environment.get_template("newsletter/issue.txt.j2").render(
-            context, texts=[html_to_text(summary.summary_html) for summary in shown]
-        )
         footer = self._environment.get_template("newsletter/footer.html.j2")
         footer_text = self._environment.get_template("newsletter/footer.txt.j2")
         personal = {
@@ -160,6 +173,46 @@ class IssueRenderer:
             "unsubscribe_url": UNSUBSCRIBE_MARK,
             "preferences_url": PREFERENCES_MARK,
         }
+        footer_html = footer.render(personal).strip()
+
+        def context_for(shown: int) -> dict[str, Any]:
+            more = len(summaries) - shown
+            return {
+                "site": site,
+                "words": words,
+                "lang": lang,
+                "subject": subject,
+                "preheader": " · ".join(summary.title for summary in candidates[: min(shown, 3)]),
+                "heading": heading,
+                "items": candidates[:shown],
+                "bodies": [body for body, _ in clips[:shown]],
+                "clipped": [was_clipped for _, was_clipped in clips[:shown]],
+                "more": more,
+                "more_line": words["more"].format(count=more, papers=papers_word(lang, more)),
+                "web_url": web_url,
+                "footer": _FOOTER_MARK,
+            }
+
+        room = HTML_BUDGET - len(footer_html.encode()) - _PERSONAL_ROOM
+        shown, compiled = self._fit(context_for, len(candidates), room)
+        context = context_for(shown)
+        # The web copy is where "and N more" and "read on" lead: every paper of the segment, whole.
+        everything = (
+            compiled
+            if not context["more"] and not any(context["clipped"])
+            else self._compile(
+                {
+                    **context,
+                    "items": summaries,
+                    "bodies": [summary.summary_html for summary in summaries],
+                    "clipped": [False] * len(summaries),
+                    "more": 0,
+                }
+            )
+        )
+        text = self._environment.get_template("newsletter/issue.txt.j2").render(
+            context, texts=[html_to_text(body) for body in context["bodies"]]
+        )
         public = {"personal": False, "words": words, "subscribe_url": site.page_url(ALL_FEED) + "#subscribe"}
         html_head, html_tail = _split(compiled, _FOOTER_MARK)
         text_head, text_tail = _split(text, _FOOTER_MARK)
@@ -168,19 +221,36 @@ class IssueRenderer:
             tags=tags,
             lang=lang,
             summaries=tuple(summaries),
-            shown=len(shown),
+            shown=shown,
             subject=subject,
-            preheader=preheader,
+            preheader=context["preheader"],
             web_path=web_path,
             web_url=web_url,
             html_head=html_head,
             html_tail=html_tail,
-            footer_html=footer.render(personal).strip(),
+            footer_html=footer_html,
             text_head=text_head,
             text_tail=text_tail,
             footer_text=footer_text.render(personal).strip(),
             web_copy=everything.replace(_FOOTER_MARK, footer.render(public).strip()),
         )
+
+    def _fit(self, context_for: Callable[[int], dict[str, Any]], count: int, room: int) -> tuple[int, str]:
+        """The most items (newest first) whose compiled HTML, footer marker aside, takes ``room`` bytes at most."""
+        compiled = self._compile(context_for(count))
+        size = len(compiled.encode()) - len(_FOOTER_MARK)
+        if size <= room or count == 0:
+            return count, compiled
+        # Each item's share of the overshoot, estimated from an issue without items; then
+        # one item less at a time until it fits (an estimate is only an estimate).
+        bare = len(self._compile(context_for(0)).encode()) - len(_FOOTER_MARK)
+        per_item = (size - bare) / count
+        shown = max(0, min(count - 1, int((room - bare) / per_item))) if per_item > 0 else 0
+        while True:
+            compiled = self._compile(context_for(shown))
+            if shown == 0 or len(compiled.encode()) - len(_FOOTER_MARK) <= room:
+                return shown, compiled
+            shown -= 1
 
     def _compile(self, context: dict[str, Any]) -> str:
         source = self._environment.get_template("newsletter/issue.mjml.j2").render(context)

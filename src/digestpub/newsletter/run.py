@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from digestpub.errors import NothingToRead
 from digestpub.model import Frequency, Subscriber
 from digestpub.newsletter.issues import Issue, prepare_issue
 from digestpub.newsletter.message import MessageFactory, personal_html
@@ -77,11 +78,15 @@ def send_newsletter(
     _issue, renderer, factory = build_issue(context, frequency, on, dry_run=options.dry_run, now=now)
 
     def suppress(subscriber: Subscriber, reason: str) -> None:
-        # A permanent refusal is a hard bounce: later issues skip the address.
-        context.subscribers.save(subscriber.model_copy(update={"status": "bounced", "updated_at": datetime.now(UTC)}))
+        mark_bounced(context.subscribers, subscriber)
 
-    sender = Sender(renderer, factory, context.ledger, context.mailer, options, on_rejected=suppress, progress=progress)
+    sender = Sender(renderer, factory, context.ledger, context.mailer, options, on_bounced=suppress, progress=progress)
     return sender.run(context.subscribers.iter_confirmed(frequency))
+
+
+def mark_bounced(subscribers: SubscriberStore, subscriber: Subscriber) -> None:
+    """A permanent refusal of the address is a hard bounce: later issues skip it."""
+    subscribers.save(subscriber.model_copy(update={"status": "bounced", "updated_at": datetime.now(UTC)}))
 
 
 def send_test_copy(
@@ -98,19 +103,31 @@ def send_test_copy(
 
     Not recorded in the ledger, and the issue is not saved: a test copy changes nothing.
     """
-    _issue, renderer, factory = build_issue(context, frequency, on, dry_run=True, now=now)
+    issue, renderer, factory = build_issue(context, frequency, on, dry_run=True, now=now)
     reader = _sample_reader("test-copy", recipient, tags, frequency, lang)
-    message_id, message = factory.build(renderer.segment(tags, lang), reader)
+    message_id, message = factory.build(_readable_segment(renderer, issue, tags, lang), reader)
     context.mailer.send(factory.envelope_sender, recipient, message)
     return message_id
 
 
 def preview_html(context: NewsletterContext, frequency: Frequency, on: date, tags: tuple[str, ...], lang: str) -> str:
     """The HTML part that a subscriber with ``tags`` would get for the issue of ``on``."""
-    _issue, renderer, factory = build_issue(context, frequency, on, dry_run=True)
-    segment = renderer.segment(tags, lang)
+    issue, renderer, factory = build_issue(context, frequency, on, dry_run=True)
+    segment = _readable_segment(renderer, issue, tags, lang)
     reader = _sample_reader("preview", "reader@example.com", tags, frequency, lang)
     return personal_html(segment, factory.personal(reader))
+
+
+def _readable_segment(renderer: IssueRenderer, issue: Issue, tags: tuple[str, ...], lang: str) -> Segment:
+    """The segment for ``tags``, refused when it is empty: nobody gets an empty email, a test reader neither."""
+    segment = renderer.segment(tags, lang)
+    if segment.empty:
+        wanted = f"the tags {' '.join(tags)}" if tags else "any tag"
+        raise NothingToRead(
+            f"{issue.id} holds nothing for {wanted} ({len(issue.summaries)} summaries in all): "
+            "no email to make; choose other --tags or --date"
+        )
+    return segment
 
 
 def _sample_reader(identifier: str, email: str, tags: tuple[str, ...], frequency: Frequency, lang: str) -> Subscriber:

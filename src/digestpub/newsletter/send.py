@@ -2,13 +2,29 @@
 
 For each subscriber, streamed: pick the segment (tag set and language), skip when
 it is empty, claim the (issue, subscriber) pair in the ledger, build the message,
-wait for the pace, send with retries, confirm. A run that stops between the mail
-service accepting a message and the confirmation leaves a claim: the next run
-reports it as "unknown" and sends it again only when asked.
+wait for the pace, send once, and act on the mail service's answer:
+
+- delivered: confirm;
+- this address is refused (``AddressRefused``): record it and mark the subscriber
+  bounced, unless it is the 20th refusal in a row: that is a setup error, and the
+  run stops without marking any of them;
+- try later (``MailTransient``): free the claim and put the subscriber at the back
+  of the run, so a slow address never holds up the others; after everyone else they
+  are tried again with backoff for a bounded time, and what is left is "deferred"
+  for the next run. When every answer has been "try later" for ``outage_limit``
+  seconds, the service is down and the run stops;
+- the sender or message is refused (``MessageRefused``) or the service cannot be
+  reached (``MailUnreachable``): the run stops at once and marks nobody.
+
+A stopped run frees its claims, so a rerun sends exactly the rest. A run that dies
+between the mail service accepting a message and the confirmation leaves a claim:
+the next run reports it as "unknown" and sends it again only when asked.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import random
 import time
@@ -19,10 +35,10 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, Field
 
-from digestpub.errors import MailRejected, MailTransient
+from digestpub.errors import AddressRefused, MailError, MailTransient, MailUnreachable
 from digestpub.model import Subscriber
 from digestpub.newsletter.message import MessageFactory
-from digestpub.newsletter.render import IssueRenderer
+from digestpub.newsletter.render import IssueRenderer, Segment
 from digestpub.ports import Ledger, Mailer
 
 log = logging.getLogger("digestpub.newsletter")
@@ -35,8 +51,15 @@ class SendOptions:
     send_rate: float = 10.0
     """Emails per second, across this run."""
     max_attempts: int = 8
+    """Attempts per recipient in one run; past them the recipient is deferred to the next run."""
     backoff_first: float = 0.5
     backoff_cap: float = 30.0
+    outage_limit: float = 60.0
+    """Seconds of nothing but "try later" from the mail service after which the run stops."""
+    retry_limit: float = 120.0
+    """Seconds the run goes on retrying deferred recipients once everyone else was tried."""
+    refusal_limit: int = 20
+    """Address refusals in a row that stop the run: a setup error, not that many bad addresses."""
     dry_run: bool = False
     resend_unknown: bool = False
     unknown_after: timedelta = timedelta(0)
@@ -52,19 +75,35 @@ class SendReport(BaseModel):
     would_send: int = 0
     already_sent: int = 0
     nothing_to_read: int = 0
+    bounced: int = 0
+    """Addresses refused for good: recorded in the ledger, subscribers marked bounced."""
+    deferred: int = 0
+    """Still answered "try later" at the end: claims freed, the next run sends them."""
     failed: int = 0
-    rejected: int = 0
+    """Messages in flight when the mail service refused the sender or could not be reached."""
+    not_reached: int = 0
+    """Subscribers with something to read that a stopped run did not try."""
     resent_unknown: int = 0
     unknown: list[str] = Field(default_factory=list)
+    stopped: str = ""
+    """Why the run stopped before the end (empty when it did not): what to fix."""
     seconds: float = 0.0
+
+    @property
+    def left(self) -> int:
+        """What a rerun would send (the unknown aside)."""
+        return self.deferred + self.failed + self.not_reached
 
     def summary_line(self) -> str:
         sent = f"{self.would_send} would be sent (dry run)" if self.would_send else f"{self.sent} sent"
-        return (
+        line = (
             f"{self.issue_id}: {sent}, {self.already_sent + self.nothing_to_read} skipped "
             f"({self.already_sent} already sent, {self.nothing_to_read} with nothing to read), "
-            f"{self.failed + self.rejected} failed, {len(self.unknown)} unknown"
+            f"{self.bounced} bounced, {self.deferred} deferred, {self.failed} failed, {len(self.unknown)} unknown"
         )
+        if self.stopped:
+            line += f"; stopped, {self.not_reached} not reached"
+        return line
 
 
 class Pacer:
@@ -98,7 +137,7 @@ class Sender:
         mailer: Mailer,
         options: SendOptions,
         *,
-        on_rejected: Callable[[Subscriber, str], None] | None = None,
+        on_bounced: Callable[[Subscriber, str], None] | None = None,
         progress: Progress | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -108,13 +147,22 @@ class Sender:
         self.ledger = ledger
         self.mailer = mailer
         self.options = options
-        self.on_rejected = on_rejected
+        self.on_bounced = on_bounced
         self.progress = progress
         self.sleep = sleep
+        self.clock = clock
         self.pacer = Pacer(options.send_rate, clock, sleep)
         self.issue = renderer.issue
         self.run_id = uuid.uuid4().hex
         self.report = SendReport(issue_id=self.issue.id, run_id=self.run_id, summaries=len(self.issue.summaries))
+        self._waiting: list[tuple[float, int, int, Subscriber]] = []
+        """Deferred recipients, claims freed: (when to try again, order, attempts so far, subscriber)."""
+        self._order = itertools.count()
+        self._refusals: list[tuple[Subscriber, str]] = []
+        """Address refusals since the last delivery, claims still held: recorded once the streak ends."""
+        self._failing_since: float | None = None
+        self._failing = 0
+        """Recipients answered "try later" at their first attempt since the last answer that was not."""
 
     def run(self, subscribers: Iterable[Subscriber], total: int = 0) -> SendReport:
         started = time.perf_counter()
@@ -123,12 +171,22 @@ class Sender:
         started_at = datetime.now(UTC)
         unknown = set(self.ledger.unknown(self.issue.id, self.run_id, started_at))
         resendable = set(self.ledger.unknown(self.issue.id, self.run_id, started_at - self.options.unknown_after))
+        stream = iter(subscribers)
         try:
-            for done, subscriber in enumerate(subscribers, start=1):
-                self._one(subscriber, unknown, resendable)
+            for done, subscriber in enumerate(stream, start=1):
+                self._first_try(subscriber, unknown, resendable)
                 if self.progress is not None and (done % 100 == 0 or done == total):
                     self.progress("sending", done, total)
+                if self.report.stopped:
+                    break
+            if not self.report.stopped:
+                self._retry_deferred()
+            if self.report.stopped:
+                self.report.not_reached += sum(not self._segment(subscriber).empty for subscriber in stream)
+            else:
+                self._record_refusals()
         finally:
+            self._free_refusals()
             self.ledger.flush()
         self.report.unknown = sorted(unknown)
         self.report.segments = len(self.renderer.segments())
@@ -142,8 +200,11 @@ class Sender:
             )
         return self.report
 
-    def _one(self, subscriber: Subscriber, unknown: set[str], resendable: set[str]) -> None:
-        segment = self.renderer.segment(subscriber.tags, subscriber.lang)
+    def _segment(self, subscriber: Subscriber) -> Segment:
+        return self.renderer.segment(subscriber.tags, subscriber.lang)
+
+    def _first_try(self, subscriber: Subscriber, unknown: set[str], resendable: set[str]) -> None:
+        segment = self._segment(subscriber)
         if segment.empty:
             self.report.nothing_to_read += 1
             return
@@ -162,35 +223,116 @@ class Sender:
                 return
             unknown.discard(subscriber.id)
             self.report.resent_unknown += 1
+        self._attempt(subscriber, segment, attempts=0)
+
+    def _retry_deferred(self) -> None:
+        """Everyone answered "try later" gets more attempts, with backoff, for ``retry_limit`` seconds."""
+        deadline = self.clock() + self.options.retry_limit
+        while self._waiting and not self.report.stopped:
+            ready_at = self._waiting[0][0]
+            if ready_at > deadline:
+                break
+            if ready_at > self.clock():
+                self.sleep(ready_at - self.clock())
+            _ready, _order, attempts, subscriber = heapq.heappop(self._waiting)
+            # The claim was freed while it waited: another run may have sent it meanwhile.
+            if not self.ledger.claim(self.issue.id, subscriber.id, self.run_id):
+                self.report.already_sent += 1
+                continue
+            self._attempt(subscriber, self._segment(subscriber), attempts)
+        self.report.deferred += len(self._waiting)
+        if self.report.deferred:
+            log.warning(
+                "%d subscriber(s) still answered try later; deferred: the next run sends them", self.report.deferred
+            )
+
+    def _attempt(self, subscriber: Subscriber, segment: Segment, attempts: int) -> None:
+        """One send of one claimed message, and what its answer means for the run."""
         message_id, message = self.factory.build(segment, subscriber)
+        self.pacer.wait()
         try:
-            self._send(subscriber.email, message)
-        except MailRejected as error:
-            self.ledger.reject(self.issue.id, subscriber.id, str(error))
-            self.report.rejected += 1
-            log.warning("rejected for good: %s", error)
-            if self.on_rejected is not None:
-                self.on_rejected(subscriber, str(error))
+            self.mailer.send(self.factory.envelope_sender, subscriber.email, message)
+        except AddressRefused as error:
+            self._service_answered()
+            self._refusals.append((subscriber, str(error)))
+            if len(self._refusals) >= self.options.refusal_limit:
+                self._stop(
+                    f"{len(self._refusals)} addresses in a row were refused ({error}): that is the mail "
+                    "setup, not the addresses; nobody was marked bounced. Check the mailer and from_address"
+                )
+            return
+        except MailUnreachable as error:
+            self._give_up(subscriber, str(error))
             return
         except MailTransient as error:
-            # Certainly not accepted: free the claim so the next run sends it.
             self.ledger.release(self.issue.id, subscriber.id)
-            self.report.failed += 1
-            log.error("gave up on %s after %d attempts: %s", subscriber.id, self.options.max_attempts, error)
+            self._defer(subscriber, attempts + 1, error)
+            return
+        except MailError as error:
+            self._give_up(subscriber, str(error))
             return
         self.ledger.confirm(self.issue.id, subscriber.id, message_id)
         self.report.sent += 1
+        self._service_answered()
+        self._record_refusals()
 
-    def _send(self, recipient: str, message: bytes) -> None:
-        delay = self.options.backoff_first
-        for attempt in range(1, self.options.max_attempts + 1):
-            self.pacer.wait()
-            try:
-                self.mailer.send(self.factory.envelope_sender, recipient, message)
-                return
-            except MailTransient as error:
-                if attempt == self.options.max_attempts:
-                    raise
-                log.info("attempt %d for %s failed (%s); retrying in %.1f s", attempt, recipient, error, delay)
-                self.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, self.options.backoff_cap)
+    def _defer(self, subscriber: Subscriber, attempts: int, error: MailTransient) -> None:
+        """To the back of the run; and when nothing but "try later" comes for long, stop."""
+        log.info("try later for %s (attempt %d): %s", subscriber.id, attempts, error)
+        now = self.clock()
+        if attempts >= self.options.max_attempts:
+            self.report.deferred += 1
+        else:
+            delay = min(self.options.backoff_first * 2 ** (attempts - 1), self.options.backoff_cap)
+            ready_at = now + delay * (0.5 + random.random())
+            heapq.heappush(self._waiting, (ready_at, next(self._order), attempts, subscriber))
+        if attempts > 1:
+            return  # a retry of a deferred address: that address, not the service
+        # Recipients tried for the first time, one after another, all answered "try later":
+        # the service is struggling. Slow down, waking in time to stop at the outage limit.
+        if self._failing_since is None:
+            self._failing_since = now
+        self._failing += 1
+        failing_for = now - self._failing_since
+        if self._failing > 1 and failing_for >= self.options.outage_limit:
+            self._stop(
+                f"the mail service answered try later to every message for {failing_for:.0f} s "
+                f"(last: {error}); a rerun sends the rest once it works"
+            )
+        elif self._failing > 1:
+            pause = min(self.options.backoff_first * 2 ** (self._failing - 2), self.options.backoff_cap)
+            self.sleep(max(0.0, min(pause, self._failing_since + self.options.outage_limit - now)))
+
+    def _service_answered(self) -> None:
+        """An answer other than "try later": the service is up."""
+        self._failing_since = None
+        self._failing = 0
+
+    def _give_up(self, subscriber: Subscriber, reason: str) -> None:
+        self.ledger.release(self.issue.id, subscriber.id)
+        self.report.failed += 1
+        self._stop(reason)
+
+    def _stop(self, reason: str) -> None:
+        self.report.stopped = reason
+        self.report.deferred += len(self._waiting)
+        self._waiting.clear()
+        self._free_refusals()
+        log.error("the run stopped: %s", reason)
+
+    def _record_refusals(self) -> None:
+        """The streak of refusals ended with a delivery (or the run's end): they were the addresses."""
+        for subscriber, reason in self._refusals:
+            self.ledger.reject(self.issue.id, subscriber.id, reason)
+            self.report.bounced += 1
+            log.warning("address of %s refused for good: %s", subscriber.id, reason)
+            if self.on_bounced is not None:
+                self.on_bounced(subscriber, reason)
+        self._refusals.clear()
+
+    def _free_refusals(self) -> None:
+        """A stopped run marks nobody: the refusals of its last streak are tried again next run."""
+        for subscriber, _reason in self._refusals:
+            self.ledger.release(self.issue.id, subscriber.id)
+        self.report.not_reached += len(self._refusals)
+        self._refusals.clear()
