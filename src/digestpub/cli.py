@@ -278,8 +278,9 @@ def serve_command(
     """Serve dest and the subscription endpoints on one port: the local twin of the cloud."""
     from urllib.parse import urlsplit
 
+    from digestpub import wiring
     from digestpub.serve import make_server
-    from digestpub.subscriptions import Subscriptions
+    from digestpub.subscriptions import SendAfterAnswer, Subscriptions
     from digestpub.web import build_app
 
     settings = _settings(context)
@@ -289,10 +290,8 @@ def serve_command(
     site = settings.site()
 
     def subscriptions() -> Subscriptions:
-        newsletter = newsletter_context(settings)
-        return Subscriptions(
-            site, newsletter.subscribers, newsletter.mailer, newsletter.token_key, settings.from_address
-        )
+        # Confirmation emails go out after the answer: it takes as long whether one is sent.
+        return wiring.subscriptions(settings, newsletter_context(settings), SendAfterAnswer())
 
     try:
         server = make_server(

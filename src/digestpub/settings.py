@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -14,6 +15,7 @@ from pydantic_settings import (
 )
 
 from digestpub.errors import ConfigError
+from digestpub.model import ConfirmationLimits
 from digestpub.site import Site
 from digestpub.text import is_language_tag, is_safe_url
 
@@ -45,6 +47,15 @@ class Settings(BaseSettings):
     """How many senders run at once; each paces itself at send_rate / send_concurrency."""
     send_queue_url: str = ""
     """The SQS queue that plan_newsletter fills and send_batch drains (cloud only)."""
+
+    confirm_interval: float = Field(600.0, ge=0)
+    """Seconds between two confirmation emails to one address."""
+    confirm_daily_limit: int = Field(3, ge=1)
+    """Confirmation emails to one address in 24 hours."""
+    confirm_hourly_limit: int = Field(500, ge=1)
+    """Confirmation emails to all addresses together in one hour."""
+    confirm_link_days: float = Field(7.0, gt=0)
+    """Days a confirmation link works (once)."""
 
     lookback_days: int = Field(2, ge=0, le=366)
     """Days before the newest day seen that an incremental run lists again."""
@@ -112,6 +123,13 @@ class Settings(BaseSettings):
             raise ConfigError(f"invalid settings: {details}") from None
         except (OSError, ValueError) as error:
             raise ConfigError(f"cannot read config file {config}: {error}") from None
+
+    def confirmation_limits(self) -> ConfirmationLimits:
+        return ConfirmationLimits(
+            min_interval=timedelta(seconds=self.confirm_interval),
+            per_day=self.confirm_daily_limit,
+            per_hour=self.confirm_hourly_limit,
+        )
 
     def site(self) -> Site:
         return Site(

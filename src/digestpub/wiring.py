@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from digestpub.adapters import open_ledger, open_mailer, open_store
@@ -10,6 +11,8 @@ from digestpub.newsletter.run import NewsletterContext
 from digestpub.parallel import default_workers
 from digestpub.publish import PublishOptions
 from digestpub.settings import Settings
+from digestpub.subscribers import published_tags
+from digestpub.subscriptions import Job, Subscriptions, send_now
 from digestpub.tokens import key_from_setting
 
 
@@ -48,4 +51,22 @@ def newsletter_context(settings: Settings, token_key: bytes | None = None) -> Ne
         reply_to=settings.reply_to,
         max_items=settings.max_items,
         page_cache_control=settings.page_cache_control,
+    )
+
+
+def subscriptions(
+    settings: Settings, context: NewsletterContext, dispatch: Callable[[Job], None] = send_now
+) -> Subscriptions:
+    """The subscription use cases over a newsletter context; tags come from the publish state."""
+    state = context.state
+    return Subscriptions(
+        context.site,
+        context.subscribers,
+        context.mailer,
+        context.token_key,
+        settings.from_address,
+        tags=lambda: published_tags(state),
+        limits=settings.confirmation_limits(),
+        confirm_link_lifetime=timedelta(days=settings.confirm_link_days),
+        dispatch=dispatch,
     )

@@ -136,6 +136,28 @@ class DynamoLedger:
     def flush(self) -> None:
         return None  # every write is already durable
 
+    def forget(self, subscriber_id: str) -> int:
+        """A paginated scan for the subscriber's rows, each deleted: erasing a person is
+        rare, and rows expire after 90 days anyway, so no index is kept for it."""
+        forgotten = 0
+        start: dict[str, Any] | None = None
+        while True:
+            extra = {"ExclusiveStartKey": start} if start else {}
+            response = self._call(
+                "scan",
+                FilterExpression="subscriber_id = :subscriber",
+                ProjectionExpression="issue_id, subscriber_id",
+                ExpressionAttributeValues={":subscriber": {"S": subscriber_id}},
+                **extra,
+            )
+            assert response is not None  # a scan carries no condition
+            for item in response.get("Items", []):
+                self._call("delete_item", Key=self._key(item["issue_id"]["S"], subscriber_id))
+                forgotten += 1
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return forgotten
+
 
 def create_ledger_table(client: Any, name: str) -> None:
     """The table as ``infra/`` declares it, for tests and local setups."""

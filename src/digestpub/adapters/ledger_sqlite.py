@@ -118,6 +118,10 @@ class SqliteLedger:
         ).fetchall()
         return dict(rows)
 
+    def forget(self, subscriber_id: str) -> int:
+        # A full scan: the key starts with the issue, and erasing a person is rare.
+        return self._execute("DELETE FROM ledger WHERE subscriber_id = ?", (subscriber_id,)).rowcount
+
     def close(self) -> None:
         self.flush()
         self._connection.close()
