@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import io
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -12,19 +13,19 @@ import pytest
 from digestpub.adapters.dynamodb import DynamoSubscriberStore, create_subscribers_table
 from digestpub.adapters.subscribers_factory import open_subscribers
 from digestpub.errors import StorageError
+from digestpub.model import Subscriber
+from digestpub.ports import SubscriberStore
 from digestpub.subscribers import AddressTaken, export_csv
+from tests import subscriber_contract as contract
 from tests.integration.test_subscribers_sqlite import (
-    HEADER,
-    NOW,
     check_concurrent_saves_of_one_address,
     check_cyrillic_and_idn,
     check_email_is_unique,
     check_iteration,
     check_save_get_find,
     check_save_replaces_by_id,
-    import_text,
-    make,
 )
+from tests.subscriber_contract import HEADER, NOW, import_text, make
 
 
 @pytest.fixture
@@ -36,6 +37,36 @@ def table(moto_server: str) -> Iterator[str]:
     create_subscribers_table(boto3.client("dynamodb"), name)
     yield name
     requests.post(f"{moto_server}/moto-api/reset", timeout=10)
+
+
+@pytest.fixture(scope="module")
+def serial_dynamodb(moto_server: str) -> Iterator[Any]:
+    """A second moto server that answers one request at a time, for the races.
+
+    moto's threaded server does not make a conditional write atomic against another
+    thread's; DynamoDB does, per item. Answering requests one by one gives that
+    guarantee and nothing more: the racing clients still interleave their reads and
+    conditional writes, which is what the adapter must get right.
+    """
+    import boto3
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), threaded=False)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield lambda: boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        thread.join(10)
+
+
+@pytest.fixture
+def serial_table(serial_dynamodb: Any) -> str:
+    name = f"race-{uuid.uuid4().hex[:12]}"
+    create_subscribers_table(serial_dynamodb(), name)
+    return name
 
 
 @pytest.fixture
@@ -111,15 +142,15 @@ def test_csv_import_and_export(store: DynamoSubscriberStore) -> None:
     assert [line for line, _ in problems] == [3]
     ids = {s.email: s.id for s in store.iter_all()}
     changed = HEADER + "иван@пример.рф,llm rl,weekly,ru,confirmed\nanna@example.com,,daily,en,pending\n"
-    # The local part keeps its case, so this Иван and иван are different addresses.
-    assert import_text(store, changed)[:3] == (1, 0, 1)
+    # An address is one subscriber whatever its case: this иван is the Иван above, kept as first typed.
+    assert import_text(store, changed)[:3] == (0, 1, 1)
     assert import_text(store, HEADER + "Иван@пример.рф,rl,daily,en,confirmed\n")[:3] == (0, 1, 0)
     everyone = {s.email: s for s in store.iter_all()}
-    assert len(everyone) == 3
+    assert len(everyone) == 2
     assert everyone["Иван@пример.рф"].id == ids["Иван@пример.рф"]
     assert everyone["Иван@пример.рф"].updated_at == NOW
     exported = io.StringIO()
-    assert export_csv(store, exported) == 3
+    assert export_csv(store, exported) == 2
     assert "Иван@пример.рф,rl,daily,en,confirmed\n" in exported.getvalue()
 
 
@@ -128,3 +159,90 @@ def test_factory_opens_dynamodb(table: str) -> None:
     assert isinstance(store, DynamoSubscriberStore)
     store.save(make("factory@example.com"))
     assert store.find("factory@example.com") is not None
+
+
+# The contract of tests/subscriber_contract.py
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        contract.check_mixed_case_is_one_subscriber,
+        contract.check_import_keeps_suppressed,
+        contract.check_import_refuses_unknown_tags_and_formulas,
+        contract.check_transitions,
+        contract.check_frequency_change_moves_the_sending_list,
+        contract.check_soft_bounces,
+        contract.check_confirmation_requests,
+        contract.check_confirmation_limits,
+        contract.check_erase,
+    ],
+)
+def test_contract(store: DynamoSubscriberStore, check: Callable[[SubscriberStore], None]) -> None:
+    check(store)
+
+
+def test_export_escapes_formula_cells(store: DynamoSubscriberStore, moto_server: str) -> None:
+    import boto3
+
+    other = f"copy-{uuid.uuid4().hex[:12]}"
+    create_subscribers_table(boto3.client("dynamodb"), other)
+    contract.check_export_escapes_formula_cells(store, DynamoSubscriberStore(other))
+
+
+def test_concurrent_confirmation_claims(serial_table: str, serial_dynamodb: Any) -> None:
+    contract.check_concurrent_confirmation_claims(lambda: DynamoSubscriberStore(serial_table, serial_dynamodb()))
+
+
+def test_unsubscribe_wins_races(serial_table: str, serial_dynamodb: Any) -> None:
+    contract.check_unsubscribe_wins_races(lambda: DynamoSubscriberStore(serial_table, serial_dynamodb()))
+
+
+def test_erase_leaves_no_address_in_the_table(store: DynamoSubscriberStore, table: str) -> None:
+    store.save(make("Secret.Person@example.com"))
+    store.claim_confirmation_email(contract.address_hash("secret.person@example.com"), now=NOW, limits=contract.LIMITS)
+    contract.erase_address(store, contract.MemoryLedger(), "SECRET.person@example.com")  # type: ignore[arg-type]
+    assert "secret.person" not in str(_raw_items(table)).lower()
+    kinds = sorted(item["id"]["S"].rsplit("#", 1)[0] for item in _raw_items(table))
+    assert kinds == ["CONFIRM#HOUR", "ERASED", "SCHEMA"], "only the hour's count (of everyone), the hash and a marker"
+
+
+def _old_item(person: Subscriber, status: str, created: str) -> dict[str, Any]:
+    """A subscriber item as written before addresses had keys."""
+    return {
+        "id": {"S": person.id},
+        "email": {"S": person.email},
+        "tags": {"L": [{"S": "llm"}]},
+        "frequency": {"S": "daily"},
+        "lang": {"S": "en"},
+        "status": {"S": status},
+        "status_frequency": {"S": f"{status}#daily"},
+        "created_at": {"S": created},
+        "updated_at": {"S": created},
+        "soft_bounces": {"N": "0"},
+    }
+
+
+def test_a_table_from_before_case_insensitive_addresses_is_migrated(table: str) -> None:
+    """The first lookup migrates: locks named by the key, and two spellings of one address
+    become one subscriber, whose suppression holds."""
+    import boto3
+
+    client = boto3.client("dynamodb")
+    upper, lower, bob = make("Alice@example.org"), make("alice@example.org"), make("Bob@example.org")
+    for person, status, created in (
+        (upper, "confirmed", "2026-01-01T00:00:00+00:00"),
+        (lower, "complained", "2026-02-01T00:00:00+00:00"),
+        (bob, "confirmed", "2026-01-01T00:00:00+00:00"),
+    ):
+        client.put_item(TableName=table, Item=_old_item(person, status, created))
+        client.put_item(TableName=table, Item={"id": {"S": f"EMAIL#{person.email}"}, "owner": {"S": person.id}})
+    store = DynamoSubscriberStore(table)
+    alice = store.find("ALICE@example.org")
+    assert alice is not None and alice.status == "complained"
+    assert store.find("bob@EXAMPLE.org") is not None
+    locks = sorted(item["id"]["S"] for item in _raw_items(table) if item["id"]["S"].startswith("EMAIL#"))
+    assert locks == ["EMAIL#alice@example.org", "EMAIL#bob@example.org"]
+    assert len(list(store.iter_all())) == 2
+    assert contract.import_text(store, HEADER + "ALICE@example.org,llm,daily,en,confirmed\n")[:3] == (0, 0, 0)
+    assert DynamoSubscriberStore(table).migrate_address_keys() == 0, "done once"

@@ -7,14 +7,16 @@ One table, partition key ``id`` (string), holding two kinds of item:
   ``status-frequency-index`` (sort key ``id``) that a send queries;
 - an address lock, keyed ``EMAIL#<address key>`` (``subscribers.address_key``: the
   address lowercased), whose ``owner`` is the id of the subscriber holding that
-  address. Locks written before addresses were matched whatever their case are
-  named by the address as typed: ``find`` still reads them, and the next ``save``
-  of their subscriber moves them to the key;
+  address. Locks written before addresses were matched whatever their case were
+  named by the address as typed: ``migrate_address_keys`` moves them;
 - ``CONFIRM#<address hash>``: the confirmation emails of one address in its
   current day (``window_start``, ``window_count``, ``last_sent``), and
   ``CONFIRM#HOUR#<hour>``: every confirmation email of one hour (``sent``);
   both expire by the table's TTL (``expires_at``);
-- ``ERASED#<address hash>``: an erased address, never imported again.
+- ``ERASED#<address hash>``: an erased address, never imported again;
+- ``SCHEMA#address-keys``: written once ``migrate_address_keys`` has given every
+  older subscriber its key; the first ``find`` of each store object reads it, and
+  runs that migration (a scan) if it is missing.
 
 Only subscribers have an ``email`` attribute, so scans filtered on
 ``attribute_exists(email)`` skip every other kind.
@@ -45,7 +47,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from digestpub.errors import StorageError
-from digestpub.model import ConfirmationLimits, Subscriber, SubscriberStatus, sortable_time
+from digestpub.model import SUPPRESSED, ConfirmationLimits, Subscriber, SubscriberStatus, sortable_time
 from digestpub.subscribers import AddressTaken, InvalidAddress, address_key, normalise_email
 
 EMAIL_PREFIX = "EMAIL#"
@@ -54,7 +56,9 @@ ERASED_PREFIX = "ERASED#"
 SENDING_INDEX = "status-frequency-index"
 TTL_ATTRIBUTE = "expires_at"
 _ATTEMPTS = 5
-_RESERVED = (EMAIL_PREFIX, CONFIRM_PREFIX, ERASED_PREFIX)
+MIGRATED_MARKER = "SCHEMA#address-keys"
+"""Present once every subscriber has an ``email_key`` and a lock named by it."""
+_RESERVED = (EMAIL_PREFIX, CONFIRM_PREFIX, ERASED_PREFIX, "SCHEMA#")
 _STATUS = {"#status": "status"}
 
 
@@ -142,6 +146,7 @@ class DynamoSubscriberStore:
         self.table_name = table_name
         self.client: Any = client or boto3.client("dynamodb")
         self.page_size = page_size
+        self._keyed = False
 
     @property
     def url(self) -> str:
@@ -166,13 +171,92 @@ class DynamoSubscriberStore:
             key = address_key(email)
         except InvalidAddress:
             return None
+        self._ensure_address_keys()
         lock = self._get_item(EMAIL_PREFIX + key)
-        if lock is None:
-            lock = self._get_item(EMAIL_PREFIX + normalise_email(email))
         if lock is None:
             return None
         found = self.get(lock["owner"]["S"])
         return found if found is not None and found.email.lower() == key else None
+
+    def _ensure_address_keys(self) -> None:
+        """Once per store object, one read: is the table's migration to address keys done?"""
+        if self._keyed:
+            return
+        if self._get_item(MIGRATED_MARKER) is None:
+            self.migrate_address_keys()
+            self._put_marker()
+        self._keyed = True
+
+    def _put_marker(self) -> None:
+        try:
+            self.client.put_item(TableName=self.table_name, Item={"id": {"S": MIGRATED_MARKER}})
+        except (ClientError, BotoCoreError) as error:
+            raise StorageError(f"cannot write to {self.url}: {error}") from error
+
+    def migrate_address_keys(self) -> int:
+        """Give subscribers saved before addresses matched whatever their case their key and a
+        key-named lock; returns how many it changed. Idempotent, and safe beside live traffic.
+
+        Two subscribers whose addresses differ only in case are one person: the one
+        holding the key keeps its id, takes the other's status if that is a suppression
+        it lacks, and the other is deleted.
+        """
+        changed = 0
+        scan = {
+            "TableName": self.table_name,
+            "FilterExpression": "attribute_exists(email) AND attribute_not_exists(email_key)",
+        }
+        try:
+            for page in self.client.get_paginator("scan").paginate(**scan):
+                for item in page.get("Items", []):
+                    changed += self._give_key(item)
+        except (ClientError, BotoCoreError) as error:
+            raise StorageError(f"cannot migrate {self.url}: {error}") from error
+        return changed
+
+    def _give_key(self, item: dict[str, Any]) -> int:
+        subscriber_id, key = item["id"]["S"], item["email"]["S"].lower()
+        lock = self._get_item(EMAIL_PREFIX + key)
+        holder = lock["owner"]["S"] if lock is not None else subscriber_id
+        if holder != subscriber_id and (other := self.get(holder)) is not None and other.email.lower() == key:
+            status = item["status"]["S"]
+            if status in SUPPRESSED and other.status not in SUPPRESSED:
+                self.transition(holder, status, only_from=(other.status,), now=other.updated_at)
+            actions: list[dict[str, Any]] = [
+                {"Delete": {"TableName": self.table_name, "Key": {"id": {"S": subscriber_id}}}},
+            ]
+        else:
+            actions = [
+                {
+                    "Update": {
+                        "TableName": self.table_name,
+                        "Key": {"id": {"S": subscriber_id}},
+                        "UpdateExpression": "SET email_key = :key",
+                        "ConditionExpression": "email = :email",
+                        "ExpressionAttributeValues": {":key": {"S": key}, ":email": item["email"]},
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.table_name,
+                        "Item": {"id": {"S": EMAIL_PREFIX + key}, "owner": {"S": subscriber_id}},
+                    }
+                },
+            ]
+        if _lock_of(item) != EMAIL_PREFIX + key:
+            actions.append(
+                {
+                    "Delete": {
+                        "TableName": self.table_name,
+                        "Key": {"id": {"S": _lock_of(item)}},
+                        "ConditionExpression": "attribute_not_exists(id) OR #owner = :me",
+                        "ExpressionAttributeNames": {"#owner": "owner"},
+                        "ExpressionAttributeValues": {":me": {"S": subscriber_id}},
+                    }
+                }
+            )
+        self.client.transact_write_items(TransactItems=actions)
+        return 1
 
     def save(self, subscriber: Subscriber) -> None:
         """Insert or replace by id, in one transaction with the address lock.

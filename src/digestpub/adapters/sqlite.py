@@ -275,10 +275,13 @@ class SqliteSubscriberStore:
     def _update(
         self, subscriber_id: str, assignments: str, condition: str, parameters: tuple[Any, ...]
     ) -> Subscriber | None:
-        """One conditional ``UPDATE … RETURNING``: the row as it became, or ``None``."""
+        """One conditional ``UPDATE … RETURNING``: the row as it became, or ``None``.
+
+        ``parameters`` are those of ``assignments``, then those of ``condition``.
+        """
         with self._connection() as connection:
             row = connection.execute(
-                f"UPDATE subscribers SET {assignments} WHERE id = ? AND ({condition}) RETURNING {_COLUMNS}",  # noqa: S608
+                f"UPDATE subscribers SET {assignments} WHERE ({condition}) AND id = ? RETURNING {_COLUMNS}",  # noqa: S608
                 (*parameters, subscriber_id),
             ).fetchone()
         return None if row is None else _row_to_subscriber(row)
