@@ -9,12 +9,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from digestpub import cloud
-from digestpub.web import build_app
+from digestpub.web import Endpoints
 
 logger = Logger()
-app = build_app(cloud.subscriptions, cloud.settings().site())
+endpoints = Endpoints(cloud.subscriptions, cloud.settings().site())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return endpoints.handle(event)

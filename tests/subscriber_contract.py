@@ -8,8 +8,9 @@ each bounded by a barrier timeout and a join timeout.
 from __future__ import annotations
 
 import io
+import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from digestpub.subscribers import (
     import_csv,
     new_subscriber,
 )
-from tests.conftest import summary, write_json
+from tests.conftest import EXAMPLES, summary, write_json
 
 NOW = datetime(2026, 11, 20, 9, 5, 15, 123456, tzinfo=UTC)
 HEADER = "email,tags,frequency,lang,status\n"
@@ -328,9 +329,12 @@ def no_address_in(path: Path, address: str) -> bool:
     return not any(needle in each.read_bytes().lower() for each in files)
 
 
-def publish_tags(root: Path, tags: frozenset[str] | set[str] = KNOWN_TAGS) -> Path:
-    """Publish one summary per tag under ``root``; the state folder, whose head then knows the tags."""
+def publish_tags(root: Path, tags: Collection[str] = KNOWN_TAGS, *, with_examples: bool = False) -> Path:
+    """Publish one summary per tag (and the examples) from ``root/source`` into ``root/public``
+    and ``root/state``; the state folder, whose head then knows the tags."""
     source, dest, state = root / "source", root / "public", root / "state"
+    if with_examples:
+        shutil.copytree(EXAMPLES, source, dirs_exist_ok=True)
     for number, tag in enumerate(sorted(tags)):
         write_json(source, f"2026/11/20/tag{number}.json", summary(number, tags=[tag]))
     settings = Settings.load(source=str(source), dest=str(dest), state=str(state))

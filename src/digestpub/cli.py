@@ -281,7 +281,7 @@ def serve_command(
     from digestpub import wiring
     from digestpub.serve import make_server
     from digestpub.subscriptions import SendAfterAnswer, Subscriptions
-    from digestpub.web import build_app
+    from digestpub.web import Endpoints
 
     settings = _settings(context)
     if "://" in settings.dest:
@@ -293,10 +293,12 @@ def serve_command(
         # Confirmation emails go out after the answer: it takes as long whether one is sent.
         return wiring.subscriptions(settings, newsletter_context(settings), SendAfterAnswer())
 
+    endpoints = Endpoints(subscriptions, site)
     try:
-        server = make_server(
-            host, port, Path(settings.dest), build_app(subscriptions, site), urlsplit(site.api_url).path
-        )
+        endpoints.use()  # a bad store or token key stops the start, not the first visitor
+        server = make_server(host, port, Path(settings.dest), endpoints, urlsplit(site.api_url).path)
+    except DigestpubError as error:
+        _fail(error)
     except OSError as error:
         stderr.print(f"[red]error:[/] cannot listen on {host}:{port}: {error}")
         raise typer.Exit(EXIT_CONFIG) from None

@@ -65,3 +65,12 @@ class InvalidToken(DigestpubError):
 
 class UnknownSubscriber(InvalidToken):
     """A valid token for a subscriber who is no longer in the store."""
+
+
+class BadRequest(DigestpubError):
+    """An HTTP request that cannot be served as sent; ``status`` is the 4xx to answer."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason

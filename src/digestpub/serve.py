@@ -1,42 +1,72 @@
 """``digestpub serve``: the local twin of the cloud, on one port.
 
-Static files come from the ``dest`` folder; requests to the subscription
-endpoints become API Gateway v2 events for the same routes the cloud function
-runs (``web.build_app``), so every link in a local page or outbox email works.
+Static files come from the ``dest`` folder, with the content types, ``ETag`` and
+``Last-Modified`` that S3 gives them (and 304 answers to conditional GETs).
+Requests to the subscription endpoints become API Gateway v2 events for the same
+``web.Endpoints`` the cloud function runs, so every link in a local page or outbox
+email works. Each request runs on its own thread; what one request reads lives
+only on its own handler and ``Request``.
+
+Every request that cannot be read as sent gets a 4xx and a short page, never a
+dropped connection: a ``Content-Length`` that is not a number, one over the body
+limit (the body is then drained a moment so the client reads the answer), a
+path with control characters or over the length limit.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import mimetypes
+import socket
 import time
 import uuid
+from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
-
-from digestpub.web import ROUTES
+from digestpub.site import FEED_FILES, HTML_TYPE, OPML_TYPE
+from digestpub.web import ROUTES, Endpoints
+from digestpub.web_request import MAX_BODY_BYTES, MAX_PATH_LENGTH
 
 log = logging.getLogger("digestpub.serve")
-_TYPES = {".xml": "application/xml; charset=utf-8", ".json": "application/feed+json; charset=utf-8"}
-_TYPES.update({".opml": "text/x-opml; charset=utf-8", ".html": "text/html; charset=utf-8"})
+
+LISTEN_BACKLOG = 256
+"""Connections the kernel holds while every thread is busy: a burst of subscribes waits, not resets."""
+_SOCKET_TIMEOUT = 30.0
+_LINGER_SECONDS = 2.0
+_LINGER_BYTES = 16 * 1024 * 1024
+
+
+def content_type(name: str) -> str:
+    """The Content-Type publish gives a file on S3: feeds by their name, pages and OPML by suffix."""
+    for file_name, kind in FEED_FILES.values():
+        stem, _, suffix = file_name.partition(".")
+        if name.endswith("." + suffix) and stem in name:
+            return kind
+    if name.endswith(".html"):
+        return HTML_TYPE
+    if name.endswith(".opml"):
+        return OPML_TYPE
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
 def http_event(method: str, target: str, headers: dict[str, str], body: bytes, client: str) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload 2.0) event for one local request."""
+    """An API Gateway HTTP API (payload 2.0) event for one local request.
+
+    The body goes base64-encoded, as API Gateway sends bodies it does not know to be text.
+    """
     parts = urlsplit(target)
     now = time.time()
-    text = body.decode("utf-8", errors="replace")
     return {
         "version": "2.0",
         "routeKey": "$default",
         "rawPath": parts.path,
         "rawQueryString": parts.query,
         "headers": {name.lower(): value for name, value in headers.items()},
-        "queryStringParameters": dict(parse_qsl(parts.query, keep_blank_values=True)) or None,
         "requestContext": {
             "accountId": "local",
             "apiId": "local",
@@ -54,27 +84,26 @@ def http_event(method: str, target: str, headers: dict[str, str], body: bytes, c
             "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
             "timeEpoch": int(now * 1000),
         },
-        "body": text,
-        "isBase64Encoded": False,
+        "body": base64.b64encode(body).decode("ascii"),
+        "isBase64Encoded": True,
     }
 
 
-class _LambdaContext:
-    function_name = "digestpub-serve"
-    memory_limit_in_mb = 0
-    invoked_function_arn = "arn:aws:lambda:local:000000000000:function:digestpub-serve"
-    aws_request_id = "local"
+class _Server(ThreadingHTTPServer):
+    request_queue_size = LISTEN_BACKLOG
+    daemon_threads = True
 
 
-def make_server(
-    host: str, port: int, root: Path, app: APIGatewayHttpResolver, api_prefix: str = "/"
-) -> ThreadingHTTPServer:
+def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_prefix: str = "/") -> ThreadingHTTPServer:
     """A threaded HTTP server for ``root`` and the subscription routes under ``api_prefix``."""
     prefix = "/" + api_prefix.strip("/")
     prefix = "" if prefix == "/" else prefix
+    root = root.resolve()
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "digestpub"
+        default_request_version = "HTTP/1.0"  # answer even a garbled request line with a status line
+        timeout = _SOCKET_TIMEOUT  # a client that stops sending frees its thread
 
         def _route(self) -> str | None:
             path = urlsplit(self.path).path
@@ -82,69 +111,152 @@ def make_server(
                 path = path[len(prefix) :]
             return path if path in ROUTES else None
 
-        def _api(self, method: str) -> None:
-            route = self._route()
-            assert route is not None
-            length = int(self.headers.get("Content-Length") or 0)
+        def _target_refused(self) -> bool:
+            """Answers a path no handler should see; True if it did."""
+            if len(self.path) > MAX_PATH_LENGTH:
+                self._refuse(414, f"the path is longer than {MAX_PATH_LENGTH} characters")
+            elif not unquote(urlsplit(self.path).path).isprintable():
+                self._refuse(400, "the path holds control characters")
+            else:
+                return False
+            return True
+
+        def _body(self) -> bytes | None:
+            """The request's body, or None once a refusal is sent."""
+            if "Transfer-Encoding" in self.headers:
+                self._refuse(411, "send the body with a Content-Length", body_unread=True)
+                return None
+            declared = (self.headers.get("Content-Length") or "0").strip()
+            if not declared.isdigit() or not declared.isascii():
+                self._refuse(400, f"Content-Length {declared[:40]!r} is not a number of bytes", body_unread=True)
+                return None
+            length = int(declared)
+            if length > MAX_BODY_BYTES:
+                self._refuse(413, f"the body is larger than {MAX_BODY_BYTES // 1024} KB", body_unread=True)
+                return None
             body = self.rfile.read(length) if length else b""
+            if len(body) < length:
+                self._refuse(400, "the body ended before its Content-Length")
+                return None
+            return body
+
+        def _api(self, method: str, route: str) -> None:
+            body = self._body()
+            if body is None:
+                return
             query = urlsplit(self.path).query
-            event = http_event(
-                method, route + ("?" + query if query else ""), dict(self.headers), body, self.client_address[0]
-            )
-            result = app.resolve(event, _LambdaContext())  # type: ignore[arg-type]
-            payload = result.get("body") or ""
-            data = payload.encode() if isinstance(payload, str) else payload
-            self.send_response(int(result.get("statusCode", 500)))
-            for name, value in (result.get("headers") or {}).items():
+            target = route + ("?" + query if query else "")
+            response = endpoints.handle(http_event(method, target, dict(self.headers), body, self.client_address[0]))
+            self._send(response["statusCode"], response["headers"], response["body"].encode("utf-8"), method == "HEAD")
+
+        def _send(self, status: int, headers: dict[str, str], data: bytes, head: bool = False) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
                 self.send_header(name, value)
-            for name, values in (result.get("multiValueHeaders") or {}).items():
-                for value in values:
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            if self._route():
-                self._api("GET")
-                return
-            self._static(head=False)
-
-        def do_HEAD(self) -> None:
-            self._static(head=True)
-
-        def do_POST(self) -> None:
-            if self._route():
-                self._api("POST")
-                return
-            self.send_error(405)
-
-        def _static(self, head: bool) -> None:
-            relative = unquote(urlsplit(self.path).path).lstrip("/")
-            target = (root / relative).resolve()
-            if not target.is_relative_to(root.resolve()):
-                self.send_error(404)
-                return
-            if target.is_dir():
-                if not self.path.split("?")[0].endswith("/"):
-                    self.send_response(301)
-                    self.send_header("Location", self.path.split("?")[0] + "/")
-                    self.end_headers()
-                    return
-                target = target / "index.html"
-            if not target.is_file():
-                self.send_error(404)
-                return
-            data = target.read_bytes()
-            kind = _TYPES.get(target.suffix) or mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-            self.send_response(200)
-            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             if not head:
                 self.wfile.write(data)
 
+        def _refuse(self, status: int, reason: str, *, body_unread: bool = False, allow: str = "") -> None:
+            response = endpoints.refusal(status, reason).to_event_response()
+            headers = {**response["headers"], **({"Allow": allow} if allow else {})}
+            self.close_connection = True
+            self._send(status, headers, response["body"].encode("utf-8"), self.command == "HEAD")
+            if body_unread:
+                self._drain()
+
+        def _drain(self) -> None:
+            # Closing a socket with unread bytes sends a reset, which can destroy the
+            # answer before the client reads it: read (and drop) a bounded while first.
+            try:
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_WR)
+                self.connection.settimeout(_LINGER_SECONDS)
+                deadline, drained = time.monotonic() + _LINGER_SECONDS, 0
+                while drained < _LINGER_BYTES and time.monotonic() < deadline:
+                    chunk = self.connection.recv(65536)
+                    if not chunk:
+                        break
+                    drained += len(chunk)
+            except OSError:
+                pass
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            # http.server's own refusals (a garbled request line, overlong headers) get our page too.
+            self._refuse(code, message or explain or "the request could not be read")
+
+        def _answer(self, method: str) -> None:
+            try:
+                if self._target_refused():
+                    return
+                route = self._route()
+                if route is not None:
+                    self._api(method, route)
+                elif method == "POST":
+                    self._refuse_post()
+                else:
+                    self._static(head=method == "HEAD")
+            except (BrokenPipeError, ConnectionResetError, TimeoutError):
+                self.close_connection = True
+            except Exception:
+                log.exception("serve: %s %s failed", method, self.path[:200])
+                self._refuse(500, "the server failed on this request")
+
+        def _refuse_post(self) -> None:
+            if self._body() is not None:
+                self._refuse(405, "only the subscription endpoints take a POST", allow="GET, HEAD")
+
+        def do_GET(self) -> None:
+            self._answer("GET")
+
+        def do_HEAD(self) -> None:
+            self._answer("HEAD")
+
+        def do_POST(self) -> None:
+            self._answer("POST")
+
+        def _static(self, head: bool) -> None:
+            path = urlsplit(self.path).path
+            try:
+                target = (root / unquote(path).lstrip("/")).resolve()
+                if not target.is_relative_to(root):
+                    raise FileNotFoundError(path)
+                if target.is_dir():
+                    if not path.endswith("/"):
+                        self._send(301, {"Location": path + "/"}, b"", head)
+                        return
+                    target = target / "index.html"
+                data = target.read_bytes()
+                modified = target.stat().st_mtime
+            except (OSError, ValueError):
+                self._refuse(404, "there is no such file")
+                return
+            self._send_file(data, modified, content_type(target.name), head)
+
+        def _send_file(self, data: bytes, modified: float, kind: str, head: bool) -> None:
+            tag = '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'  # as S3's ETag
+            headers = {"ETag": tag, "Last-Modified": formatdate(modified, usegmt=True)}
+            if _not_modified(self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since"), tag, modified):
+                self._send(304, headers, b"", head=True)
+                return
+            self._send(200, {"Content-Type": kind, **headers}, data, head)
+
         def log_message(self, format: str, *args: Any) -> None:
             log.info("%s %s", self.address_string(), format % args)
 
-    return ThreadingHTTPServer((host, port), Handler)
+    return _Server((host, port), Handler)
+
+
+def _not_modified(if_none_match: str | None, if_modified_since: str | None, tag: str, modified: float) -> bool:
+    """RFC 9110 §13.1: If-None-Match (weak comparison) decides; If-Modified-Since only without it."""
+    if if_none_match is not None:
+        wanted = {candidate.strip().removeprefix("W/") for candidate in if_none_match.split(",")}
+        return "*" in wanted or tag in wanted
+    if if_modified_since is None:
+        return False
+    try:
+        since = parsedate_to_datetime(if_modified_since).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return False  # an unreadable date is ignored, as RFC 9110 says
+    return int(modified) <= since

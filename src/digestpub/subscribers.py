@@ -113,9 +113,23 @@ def unknown_tags(tags: Iterable[str], known: Collection[str]) -> list[str]:
     return [tag for tag in tags if tag not in known]
 
 
+MAX_TAGS = 20
+"""Tags one subscriber may follow: as many as one summary may carry (the contract's 20)."""
+MAX_TAG_LENGTH = 100
+
+
 def normalise_tags(tags: str | Iterable[str]) -> tuple[str, ...]:
-    """Tags as slugs: deduplicated, sorted, empty ones dropped; a string is split on spaces."""
-    words = tags.split() if isinstance(tags, str) else tags
+    """Tags as slugs: deduplicated, sorted, empty ones dropped; a string is split on spaces.
+
+    More than ``MAX_TAGS`` different words, or one over ``MAX_TAG_LENGTH`` characters,
+    raise ``InvalidSubscriber`` (checked before any is slugified: a form may carry thousands).
+    """
+    words = set(tags.split() if isinstance(tags, str) else tags)
+    if len(words) > MAX_TAGS:
+        raise InvalidSubscriber(f"{len(words)} tags: follow at most {MAX_TAGS}")
+    for word in words:
+        if len(word) > MAX_TAG_LENGTH:
+            raise InvalidSubscriber(f"tag {word[:20]!r}… is longer than {MAX_TAG_LENGTH} characters")
     return tuple(sorted({slug for slug in (tag_slug(word) for word in words) if slug}))
 
 
@@ -186,11 +200,13 @@ class ImportReport(BaseModel):
     problems: list[tuple[int, str]] = Field(default_factory=list)
 
     def summary_line(self) -> str:
-        return (
+        line = (
             f"subscribers: {self.added} added, {self.updated} updated, "
-            f"{self.unchanged} unchanged, {self.kept} kept as unsubscribed, bounced or complained, "
-            f"{len(self.problems)} rows with problems"
+            f"{self.unchanged} unchanged, {len(self.problems)} rows with problems"
         )
+        if self.kept:
+            line += f"; {self.kept} kept as unsubscribed, bounced or complained (only their own opt-in changes that)"
+        return line
 
 
 def _read_header(row: list[str]) -> dict[str, int] | str:

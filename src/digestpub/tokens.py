@@ -25,13 +25,14 @@ from typing import TYPE_CHECKING
 
 from digestpub.errors import ConfigError, PreconditionFailed, StorageError
 from digestpub.errors import InvalidToken as InvalidToken
+from digestpub.private import SECRETS_PREFIX
 
 if TYPE_CHECKING:
     from digestpub.ports import ObjectStore
 
 
 PURPOSES = frozenset({"unsubscribe", "preferences", "confirm"})
-TOKEN_KEY_OBJECT = "secrets/token_key"  # noqa: S105 - where the key is kept, not the key
+TOKEN_KEY_OBJECT = SECRETS_PREFIX + "token_key"  # where the key is kept, not the key
 MIN_KEY_LENGTH = 16
 
 _LABEL = b"digestpub-token-v1\x00"

@@ -1,35 +1,38 @@
 """The subscription endpoints, one set of routes for the cloud function and ``digestpub serve``.
 
-Routes use aws-lambda-powertools' HTTP API resolver; ``digestpub serve`` turns each
-local request into the same API Gateway v2 event, so both answer alike.
+``Endpoints.handle`` answers one API Gateway HTTP API (payload 2.0) event with its
+response; ``digestpub serve`` turns each local request into the same event, so
+both answer alike. Each handler receives its ``Request`` as an argument and the
+``Endpoints`` object holds only the site and the use cases, so requests served
+at once on several threads cannot see each other's data. (Powertools' resolver
+keeps the current event on its class, which only one request at a time may use.)
 """
 
 from __future__ import annotations
 
-import email.policy
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
-from email.parser import BytesParser
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-
-from digestpub.errors import DigestpubError
+from digestpub.errors import BadRequest, DigestpubError
 from digestpub.model import Subscriber
 from digestpub.site import Site
-from digestpub.subscribers import InvalidAddress, InvalidSubscriber
+from digestpub.subscribers import InvalidAddress, InvalidSubscriber, UnknownTags
 from digestpub.subscriptions import Subscriptions
 from digestpub.templates import environment
 from digestpub.tokens import InvalidToken
+from digestpub.web_request import Request, read_request
 from digestpub.words import words_for
 
 log = logging.getLogger("digestpub.web")
 
 HTML = "text/html; charset=utf-8"
-ROUTES = ("/subscribe", "/confirm", "/unsubscribe", "/preferences")
+_PAGE_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
 
 
 def form_token(key: bytes, token: str) -> str:
@@ -37,164 +40,195 @@ def form_token(key: bytes, token: str) -> str:
     return hmac.new(key, b"form\x00" + token.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def build_app(subscriptions: Callable[[], Subscriptions], site: Site) -> APIGatewayHttpResolver:
-    """The routes; ``subscriptions`` builds the use cases on first need (cold starts stay cheap)."""
-    app = APIGatewayHttpResolver()
-    cache: list[Subscriptions] = []
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: str
+    content_type: str = HTML
+    headers: Mapping[str, str] = field(default_factory=dict)
 
-    def use() -> Subscriptions:
-        if not cache:
-            cache.append(subscriptions())
-        return cache[0]
+    def to_event_response(self) -> dict[str, Any]:
+        """The HTTP API (payload 2.0) response."""
+        headers = {**self.headers, "Content-Type": self.content_type}
+        return {"statusCode": self.status, "headers": headers, "body": self.body, "isBase64Encoded": False}
 
-    def page(status: int, lang: str, **context: Any) -> Response[str]:
+
+class Endpoints:
+    """The routes. ``subscriptions`` builds the use cases on first need (cold starts stay cheap)."""
+
+    def __init__(self, subscriptions: Callable[[], Subscriptions], site: Site) -> None:
+        self.site = site
+        self._build = subscriptions
+        self._built: Subscriptions | None = None
+        self._building = threading.Lock()
+
+    def use(self) -> Subscriptions:
+        built = self._built
+        if built is None:
+            with self._building:
+                if self._built is None:
+                    self._built = self._build()
+                built = self._built
+        return built
+
+    def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """The response to one HTTP API event: never an exception, always a page."""
+        try:
+            request = read_request(event)
+            handler = ROUTES.get(request.path, {}).get(request.method)
+            reply = self._no_route(request) if handler is None else handler(self, request)
+        except BadRequest as error:
+            log.info("request refused (%s): %s", error.status, error.reason)
+            reply = self.refusal(error.status, error.reason)
+        except DigestpubError:
+            log.exception("subscription request failed")
+            reply = self.page(503, self.site.lang, message=words_for(self.site.lang)["try_later"])
+        except Exception:
+            log.exception("subscription request failed unexpectedly")
+            reply = self.page(500, self.site.lang, message=words_for(self.site.lang)["try_later"])
+        return reply.to_event_response()
+
+    def _no_route(self, request: Request) -> Reply:
+        methods = ROUTES.get(request.path)
+        if methods is None:
+            return self.refusal(404, "there is no such page")
+        reply = self.refusal(405, f"{request.method} is not answered here")
+        return Reply(reply.status, reply.body, headers={**reply.headers, "Allow": ", ".join(sorted(methods))})
+
+    # --- pages -------------------------------------------------------------------------------
+
+    def page(self, status: int, lang: str, **context: Any) -> Reply:
         words = words_for(lang)
         template = environment().get_template("web/page.html.j2")
-        body = template.render(site=site, words=words, lang=lang, title=site.title, **{"kind": "", **context})
-        headers = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
-        return Response(status_code=status, content_type=HTML, body=body, headers=headers)
+        body = template.render(site=self.site, words=words, lang=lang, title=self.site.title, **{"kind": "", **context})
+        return Reply(status, body, headers=_PAGE_HEADERS)
 
-    def form() -> dict[str, str]:
-        event = app.current_event
-        body = event.decoded_body or ""
-        content_type = (event.headers or {}).get("content-type", "")
-        if content_type.lower().startswith("multipart/form-data"):
-            return _multipart_fields(content_type, body)
-        if "json" in content_type:
-            import json
+    def refusal(self, status: int, reason: str) -> Reply:
+        """The short page for a request that cannot be served as sent (any 4xx)."""
+        lang = self.site.lang
+        return self.page(status, lang, message=words_for(lang)["bad_request"].format(reason=reason))
 
-            try:
-                data = json.loads(body)
-            except ValueError:
-                return {}
-            return {str(key): " ".join(value) if isinstance(value, list) else str(value) for key, value in data.items()}
-        return {key: values[-1] for key, values in parse_qs(body, keep_blank_values=True).items()}
-
-    def token() -> str:
-        return app.current_event.get_query_string_value("token", "") or ""
-
-    def invalid(lang: str, error: InvalidSubscriber) -> Response[str]:
+    def _invalid(self, lang: str, error: InvalidSubscriber) -> Reply:
+        words = words_for(lang)
+        if isinstance(error, UnknownTags):
+            return self.page(400, lang, message=words["unknown_tags"].format(tags=", ".join(error.tags)))
         wording = "bad_address" if isinstance(error, InvalidAddress) else "bad_request"
-        return page(400, lang, message=words_for(lang)[wording].format(reason=error))
+        return self.page(400, lang, message=words[wording].format(reason=error))
 
-    def refused(lang: str) -> Response[str]:
-        return page(403, lang, message=words_for(lang)["bad_link"])
+    def _refused(self, lang: str) -> Reply:
+        return self.page(403, lang, message=words_for(lang)["bad_link"])
 
-    def same_origin() -> bool:
-        headers = app.current_event.headers or {}
-        origin = headers.get("origin") or headers.get("referer")
-        if not origin:
-            return True  # browsers send Origin on cross-site POSTs; other clients are not CSRF
-        allowed = {_origin(site.base_url), _origin(site.api_url)}
-        return _origin(origin) in allowed
-
-    @app.post("/subscribe")
-    def subscribe() -> Response[str]:
-        fields = form()
-        lang = fields.get("lang") or site.lang
-        if not same_origin():
-            return page(403, lang, message=words_for(lang)["bad_link"])
-        try:
-            use().subscribe(fields.get("email", ""), fields.get("tags", ""), fields.get("frequency", "daily"), lang)
-        except InvalidSubscriber as error:
-            return invalid(lang, error)
-        return page(200, lang, message=words_for(lang)["check_inbox"])
-
-    @app.get("/confirm")
-    def confirm() -> Response[str]:
-        try:
-            subscriber = use().confirm(token())
-        except InvalidToken:
-            return refused(site.lang)
-        return page(200, subscriber.lang, message=words_for(subscriber.lang)["confirmed"], subscriber=subscriber)
-
-    @app.get("/unsubscribe")
-    def unsubscribe_page() -> Response[str]:
-        # Link scanners follow GETs: this only shows the button.
-        try:
-            subscriber = use().peek(token(), "unsubscribe")
-        except InvalidToken:
-            return refused(site.lang)
-        return _form_page("unsubscribe", subscriber)
-
-    @app.post("/unsubscribe")
-    def unsubscribe() -> Response[str]:
-        # RFC 8058 one-click: List-Unsubscribe=One-Click, url-encoded or multipart.
-        one_click = form().get("List-Unsubscribe") == "One-Click"
-        try:
-            subscriber = use().peek(token(), "unsubscribe")
-            if not one_click and form().get("form") != form_token(use().token_key, token()):
-                return refused(subscriber.lang)
-            subscriber = use().unsubscribe(token())
-        except InvalidToken:
-            return refused(site.lang)
-        if one_click:  # RFC 8058: a plain 200, no redirect
-            return Response(status_code=200, content_type="text/plain; charset=utf-8", body="unsubscribed\n")
-        return page(200, subscriber.lang, message=words_for(subscriber.lang)["unsubscribed"])
-
-    @app.get("/preferences")
-    def preferences_page() -> Response[str]:
-        try:
-            subscriber = use().peek(token(), "preferences")
-        except InvalidToken:
-            return refused(site.lang)
-        return _form_page("preferences", subscriber)
-
-    @app.post("/preferences")
-    def preferences() -> Response[str]:
-        fields = form()
-        try:
-            subscriber = use().peek(token(), "preferences")
-        except InvalidToken:
-            return refused(site.lang)
-        if fields.get("form") != form_token(use().token_key, token()):
-            return refused(subscriber.lang)
-        try:
-            subscriber = use().update_preferences(
-                token(),
-                fields.get("tags", ""),
-                fields.get("frequency", subscriber.frequency),
-                fields.get("lang", subscriber.lang),
-            )
-        except InvalidToken:
-            return refused(site.lang)
-        except InvalidSubscriber as error:
-            return invalid(subscriber.lang, error)
-        return _form_page("preferences", subscriber, message=words_for(subscriber.lang)["saved"])
-
-    def _form_page(kind: str, subscriber: Subscriber, message: str = "") -> Response[str]:
-        return page(
+    def _form_page(self, kind: str, subscriber: Subscriber, token: str, message: str = "") -> Reply:
+        tags = (
+            sorted(self.use().tags().values(), key=lambda tag: (-tag.count, tag.slug)) if kind == "preferences" else []
+        )
+        return self.page(
             200,
             subscriber.lang,
             kind=kind,
             subscriber=subscriber,
             message=message,
-            action=site.api(f"{kind}?token={token()}"),
-            form_token=form_token(use().token_key, token()),
+            tags=tags,
+            action=self.site.api(f"{kind}?token={token}"),
+            form_token=form_token(self.use().token_key, token),
         )
 
-    @app.exception_handler(DigestpubError)  # type: ignore[untyped-decorator]
-    def failed(error: DigestpubError) -> Response[str]:
-        log.exception("subscription request failed")
-        return page(503, site.lang, message=words_for(site.lang)["try_later"])
+    def _same_origin(self, request: Request) -> bool:
+        origin = request.headers.get("origin") or request.headers.get("referer")
+        if not origin:
+            return True  # browsers send Origin on cross-site POSTs; other clients are not CSRF
+        allowed = {_origin(self.site.base_url), _origin(self.site.api_url)}
+        return _origin(origin) in allowed
 
-    return app
+    # --- handlers ----------------------------------------------------------------------------
+
+    def subscribe(self, request: Request) -> Reply:
+        fields = request.form
+        lang = fields.get("lang") or self.site.lang
+        if not self._same_origin(request):
+            return self._refused(lang)
+        try:
+            self.use().subscribe(
+                fields.get("email", ""), fields.get("tags", ""), fields.get("frequency", "daily"), lang
+            )
+        except InvalidSubscriber as error:
+            return self._invalid(lang, error)
+        return self.page(200, lang, message=words_for(lang)["check_inbox"])
+
+    def confirm(self, request: Request) -> Reply:
+        try:
+            subscriber = self.use().confirm(request.token)
+        except InvalidToken:
+            return self._refused(self.site.lang)
+        return self.page(200, subscriber.lang, message=words_for(subscriber.lang)["confirmed"], subscriber=subscriber)
+
+    def unsubscribe_page(self, request: Request) -> Reply:
+        # Link scanners follow GETs: this only shows the button.
+        try:
+            subscriber = self.use().peek(request.token, "unsubscribe")
+        except InvalidToken:
+            return self._refused(self.site.lang)
+        return self._form_page("unsubscribe", subscriber, request.token)
+
+    def unsubscribe(self, request: Request) -> Reply:
+        # RFC 8058 one-click: List-Unsubscribe=One-Click, url-encoded or multipart.
+        one_click = request.form.get("List-Unsubscribe") == "One-Click"
+        try:
+            subscriber = self.use().peek(request.token, "unsubscribe")
+            if not one_click and request.form.get("form") != form_token(self.use().token_key, request.token):
+                return self._refused(subscriber.lang)
+            subscriber = self.use().unsubscribe(request.token)
+        except InvalidToken:
+            return self._refused(self.site.lang)
+        if one_click:  # RFC 8058: a plain 200, no redirect
+            return Reply(200, "unsubscribed\n", content_type="text/plain; charset=utf-8")
+        return self.page(200, subscriber.lang, message=words_for(subscriber.lang)["unsubscribed"])
+
+    def preferences_page(self, request: Request) -> Reply:
+        try:
+            subscriber = self.use().peek(request.token, "preferences")
+        except InvalidToken:
+            return self._refused(self.site.lang)
+        return self._form_page("preferences", subscriber, request.token)
+
+    def preferences(self, request: Request) -> Reply:
+        fields = request.form
+        try:
+            subscriber = self.use().peek(request.token, "preferences")
+        except InvalidToken:
+            return self._refused(self.site.lang)
+        if fields.get("form") != form_token(self.use().token_key, request.token):
+            return self._refused(subscriber.lang)
+        if fields.get("action") == "resubscribe":
+            self.use().resubscribe(request.token)
+            return self.page(200, subscriber.lang, message=words_for(subscriber.lang)["check_inbox"])
+        try:
+            subscriber = self.use().update_preferences(
+                request.token,
+                _chosen_tags(fields),
+                fields.get("frequency", subscriber.frequency),
+                fields.get("lang", subscriber.lang),
+            )
+        except InvalidToken:
+            return self._refused(self.site.lang)
+        except InvalidSubscriber as error:
+            return self._invalid(subscriber.lang, error)
+        message = words_for(subscriber.lang)["saved"]
+        return self._form_page("preferences", subscriber, request.token, message=message)
 
 
-def _multipart_fields(content_type: str, body: str) -> dict[str, str]:
-    """The plain fields of a multipart/form-data body (no files are expected here)."""
-    message = BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body.encode("utf-8", "surrogateescape")
-    )
-    fields: dict[str, str] = {}
-    if message.is_multipart():
-        for part in message.iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            if isinstance(name, str):
-                payload = part.get_payload(decode=True)
-                if isinstance(payload, bytes):
-                    fields[name] = payload.decode("utf-8", "replace").strip()
-    return fields
+ROUTES: dict[str, dict[str, Callable[[Endpoints, Request], Reply]]] = {
+    "/subscribe": {"POST": Endpoints.subscribe},
+    "/confirm": {"GET": Endpoints.confirm},
+    "/unsubscribe": {"GET": Endpoints.unsubscribe_page, "POST": Endpoints.unsubscribe},
+    "/preferences": {"GET": Endpoints.preferences_page, "POST": Endpoints.preferences},
+}
+
+
+def _chosen_tags(fields: Mapping[str, str]) -> str:
+    """The page's ticked boxes (``tag-<slug>``) and any ``tags`` typed or sent by a client."""
+    ticked = [name.removeprefix("tag-") for name, value in fields.items() if name.startswith("tag-") and value]
+    return " ".join([fields.get("tags", ""), *ticked]).strip()
 
 
 def _origin(url: str) -> str:

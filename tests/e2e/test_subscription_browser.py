@@ -11,12 +11,9 @@ script, no horizontal overflow.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -24,28 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
-from digestpub.adapters.folder import FolderStore
 from digestpub.adapters.sqlite import SqliteSubscriberStore
 from digestpub.model import Subscriber
-from digestpub.publish import PublishOptions, publish
-from digestpub.settings import Settings
 from tests.cloud_support import parse_message
-from tests.conftest import EXAMPLES
 from tests.e2e.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS
+from tests.serve_support import free_port, publish_examples, running_serve, serve_env
 
 READER = "reader@example.com"
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the Python playwright package is not installed")
 
 pytestmark = BROWSER_MARKS
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -82,55 +69,12 @@ class Local:
 
 @pytest.fixture
 def local(tmp_path: Path) -> Iterator[Local]:
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}/"
-    dest, state = tmp_path / "public", tmp_path / "state"
-    outbox, database = tmp_path / "outbox", tmp_path / "s.db"
-    env = {name: value for name, value in os.environ.items() if not name.startswith(("DIGESTPUB_", "AWS_"))}
-    env.update(
-        {
-            "DIGESTPUB_SOURCE": str(EXAMPLES),
-            "DIGESTPUB_DEST": str(dest),
-            "DIGESTPUB_STATE": str(state),
-            "DIGESTPUB_SUBSCRIBERS": f"sqlite:///{database}",
-            "DIGESTPUB_MAILER": f"outbox:{outbox}",
-            "DIGESTPUB_BASE_URL": base_url,
-            "PYTHONUNBUFFERED": "1",
-            "COLUMNS": "200",
-        }
-    )
-    settings = Settings.load(source=str(EXAMPLES), dest=str(dest), state=str(state), base_url=base_url)
-    report = publish(
-        FolderStore(EXAMPLES), FolderStore(dest), FolderStore(state), settings.site(), PublishOptions(workers=1)
-    )
-    assert report.summaries_new > 0 and (dest / "tags" / "mllm" / "index.html").is_file()
-
-    log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "digestpub", "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"digestpub serve exited with {server.returncode}: {(tmp_path / 'serve.log').read_text()}")
-            try:
-                if requests.get(base_url, timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"digestpub serve did not answer on {base_url}")
-            time.sleep(0.1)
-        yield Local(base_url=base_url, env=env, root=tmp_path, outbox=outbox, database=database)
-    finally:
-        server.kill()
-        server.wait(timeout=10)
-        log.close()
+    env = serve_env(tmp_path, base_url)
+    publish_examples(tmp_path, base_url)
+    with running_serve(tmp_path, env, port):
+        yield Local(base_url=base_url, env=env, root=tmp_path, outbox=tmp_path / "outbox", database=tmp_path / "s.db")
 
 
 @pytest.fixture

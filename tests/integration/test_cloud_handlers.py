@@ -488,6 +488,10 @@ def test_ses_events_bounces_and_complaints(deployed: Cloud) -> None:
 
 
 def test_subscribe_confirm_and_preferences_through_the_http_api(deployed: Cloud) -> None:
+    # Subscribers choose among the digest's published tags.
+    deployed.put_summary(_news(1, ["mllm", "vqa"], hours_ago=3))
+    deployed.put_summary(_news(2, ["moe", "rag"], hours_ago=2))
+    load_handler("publish_feeds").handler(scheduler_event(), FakeLambdaContext("publish-feeds"))
     handler = load_handler("subscriptions").handler
     context = FakeLambdaContext("subscriptions")
     origin = {"origin": BASE_URL.rstrip("/")}
@@ -563,6 +567,19 @@ def test_subscribe_confirm_and_preferences_through_the_http_api(deployed: Cloud)
         "confirmed",
     )
 
+    # The page offers the digest's tags; a tag it never published is refused in the reader's words.
+    page = response_body(handler(http_event("GET", preferences), context))
+    assert 'name="tag-vqa"' in page and 'name="tag-moe" value="on" checked' in page
+    unknown = handler(http_event("POST", preferences, body=f"form={form_token}&tags=moe+nosuchtag"), context)
+    assert unknown["statusCode"] == 400
+    assert "The digest has no tag nosuchtag" in response_body(unknown)
+    assert deployed.store.get(person.id) == updated
+
+    # A confirm link works once.
+    reused = handler(http_event("GET", confirm_urls[0]), context)
+    assert reused["statusCode"] == 403
+    assert deployed.store.get(person.id) == updated
+
 
 _BOUNDARY = "---FormBoundaryjWmhtjORrn"
 ONE_CLICK_BODIES = {
@@ -601,3 +618,45 @@ def test_one_click_unsubscribe_accepts_both_rfc8058_encodings(
     assert response["statusCode"] in (200, 202), f"{response['statusCode']}: {shown}"
     assert "location" not in response_headers(response)
     assert deployed.status(person) == ("unsubscribed", 0)
+
+
+def _base64_event(method: str, url: str, body: bytes, content_type: str) -> dict[str, Any]:
+    event = http_event(method, url, body="x", headers={"content-type": content_type})
+    event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode(), True
+    return event
+
+
+CLOUD_MALFORMED = {
+    "json list": (http_event("POST", f"{API_URL}subscribe", body="[1,2,3]"), "application/json", 400),
+    "json null": (http_event("POST", f"{API_URL}subscribe", body="null"), "application/json", 400),
+    "json nested": (http_event("POST", f"{API_URL}subscribe", body="[" * 30_000), "application/json", 400),
+    "body over 64 KB": (http_event("POST", f"{API_URL}subscribe", body="tags=" + "a+" * 40_000), None, 413),
+    "not base64": (_base64_event("POST", f"{API_URL}subscribe", b"", "application/json") | {"body": "!!"}, None, 400),
+    "not utf-8": (
+        _base64_event("POST", f"{API_URL}subscribe", b"email=\xff", "application/x-www-form-urlencoded"),
+        None,
+        400,
+    ),
+    "22 tags": (
+        http_event(
+            "POST", f"{API_URL}subscribe", body="email=many%40example.com&tags=" + "+".join(map(str, range(22)))
+        ),
+        None,
+        400,
+    ),
+    "query not utf-8": (http_event("GET", f"{API_URL}confirm?token=%ff"), None, 400),
+    "path with NUL": (http_event("GET", f"{API_URL}%00"), None, 400),
+    "unknown path": (http_event("GET", f"{API_URL}nothing-here"), None, 404),
+    "wrong method": (http_event("GET", f"{API_URL}subscribe"), None, 405),
+}
+
+
+@pytest.mark.parametrize("name", list(CLOUD_MALFORMED))
+def test_the_cloud_function_refuses_malformed_requests_with_a_page(deployed: Cloud, name: str) -> None:
+    event, content_type, expected = CLOUD_MALFORMED[name]
+    if content_type:
+        event["headers"]["content-type"] = content_type
+    response = load_handler("subscriptions").handler(event, FakeLambdaContext("subscriptions"))
+    assert response["statusCode"] == expected, response_body(response)[:300]
+    assert "<html" in response_body(response)
+    assert deployed.store.find("many@example.com") is None

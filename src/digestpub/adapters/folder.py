@@ -11,6 +11,7 @@ from pathlib import Path
 
 from digestpub.errors import PreconditionFailed, StorageError
 from digestpub.model import ObjectInfo
+from digestpub.private import SECRETS_PREFIX, open_private, refuse_if_shared
 
 _LOCK_NAME = ".digestpub-write.lock"
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
@@ -69,6 +70,8 @@ class FolderStore:
 
     def read(self, key: str) -> tuple[bytes, str] | None:
         path = self._path(key)
+        if key.startswith(SECRETS_PREFIX):
+            refuse_if_shared(path)
         try:
             with path.open("rb") as handle:
                 stat = os.fstat(handle.fileno())
@@ -93,11 +96,14 @@ class FolderStore:
         # no random name and no retry, which cost more than the write on small files.
         temporary = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
         try:
-            try:
-                descriptor = os.open(temporary, _CREATE, 0o644)
-            except FileNotFoundError:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                descriptor = os.open(temporary, _CREATE, 0o644)
+            if key.startswith(SECRETS_PREFIX):
+                descriptor = open_private(temporary, _CREATE)
+            else:
+                try:
+                    descriptor = os.open(temporary, _CREATE, 0o644)
+                except FileNotFoundError:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    descriptor = os.open(temporary, _CREATE, 0o644)
             try:
                 with os.fdopen(descriptor, "wb") as handle:
                     handle.write(data)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from digestpub.errors import StorageError
+from digestpub.private import private_file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger (
@@ -28,7 +29,7 @@ class SqliteLedger:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(self.path)
             # Autocommit: each claim and confirmation is its own transaction. WAL
             # with synchronous=NORMAL survives a crash of the process without an
             # fsync per email.

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from digestpub.errors import MailTransient
+from digestpub.private import open_private, private_folder
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -29,9 +30,9 @@ class OutboxMailer:
         temporary = f"{folder}/.{name}.tmp"
         try:
             if not self._ready:
-                self.folder.mkdir(parents=True, exist_ok=True)
+                private_folder(self.folder)
                 self._ready = True
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            descriptor = open_private(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
             try:
                 os.write(descriptor, message)
             finally:

@@ -26,6 +26,7 @@ from typing import Any
 
 from digestpub.errors import StorageError
 from digestpub.model import ConfirmationLimits, Subscriber, SubscriberStatus, sortable_time
+from digestpub.private import private_file
 from digestpub.subscribers import AddressTaken, InvalidAddress, address_key, normalise_email
 
 log = logging.getLogger("digestpub.subscribers")
@@ -81,7 +82,7 @@ def connect(path: Path) -> sqlite3.Connection:
     The caller closes it. Errors are raised as ``StorageError``.
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)
         connection = sqlite3.connect(path, timeout=_BUSY_TIMEOUT, isolation_level=None)
     except (OSError, sqlite3.Error) as error:
         raise StorageError(f"cannot open {path}: {error}") from error
