@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -62,11 +63,18 @@ class SendAfterAnswer:
     The answer to ``POST /subscribe`` then takes as long whether or not an email is sent.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.05) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digestpub-confirmation")
+        self._delay = delay
 
     def __call__(self, job: Job) -> None:
-        self._pool.submit(job)
+        self._pool.submit(self._later, job)
+
+    def _later(self, job: Job) -> None:
+        # Rendering the email holds the interpreter for milliseconds: started at once,
+        # it would slow the very answer it follows, and tell that one was sent.
+        time.sleep(self._delay)
+        job()
 
     def close(self) -> None:
         """Wait for the sends already handed over."""

@@ -246,3 +246,22 @@ def test_a_table_from_before_case_insensitive_addresses_is_migrated(table: str) 
     assert len(list(store.iter_all())) == 2
     assert contract.import_text(store, HEADER + "ALICE@example.org,llm,daily,en,confirmed\n")[:3] == (0, 0, 0)
     assert DynamoSubscriberStore(table).migrate_address_keys() == 0, "done once"
+
+
+def test_the_ledger_forgets_a_subscriber_in_every_issue(moto_server: str) -> None:
+    import boto3
+
+    from digestpub.adapters.ledger_dynamodb import DynamoLedger, create_ledger_table
+
+    name = f"ledger-{uuid.uuid4().hex[:12]}"
+    create_ledger_table(boto3.client("dynamodb"), name)
+    ledger = DynamoLedger(name)
+    for issue in (f"daily-2026-11-{day:02d}" for day in range(1, 31)):
+        for subscriber in ("gone", "kept"):
+            assert ledger.claim(issue, subscriber, "run")
+        ledger.reject(issue, "gone", "550 5.1.1 <gone@example.com>: user unknown")
+    assert ledger.forget("gone") == 30
+    assert ledger.forget("gone") == 0
+    rows = boto3.client("dynamodb").scan(TableName=name)["Items"]
+    assert len(rows) == 30 and {row["subscriber_id"]["S"] for row in rows} == {"kept"}
+    assert "gone@example.com" not in str(rows)

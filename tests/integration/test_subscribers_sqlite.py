@@ -466,3 +466,18 @@ def test_a_file_from_before_case_insensitive_addresses_is_migrated(db_path: Path
     with pytest.raises(AddressTaken):
         store.save(make("alice@EXAMPLE.org"))
     assert SqliteSubscriberStore(db_path).find("bob@example.org") is not None, "a second open changes nothing"
+
+
+def test_the_ledger_forgets_a_subscriber_in_every_issue(db_path: Path) -> None:
+    from digestpub.adapters.ledger_sqlite import SqliteLedger
+
+    ledger = SqliteLedger(db_path)
+    for issue in (f"daily-2026-11-{day:02d}" for day in range(1, 31)):
+        for subscriber in ("gone", "kept"):
+            assert ledger.claim(issue, subscriber, "run")
+        ledger.reject(issue, "gone", "550 5.1.1 <gone@example.com>: user unknown")
+    assert ledger.forget("gone") == 30
+    assert ledger.forget("gone") == 0
+    assert ledger.counts("daily-2026-11-05") == {"claimed": 1}
+    ledger.close()
+    assert contract.no_address_in(db_path.parent, "gone@example.com")

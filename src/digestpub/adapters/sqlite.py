@@ -359,14 +359,20 @@ class SqliteSubscriberStore:
         return True
 
     def erase(self, address_hash: str, subscriber_id: str | None, *, now: datetime) -> bool:
-        with self._connection() as connection, _transaction(connection):
-            deleted = 0
-            if subscriber_id is not None:
-                deleted = connection.execute("DELETE FROM subscribers WHERE id = ?", (subscriber_id,)).rowcount
-            connection.execute("DELETE FROM confirmation_emails WHERE address_hash = ?", (address_hash,))
-            connection.execute(
-                "INSERT OR IGNORE INTO erased (address_hash, erased_at) VALUES (?, ?)", (address_hash, now.isoformat())
-            )
+        """Deleted rows are overwritten, and the WAL is emptied into the file: the address is
+        gone from the bytes on disk, not only from the table."""
+        with self._connection() as connection:
+            connection.execute("PRAGMA secure_delete = ON")
+            with _transaction(connection):
+                deleted = 0
+                if subscriber_id is not None:
+                    deleted = connection.execute("DELETE FROM subscribers WHERE id = ?", (subscriber_id,)).rowcount
+                connection.execute("DELETE FROM confirmation_emails WHERE address_hash = ?", (address_hash,))
+                connection.execute(
+                    "INSERT OR IGNORE INTO erased (address_hash, erased_at) VALUES (?, ?)",
+                    (address_hash, now.isoformat()),
+                )
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return deleted == 1
 
     def is_erased(self, address_hash: str) -> bool:
