@@ -86,3 +86,16 @@ def running_serve(root: Path, env: dict[str, str], port: int, umask: int = -1) -
         finally:
             server.kill()
             server.wait(timeout=10)
+
+
+def run_digestpub(env: dict[str, str], cwd: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """``digestpub ARGUMENTS`` as a subprocess, within a minute."""
+    return subprocess.run(
+        [sys.executable, "-m", "digestpub", *arguments],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from digestpub.adapters.folder import FolderStore
 from digestpub.model import ConfirmationLimits, Subscriber
-from digestpub.ports import SubscriberStore
+from digestpub.ports import Ledger, SubscriberStore
 from digestpub.publish import PublishOptions, publish
 from digestpub.settings import Settings
 from digestpub.subscribers import (
@@ -340,3 +340,30 @@ def publish_tags(root: Path, tags: Collection[str] = KNOWN_TAGS, *, with_example
     settings = Settings.load(source=str(source), dest=str(dest), state=str(state))
     publish(FolderStore(source), FolderStore(dest), FolderStore(state), settings.site(), PublishOptions(workers=1))
     return state
+
+
+def check_ledger_forgets_a_subscriber_in_every_issue(ledger: Ledger) -> None:
+    """30 issues, each with a row of the erased subscriber (one quoting the address) and of another."""
+    for issue in (f"daily-2026-11-{day:02d}" for day in range(1, 31)):
+        for subscriber in ("gone", "kept"):
+            assert ledger.claim(issue, subscriber, "run")
+        ledger.reject(issue, "gone", "550 5.1.1 <gone@example.com>: user unknown")
+    assert ledger.forget("gone") == 30
+    assert ledger.forget("gone") == 0
+    for day in range(1, 31):
+        assert ledger.counts(f"daily-2026-11-{day:02d}") == {"claimed": 1}
+    ledger.flush()
+
+
+CHECKS = [
+    check_mixed_case_is_one_subscriber,
+    check_import_keeps_suppressed,
+    check_import_refuses_unknown_tags_and_formulas,
+    check_transitions,
+    check_frequency_change_moves_the_sending_list,
+    check_soft_bounces,
+    check_confirmation_requests,
+    check_confirmation_limits,
+    check_erase,
+]
+"""The checks that take one empty store; the races and the export take a factory or two stores."""

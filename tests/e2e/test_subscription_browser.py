@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -26,7 +25,7 @@ from digestpub.adapters.sqlite import SqliteSubscriberStore
 from digestpub.model import Subscriber
 from tests.cloud_support import parse_message
 from tests.e2e.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS
-from tests.serve_support import free_port, publish_examples, running_serve, serve_env
+from tests.serve_support import free_port, publish_examples, run_digestpub, running_serve, serve_env
 
 READER = "reader@example.com"
 
@@ -46,15 +45,7 @@ class Local:
     database: Path
 
     def digestpub(self, *arguments: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "digestpub", *arguments],
-            env=self.env,
-            cwd=self.root,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return run_digestpub(self.env, self.root, *arguments)
 
     def mail(self) -> list[EmailMessage]:
         if not self.outbox.is_dir():

@@ -10,7 +10,6 @@ from __future__ import annotations
 import secrets
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ from digestpub.tokens import make_token
 from digestpub.web import form_token
 from digestpub.words import words_for
 from tests.cloud_support import parse_message
-from tests.serve_support import free_port, running_serve, serve_env
+from tests.serve_support import free_port, run_digestpub, running_serve, serve_env
 from tests.subscriber_contract import KNOWN_TAGS, no_address_in, publish_tags, run_together
 
 TOKEN_KEY = "a-key-for-the-subscription-tests-0123456789"
@@ -73,15 +72,7 @@ class Served:
         return self.mail_to(address)
 
     def digestpub(self, *arguments: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "digestpub", *arguments],
-            env=self.env,
-            cwd=self.root,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return run_digestpub(self.env, self.root, *arguments)
 
 
 @pytest.fixture(scope="module")
