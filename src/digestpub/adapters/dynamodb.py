@@ -533,7 +533,17 @@ class DynamoSubscriberStore:
                 },
             }
         }
-        for address_update in (within_day, new_day):
+        for _ in range(_ATTEMPTS):
+            outcome = self._count_email(address_hash, (within_day, new_day), global_hour)
+            if outcome is not None:
+                return outcome
+        raise StorageError(f"{self.url}: confirmation counts kept changing during {_ATTEMPTS} attempts")
+
+    def _count_email(
+        self, address_hash: str, address_updates: tuple[dict[str, Any], ...], global_hour: dict[str, Any]
+    ) -> bool | None:
+        """``None`` when another transaction on the same counters got in the way: try again."""
+        for address_update in address_updates:
             actions = [
                 {
                     "Update": {
@@ -548,7 +558,9 @@ class DynamoSubscriberStore:
                 self.client.transact_write_items(TransactItems=actions)
             except ClientError as error:
                 codes = _cancellation_codes(error)
-                if not codes or "TransactionConflict" in codes:
+                if "TransactionConflict" in codes:
+                    return None
+                if not codes:
                     raise StorageError(f"cannot count a confirmation email in {self.url}: {error}") from error
                 if codes[1] == "ConditionalCheckFailed":
                     return False  # the hour's ceiling
