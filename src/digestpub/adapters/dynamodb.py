@@ -268,6 +268,7 @@ class DynamoSubscriberStore:
         if subscriber.id.startswith(_RESERVED):
             raise StorageError(f"subscriber id {subscriber.id!r} is reserved for other items")
         address = normalise_email(subscriber.email)
+        self._ensure_address_keys()
         stale_owner: str | None = None
         for _ in range(_ATTEMPTS):
             outcome = self._write(subscriber, address, self._get_item(subscriber.id), stale_owner)
