@@ -20,6 +20,17 @@ ATOM_SCHEMA = REPO.parent / "shared" / "schemas" / "atom.rng"
 NU_HTML_CHECKER = REPO / "node_modules" / "vnu-jar" / "build" / "dist" / "vnu.jar"
 
 
+# The contract's Content-Type of each feed (§2), by path in dest.
+FEED_TYPES = {
+    "feeds/rss.xml": "application/rss+xml; charset=utf-8",
+    "feeds/atom.xml": "application/atom+xml; charset=utf-8",
+    "feeds/feed.json": "application/feed+json; charset=utf-8",
+    "feeds/tags/mllm/rss.xml": "application/rss+xml; charset=utf-8",
+    "feeds/tags/mllm/atom.xml": "application/atom+xml; charset=utf-8",
+    "feeds/tags/mllm/feed.json": "application/feed+json; charset=utf-8",
+}
+
+
 def summary(number: int | str, **fields: Any) -> dict[str, Any]:
     """A valid summary document; ``fields`` override or add fields (None removes one)."""
     summary_id = f"2611.{number:05d}" if isinstance(number, int) else number

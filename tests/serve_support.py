@@ -55,6 +55,22 @@ def publish_examples(root: Path, base_url: str) -> Path:
     return dest
 
 
+def run_digestpub(
+    root: Path, env: dict[str, str], *arguments: str, umask: int = -1
+) -> subprocess.CompletedProcess[str]:
+    """One ``digestpub`` command in ``root``, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "digestpub", *arguments],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        umask=umask,
+    )
+
+
 @contextmanager
 def running_serve(root: Path, env: dict[str, str], port: int, umask: int = -1) -> Iterator[subprocess.Popen[bytes]]:
     """``digestpub serve --port port`` in ``root``, answering before this yields; killed after."""
@@ -86,16 +102,3 @@ def running_serve(root: Path, env: dict[str, str], port: int, umask: int = -1) -
         finally:
             server.kill()
             server.wait(timeout=10)
-
-
-def run_digestpub(env: dict[str, str], cwd: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    """``digestpub ARGUMENTS`` as a subprocess, within a minute."""
-    return subprocess.run(
-        [sys.executable, "-m", "digestpub", *arguments],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )

@@ -28,15 +28,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from digestpub.errors import BadRequest
 from digestpub.site import FEED_FILES, HTML_TYPE, OPML_TYPE
 from digestpub.web import ROUTES, Endpoints
-from digestpub.web_request import MAX_BODY_BYTES, MAX_PATH_LENGTH
+from digestpub.web_request import check_path, declared_length
 
 log = logging.getLogger("digestpub.serve")
 
 LISTEN_BACKLOG = 256
 """Connections the kernel holds while every thread is busy: a burst of subscribes waits, not resets."""
-_SOCKET_TIMEOUT = 30.0
+_SOCKET_TIMEOUT = 10.0
 _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 16 * 1024 * 1024
 
@@ -54,18 +55,28 @@ def content_type(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
+def split_target(target: str) -> tuple[str, str]:
+    """The path and query of a request target. A target that starts with ``//`` is a path
+    (``urlsplit`` would read a host from it, and a redirect could then leave the site)."""
+    if not target.startswith("/"):
+        parts = urlsplit(target)  # absolute form, as proxies send it
+        return parts.path or "/", parts.query
+    path, _, query = target.partition("#")[0].partition("?")
+    return path, query
+
+
 def http_event(method: str, target: str, headers: dict[str, str], body: bytes, client: str) -> dict[str, Any]:
     """An API Gateway HTTP API (payload 2.0) event for one local request.
 
     The body goes base64-encoded, as API Gateway sends bodies it does not know to be text.
     """
-    parts = urlsplit(target)
+    path, query = split_target(target)
     now = time.time()
     return {
         "version": "2.0",
         "routeKey": "$default",
-        "rawPath": parts.path,
-        "rawQueryString": parts.query,
+        "rawPath": path,
+        "rawQueryString": query,
         "headers": {name.lower(): value for name, value in headers.items()},
         "requestContext": {
             "accountId": "local",
@@ -73,7 +84,7 @@ def http_event(method: str, target: str, headers: dict[str, str], body: bytes, c
             "domainName": headers.get("Host", "localhost"),
             "http": {
                 "method": method,
-                "path": parts.path,
+                "path": path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": client,
                 "userAgent": headers.get("User-Agent", ""),
@@ -106,45 +117,28 @@ def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_pref
         timeout = _SOCKET_TIMEOUT  # a client that stops sending frees its thread
 
         def _route(self) -> str | None:
-            path = urlsplit(self.path).path
+            path = split_target(self.path)[0]
             if prefix and path.startswith(prefix + "/"):
                 path = path[len(prefix) :]
             return path if path in ROUTES else None
 
-        def _target_refused(self) -> bool:
-            """Answers a path no handler should see; True if it did."""
-            if len(self.path) > MAX_PATH_LENGTH:
-                self._refuse(414, f"the path is longer than {MAX_PATH_LENGTH} characters")
-            elif not unquote(urlsplit(self.path).path).isprintable():
-                self._refuse(400, "the path holds control characters")
-            else:
-                return False
-            return True
-
-        def _body(self) -> bytes | None:
-            """The request's body, or None once a refusal is sent."""
+        def _body(self) -> bytes:
+            """The request's body; ``BadRequest`` if it cannot be read as declared."""
             if "Transfer-Encoding" in self.headers:
-                self._refuse(411, "send the body with a Content-Length", body_unread=True)
-                return None
-            declared = (self.headers.get("Content-Length") or "0").strip()
-            if not declared.isdigit() or not declared.isascii():
-                self._refuse(400, f"Content-Length {declared[:40]!r} is not a number of bytes", body_unread=True)
-                return None
-            length = int(declared)
-            if length > MAX_BODY_BYTES:
-                self._refuse(413, f"the body is larger than {MAX_BODY_BYTES // 1024} KB", body_unread=True)
-                return None
-            body = self.rfile.read(length) if length else b""
+                raise BadRequest(411, "send the body with a Content-Length")
+            # Two Content-Length headers join into a value that is no number: refused.
+            length = declared_length(", ".join(self.headers.get_all("Content-Length") or []))
+            try:
+                body = self.rfile.read(length) if length else b""
+            except TimeoutError:
+                raise BadRequest(408, f"the body did not arrive within {_SOCKET_TIMEOUT:.0f} seconds") from None
             if len(body) < length:
-                self._refuse(400, "the body ended before its Content-Length")
-                return None
+                raise BadRequest(400, "the body ended before its Content-Length")
             return body
 
         def _api(self, method: str, route: str) -> None:
             body = self._body()
-            if body is None:
-                return
-            query = urlsplit(self.path).query
+            query = split_target(self.path)[1]
             target = route + ("?" + query if query else "")
             response = endpoints.handle(http_event(method, target, dict(self.headers), body, self.client_address[0]))
             self._send(response["statusCode"], response["headers"], response["body"].encode("utf-8"), method == "HEAD")
@@ -158,13 +152,11 @@ def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_pref
             if not head:
                 self.wfile.write(data)
 
-        def _refuse(self, status: int, reason: str, *, body_unread: bool = False, allow: str = "") -> None:
+        def _refuse(self, status: int, reason: str, *, allow: str = "") -> None:
             response = endpoints.refusal(status, reason).to_event_response()
             headers = {**response["headers"], **({"Allow": allow} if allow else {})}
             self.close_connection = True
             self._send(status, headers, response["body"].encode("utf-8"), self.command == "HEAD")
-            if body_unread:
-                self._drain()
 
         def _drain(self) -> None:
             # Closing a socket with unread bytes sends a reset, which can destroy the
@@ -188,8 +180,7 @@ def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_pref
 
         def _answer(self, method: str) -> None:
             try:
-                if self._target_refused():
-                    return
+                check_path(split_target(self.path)[0])
                 route = self._route()
                 if route is not None:
                     self._api(method, route)
@@ -197,6 +188,9 @@ def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_pref
                     self._refuse_post()
                 else:
                     self._static(head=method == "HEAD")
+            except BadRequest as error:
+                self._refuse(error.status, error.reason)
+                self._drain()  # the body may be there unread
             except (BrokenPipeError, ConnectionResetError, TimeoutError):
                 self.close_connection = True
             except Exception:
@@ -204,8 +198,8 @@ def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_pref
                 self._refuse(500, "the server failed on this request")
 
         def _refuse_post(self) -> None:
-            if self._body() is not None:
-                self._refuse(405, "only the subscription endpoints take a POST", allow="GET, HEAD")
+            self._body()
+            self._refuse(405, "only the subscription endpoints take a POST", allow="GET, HEAD")
 
         def do_GET(self) -> None:
             self._answer("GET")
@@ -217,14 +211,15 @@ def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_pref
             self._answer("POST")
 
         def _static(self, head: bool) -> None:
-            path = urlsplit(self.path).path
+            path = split_target(self.path)[0]
             try:
                 target = (root / unquote(path).lstrip("/")).resolve()
                 if not target.is_relative_to(root):
                     raise FileNotFoundError(path)
                 if target.is_dir():
                     if not path.endswith("/"):
-                        self._send(301, {"Location": path + "/"}, b"", head)
+                        # One leading slash: "//name/" would send the browser to another host.
+                        self._send(301, {"Location": "/" + path.lstrip("/") + "/"}, b"", head)
                         return
                     target = target / "index.html"
                 data = target.read_bytes()
@@ -241,6 +236,17 @@ def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_pref
                 self._send(304, headers, b"", head=True)
                 return
             self._send(200, {"Content-Type": kind, **headers}, data, head)
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            # The path alone: a query carries link tokens, which are as good as a password.
+            path = split_target(getattr(self, "path", "") or "/")[0][:200]
+            log.info(
+                '%s "%s %s" %s',
+                self.address_string(),
+                self.command or "-",
+                path,
+                int(code) if isinstance(code, int) else code,
+            )
 
         def log_message(self, format: str, *args: Any) -> None:
             log.info("%s %s", self.address_string(), format % args)

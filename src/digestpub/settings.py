@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -18,6 +19,9 @@ from digestpub.errors import ConfigError
 from digestpub.model import ConfirmationLimits
 from digestpub.site import Site
 from digestpub.text import is_language_tag, is_safe_url
+
+_LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})
+"""Unicode categories of control characters and line and paragraph separators."""
 
 
 class Settings(BaseSettings):
@@ -76,6 +80,16 @@ class Settings(BaseSettings):
         if value and not is_safe_url(value):
             raise ValueError(f"{value!r} is not an absolute http(s) URL")
         return value if not value or value.endswith("/") else value + "/"
+
+    @field_validator("site_title", "from_address", "reply_to", "feed_cache_control", "page_cache_control")
+    @classmethod
+    def _header_safe(cls, value: str | None) -> str | None:
+        # These end up in mail or HTTP headers (Subject, List-Id, From, Reply-To,
+        # Cache-Control): a line break there would start a header of its own.
+        found = next((char for char in value or "" if unicodedata.category(char) in _LINE_BREAKING), None)
+        if found is not None:
+            raise ValueError(f"holds the control character U+{ord(found):04X}; it would break a mail or HTTP header")
+        return value
 
     @field_validator("lang")
     @classmethod

@@ -72,7 +72,7 @@ class Endpoints:
         return built
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        """The response to one HTTP API event: never an exception, always a page."""
+        """The response to one HTTP API event: a page for every request, bad ones included."""
         try:
             request = read_request(event)
             handler = ROUTES.get(request.path, {}).get(request.method)
@@ -83,9 +83,7 @@ class Endpoints:
         except DigestpubError:
             log.exception("subscription request failed")
             reply = self.page(503, self.site.lang, message=words_for(self.site.lang)["try_later"])
-        except Exception:
-            log.exception("subscription request failed unexpectedly")
-            reply = self.page(500, self.site.lang, message=words_for(self.site.lang)["try_later"])
+        # Anything else is a bug: it propagates, so the function's error metric and alarm see it.
         return reply.to_event_response()
 
     def _no_route(self, request: Request) -> Reply:

@@ -30,6 +30,7 @@ MAX_QUERY_LENGTH = 2048
 """A link token is at most 512 characters (``tokens``); the rest is room for tracking tags."""
 MAX_FIELDS = 32
 
+_TOO_LARGE = f"the body is larger than {MAX_BODY_BYTES // 1024} KB"
 _FORM = "application/x-www-form-urlencoded"
 _MULTIPART = "multipart/form-data"
 
@@ -54,10 +55,7 @@ def read_request(raw: Mapping[str, Any]) -> Request:
     event = APIGatewayProxyEventV2(dict(raw))
     method = event.request_context.http.method.upper()
     path = event.raw_path or "/"
-    if len(path) > MAX_PATH_LENGTH:
-        raise BadRequest(414, f"the path is longer than {MAX_PATH_LENGTH} characters")
-    if not unquote(path).isprintable():
-        raise BadRequest(400, "the path holds control characters")
+    check_path(path)
     headers = {name.lower(): value for name, value in (event.headers or {}).items()}
     query = _fields(event.raw_query_string or "", "query", MAX_QUERY_LENGTH)
     body = _body(event)
@@ -65,11 +63,31 @@ def read_request(raw: Mapping[str, Any]) -> Request:
     return Request(method=method, path=path, query=query, headers=headers, form=form)
 
 
+def check_path(path: str) -> None:
+    """``BadRequest`` for a path no handler should see: overlong, or with control characters once decoded."""
+    if len(path) > MAX_PATH_LENGTH:
+        raise BadRequest(414, f"the path is longer than {MAX_PATH_LENGTH} characters")
+    if not unquote(path).isprintable():
+        raise BadRequest(400, "the path holds control characters")
+
+
+def declared_length(content_length: str | None) -> int:
+    """The body length a ``Content-Length`` header declares; ``BadRequest`` unless it is a
+    number of bytes within ``MAX_BODY_BYTES``."""
+    declared = (content_length or "0").strip()
+    if not declared.isdigit() or not declared.isascii():
+        raise BadRequest(400, f"Content-Length {declared[:40]!r} is not a number of bytes")
+    length = int(declared)
+    if length > MAX_BODY_BYTES:
+        raise BadRequest(413, _TOO_LARGE)
+    return length
+
+
 def _body(event: APIGatewayProxyEventV2) -> bytes:
     text = event.body or ""
     # Checked before decoding too: base64 or not, a body this long is refused unread.
     if len(text) > MAX_BODY_BYTES * 4 // 3 + 4:
-        raise BadRequest(413, f"the body is larger than {MAX_BODY_BYTES // 1024} KB")
+        raise BadRequest(413, _TOO_LARGE)
     if event.is_base64_encoded:
         try:
             body = base64.b64decode(text, validate=True)
@@ -78,7 +96,7 @@ def _body(event: APIGatewayProxyEventV2) -> bytes:
     else:
         body = text.encode("utf-8", "surrogatepass")
     if len(body) > MAX_BODY_BYTES:
-        raise BadRequest(413, f"the body is larger than {MAX_BODY_BYTES // 1024} KB")
+        raise BadRequest(413, _TOO_LARGE)
     return body
 
 

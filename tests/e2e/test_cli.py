@@ -318,6 +318,33 @@ def test_invalid_setting_exits_2_naming_it(tmp_path: Path, how: str, names: list
     assert not (tmp_path / "S").exists()
 
 
+HEADER_BREAKERS = {
+    "site_title": "Digest\r\nBcc: victim@example.com",
+    "from_address": "Digest <digest@example.com>\nBcc: victim@example.com",
+    "reply_to": "help@example.com\x1b",
+    "feed_cache_control": "max-age=60\r\nSet-Cookie: a=b",
+    "page_cache_control": "max-age=60\u2028x",
+}
+
+
+@pytest.mark.parametrize("name", list(HEADER_BREAKERS))
+@pytest.mark.parametrize("source", ["variable", "toml"])
+def test_a_control_character_in_a_header_setting_exits_2_naming_it(tmp_path: Path, name: str, source: str) -> None:
+    env = _env()
+    args = publish_args()
+    if source == "variable":
+        env[f"DIGESTPUB_{name.upper()}"] = HEADER_BREAKERS[name]
+    else:
+        env["DIGESTPUB_CONFIG"] = str(_write_config(tmp_path / "c.toml", **{name: HEADER_BREAKERS[name]}))
+    for command in (args, ["newsletter", "--frequency", "daily", "--dry-run"]):
+        result = run(tmp_path, *command, env=env)
+        assert result.returncode == 2, (result.stdout, result.stderr)
+        stderr = one_line(result.stderr)
+        assert stderr.startswith("error:") and name in stderr and "control character" in stderr, stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "D").exists() and not (tmp_path / "S").exists()
+
+
 def test_source_that_is_no_store_exits_2(tmp_path: Path) -> None:
     result = run(tmp_path, "publish", "--source", "ftp://x/summaries", "--dest", "D", "--state", "S")
     assert result.returncode == 2, result.stderr

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import requests
 
 from digestpub.adapters.sqlite import SqliteSubscriberStore
-from tests.serve_support import free_port, publish_examples, running_serve, serve_env
+from tests.serve_support import free_port, publish_examples, run_digestpub, running_serve, serve_env
 
 UMASK = 0o022
 
@@ -21,16 +20,7 @@ def _mode(path: Path) -> str:
 
 
 def _digestpub(root: Path, env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "digestpub", *arguments],
-        env=env,
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        umask=UMASK,
-    )
+    return run_digestpub(root, env, *arguments, umask=UMASK)
 
 
 def test_key_database_ledger_and_outbox_are_created_private_under_umask_022(tmp_path: Path) -> None:

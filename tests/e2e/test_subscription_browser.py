@@ -45,7 +45,7 @@ class Local:
     database: Path
 
     def digestpub(self, *arguments: str) -> subprocess.CompletedProcess[str]:
-        return run_digestpub(self.env, self.root, *arguments)
+        return run_digestpub(self.root, self.env, *arguments)
 
     def mail(self) -> list[EmailMessage]:
         if not self.outbox.is_dir():

@@ -50,7 +50,7 @@ from tests.cloud_support import (
     sqs_event_from_messages,
     sqs_record,
 )
-from tests.conftest import summary
+from tests.conftest import FEED_TYPES, summary
 
 BASE_URL = "https://digest.example/"
 API_URL = "https://api.digest.example/"
@@ -60,14 +60,6 @@ ENV_TOKEN_KEY = "env-token-key-for-cloud-tests-0123456789"
 SSM_TOKEN_KEY = "ssm-token-key-for-cloud-tests-9876543210"
 FEED_CACHE = "public, max-age=60"
 PAGE_CACHE = "public, max-age=600"
-FEED_TYPES = {
-    "feeds/rss.xml": "application/rss+xml; charset=utf-8",
-    "feeds/atom.xml": "application/atom+xml; charset=utf-8",
-    "feeds/feed.json": "application/feed+json; charset=utf-8",
-    "feeds/tags/mllm/rss.xml": "application/rss+xml; charset=utf-8",
-    "feeds/tags/mllm/atom.xml": "application/atom+xml; charset=utf-8",
-    "feeds/tags/mllm/feed.json": "application/feed+json; charset=utf-8",
-}
 
 
 @dataclass

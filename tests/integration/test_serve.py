@@ -24,6 +24,7 @@ from digestpub.model import Subscriber
 from digestpub.subscribers import new_subscriber
 from digestpub.tokens import make_token
 from digestpub.web import form_token
+from tests.conftest import FEED_TYPES
 from tests.serve_support import free_port, publish_examples, running_serve, serve_env
 from tests.subscriber_contract import publish_tags
 
@@ -137,6 +138,7 @@ _NESTED = b"[" * 30_000 + b"]" * 30_000
 MALFORMED = {
     "content-length abc": (_post("/subscribe", b"email=x%40example.com", Content_Length="abc"), 400),
     "content-length -5": (_post("/subscribe", b"email=x%40example.com", Content_Length="-5"), 400),
+    "two content-lengths": (_post("/subscribe", b"email=x", Content_Length="7\r\nContent-Length: 9"), 400),
     "content-length huge": (_post("/subscribe", b"email=x%40example.com", Content_Length="99999999999"), 413),
     "10 MB body": (_post("/subscribe", b"tags=" + b"a+" * 5_000_000), 413),
     "chunked body": (_post("/subscribe", b"5\r\nemail\r\n0\r\n\r\n", Transfer_Encoding="chunked"), 411),
@@ -164,6 +166,11 @@ MALFORMED = {
     "long file name": (_get("/" + "a" * 1_000), 404),
     "path outside the site": (_get("/../../etc/passwd"), 404),
     "garbled request line": (b"GET\r\n\r\n", 400),
+    "150 headers": (
+        _get("/").replace(b"\r\n\r\n", b"".join(b"\r\nX-%d: 1" % n for n in range(150)) + b"\r\n\r\n"),
+        431,
+    ),
+    "a 70 KB header": (_get("/").replace(b"\r\n\r\n", b"\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n"), 431),
     "post to a page": (_post("/index.html", b"a=b"), 405),
     "put to an endpoint": (b"PUT /subscribe HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 501),
 }
@@ -178,6 +185,20 @@ def test_malformed_requests_get_a_short_page_and_the_server_keeps_answering(serv
     assert requests.get(served.base_url, timeout=TIMEOUT).status_code == 200
     follow_up = requests.post(served.base_url + "subscribe", data={"email": "after@example.com"}, timeout=TIMEOUT)
     assert follow_up.status_code == 200
+
+
+def test_a_body_that_stops_short_gets_408(served: Served) -> None:
+    # serve waits 10 seconds for a body before it gives up on it.
+    status, body = _exchange(served.port, _post("/subscribe", b"email=", Content_Length="100"))
+    assert status == 408 and b"<html" in body
+    assert requests.get(served.base_url, timeout=TIMEOUT).status_code == 200
+
+
+def test_a_target_starting_with_two_slashes_stays_on_the_site(served: Served) -> None:
+    status, _ = _exchange(served.port, _get("//evil.example/feeds"))
+    assert status == 404
+    response = requests.get(served.base_url + "/feeds", allow_redirects=False, timeout=TIMEOUT)
+    assert response.status_code == 301 and response.headers["Location"] == "/feeds/"
 
 
 def test_refused_form_values_store_nothing(served: Served) -> None:
@@ -216,24 +237,19 @@ def test_a_preference_save_within_the_limits_still_works(served: Served) -> None
 
 # --- feeds as S3 serves them -----------------------------------------------------------------
 
-FEED_TYPES = {
-    "feeds/rss.xml": "application/rss+xml; charset=utf-8",
-    "feeds/atom.xml": "application/atom+xml; charset=utf-8",
-    "feeds/feed.json": "application/feed+json; charset=utf-8",
-    "feeds/tags/mllm/rss.xml": "application/rss+xml; charset=utf-8",
-    "feeds/tags/mllm/atom.xml": "application/atom+xml; charset=utf-8",
-    "feeds/tags/mllm/feed.json": "application/feed+json; charset=utf-8",
+SERVED_TYPES = {
+    **FEED_TYPES,
     "feeds/tags.opml": "text/x-opml; charset=utf-8",
     "tags/mllm/": "text/html; charset=utf-8",
 }
 
 
-@pytest.mark.parametrize("path", list(FEED_TYPES))
+@pytest.mark.parametrize("path", list(SERVED_TYPES))
 def test_feeds_have_the_contract_types_and_answer_conditional_gets(served: Served, path: str) -> None:
     url = served.base_url + path
     response = requests.get(url, timeout=TIMEOUT)
     assert response.status_code == 200
-    assert response.headers["Content-Type"] == FEED_TYPES[path]
+    assert response.headers["Content-Type"] == SERVED_TYPES[path]
     etag, modified = response.headers["ETag"], response.headers["Last-Modified"]
     assert re.fullmatch(r'"[0-9a-f]{32}"', etag)
 

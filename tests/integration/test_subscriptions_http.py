@@ -72,7 +72,7 @@ class Served:
         return self.mail_to(address)
 
     def digestpub(self, *arguments: str) -> subprocess.CompletedProcess[str]:
-        return run_digestpub(self.env, self.root, *arguments)
+        return run_digestpub(self.root, self.env, *arguments)
 
 
 @pytest.fixture(scope="module")

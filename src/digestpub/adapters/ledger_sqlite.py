@@ -37,7 +37,7 @@ class SqliteLedger:
             self._connection.execute("PRAGMA journal_mode=WAL")
             self._connection.execute("PRAGMA synchronous=NORMAL")
             self._connection.executescript(_SCHEMA)
-        except sqlite3.Error as error:
+        except (OSError, sqlite3.Error) as error:
             raise StorageError(f"cannot open the send ledger {self.path}: {error}") from error
         self._lock = threading.Lock()
         self._deferred = False
