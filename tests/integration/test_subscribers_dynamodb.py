@@ -6,6 +6,7 @@ import io
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -246,3 +247,56 @@ def test_the_ledger_forgets_a_subscriber_in_every_issue(moto_server: str) -> Non
     rows = boto3.client("dynamodb").scan(TableName=name)["Items"]
     assert len(rows) == 30 and {row["subscriber_id"]["S"] for row in rows} == {"kept"}
     assert "gone@example.com" not in str(rows)
+
+
+def test_the_endpoints_on_dynamodb_let_an_unsubscribe_win(
+    serial_table: str, serial_dynamodb: Any, tmp_path: Path
+) -> None:
+    """20 rounds through the cloud function's endpoints (``web.Endpoints``) on DynamoDB: a
+    one-click unsubscribe races a preference save and the confirm link; each ends unsubscribed."""
+    import secrets
+    from datetime import UTC, datetime, timedelta
+    from functools import partial
+
+    from digestpub.adapters.outbox import OutboxMailer
+    from digestpub.model import TagInfo
+    from digestpub.settings import Settings
+    from digestpub.subscriptions import Subscriptions
+    from digestpub.tokens import make_token
+    from digestpub.web import Endpoints, form_token
+    from tests.cloud_support import http_event
+
+    key = b"k" * 32
+    site = Settings.load(base_url="https://digest.example/").site()
+    known = {tag: TagInfo(slug=tag, name=tag, count=1) for tag in contract.KNOWN_TAGS}
+
+    def endpoints() -> Endpoints:
+        store = DynamoSubscriberStore(serial_table, serial_dynamodb())
+        mailer = OutboxMailer(tmp_path / "outbox")
+        return Endpoints(lambda: Subscriptions(site, store, mailer, key, "D <d@example.com>", tags=lambda: known), site)
+
+    workers = [endpoints() for _ in range(3)]
+    store = DynamoSubscriberStore(serial_table, serial_dynamodb())
+    for number in range(20):
+        person = make(f"cloud-race{number}@example.com", status="pending")
+        store.save(person)
+        nonce = secrets.token_urlsafe(8)
+        now = datetime.now(UTC)
+        assert store.request_confirmation(person.id, nonce=nonce, expires_at=now + timedelta(days=7), now=now)
+        unsubscribe = f"{site.api_url}unsubscribe?token={make_token(key, person.id, 'unsubscribe')}"
+        preferences_token = make_token(key, person.id, "preferences")
+        preferences = f"{site.api_url}preferences?token={preferences_token}"
+        confirm = f"{site.api_url}confirm?token={make_token(key, person.id, 'confirm', nonce)}"
+        save = f"form={form_token(key, preferences_token)}&tag-rl=on&frequency=weekly"
+        results = contract.run_together(
+            [
+                partial(workers[0].handle, http_event("POST", unsubscribe, body="List-Unsubscribe=One-Click")),
+                partial(workers[1].handle, http_event("POST", preferences, body=save)),
+                partial(workers[2].handle, http_event("GET", confirm)),
+            ]
+        )
+        assert all(isinstance(result, dict) for result in results), results
+        answers = [result["statusCode"] for result in results if isinstance(result, dict)]
+        assert answers[:2] == [200, 200] and answers[2] in (200, 403), answers
+        final = store.get(person.id)
+        assert final is not None and final.status == "unsubscribed", f"round {number}: {final}"
