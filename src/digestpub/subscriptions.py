@@ -47,6 +47,8 @@ SOFT_BOUNCE_LIMIT = 5
 CONFIRM_LINK_LIFETIME = timedelta(days=7)
 ANSWER_FLOOR = timedelta(milliseconds=40)
 """The least time a subscribe request takes, whatever the address."""
+INLINE_SEND_ANSWER_FLOOR = timedelta(milliseconds=300)
+"""The same where the email is sent before answering: longer than a send to SES usually takes."""
 _UNSUBSCRIBABLE: frozenset[SubscriberStatus] = frozenset({"pending", "confirmed", "unsubscribed"})
 """Unsubscribing an unsubscribed subscriber still drops a pending re-subscription."""
 _COMPLAINABLE: frozenset[SubscriberStatus] = frozenset({"pending", "confirmed", "unsubscribed", "bounced"})

@@ -12,7 +12,7 @@ from digestpub.parallel import default_workers
 from digestpub.publish import PublishOptions
 from digestpub.settings import Settings
 from digestpub.subscribers import published_tags
-from digestpub.subscriptions import Job, Subscriptions, send_now
+from digestpub.subscriptions import ANSWER_FLOOR, INLINE_SEND_ANSWER_FLOOR, Job, Subscriptions, send_now
 from digestpub.tokens import key_from_setting
 
 
@@ -55,9 +55,14 @@ def newsletter_context(settings: Settings, token_key: bytes | None = None) -> Ne
 
 
 def subscriptions(
-    settings: Settings, context: NewsletterContext, dispatch: Callable[[Job], None] = send_now
+    settings: Settings, context: NewsletterContext, dispatch: Callable[[Job], None] | None = None
 ) -> Subscriptions:
-    """The subscription use cases over a newsletter context; tags come from the publish state."""
+    """The subscription use cases over a newsletter context; tags come from the publish state.
+
+    ``dispatch`` runs confirmation sends after the answer (``serve``). Without it (the
+    cloud function, frozen once it answers) a send happens before the answer, so the
+    answer's floor is long enough to cover one.
+    """
     state = context.state
     return Subscriptions(
         context.site,
@@ -68,5 +73,6 @@ def subscriptions(
         tags=lambda: published_tags(state),
         limits=settings.confirmation_limits(),
         confirm_link_lifetime=timedelta(days=settings.confirm_link_days),
-        dispatch=dispatch,
+        dispatch=dispatch or send_now,
+        answer_floor=ANSWER_FLOOR if dispatch is not None else INLINE_SEND_ANSWER_FLOOR,
     )

@@ -652,3 +652,29 @@ def test_the_cloud_function_refuses_malformed_requests_with_a_page(deployed: Clo
     assert response["statusCode"] == expected, response_body(response)[:300]
     assert "<html" in response_body(response)
     assert deployed.store.find("many@example.com") is None
+
+
+def test_subscribe_in_the_cloud_answers_in_about_the_same_time(deployed: Cloud) -> None:
+    """The function sends before answering: the answer's floor covers the send, so a new
+    address (a send to SES) and a confirmed one (none) take about as long."""
+    import statistics
+    import time
+
+    deployed.put_summary(_news(1, ["mllm"], hours_ago=1))
+    load_handler("publish_feeds").handler(scheduler_event(), FakeLambdaContext("publish-feeds"))
+    handler = load_handler("subscriptions").handler
+    context = FakeLambdaContext("subscriptions")
+    origin = {"origin": BASE_URL.rstrip("/")}
+    confirmed = deployed.subscribe("already@example.com", "mllm")
+    timings: dict[str, list[float]] = {"new": [], "confirmed": []}
+    for number in range(5):
+        for case, address in (("new", f"new{number}@example.com"), ("confirmed", confirmed.email)):
+            started = time.perf_counter()
+            body = f"email={address.replace('@', '%40')}&tags=mllm"
+            response = handler(http_event("POST", f"{API_URL}subscribe", body=body, headers=origin), context)
+            timings[case].append(time.perf_counter() - started)
+            assert response["statusCode"] == 200
+    assert len(deployed.sent()) == 5, "one confirmation per new address"
+    medians = {case: statistics.median(values) for case, values in timings.items()}
+    assert min(medians.values()) >= 0.3, medians
+    assert max(medians.values()) <= 1.5 * min(medians.values()), medians
