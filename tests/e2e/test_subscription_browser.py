@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -123,7 +124,10 @@ def test_subscribe_confirm_change_preferences_and_unsubscribe(local: Local, phon
     subscriber = local.subscriber()
     assert (subscriber.status, subscriber.tags, subscriber.frequency) == ("pending", ("mllm",), "daily")
 
-    # The confirmation email's link confirms.
+    # The confirmation email (sent just after the answer) and its link, which confirms.
+    deadline = time.monotonic() + 15
+    while not local.mail() and time.monotonic() < deadline:
+        time.sleep(0.05)
     [confirmation] = local.mail()
     assert confirmation["To"].addresses[0].addr_spec == READER
     confirm_url = _link(_text(confirmation), local.base_url, "confirm")

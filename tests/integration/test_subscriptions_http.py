@@ -7,6 +7,7 @@ and time, and each test uses its own addresses.
 
 from __future__ import annotations
 
+import random
 import secrets
 import statistics
 import subprocess
@@ -133,8 +134,12 @@ def test_subscribe_answers_alike_and_in_about_the_same_time(served: Served) -> N
         known[status] = person.email
     timings: dict[str, list[float]] = {case: [] for case in ("new", "pending", "confirmed", "bounced")}
     pages: set[str] = set()
-    for _ in range(15):
-        for case in timings:
+    order = list(timings)
+    shuffled = random.Random(13)
+    for _ in range(20):
+        # In a shuffled order, so a send following one answer is no more beside one case than another.
+        shuffled.shuffle(order)
+        for case in order:
             address = _unique("new") if case == "new" else known[case]
             started = time.perf_counter()
             response = served.subscribe(address)
@@ -145,7 +150,7 @@ def test_subscribe_answers_alike_and_in_about_the_same_time(served: Served) -> N
     medians = {case: statistics.median(values) for case, values in timings.items()}
     print("subscribe medians (ms):", {case: round(value * 1000, 2) for case, value in medians.items()})
     fastest, slowest = min(medians.values()), max(medians.values())
-    assert slowest <= 1.5 * fastest + 0.005, medians
+    assert slowest <= 1.5 * fastest + 0.01, medians
 
 
 def test_a_formula_address_is_refused(served: Served) -> None:
