@@ -436,8 +436,9 @@ def serve_command(
     """Serve dest and the subscription endpoints on one port: the local twin of the cloud."""
     from urllib.parse import urlsplit
 
+    from digestpub import wiring
     from digestpub.serve import make_server
-    from digestpub.subscriptions import Subscriptions
+    from digestpub.subscriptions import SendAfterAnswer, Subscriptions
     from digestpub.web import Endpoints
     from digestpub.wiring import newsletter_context
 
@@ -448,10 +449,8 @@ def serve_command(
     site = settings.site()
 
     def subscriptions() -> Subscriptions:
-        newsletter = newsletter_context(settings)
-        return Subscriptions(
-            site, newsletter.subscribers, newsletter.mailer, newsletter.token_key, settings.from_address
-        )
+        # Confirmation emails go out after the answer: it takes as long whether one is sent.
+        return wiring.subscriptions(settings, newsletter_context(settings), SendAfterAnswer())
 
     endpoints = Endpoints(subscriptions, site)
     try:

@@ -1,8 +1,9 @@
-"""``digestpub subscribers import|export|list``: the subscriber list as CSV and as a table.
+"""``digestpub subscribers import|export|list|delete``: the subscriber list as CSV and as a table.
 
 Mounted by the main program with ``app.add_typer(subscribers_app, name="subscribers")``.
 Exit codes: 0 done (an import also when some rows were left out), 1 storage
-failed, 2 bad settings or an input file that cannot be read.
+failed, 2 bad settings, an input file that cannot be read, or a ``delete`` of
+something that is not an address.
 """
 
 from __future__ import annotations
@@ -20,12 +21,23 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from digestpub.adapters import open_ledger, open_store
+from digestpub.adapters.outbox import forget_recipient
 from digestpub.adapters.subscribers_factory import open_subscribers
 from digestpub.errors import ConfigError, StorageError
 from digestpub.model import Subscriber
 from digestpub.ports import SubscriberStore
 from digestpub.settings import Settings
-from digestpub.subscribers import FREQUENCIES, STATUSES, export_csv, import_csv
+from digestpub.subscribers import (
+    FREQUENCIES,
+    STATUSES,
+    InvalidAddress,
+    erase_address,
+    export_csv,
+    import_csv,
+    normalise_email,
+    published_tags,
+)
 
 EXIT_STORAGE = 1
 EXIT_INPUT = 2
@@ -43,10 +55,16 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _settings(context: typer.Context) -> Settings:
+    try:
+        return Settings.load(context.obj.get("config") if context.obj else None)
+    except ConfigError as error:
+        raise _fail(str(error), EXIT_INPUT) from None
+
+
 def _store(context: typer.Context) -> SubscriberStore:
     try:
-        settings = Settings.load(context.obj.get("config") if context.obj else None)
-        return open_subscribers(settings.subscribers)
+        return open_subscribers(_settings(context).subscribers)
     except ConfigError as error:
         raise _fail(str(error), EXIT_INPUT) from None
 
@@ -56,7 +74,9 @@ def import_command(
     context: typer.Context,
     file: Annotated[Path, typer.Argument(metavar="FILE.csv", help="UTF-8 CSV with a header line.")],
 ) -> None:
-    """Add new subscribers and update known ones (by address); bad rows are listed and skipped."""
+    """Add new subscribers and update known ones (by address, in any case); bad rows are listed
+    and skipped. Unsubscribed, bounced and complained subscribers are kept as they are."""
+    settings = _settings(context)
     store = _store(context)
     try:
         text = file.read_bytes().decode("utf-8-sig")
@@ -65,7 +85,10 @@ def import_command(
     except UnicodeDecodeError as error:
         raise _fail(f"{file} is not UTF-8 text (byte {error.start})", EXIT_INPUT) from None
     try:
-        report = import_csv(store, io.StringIO(text, newline=""))
+        known_tags = published_tags(open_store(settings.state))
+        report = import_csv(store, io.StringIO(text, newline=""), known_tags=known_tags)
+    except ConfigError as error:
+        raise _fail(str(error), EXIT_INPUT) from None
     except StorageError as error:
         raise _fail(str(error), EXIT_STORAGE) from None
     for line, reason in report.problems:
@@ -154,3 +177,36 @@ def list_command(
     if count:
         console.print(table)
     console.print(Text(f"{count} subscribers"))
+
+
+@subscribers_app.command("delete")
+def delete_command(
+    context: typer.Context,
+    address: Annotated[str, typer.Argument(metavar="ADDRESS", help="The person's email address, in any case.")],
+) -> None:
+    """Erase a person: their subscriber record, their rows in the send ledger and, with an
+    outbox mailer, the messages to them. Only a hash of the address is kept, so that an
+    import never adds them again."""
+    settings = _settings(context)
+    try:
+        normalise_email(address)
+    except InvalidAddress as error:
+        raise _fail(f"not an address: {error}", EXIT_INPUT) from None
+    try:
+        store = open_subscribers(settings.subscribers)
+        ledger = open_ledger(settings.subscribers)
+    except ConfigError as error:
+        raise _fail(str(error), EXIT_INPUT) from None
+    try:
+        found = erase_address(store, ledger, address)
+        ledger.flush()
+    except StorageError as error:
+        raise _fail(str(error), EXIT_STORAGE) from None
+    removed = 0
+    if settings.mailer.startswith("outbox:"):
+        try:
+            removed = forget_recipient(settings.mailer.removeprefix("outbox:") or "outbox", address)
+        except OSError as error:
+            raise _fail(f"cannot clear the outbox: {error.strerror or error}", EXIT_STORAGE) from None
+    what = "the subscriber was erased" if found else "no subscriber had this address"
+    typer.echo(f"{what}; {removed} outbox messages removed; the address's hash stays on the erased list")

@@ -54,5 +54,4 @@ def newsletter() -> NewsletterContext:
 
 @cache
 def subscriptions() -> Subscriptions:
-    context = newsletter()
-    return Subscriptions(context.site, context.subscribers, context.mailer, context.token_key, settings().from_address)
+    return wiring.subscriptions(settings(), newsletter())

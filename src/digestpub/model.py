@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -204,3 +204,19 @@ class Subscriber(BaseModel):
     created_at: datetime
     updated_at: datetime
     soft_bounces: int = 0
+
+
+SUPPRESSED: frozenset[SubscriberStatus] = frozenset({"unsubscribed", "bounced", "complained"})
+"""Statuses that no import changes: only the person's own double opt-in ends them."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmationLimits:
+    """How many confirmation emails may go out: per address, and to everyone together."""
+
+    min_interval: timedelta = timedelta(minutes=10)
+    """At most one email to an address in this long."""
+    per_day: int = 3
+    """At most this many emails to an address in 24 hours."""
+    per_hour: int = 500
+    """At most this many emails to all addresses together in one hour."""

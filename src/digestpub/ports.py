@@ -5,11 +5,11 @@ The core never imports an SDK; it receives objects that satisfy these.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import Protocol
 
-from digestpub.model import ObjectInfo, Subscriber
+from digestpub.model import ConfirmationLimits, ObjectInfo, Subscriber, SubscriberStatus
 
 
 class ObjectStore(Protocol):
@@ -51,16 +51,67 @@ class ObjectStore(Protocol):
 
 
 class SubscriberStore(Protocol):
-    """Subscribers, keyed by ``id`` and unique by (normalised) ``email``."""
+    """Subscribers, keyed by ``id`` and unique by address, whatever its case.
+
+    An address is stored as typed (normalised by ``digestpub.subscribers.normalise_email``)
+    and matched by ``digestpub.subscribers.address_key``. Every change of an existing
+    subscriber is one conditional write: a transition returns the subscriber as it
+    became, or ``None`` when the subscriber is gone or its condition did not hold
+    (then nothing changed). Racing writes therefore never undo each other.
+    """
 
     def get(self, subscriber_id: str) -> Subscriber | None: ...
 
     def find(self, email: str) -> Subscriber | None:
-        """By address, compared as normalised by ``digestpub.subscribers.normalise_email``."""
+        """By address, in any case (``ALICE@Example.org`` is ``alice@example.org``)."""
         ...
 
     def save(self, subscriber: Subscriber) -> None:
-        """Insert or replace, by ``id``; a second id for a known address is refused."""
+        """Insert a whole new record (an imported row); a second id for a known address is refused.
+
+        Replacing a known id rewrites the whole row: meant only for a record that
+        nobody else is changing. Status and preference changes use the transitions.
+        """
+        ...
+
+    def transition(
+        self, subscriber_id: str, status: SubscriberStatus, *, only_from: Collection[str], now: datetime
+    ) -> Subscriber | None:
+        """Set ``status`` where the current status is in ``only_from``; drops any pending
+        confirmation, so a confirm link racing this change confirms nothing."""
+        ...
+
+    def count_soft_bounce(self, subscriber_id: str, *, limit: int, now: datetime) -> Subscriber | None:
+        """One more soft bounce; at ``limit`` a ``pending`` or ``confirmed`` subscriber becomes ``bounced``."""
+        ...
+
+    def set_preferences(
+        self, subscriber_id: str, *, tags: tuple[str, ...], frequency: str, lang: str, now: datetime
+    ) -> Subscriber | None:
+        """Tags, frequency and language; never the status."""
+        ...
+
+    def request_confirmation(self, subscriber_id: str, *, nonce: str, expires_at: datetime, now: datetime) -> bool:
+        """Bind a new confirmation request to the subscriber, replacing any earlier one."""
+        ...
+
+    def confirm(self, subscriber_id: str, *, nonce: str, now: datetime) -> Subscriber | None:
+        """``confirmed``, if ``nonce`` is the subscriber's current request and has not
+        expired; the request is used up."""
+        ...
+
+    def claim_confirmation_email(self, address_hash: str, *, now: datetime, limits: ConfirmationLimits) -> bool:
+        """Count one confirmation email to the address if ``limits`` allow it now, atomically
+        across processes; ``False`` (and nothing counted) when they do not."""
+        ...
+
+    def erase(self, address_hash: str, subscriber_id: str | None, *, now: datetime) -> bool:
+        """Delete the subscriber (if any) and what is counted about the address, and put its
+        hash on the erased list, in one step; ``False`` when there was no such subscriber."""
+        ...
+
+    def is_erased(self, address_hash: str) -> bool:
+        """Whether an address with this hash was erased (and may not be imported again)."""
         ...
 
     def iter_all(self) -> Iterator[Subscriber]:
@@ -121,6 +172,10 @@ class Ledger(Protocol):
 
     def flush(self) -> None:
         """Make every recorded outcome durable (an adapter may batch confirmations)."""
+        ...
+
+    def forget(self, subscriber_id: str) -> int:
+        """Delete every row of the subscriber, in every issue (an erased person); returns how many."""
         ...
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -15,6 +16,7 @@ from pydantic_settings import (
 )
 
 from digestpub.errors import ConfigError
+from digestpub.model import ConfirmationLimits
 from digestpub.site import Site
 from digestpub.text import is_language_tag, is_safe_url
 
@@ -53,6 +55,15 @@ class Settings(BaseSettings):
     """Seconds of nothing but "try later" from the mail service after which a send stops."""
     retry_limit: float = Field(120.0, ge=0)
     """Seconds a send goes on retrying addresses answered "try later", once the others were tried."""
+
+    confirm_interval: float = Field(600.0, ge=0)
+    """Seconds between two confirmation emails to one address."""
+    confirm_daily_limit: int = Field(3, ge=1)
+    """Confirmation emails to one address in 24 hours."""
+    confirm_hourly_limit: int = Field(500, ge=1)
+    """Confirmation emails to all addresses together in one hour."""
+    confirm_link_days: float = Field(7.0, gt=0)
+    """Days a confirmation link works (once)."""
 
     lookback_days: int = Field(2, ge=0, le=366)
     """Days before the newest day seen that an incremental run lists again."""
@@ -130,6 +141,13 @@ class Settings(BaseSettings):
             raise ConfigError(f"invalid settings: {details}") from None
         except (OSError, ValueError) as error:
             raise ConfigError(f"cannot read config file {config}: {error}") from None
+
+    def confirmation_limits(self) -> ConfirmationLimits:
+        return ConfirmationLimits(
+            min_interval=timedelta(seconds=self.confirm_interval),
+            per_day=self.confirm_daily_limit,
+            per_hour=self.confirm_hourly_limit,
+        )
 
     def site(self) -> Site:
         return Site(

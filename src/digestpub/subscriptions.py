@@ -2,31 +2,91 @@
 and the mail service's bounce and complaint reports.
 
 Links carry HMAC tokens (``tokens``), so every action is checked without a lookup
-and a forged or altered token changes nothing.
+and a forged or altered token changes nothing. Every change of a subscriber is one
+of the store's conditional transitions: an unsubscribe always wins over a racing
+confirm or preference save. Log lines name subscribers by a short id, never by address.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-from digestpub.errors import UnknownSubscriber
-from digestpub.model import Subscriber
+from digestpub.errors import InvalidToken, MailError, UnknownSubscriber
+from digestpub.model import ConfirmationLimits, Subscriber, SubscriberStatus, TagInfo
 from digestpub.ports import Mailer, SubscriberStore
 from digestpub.site import Site
-from digestpub.subscribers import AddressTaken, InvalidSubscriber, new_subscriber, normalise_email, normalise_tags
+from digestpub.subscribers import (
+    ACTIVE,
+    AddressTaken,
+    InvalidSubscriber,
+    UnknownTags,
+    address_hash,
+    checked_preferences,
+    new_subscriber,
+    normalise_email,
+    short_id,
+    unknown_tags,
+)
 from digestpub.templates import environment
-from digestpub.tokens import make_token, verify_token
+from digestpub.tokens import make_token, read_token, verify_token
 from digestpub.words import words_for
 
 log = logging.getLogger("digestpub.subscriptions")
 
 SOFT_BOUNCE_LIMIT = 5
 """Soft bounces in a row after which an address is treated as bounced."""
+CONFIRM_LINK_LIFETIME = timedelta(days=7)
+ANSWER_FLOOR = timedelta(milliseconds=40)
+"""The least time a subscribe request takes, whatever the address."""
+INLINE_SEND_ANSWER_FLOOR = timedelta(milliseconds=300)
+"""The same where the email is sent before answering: longer than a send to SES usually takes."""
+_UNSUBSCRIBABLE: frozenset[SubscriberStatus] = frozenset({"pending", "confirmed", "unsubscribed"})
+"""Unsubscribing an unsubscribed subscriber still drops a pending re-subscription."""
+_COMPLAINABLE: frozenset[SubscriberStatus] = frozenset({"pending", "confirmed", "unsubscribed", "bounced"})
+
+Job = Callable[[], None]
+
+
+def send_now(job: Job) -> None:
+    """Run a send before answering: the cloud function, whose process is frozen after it answers."""
+    job()
+
+
+class SendAfterAnswer:
+    """Runs sends on a background thread, so ``digestpub serve`` answers before any mail goes out.
+
+    The answer to ``POST /subscribe`` then takes as long whether or not an email is sent.
+    """
+
+    def __init__(self, delay: float = 0.05) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digestpub-confirmation")
+        self._delay = delay
+
+    def __call__(self, job: Job) -> None:
+        self._pool.submit(self._later, job)
+
+    def _later(self, job: Job) -> None:
+        # Rendering the email holds the interpreter for milliseconds: started at once,
+        # it would slow the very answer it follows, and tell that one was sent.
+        time.sleep(self._delay)
+        job()
+
+    def close(self) -> None:
+        """Wait for the sends already handed over."""
+        self._pool.shutdown(wait=True)
+
+
+def no_tags() -> Mapping[str, TagInfo]:
+    return {}
 
 
 @dataclass(frozen=True)
@@ -36,44 +96,104 @@ class Subscriptions:
     mailer: Mailer
     token_key: bytes
     from_address: str
+    tags: Callable[[], Mapping[str, TagInfo]] = no_tags
+    """The digest's published tags by slug (from the publish state): the only tags a subscriber may choose."""
+    limits: ConfirmationLimits = field(default_factory=ConfirmationLimits)
+    confirm_link_lifetime: timedelta = CONFIRM_LINK_LIFETIME
+    dispatch: Callable[[Job], None] = send_now
+    """Where confirmation sends run: at once, or after the answer (``SendAfterAnswer``)."""
+    answer_floor: timedelta = ANSWER_FLOOR
 
     def _now(self) -> datetime:
         return datetime.now(UTC)
 
+    def _check_tags(self, tags: tuple[str, ...]) -> None:
+        unknown = unknown_tags(tags, self.tags()) if tags else []
+        if unknown:
+            raise UnknownTags(unknown)
+
     def subscribe(self, email: str, tags: str, frequency: str, lang: str) -> None:
         """Double opt-in: a pending subscriber and a confirmation email.
 
-        Answers the same whatever the address's history, so the endpoint tells
-        nobody who subscribes; a suppressed (bounced, complained) address gets nothing.
+        Does the same work whatever the address's history (look it up, count the
+        email against the limits, a write or two), hands the email to ``dispatch``,
+        and returns no sooner than ``answer_floor``: neither the answer nor its
+        timing tells who subscribes. A confirmed address gets nothing; an
+        unsubscribed, bounced or complained one keeps its status until the link
+        is followed.
         """
-        wanted = new_subscriber(email, tags, frequency, lang, now=self._now())
-        existing = self.store.find(wanted.email)
-        if existing is None:
-            subscriber = wanted
-        elif existing.status in ("bounced", "complained"):
-            log.info("subscribe request for a suppressed address ignored")
-            return
-        elif existing.status == "confirmed":
-            return
-        else:
-            subscriber = existing.model_copy(
-                update={
-                    "tags": wanted.tags,
-                    "frequency": wanted.frequency,
-                    "lang": wanted.lang,
-                    "status": "pending",
-                    "updated_at": self._now(),
-                }
-            )
+        started = time.monotonic()
         try:
-            self.store.save(subscriber)
-        except AddressTaken:  # a concurrent subscribe for the same address won
-            return
-        self._send_confirmation(subscriber)
+            self._subscribe(email, tags, frequency, lang)
+        finally:
+            # The store's work differs by a write or two between the cases: a floor
+            # that covers it makes the timing the same by construction.
+            time.sleep(max(0.0, self.answer_floor.total_seconds() - (time.monotonic() - started)))
 
-    def _send_confirmation(self, subscriber: Subscriber) -> None:
+    def _subscribe(self, email: str, tags: str, frequency: str, lang: str) -> None:
+        now = self._now()
+        wanted = new_subscriber(email, tags, frequency, lang, now=now)
+        self._check_tags(wanted.tags)
+        existing = self.store.find(wanted.email)
+        allowed = self.store.claim_confirmation_email(address_hash(wanted.email), now=now, limits=self.limits)
+        if existing is None:
+            if not allowed:
+                log.info("subscribe request not stored: the hourly confirmation ceiling is reached")
+                return
+            try:
+                self.store.save(wanted)
+            except AddressTaken:  # a concurrent subscribe for the same address won
+                return
+            subscriber: Subscriber | None = wanted
+        elif existing.status == "pending":
+            subscriber = self.store.set_preferences(
+                existing.id, tags=wanted.tags, frequency=wanted.frequency, lang=wanted.lang, now=now
+            )
+        else:
+            subscriber = existing
+        if subscriber is None or subscriber.status == "confirmed":
+            return
+        if not allowed:
+            log.info("confirmation for subscriber %s not sent: rate limit", short_id(subscriber.id))
+            return
+        self._request_confirmation(subscriber, now)
+
+    def resubscribe(self, token: str) -> Subscriber:
+        """The preference page's "subscribe again": a confirmation email, within the same limits."""
+        subscriber = self._subscriber(token, "preferences")
+        now = self._now()
+        if subscriber.status != "confirmed" and self.store.claim_confirmation_email(
+            address_hash(subscriber.email), now=now, limits=self.limits
+        ):
+            self._request_confirmation(subscriber, now)
+        else:
+            log.info("confirmation for subscriber %s not sent: confirmed or rate limit", short_id(subscriber.id))
+        return subscriber
+
+    def _request_confirmation(self, subscriber: Subscriber, now: datetime) -> None:
+        nonce = secrets.token_urlsafe(16)
+        expires = now + self.confirm_link_lifetime
+        if not self.store.request_confirmation(subscriber.id, nonce=nonce, expires_at=expires, now=now):
+            return  # erased meanwhile
+        self.dispatch(lambda: self._send_confirmation(subscriber, nonce))
+
+    def _send_confirmation(self, subscriber: Subscriber, nonce: str) -> None:
+        try:
+            self.mailer.send(self._sender(), subscriber.email, self._confirmation(subscriber, nonce))
+        except MailError as error:
+            # The answer was the same for everyone: the person asks again once the service is back.
+            log.error("confirmation for subscriber %s not sent: %s", short_id(subscriber.id), type(error).__name__)
+            return
+        log.info("confirmation sent to subscriber %s", short_id(subscriber.id))
+
+    def _sender(self) -> str:
+        message = EmailMessage()
+        message["From"] = self.from_address
+        return str(message["From"].addresses[0].addr_spec)
+
+    def _confirmation(self, subscriber: Subscriber, nonce: str) -> bytes:
         words = words_for(subscriber.lang)
-        token = make_token(self.token_key, subscriber.id, "confirm")
+        token = make_token(self.token_key, subscriber.id, "confirm", nonce)
         context = {
             "site": self.site,
             "words": words,
@@ -90,41 +210,51 @@ class Subscriptions:
         message["Auto-Submitted"] = "auto-generated"
         message.set_content(env.get_template("email/confirm.txt.j2").render(context))
         message.add_alternative(env.get_template("email/confirm.html.j2").render(context), subtype="html")
-        sender = message["From"].addresses[0].addr_spec
-        self.mailer.send(sender, subscriber.email, message.as_bytes(policy=message.policy.clone(linesep="\r\n")))
+        return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
 
     def _subscriber(self, token: str, purpose: str) -> Subscriber:
         subscriber_id = verify_token(self.token_key, token, purpose)
+        return self._existing(subscriber_id)
+
+    def _existing(self, subscriber_id: str) -> Subscriber:
         subscriber = self.store.get(subscriber_id)
         if subscriber is None:
             raise UnknownSubscriber("this link belongs to a subscription that no longer exists")
         return subscriber
 
-    def _set(self, subscriber: Subscriber, **changes: object) -> Subscriber:
-        updated = subscriber.model_copy(update={**changes, "updated_at": self._now()})
-        self.store.save(updated)
-        return updated
-
     def confirm(self, token: str) -> Subscriber:
-        subscriber = self._subscriber(token, "confirm")
-        if subscriber.status == "pending":
-            return self._set(subscriber, status="confirmed")
-        return subscriber
+        """Confirm the request the link was made for; a used, replaced or expired link confirms nothing."""
+        subscriber_id, nonce = read_token(self.token_key, token, "confirm")
+        confirmed = self.store.confirm(subscriber_id, nonce=nonce, now=self._now()) if nonce else None
+        if confirmed is None:
+            self._existing(subscriber_id)
+            raise InvalidToken("this confirmation link was used, replaced by a newer one, or has expired")
+        log.info("subscriber %s confirmed", short_id(subscriber_id))
+        return confirmed
 
     def peek(self, token: str, purpose: str) -> Subscriber:
         """The subscriber a link is for; changes nothing (GET pages)."""
         return self._subscriber(token, purpose)
 
     def unsubscribe(self, token: str) -> Subscriber:
-        subscriber = self._subscriber(token, "unsubscribe")
-        if subscriber.status in ("confirmed", "pending"):
-            return self._set(subscriber, status="unsubscribed")
-        return subscriber
+        subscriber_id = verify_token(self.token_key, token, "unsubscribe")
+        changed = self.store.transition(subscriber_id, "unsubscribed", only_from=_UNSUBSCRIBABLE, now=self._now())
+        if changed is None:
+            return self._existing(subscriber_id)  # bounced or complained: already suppressed
+        log.info("subscriber %s unsubscribed", short_id(subscriber_id))
+        return changed
 
     def update_preferences(self, token: str, tags: str, frequency: str, lang: str) -> Subscriber:
-        subscriber = self._subscriber(token, "preferences")
-        checked = new_subscriber(subscriber.email, tags, frequency, lang)
-        return self._set(subscriber, tags=normalise_tags(tags), frequency=checked.frequency, lang=checked.lang)
+        """New tags, frequency and language; never the status."""
+        subscriber_id = verify_token(self.token_key, token, "preferences")
+        chosen_tags, chosen_frequency, chosen_lang = checked_preferences(tags, frequency, lang)
+        self._check_tags(chosen_tags)
+        changed = self.store.set_preferences(
+            subscriber_id, tags=chosen_tags, frequency=chosen_frequency, lang=chosen_lang, now=self._now()
+        )
+        if changed is None:
+            raise UnknownSubscriber("this link belongs to a subscription that no longer exists")
+        return changed
 
     def _find(self, email: str) -> Subscriber | None:
         try:
@@ -137,17 +267,21 @@ class Subscriptions:
         subscriber = self._find(email)
         if subscriber is None:
             return None
+        now = self._now()
         if permanent:
-            return self._set(subscriber, status="bounced")
-        count = subscriber.soft_bounces + 1
-        status = "bounced" if count >= SOFT_BOUNCE_LIMIT else subscriber.status
-        return self._set(subscriber, soft_bounces=count, status=status)
+            changed = self.store.transition(subscriber.id, "bounced", only_from=ACTIVE, now=now)
+        else:
+            changed = self.store.count_soft_bounce(subscriber.id, limit=SOFT_BOUNCE_LIMIT, now=now)
+        log.info("%s bounce for subscriber %s", "hard" if permanent else "soft", short_id(subscriber.id))
+        return changed or subscriber
 
     def complained(self, email: str) -> Subscriber | None:
         subscriber = self._find(email)
         if subscriber is None:
             return None
-        return self._set(subscriber, status="complained")
+        changed = self.store.transition(subscriber.id, "complained", only_from=_COMPLAINABLE, now=self._now())
+        log.info("complaint for subscriber %s", short_id(subscriber.id))
+        return changed or subscriber
 
 
 def apply_ses_notification(subscriptions: Subscriptions, message: str) -> dict[str, int]:

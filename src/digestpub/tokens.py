@@ -2,13 +2,15 @@
 
 A token is the URL-safe base64 (no padding) of::
 
-    subscriber_id NUL purpose MAC
+    subscriber_id NUL purpose [NUL binding] MAC
 
 where MAC is the 32-byte HMAC-SHA256, under the token key, of a version label and
-``subscriber_id NUL purpose``. It is verified from the key alone (no lookup), in
-constant time; anything forged, altered, truncated, re-encoded or made for another
-purpose raises ``InvalidToken``. Tokens do not expire: an unsubscribe link in an
-old email must keep working.
+what precedes it. It is verified from the key alone (no lookup), in constant time;
+anything forged, altered, truncated, re-encoded or made for another purpose raises
+``InvalidToken``. Unsubscribe and preference tokens do not expire: a link in an old
+email must keep working for as long as the subscriber exists. A confirm token is
+bound to one confirmation request (its nonce, kept with the subscriber until it is
+used or expires), so the store, not the token, decides whether it still confirms.
 """
 
 from __future__ import annotations
@@ -49,18 +51,28 @@ def _check_purpose(purpose: str) -> bytes:
     return purpose.encode("ascii")
 
 
-def make_token(key: bytes, subscriber_id: str, purpose: str) -> str:
-    """A link token that proves ``subscriber_id`` for ``purpose`` to whoever holds ``key``."""
+def make_token(key: bytes, subscriber_id: str, purpose: str, binding: str = "") -> str:
+    """A link token that proves ``subscriber_id`` for ``purpose`` (and ``binding``, such as
+    a confirmation request's nonce) to whoever holds ``key``."""
     if not key:
         raise ValueError("the token key is empty")
     if not subscriber_id or "\x00" in subscriber_id:
         raise ValueError(f"subscriber id {subscriber_id!r} cannot go into a token")
+    if "\x00" in binding:
+        raise ValueError("a token binding cannot hold NUL")
     message = subscriber_id.encode("utf-8") + b"\x00" + _check_purpose(purpose)
+    if binding:
+        message += b"\x00" + binding.encode("utf-8")
     return base64.urlsafe_b64encode(message + _mac(key, message)).rstrip(b"=").decode("ascii")
 
 
 def verify_token(key: bytes, token: str, purpose: str) -> str:
     """The subscriber id the token was made for; ``InvalidToken`` unless it is genuine and for ``purpose``."""
+    return read_token(key, token, purpose)[0]
+
+
+def read_token(key: bytes, token: str, purpose: str) -> tuple[str, str]:
+    """The subscriber id and the binding (``""`` when none) of a genuine token for ``purpose``."""
     wanted = _check_purpose(purpose)
     if not key:
         raise ValueError("the token key is empty")
@@ -76,11 +88,12 @@ def verify_token(key: bytes, token: str, purpose: str) -> str:
     message, mac = raw[:-_MAC_SIZE], raw[-_MAC_SIZE:]
     if not hmac.compare_digest(mac, _mac(key, message)):
         raise InvalidToken("the token was not signed with this key")
-    subscriber_id, separator, token_purpose = message.partition(b"\x00")
+    subscriber_id, separator, rest = message.partition(b"\x00")
+    token_purpose, _, binding = rest.partition(b"\x00")
     if not separator or not hmac.compare_digest(token_purpose, wanted):
         raise InvalidToken(f"the token is not for {purpose}")
     try:
-        return subscriber_id.decode("utf-8")
+        return subscriber_id.decode("utf-8"), binding.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidToken("the token is malformed") from None
 

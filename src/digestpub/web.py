@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from digestpub.errors import BadRequest, DigestpubError
 from digestpub.model import Subscriber
 from digestpub.site import Site
-from digestpub.subscribers import InvalidAddress, InvalidSubscriber
+from digestpub.subscribers import InvalidAddress, InvalidSubscriber, UnknownTags
 from digestpub.subscriptions import Subscriptions
 from digestpub.templates import environment
 from digestpub.tokens import InvalidToken
@@ -107,19 +107,26 @@ class Endpoints:
         return self.page(status, lang, message=words_for(lang)["bad_request"].format(reason=reason))
 
     def _invalid(self, lang: str, error: InvalidSubscriber) -> Reply:
+        words = words_for(lang)
+        if isinstance(error, UnknownTags):
+            return self.page(400, lang, message=words["unknown_tags"].format(tags=", ".join(error.tags)))
         wording = "bad_address" if isinstance(error, InvalidAddress) else "bad_request"
-        return self.page(400, lang, message=words_for(lang)[wording].format(reason=error))
+        return self.page(400, lang, message=words[wording].format(reason=error))
 
     def _refused(self, lang: str) -> Reply:
         return self.page(403, lang, message=words_for(lang)["bad_link"])
 
     def _form_page(self, kind: str, subscriber: Subscriber, token: str, message: str = "") -> Reply:
+        tags = (
+            sorted(self.use().tags().values(), key=lambda tag: (-tag.count, tag.slug)) if kind == "preferences" else []
+        )
         return self.page(
             200,
             subscriber.lang,
             kind=kind,
             subscriber=subscriber,
             message=message,
+            tags=tags,
             action=self.site.api(f"{kind}?token={token}"),
             form_token=form_token(self.use().token_key, token),
         )
@@ -190,10 +197,13 @@ class Endpoints:
             return self._refused(self.site.lang)
         if fields.get("form") != form_token(self.use().token_key, request.token):
             return self._refused(subscriber.lang)
+        if fields.get("action") == "resubscribe":
+            self.use().resubscribe(request.token)
+            return self.page(200, subscriber.lang, message=words_for(subscriber.lang)["check_inbox"])
         try:
             subscriber = self.use().update_preferences(
                 request.token,
-                fields.get("tags", ""),
+                _chosen_tags(fields),
                 fields.get("frequency", subscriber.frequency),
                 fields.get("lang", subscriber.lang),
             )
@@ -211,6 +221,12 @@ ROUTES: dict[str, dict[str, Callable[[Endpoints, Request], Reply]]] = {
     "/unsubscribe": {"GET": Endpoints.unsubscribe_page, "POST": Endpoints.unsubscribe},
     "/preferences": {"GET": Endpoints.preferences_page, "POST": Endpoints.preferences},
 }
+
+
+def _chosen_tags(fields: Mapping[str, str]) -> str:
+    """The page's ticked boxes (``tag-<slug>``) and any ``tags`` typed or sent by a client."""
+    ticked = [name.removeprefix("tag-") for name, value in fields.items() if name.startswith("tag-") and value]
+    return " ".join([fields.get("tags", ""), *ticked]).strip()
 
 
 def _origin(url: str) -> str:

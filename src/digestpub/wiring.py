@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,7 @@ from digestpub.settings import Settings
 if TYPE_CHECKING:
     from digestpub.newsletter.run import NewsletterContext
     from digestpub.newsletter.send import SendOptions
+    from digestpub.subscriptions import Job, Subscriptions
 
 
 def publish_options(
@@ -70,4 +72,31 @@ def send_options(
         retry_limit=settings.retry_limit,
         dry_run=dry_run,
         resend_unknown=resend_unknown,
+    )
+
+
+def subscriptions(
+    settings: Settings, context: NewsletterContext, dispatch: Callable[[Job], None] | None = None
+) -> Subscriptions:
+    """The subscription use cases over a newsletter context; tags come from the publish state.
+
+    ``dispatch`` runs confirmation sends after the answer (``serve``). Without it (the
+    cloud function, frozen once it answers) a send happens before the answer, so the
+    answer's floor is long enough to cover one.
+    """
+    from digestpub.subscribers import published_tags
+    from digestpub.subscriptions import ANSWER_FLOOR, INLINE_SEND_ANSWER_FLOOR, Subscriptions, send_now
+
+    state = context.state
+    return Subscriptions(
+        context.site,
+        context.subscribers,
+        context.mailer,
+        context.token_key,
+        settings.from_address,
+        tags=lambda: published_tags(state),
+        limits=settings.confirmation_limits(),
+        confirm_link_lifetime=timedelta(days=settings.confirm_link_days),
+        dispatch=dispatch or send_now,
+        answer_floor=ANSWER_FLOOR if dispatch is not None else INLINE_SEND_ANSWER_FLOOR,
     )

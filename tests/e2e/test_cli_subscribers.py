@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from digestpub.adapters.sqlite import SqliteSubscriberStore
 from digestpub.cli_subscribers import subscribers_app
+from tests.subscriber_contract import publish_tags
 
 HEADER = "email,tags,frequency,lang,status\n"
 
@@ -30,8 +31,11 @@ def database(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def runner(database: Path) -> CliRunner:
-    return CliRunner(env={"DIGESTPUB_SUBSCRIBERS": f"sqlite:///{database}", "COLUMNS": "200"})
+def runner(database: Path, tmp_path: Path) -> CliRunner:
+    state = publish_tags(tmp_path / "digest")  # an import names only the digest's tags
+    return CliRunner(
+        env={"DIGESTPUB_SUBSCRIBERS": f"sqlite:///{database}", "DIGESTPUB_STATE": str(state), "COLUMNS": "200"}
+    )
 
 
 def _write(path: Path, text: str) -> Path:
@@ -99,7 +103,7 @@ def test_export_to_stdout_and_file_round_trips(runner: CliRunner, tmp_path: Path
     assert out.read_text(encoding="utf-8") == printed.stdout
     assert [p.name for p in out.parent.iterdir()] == ["all.csv"]
 
-    other = CliRunner(env={"DIGESTPUB_SUBSCRIBERS": f"sqlite:///{tmp_path}/copy.db"})
+    other = CliRunner(env={**runner.env, "DIGESTPUB_SUBSCRIBERS": f"sqlite:///{tmp_path}/copy.db"})
     assert "2 added" in other.invoke(app, ["subscribers", "import", str(out)]).output
     copied = other.invoke(app, ["subscribers", "export"]).stdout
     assert sorted(copied.splitlines()) == sorted(printed.stdout.splitlines())  # ids differ, so order may

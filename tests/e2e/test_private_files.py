@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import requests
@@ -42,6 +43,10 @@ def test_key_database_ledger_and_outbox_are_created_private_under_umask_022(tmp_
         # While serve holds the database open, SQLite's side files exist: same mode as the database.
         sides = {path.name: _mode(path) for path in database.parent.glob("s.db-*")}
         assert sides and set(sides.values()) == {"0600"}, sides
+        # serve sends the confirmation just after answering: wait for it before stopping serve.
+        deadline = time.monotonic() + 15
+        while not list((tmp_path / "mail" / "outbox").glob("*.eml")) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     store = SqliteSubscriberStore(database)
     person = store.find("reader@example.com")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -123,7 +124,10 @@ def test_subscribe_confirm_change_preferences_and_unsubscribe(local: Local, phon
     subscriber = local.subscriber()
     assert (subscriber.status, subscriber.tags, subscriber.frequency) == ("pending", ("mllm",), "daily")
 
-    # The confirmation email's link confirms.
+    # The confirmation email (sent just after the answer) and its link, which confirms.
+    deadline = time.monotonic() + 15
+    while not local.mail() and time.monotonic() < deadline:
+        time.sleep(0.05)
     [confirmation] = local.mail()
     assert confirmation["To"].addresses[0].addr_spec == READER
     confirm_url = _link(_text(confirmation), local.base_url, "confirm")
@@ -146,22 +150,25 @@ def test_subscribe_confirm_change_preferences_and_unsubscribe(local: Local, phon
     unsubscribe_url = _link(text, local.base_url, "unsubscribe")
     assert str(issue["List-Unsubscribe"]) == f"<{unsubscribe_url}>"
 
-    # Preferences: other tags, weekly.
+    # Preferences: other tags (ticked among the digest's own), weekly.
     response = phone.goto(preferences_url)
     assert response is not None and response.status == 200
     _check_page(phone)
-    assert phone.locator("#tags").input_value() == "mllm"
-    phone.locator("#tags").fill("vqa moe")
+    assert "Подписка действует" in phone.locator("#status").inner_text()
+    assert phone.locator("input[name=tag-mllm]").is_checked()
+    phone.locator("input[name=tag-mllm]").uncheck()
+    phone.locator("input[name=tag-rag]").check()
+    phone.locator("input[name=tag-agents]").check()
     phone.locator("#frequency").select_option("weekly")
     with phone.expect_navigation():
         phone.locator("form.subscribe button[type=submit]").click()
     assert "Настройки сохранены" in phone.locator("h1").inner_text()
     _check_page(phone)
     subscriber = local.subscriber()
-    assert (subscriber.tags, subscriber.frequency, subscriber.status) == (("moe", "vqa"), "weekly", "confirmed")
+    assert (subscriber.tags, subscriber.frequency, subscriber.status) == (("agents", "rag"), "weekly", "confirmed")
     listed = local.digestpub("subscribers", "list")
     assert listed.returncode == 0, listed.stderr
-    assert re.search(r"reader@example\.com\s*│\s*moe vqa\s*│\s*weekly", listed.stdout), listed.stdout
+    assert re.search(r"reader@example\.com\s*│\s*agents rag\s*│\s*weekly", listed.stdout), listed.stdout
 
     # Unsubscribe: the link shows a page with a button; only the button unsubscribes.
     response = phone.goto(unsubscribe_url)
@@ -174,3 +181,14 @@ def test_subscribe_confirm_change_preferences_and_unsubscribe(local: Local, phon
     assert "Вы отписались" in phone.locator("h1").inner_text()
     _check_page(phone)
     assert local.subscriber().status == "unsubscribed"
+
+    # The preference page says so, and offers to subscribe again (through confirmation).
+    response = phone.goto(preferences_url)
+    assert response is not None and response.status == 200
+    _check_page(phone)
+    assert "Вы отписаны" in phone.locator("#status").inner_text()
+    assert phone.locator("input[name=tag-rag]").count() == 0
+    with phone.expect_navigation():
+        phone.locator("form.subscribe button[type=submit]").click()
+    assert "Почти готово" in phone.locator("h1").inner_text()
+    assert local.subscriber().status == "unsubscribed", "only the confirmation link changes it"

@@ -480,6 +480,10 @@ def test_ses_events_bounces_and_complaints(deployed: Cloud) -> None:
 
 
 def test_subscribe_confirm_and_preferences_through_the_http_api(deployed: Cloud) -> None:
+    # Subscribers choose among the digest's published tags.
+    deployed.put_summary(_news(1, ["mllm", "vqa"], hours_ago=3))
+    deployed.put_summary(_news(2, ["moe", "rag"], hours_ago=2))
+    load_handler("publish_feeds").handler(scheduler_event(), FakeLambdaContext("publish-feeds"))
     handler = load_handler("subscriptions").handler
     context = FakeLambdaContext("subscriptions")
     origin = {"origin": BASE_URL.rstrip("/")}
@@ -554,6 +558,19 @@ def test_subscribe_confirm_and_preferences_through_the_http_api(deployed: Cloud)
         "en",
         "confirmed",
     )
+
+    # The page offers the digest's tags; a tag it never published is refused in the reader's words.
+    page = response_body(handler(http_event("GET", preferences), context))
+    assert 'name="tag-vqa"' in page and 'name="tag-moe" value="on" checked' in page
+    unknown = handler(http_event("POST", preferences, body=f"form={form_token}&tags=moe+nosuchtag"), context)
+    assert unknown["statusCode"] == 400
+    assert "The digest has no tag nosuchtag" in response_body(unknown)
+    assert deployed.store.get(person.id) == updated
+
+    # A confirm link works once.
+    reused = handler(http_event("GET", confirm_urls[0]), context)
+    assert reused["statusCode"] == 403
+    assert deployed.store.get(person.id) == updated
 
 
 _BOUNDARY = "---FormBoundaryjWmhtjORrn"
@@ -678,3 +695,29 @@ def test_the_functions_read_the_toml_file_named_by_digestpub_config(
         assert settings.subscribers == f"dynamodb://{deployed.subscribers_table}", "variables still beat the file"
     finally:
         cloud.settings.cache_clear()
+
+
+def test_subscribe_in_the_cloud_answers_in_about_the_same_time(deployed: Cloud) -> None:
+    """The function sends before answering: the answer's floor covers the send, so a new
+    address (a send to SES) and a confirmed one (none) take about as long."""
+    import statistics
+    import time
+
+    deployed.put_summary(_news(1, ["mllm"], hours_ago=1))
+    load_handler("publish_feeds").handler(scheduler_event(), FakeLambdaContext("publish-feeds"))
+    handler = load_handler("subscriptions").handler
+    context = FakeLambdaContext("subscriptions")
+    origin = {"origin": BASE_URL.rstrip("/")}
+    confirmed = deployed.subscribe("already@example.com", "mllm")
+    timings: dict[str, list[float]] = {"new": [], "confirmed": []}
+    for number in range(5):
+        for case, address in (("new", f"new{number}@example.com"), ("confirmed", confirmed.email)):
+            started = time.perf_counter()
+            body = f"email={address.replace('@', '%40')}&tags=mllm"
+            response = handler(http_event("POST", f"{API_URL}subscribe", body=body, headers=origin), context)
+            timings[case].append(time.perf_counter() - started)
+            assert response["statusCode"] == 200
+    assert len(deployed.sent()) == 5, "one confirmation per new address"
+    medians = {case: statistics.median(values) for case, values in timings.items()}
+    assert min(medians.values()) >= 0.3, medians
+    assert max(medians.values()) <= 1.5 * min(medians.values()), medians

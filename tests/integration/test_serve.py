@@ -26,6 +26,7 @@ from digestpub.tokens import make_token
 from digestpub.web import form_token
 from tests.conftest import FEED_TYPES
 from tests.serve_support import free_port, publish_examples, running_serve, serve_env
+from tests.subscriber_contract import publish_tags
 
 TOKEN_KEY = "a-test-key-that-is-long-enough-0123456789"
 TIMEOUT = 20
@@ -224,6 +225,7 @@ def test_a_preference_save_within_the_limits_still_works(served: Served) -> None
     url = served.preferences_url(person)
     form = form_token(TOKEN_KEY.encode(), url.rpartition("token=")[2])
     twenty = " ".join(f"tag{number}" for number in range(20))
+    publish_tags(served.root, {*twenty.split(), "one-more"}, with_examples=True)  # only real tags are chosen
     response = requests.post(url, data={"form": form, "tags": twenty, "frequency": "weekly"}, timeout=TIMEOUT)
     assert response.status_code == 200
     saved = served.store().get(person.id)

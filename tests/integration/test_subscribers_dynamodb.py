@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,19 +14,19 @@ import pytest
 from digestpub.adapters.dynamodb import DynamoSubscriberStore, create_subscribers_table
 from digestpub.adapters.subscribers_factory import open_subscribers
 from digestpub.errors import StorageError
+from digestpub.model import Subscriber
+from digestpub.ports import SubscriberStore
 from digestpub.subscribers import AddressTaken, export_csv
+from tests import subscriber_contract as contract
 from tests.integration.test_subscribers_sqlite import (
-    HEADER,
-    NOW,
     check_concurrent_saves_of_one_address,
     check_cyrillic_and_idn,
     check_email_is_unique,
     check_iteration,
     check_save_get_find,
     check_save_replaces_by_id,
-    import_text,
-    make,
 )
+from tests.subscriber_contract import HEADER, NOW, import_text, make
 
 
 @pytest.fixture
@@ -36,6 +38,36 @@ def table(moto_server: str) -> Iterator[str]:
     create_subscribers_table(boto3.client("dynamodb"), name)
     yield name
     requests.post(f"{moto_server}/moto-api/reset", timeout=10)
+
+
+@pytest.fixture(scope="module")
+def serial_dynamodb(moto_server: str) -> Iterator[Any]:
+    """A second moto server that answers one request at a time, for the races.
+
+    moto's threaded server does not make a conditional write atomic against another
+    thread's; DynamoDB does, per item. Answering requests one by one gives that
+    guarantee and nothing more: the racing clients still interleave their reads and
+    conditional writes, which is what the adapter must get right.
+    """
+    import boto3
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), threaded=False)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield lambda: boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        thread.join(10)
+
+
+@pytest.fixture
+def serial_table(serial_dynamodb: Any) -> str:
+    name = f"race-{uuid.uuid4().hex[:12]}"
+    create_subscribers_table(serial_dynamodb(), name)
+    return name
 
 
 @pytest.fixture
@@ -111,15 +143,15 @@ def test_csv_import_and_export(store: DynamoSubscriberStore) -> None:
     assert [line for line, _ in problems] == [3]
     ids = {s.email: s.id for s in store.iter_all()}
     changed = HEADER + "иван@пример.рф,llm rl,weekly,ru,confirmed\nanna@example.com,,daily,en,pending\n"
-    # The local part keeps its case, so this Иван and иван are different addresses.
-    assert import_text(store, changed)[:3] == (1, 0, 1)
+    # An address is one subscriber whatever its case: this иван is the Иван above, kept as first typed.
+    assert import_text(store, changed)[:3] == (0, 1, 1)
     assert import_text(store, HEADER + "Иван@пример.рф,rl,daily,en,confirmed\n")[:3] == (0, 1, 0)
     everyone = {s.email: s for s in store.iter_all()}
-    assert len(everyone) == 3
+    assert len(everyone) == 2
     assert everyone["Иван@пример.рф"].id == ids["Иван@пример.рф"]
     assert everyone["Иван@пример.рф"].updated_at == NOW
     exported = io.StringIO()
-    assert export_csv(store, exported) == 3
+    assert export_csv(store, exported) == 2
     assert "Иван@пример.рф,rl,daily,en,confirmed\n" in exported.getvalue()
 
 
@@ -128,3 +160,143 @@ def test_factory_opens_dynamodb(table: str) -> None:
     assert isinstance(store, DynamoSubscriberStore)
     store.save(make("factory@example.com"))
     assert store.find("factory@example.com") is not None
+
+
+# The contract of tests/subscriber_contract.py
+
+
+@pytest.mark.parametrize("check", contract.CHECKS)
+def test_contract(store: DynamoSubscriberStore, check: Callable[[SubscriberStore], None]) -> None:
+    check(store)
+
+
+def test_export_escapes_formula_cells(store: DynamoSubscriberStore, moto_server: str) -> None:
+    import boto3
+
+    other = f"copy-{uuid.uuid4().hex[:12]}"
+    create_subscribers_table(boto3.client("dynamodb"), other)
+    contract.check_export_escapes_formula_cells(store, DynamoSubscriberStore(other))
+
+
+def test_concurrent_confirmation_claims(serial_table: str, serial_dynamodb: Any) -> None:
+    contract.check_concurrent_confirmation_claims(lambda: DynamoSubscriberStore(serial_table, serial_dynamodb()))
+
+
+def test_unsubscribe_wins_races(serial_table: str, serial_dynamodb: Any) -> None:
+    contract.check_unsubscribe_wins_races(lambda: DynamoSubscriberStore(serial_table, serial_dynamodb()))
+
+
+def test_erase_leaves_no_address_in_the_table(store: DynamoSubscriberStore, table: str) -> None:
+    store.save(make("Secret.Person@example.com"))
+    store.claim_confirmation_email(contract.address_hash("secret.person@example.com"), now=NOW, limits=contract.LIMITS)
+    contract.erase_address(store, contract.MemoryLedger(), "SECRET.person@example.com")  # type: ignore[arg-type]
+    assert "secret.person" not in str(_raw_items(table)).lower()
+    kinds = sorted(item["id"]["S"].rsplit("#", 1)[0] for item in _raw_items(table))
+    assert kinds == ["CONFIRM#HOUR", "ERASED", "SCHEMA"], "only the hour's count (of everyone), the hash and a marker"
+
+
+def _old_item(person: Subscriber, status: str, created: str) -> dict[str, Any]:
+    """A subscriber item as written before addresses had keys."""
+    return {
+        "id": {"S": person.id},
+        "email": {"S": person.email},
+        "tags": {"L": [{"S": "llm"}]},
+        "frequency": {"S": "daily"},
+        "lang": {"S": "en"},
+        "status": {"S": status},
+        "status_frequency": {"S": f"{status}#daily"},
+        "created_at": {"S": created},
+        "updated_at": {"S": created},
+        "soft_bounces": {"N": "0"},
+    }
+
+
+def test_a_table_from_before_case_insensitive_addresses_is_migrated(table: str) -> None:
+    """The first lookup migrates: locks named by the key, and two spellings of one address
+    become one subscriber, whose suppression holds."""
+    import boto3
+
+    client = boto3.client("dynamodb")
+    upper, lower, bob = make("Alice@example.org"), make("alice@example.org"), make("Bob@example.org")
+    for person, status, created in (
+        (upper, "confirmed", "2026-01-01T00:00:00+00:00"),
+        (lower, "complained", "2026-02-01T00:00:00+00:00"),
+        (bob, "confirmed", "2026-01-01T00:00:00+00:00"),
+    ):
+        client.put_item(TableName=table, Item=_old_item(person, status, created))
+        client.put_item(TableName=table, Item={"id": {"S": f"EMAIL#{person.email}"}, "owner": {"S": person.id}})
+    store = DynamoSubscriberStore(table)
+    alice = store.find("ALICE@example.org")
+    assert alice is not None and alice.status == "complained"
+    assert store.find("bob@EXAMPLE.org") is not None
+    locks = sorted(item["id"]["S"] for item in _raw_items(table) if item["id"]["S"].startswith("EMAIL#"))
+    assert locks == ["EMAIL#alice@example.org", "EMAIL#bob@example.org"]
+    assert len(list(store.iter_all())) == 2
+    assert contract.import_text(store, HEADER + "ALICE@example.org,llm,daily,en,confirmed\n")[:3] == (0, 0, 0)
+    assert DynamoSubscriberStore(table).migrate_address_keys() == 0, "done once"
+
+
+def test_the_ledger_forgets_a_subscriber_in_every_issue(moto_server: str) -> None:
+    import boto3
+
+    from digestpub.adapters.ledger_dynamodb import DynamoLedger, create_ledger_table
+
+    name = f"ledger-{uuid.uuid4().hex[:12]}"
+    create_ledger_table(boto3.client("dynamodb"), name)
+    contract.check_ledger_forgets_a_subscriber_in_every_issue(DynamoLedger(name))
+    rows = boto3.client("dynamodb").scan(TableName=name)["Items"]
+    assert len(rows) == 30 and {row["subscriber_id"]["S"] for row in rows} == {"kept"}
+    assert "gone@example.com" not in str(rows)
+
+
+def test_the_endpoints_on_dynamodb_let_an_unsubscribe_win(
+    serial_table: str, serial_dynamodb: Any, tmp_path: Path
+) -> None:
+    """20 rounds through the cloud function's endpoints (``web.Endpoints``) on DynamoDB: a
+    one-click unsubscribe races a preference save and the confirm link; each ends unsubscribed."""
+    import secrets
+    from datetime import UTC, datetime, timedelta
+    from functools import partial
+
+    from digestpub.adapters.outbox import OutboxMailer
+    from digestpub.model import TagInfo
+    from digestpub.settings import Settings
+    from digestpub.subscriptions import Subscriptions
+    from digestpub.tokens import make_token
+    from digestpub.web import Endpoints, form_token
+    from tests.cloud_support import http_event
+
+    key = b"k" * 32
+    site = Settings.load(base_url="https://digest.example/").site()
+    known = {tag: TagInfo(slug=tag, name=tag, count=1) for tag in contract.KNOWN_TAGS}
+
+    def endpoints() -> Endpoints:
+        store = DynamoSubscriberStore(serial_table, serial_dynamodb())
+        mailer = OutboxMailer(tmp_path / "outbox")
+        return Endpoints(lambda: Subscriptions(site, store, mailer, key, "D <d@example.com>", tags=lambda: known), site)
+
+    workers = [endpoints() for _ in range(3)]
+    store = DynamoSubscriberStore(serial_table, serial_dynamodb())
+    for number in range(20):
+        person = make(f"cloud-race{number}@example.com", status="pending")
+        store.save(person)
+        nonce = secrets.token_urlsafe(8)
+        now = datetime.now(UTC)
+        assert store.request_confirmation(person.id, nonce=nonce, expires_at=now + timedelta(days=7), now=now)
+        unsubscribe = f"{site.api_url}unsubscribe?token={make_token(key, person.id, 'unsubscribe')}"
+        preferences_token = make_token(key, person.id, "preferences")
+        preferences = f"{site.api_url}preferences?token={preferences_token}"
+        confirm = f"{site.api_url}confirm?token={make_token(key, person.id, 'confirm', nonce)}"
+        save = f"form={form_token(key, preferences_token)}&tag-rl=on&frequency=weekly"
+        results = contract.run_together(
+            [
+                partial(workers[0].handle, http_event("POST", unsubscribe, body="List-Unsubscribe=One-Click")),
+                partial(workers[1].handle, http_event("POST", preferences, body=save)),
+                partial(workers[2].handle, http_event("GET", confirm)),
+            ]
+        )
+        assert all(isinstance(result, dict) for result in results), results
+        answers = [result["statusCode"] for result in results if isinstance(result, dict)]
+        assert answers[:2] == [200, 200] and answers[2] in (200, 403), answers
+        final = store.get(person.id)
+        assert final is not None and final.status == "unsubscribed", f"round {number}: {final}"

@@ -1,7 +1,7 @@
 """The SQLite subscriber store on disk, and CSV import and export through it.
 
-The ``check_*`` functions are the store behaviour every ``SubscriberStore`` must
-have; the DynamoDB tests run them too.
+The ``check_*`` functions here and in ``tests/subscriber_contract.py`` are the store
+behaviour every ``SubscriberStore`` must have; the DynamoDB tests run them too.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import io
 import sqlite3
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,6 @@ import pytest
 from digestpub.adapters.sqlite import SqliteSubscriberStore
 from digestpub.adapters.subscribers_factory import open_subscribers
 from digestpub.errors import ConfigError
-from digestpub.model import Subscriber
 from digestpub.ports import SubscriberStore
 from digestpub.subscribers import (
     AddressTaken,
@@ -29,19 +28,8 @@ from digestpub.subscribers import (
     new_subscriber,
     normalise_email,
 )
-
-NOW = datetime(2026, 11, 20, 9, 30, 15, 123456, tzinfo=UTC)
-HEADER = "email,tags,frequency,lang,status\n"
-
-
-def make(email: str, status: str = "confirmed", frequency: str = "daily", tags: str = "llm") -> Subscriber:
-    return new_subscriber(email, tags, frequency, "en", status, now=NOW)
-
-
-def import_text(store: SubscriberStore, text: str) -> tuple[int, int, int, list[tuple[int, str]]]:
-    report = import_csv(store, io.StringIO(text, newline=""), now=NOW)
-    return report.added, report.updated, report.unchanged, report.problems
-
+from tests import subscriber_contract as contract
+from tests.subscriber_contract import HEADER, NOW, import_text, make
 
 # Store behaviour shared with the DynamoDB tests
 
@@ -80,7 +68,7 @@ def check_save_replaces_by_id(store: SubscriberStore) -> None:
 def check_email_is_unique(store: SubscriberStore) -> None:
     original = make("one@example.com")
     store.save(original)
-    for spelling in ("one@example.com", "one@EXAMPLE.com"):
+    for spelling in ("one@example.com", "one@EXAMPLE.com", "ONE@example.com"):
         with pytest.raises(AddressTaken):
             store.save(make(spelling))
     assert store.find("one@example.com") == original
@@ -148,6 +136,8 @@ def check_cyrillic_and_idn(store: SubscriberStore) -> None:
     with pytest.raises(AddressTaken):
         store.save(make("reader@ПРИМЕР.РФ"))
     assert store.get(idn.id) == idn
+    with pytest.raises(AddressTaken):
+        store.save(make("иван@пример.рф"))
 
 
 # SQLite
@@ -202,7 +192,7 @@ def test_file_folder_wal_and_unique_index(store: SqliteSubscriberStore, db_path:
         indexes = connection.execute("PRAGMA index_list(subscribers)").fetchall()
         unique = {row[1] for row in indexes if row[2]}
         columns = {connection.execute(f"PRAGMA index_info({name})").fetchone()[2] for name in unique}
-    assert "email" in columns
+    assert "email_key" in columns
 
 
 def test_data_outlives_the_store_object(db_path: Path) -> None:
@@ -341,11 +331,11 @@ def test_import_does_not_resubscribe_who_withdrew(store: SqliteSubscriberStore) 
     text = HEADER + "gone@example.com,llm,daily,ru,unsubscribed\nangry@example.com,,daily,ru,complained\n"
     assert import_text(store, text)[0] == 2
     again = HEADER + "gone@example.com,llm,daily,ru,confirmed\nangry@example.com,,daily,ru,pending\n"
-    added, updated, unchanged, problems = import_text(store, again)
-    assert (added, updated, unchanged) == (0, 0, 0)
-    assert [line for line, _ in problems] == [2, 3]
-    assert "unsubscribed" in problems[0][1]
+    report = import_csv(store, io.StringIO(again, newline=""), known_tags=contract.KNOWN_TAGS, now=NOW)
+    assert (report.added, report.updated, report.unchanged, report.problems) == (0, 0, 0, [])
+    assert report.kept == 2, "reported as kept, not as bad rows"
     assert store.find("gone@example.com").status == "unsubscribed"  # type: ignore[union-attr]
+    assert store.find("angry@example.com").status == "complained"  # type: ignore[union-attr]
 
 
 def test_export_round_trip(store: SqliteSubscriberStore, tmp_path: Path) -> None:
@@ -365,8 +355,11 @@ def test_export_round_trip(store: SqliteSubscriberStore, tmp_path: Path) -> None
     assert import_text(copy, csv_text) == (3, 0, 0, [])
     fields = lambda s: (s.email, s.tags, s.frequency, s.lang, s.status)  # noqa: E731
     assert sorted(map(fields, copy.iter_all())) == sorted(map(fields, store.iter_all()))
-    # Re-importing an export into its own store changes nothing.
-    assert import_text(store, csv_text) == (0, 0, 3, [])
+    # Re-importing an export into its own store changes nothing (the bounced row is kept).
+    before = sorted(map(fields, store.iter_all()))
+    report = import_csv(store, io.StringIO(csv_text, newline=""), known_tags=contract.KNOWN_TAGS, now=NOW)
+    assert (report.added, report.updated, report.unchanged, report.kept, report.problems) == (0, 0, 2, 1, [])
+    assert sorted(map(fields, store.iter_all())) == before
     again = io.StringIO()
     export_csv(copy, again)
     assert sorted(again.getvalue().splitlines()) == sorted(csv_text.splitlines())
@@ -394,3 +387,78 @@ def test_open_subscribers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     for bad in ("sqlite://s.db", "sqlite:///", "postgres://x", "s.db", "dynamodb://", "dynamodb://a/b"):
         with pytest.raises(ConfigError):
             open_subscribers(bad)
+
+
+# The contract of tests/subscriber_contract.py
+
+
+@pytest.mark.parametrize("check", contract.CHECKS)
+def test_contract(store: SqliteSubscriberStore, check: Callable[[SubscriberStore], None]) -> None:
+    check(store)
+
+
+def test_export_escapes_formula_cells(store: SqliteSubscriberStore, tmp_path: Path) -> None:
+    contract.check_export_escapes_formula_cells(store, SqliteSubscriberStore(tmp_path / "copy.db"))
+
+
+def test_concurrent_confirmation_claims(db_path: Path) -> None:
+    contract.check_concurrent_confirmation_claims(lambda: SqliteSubscriberStore(db_path))
+
+
+def test_unsubscribe_wins_races(db_path: Path) -> None:
+    contract.check_unsubscribe_wins_races(lambda: SqliteSubscriberStore(db_path))
+
+
+def test_erase_leaves_no_address_in_the_file(db_path: Path) -> None:
+    store = SqliteSubscriberStore(db_path)
+    store.save(make("Secret.Person@example.com"))
+    contract.erase_address(store, contract.MemoryLedger(), "secret.person@example.com")  # type: ignore[arg-type]
+    store.close()
+    with sqlite3.connect(db_path) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        connection.execute("VACUUM")
+    assert contract.no_address_in(db_path.parent, "secret.person@example.com")
+
+
+_OLD_SCHEMA = """
+CREATE TABLE subscribers (
+    id TEXT PRIMARY KEY, email TEXT NOT NULL, tags TEXT NOT NULL DEFAULT '', frequency TEXT NOT NULL,
+    lang TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    soft_bounces INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX subscribers_email ON subscribers (email);
+"""
+
+
+def test_a_file_from_before_case_insensitive_addresses_is_migrated(db_path: Path) -> None:
+    """Rows that differ only in case become one subscriber: the oldest id, and a
+    suppression under either spelling wins."""
+    db_path.parent.mkdir(parents=True)
+    rows = [
+        ("old", "Alice@example.org", "confirmed", "2026-01-01T00:00:00+00:00"),
+        ("new", "alice@example.org", "complained", "2026-02-01T00:00:00+00:00"),
+        ("bob", "bob@example.org", "confirmed", "2026-01-01T00:00:00+00:00"),
+    ]
+    with sqlite3.connect(db_path) as connection:
+        connection.executescript(_OLD_SCHEMA)
+        for row_id, email, status, created in rows:
+            connection.execute(
+                "INSERT INTO subscribers VALUES (?, ?, 'llm', 'daily', 'en', ?, ?, ?, 0)",
+                (row_id, email, status, created, created),
+            )
+    store = SqliteSubscriberStore(db_path)
+    alice = store.find("ALICE@example.org")
+    assert alice is not None and (alice.id, alice.email, alice.status) == ("old", "Alice@example.org", "complained")
+    assert sorted(s.id for s in store.iter_all()) == ["bob", "old"]
+    with pytest.raises(AddressTaken):
+        store.save(make("alice@EXAMPLE.org"))
+    assert SqliteSubscriberStore(db_path).find("bob@example.org") is not None, "a second open changes nothing"
+
+
+def test_the_ledger_forgets_a_subscriber_in_every_issue(db_path: Path) -> None:
+    from digestpub.adapters.ledger_sqlite import SqliteLedger
+
+    ledger = SqliteLedger(db_path)
+    contract.check_ledger_forgets_a_subscriber_in_every_issue(ledger)
+    ledger.close()
+    assert contract.no_address_in(db_path.parent, "gone@example.com")

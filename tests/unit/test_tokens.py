@@ -16,6 +16,7 @@ from digestpub.tokens import (
     InvalidToken,
     key_from_setting,
     make_token,
+    read_token,
     verify_token,
 )
 from tests.fakes import MemoryStore
@@ -237,3 +238,24 @@ def test_damaged_kept_key_is_a_config_error() -> None:
     state.put(TOKEN_KEY_OBJECT, b"short")
     with pytest.raises(ConfigError, match="token_key"):
         key_from_setting(None, state)
+
+
+def test_a_bound_token_carries_its_binding() -> None:
+    token = make_token(KEY, SUBSCRIBER, "confirm", "nonce-1")
+    assert read_token(KEY, token, "confirm") == (SUBSCRIBER, "nonce-1")
+    assert verify_token(KEY, token, "confirm") == SUBSCRIBER
+    assert read_token(KEY, make_token(KEY, SUBSCRIBER, "confirm"), "confirm") == (SUBSCRIBER, "")
+    assert make_token(KEY, SUBSCRIBER, "confirm", "nonce-2") != token
+    with pytest.raises(InvalidToken):
+        verify_token(KEY, token, "unsubscribe")
+    with pytest.raises(ValueError, match="NUL"):
+        make_token(KEY, SUBSCRIBER, "confirm", "a\x00b")
+
+
+def test_a_binding_cannot_be_swapped() -> None:
+    """The MAC covers the binding: another request's nonce cannot be put into a token."""
+    raw = _raw(make_token(KEY, SUBSCRIBER, "confirm", "nonce-1"))
+    swapped = raw.replace(b"nonce-1", b"nonce-2")
+    token = base64.urlsafe_b64encode(swapped).rstrip(b"=").decode()
+    with pytest.raises(InvalidToken):
+        read_token(KEY, token, "confirm")

@@ -5,15 +5,31 @@ One table, partition key ``id`` (string), holding two kinds of item:
 - a subscriber, keyed by its opaque id, with every ``Subscriber`` field plus
   ``status_frequency`` (``confirmed#daily``), the key of the GSI
   ``status-frequency-index`` (sort key ``id``) that a send queries;
-- an address lock, keyed ``EMAIL#<normalised email>``, whose ``owner`` is the id
-  of the subscriber holding that address. It has no ``email`` attribute, so
-  scans filtered on ``attribute_exists(email)`` skip it.
+- an address lock, keyed ``EMAIL#<address key>`` (``subscribers.address_key``: the
+  address lowercased), whose ``owner`` is the id of the subscriber holding that
+  address. Locks written before addresses were matched whatever their case were
+  named by the address as typed: ``migrate_address_keys`` moves them;
+- ``CONFIRM#<address hash>``: the confirmation emails of one address in its
+  current day (``window_start``, ``window_count``, ``last_sent``), and
+  ``CONFIRM#HOUR#<hour>``: every confirmation email of one hour (``sent``);
+  both expire by the table's TTL (``expires_at``);
+- ``ERASED#<address hash>``: an erased address, never imported again;
+- ``SCHEMA#address-keys``: written once ``migrate_address_keys`` has given every
+  older subscriber its key; the first ``find`` of each store object reads it, and
+  runs that migration (a scan) if it is missing.
+
+Only subscribers have an ``email`` attribute, so scans filtered on
+``attribute_exists(email)`` skip every other kind.
 
 ``save`` is one transaction: put the subscriber (only over the version it read),
 take the address lock (only if free or already ours) and, when the address
 changed, release the old lock. Two ids can never hold one address, with no race.
 ``find`` reads the lock and then the subscriber, both strongly consistent: unlike
 a GSI on ``email`` (eventually consistent), a subscriber just saved is found at once.
+
+Every change of a subscriber is one ``UpdateItem`` with a condition expression.
+``status_frequency`` joins two attributes, so a change of either is conditioned on
+the other being what was just read, and read again when it lost that race.
 
 ``iter_all`` is a paginated, filtered scan: a stable order (DynamoDB's hash order)
 while the table is unchanged. ``iter_confirmed`` queries ``status-frequency-index``:
@@ -23,19 +39,27 @@ consistent: someone confirmed a second before a send starts may wait for the nex
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
+from datetime import datetime
 from typing import Any, Literal
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from digestpub.errors import StorageError
-from digestpub.model import Subscriber
-from digestpub.subscribers import AddressTaken, InvalidAddress, normalise_email
+from digestpub.model import SUPPRESSED, ConfirmationLimits, Subscriber, SubscriberStatus, sortable_time
+from digestpub.subscribers import AddressTaken, InvalidAddress, address_key, normalise_email
 
 EMAIL_PREFIX = "EMAIL#"
+CONFIRM_PREFIX = "CONFIRM#"
+ERASED_PREFIX = "ERASED#"
 SENDING_INDEX = "status-frequency-index"
+TTL_ATTRIBUTE = "expires_at"
 _ATTEMPTS = 5
+MIGRATED_MARKER = "SCHEMA#address-keys"
+"""Present once every subscriber has an ``email_key`` and a lock named by it."""
+_RESERVED = (EMAIL_PREFIX, CONFIRM_PREFIX, ERASED_PREFIX, "SCHEMA#")
+_STATUS = {"#status": "status"}
 
 
 def create_subscribers_table(client: Any, name: str) -> None:
@@ -44,7 +68,7 @@ def create_subscribers_table(client: Any, name: str) -> None:
     For infrastructure as code: ``AttributeDefinitions`` ``id`` S and
     ``status_frequency`` S; ``KeySchema`` ``id`` HASH; one GSI
     ``status-frequency-index`` with ``status_frequency`` HASH, ``id`` RANGE and
-    projection ``ALL``; ``BillingMode: PAY_PER_REQUEST``.
+    projection ``ALL``; ``BillingMode: PAY_PER_REQUEST``; TTL on ``expires_at``.
     """
     client.create_table(
         TableName=name,
@@ -66,12 +90,16 @@ def create_subscribers_table(client: Any, name: str) -> None:
         BillingMode="PAY_PER_REQUEST",
     )
     client.get_waiter("table_exists").wait(TableName=name)
+    client.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
+    )
 
 
 def _item(subscriber: Subscriber, address: str) -> dict[str, Any]:
     return {
         "id": {"S": subscriber.id},
         "email": {"S": address},
+        "email_key": {"S": address.lower()},
         "tags": {"L": [{"S": tag} for tag in subscriber.tags]},
         "frequency": {"S": subscriber.frequency},
         "lang": {"S": subscriber.lang},
@@ -97,6 +125,15 @@ def _subscriber(item: dict[str, Any]) -> Subscriber:
     )
 
 
+def _lock_of(item: dict[str, Any]) -> str:
+    """The address lock a stored subscriber holds (by the key, or by the address in older items)."""
+    return EMAIL_PREFIX + str((item.get("email_key") or item["email"])["S"])
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
 def _cancellation_codes(error: ClientError) -> list[str]:
     reasons = error.response.get("CancellationReasons") or []
     return [str(reason.get("Code", "")) for reason in reasons]
@@ -109,6 +146,7 @@ class DynamoSubscriberStore:
         self.table_name = table_name
         self.client: Any = client or boto3.client("dynamodb")
         self.page_size = page_size
+        self._keyed = False
 
     @property
     def url(self) -> str:
@@ -123,21 +161,102 @@ class DynamoSubscriberStore:
         return item
 
     def get(self, subscriber_id: str) -> Subscriber | None:
-        if subscriber_id.startswith(EMAIL_PREFIX):
+        if subscriber_id.startswith(_RESERVED):
             return None
         item = self._get_item(subscriber_id)
         return None if item is None or "email" not in item else _subscriber(item)
 
     def find(self, email: str) -> Subscriber | None:
         try:
-            address = normalise_email(email)
+            key = address_key(email)
         except InvalidAddress:
             return None
-        lock = self._get_item(EMAIL_PREFIX + address)
+        self._ensure_address_keys()
+        lock = self._get_item(EMAIL_PREFIX + key)
         if lock is None:
             return None
         found = self.get(lock["owner"]["S"])
-        return found if found is not None and found.email == address else None
+        return found if found is not None and found.email.lower() == key else None
+
+    def _ensure_address_keys(self) -> None:
+        """Once per store object, one read: is the table's migration to address keys done?"""
+        if self._keyed:
+            return
+        if self._get_item(MIGRATED_MARKER) is None:
+            self.migrate_address_keys()
+            self._put_marker()
+        self._keyed = True
+
+    def _put_marker(self) -> None:
+        try:
+            self.client.put_item(TableName=self.table_name, Item={"id": {"S": MIGRATED_MARKER}})
+        except (ClientError, BotoCoreError) as error:
+            raise StorageError(f"cannot write to {self.url}: {error}") from error
+
+    def migrate_address_keys(self) -> int:
+        """Give subscribers saved before addresses matched whatever their case their key and a
+        key-named lock; returns how many it changed. Idempotent, and safe beside live traffic.
+
+        Two subscribers whose addresses differ only in case are one person: the one
+        holding the key keeps its id, takes the other's status if that is a suppression
+        it lacks, and the other is deleted.
+        """
+        changed = 0
+        scan = {
+            "TableName": self.table_name,
+            "FilterExpression": "attribute_exists(email) AND attribute_not_exists(email_key)",
+        }
+        try:
+            for page in self.client.get_paginator("scan").paginate(**scan):
+                for item in page.get("Items", []):
+                    changed += self._give_key(item)
+        except (ClientError, BotoCoreError) as error:
+            raise StorageError(f"cannot migrate {self.url}: {error}") from error
+        return changed
+
+    def _give_key(self, item: dict[str, Any]) -> int:
+        subscriber_id, key = item["id"]["S"], item["email"]["S"].lower()
+        lock = self._get_item(EMAIL_PREFIX + key)
+        holder = lock["owner"]["S"] if lock is not None else subscriber_id
+        if holder != subscriber_id and (other := self.get(holder)) is not None and other.email.lower() == key:
+            status = item["status"]["S"]
+            if status in SUPPRESSED and other.status not in SUPPRESSED:
+                self.transition(holder, status, only_from=(other.status,), now=other.updated_at)
+            actions: list[dict[str, Any]] = [
+                {"Delete": {"TableName": self.table_name, "Key": {"id": {"S": subscriber_id}}}},
+            ]
+        else:
+            actions = [
+                {
+                    "Update": {
+                        "TableName": self.table_name,
+                        "Key": {"id": {"S": subscriber_id}},
+                        "UpdateExpression": "SET email_key = :key",
+                        "ConditionExpression": "email = :email",
+                        "ExpressionAttributeValues": {":key": {"S": key}, ":email": item["email"]},
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.table_name,
+                        "Item": {"id": {"S": EMAIL_PREFIX + key}, "owner": {"S": subscriber_id}},
+                    }
+                },
+            ]
+        if _lock_of(item) != EMAIL_PREFIX + key:
+            actions.append(
+                {
+                    "Delete": {
+                        "TableName": self.table_name,
+                        "Key": {"id": {"S": _lock_of(item)}},
+                        "ConditionExpression": "attribute_not_exists(id) OR #owner = :me",
+                        "ExpressionAttributeNames": {"#owner": "owner"},
+                        "ExpressionAttributeValues": {":me": {"S": subscriber_id}},
+                    }
+                }
+            )
+        self.client.transact_write_items(TransactItems=actions)
+        return 1
 
     def save(self, subscriber: Subscriber) -> None:
         """Insert or replace by id, in one transaction with the address lock.
@@ -146,9 +265,10 @@ class DynamoSubscriberStore:
         whose owner no longer has the address (its item was deleted or edited by
         hand) is taken over, in a transaction that checks the owner once more.
         """
-        if subscriber.id.startswith(EMAIL_PREFIX):
-            raise StorageError(f"subscriber id {subscriber.id!r} is reserved for address locks")
+        if subscriber.id.startswith(_RESERVED):
+            raise StorageError(f"subscriber id {subscriber.id!r} is reserved for other items")
         address = normalise_email(subscriber.email)
+        self._ensure_address_keys()
         stale_owner: str | None = None
         for _ in range(_ATTEMPTS):
             outcome = self._write(subscriber, address, self._get_item(subscriber.id), stale_owner)
@@ -156,12 +276,12 @@ class DynamoSubscriberStore:
                 return
             stale_owner = None
             if outcome == "address taken":
-                lock = self._get_item(EMAIL_PREFIX + address)
+                lock = self._get_item(EMAIL_PREFIX + address.lower())
                 owner = lock["owner"]["S"] if lock is not None else None
                 if owner is not None and owner != subscriber.id:
                     holder = self._get_item(owner)
-                    if holder is not None and holder.get("email", {}).get("S") == address:
-                        raise AddressTaken(f"{address} already belongs to another subscriber")
+                    if holder is not None and holder.get("email", {}).get("S", "").lower() == address.lower():
+                        raise AddressTaken("the address already belongs to another subscriber")
                     stale_owner = owner
         raise StorageError(f"{self.url}: {subscriber.id} kept changing during {_ATTEMPTS} attempts to save")
 
@@ -183,21 +303,22 @@ class DynamoSubscriberStore:
                 ":seen_email": current["email"],
             }
         owner = {"ExpressionAttributeNames": {"#owner": "owner"}}
+        lock_name = EMAIL_PREFIX + address.lower()
         lock: dict[str, Any] = {
             "TableName": self.table_name,
-            "Item": {"id": {"S": EMAIL_PREFIX + address}, "owner": {"S": subscriber.id}},
+            "Item": {"id": {"S": lock_name}, "owner": {"S": subscriber.id}},
             "ConditionExpression": "attribute_not_exists(id) OR #owner = :me",
             "ExpressionAttributeValues": {":me": {"S": subscriber.id}},
             **owner,
         }
         actions: list[dict[str, Any]] = [{"Put": put}, {"Put": lock}]
-        old_address = current["email"]["S"] if current is not None else None
-        if old_address is not None and old_address != address:
+        old_lock = _lock_of(current) if current is not None and "email" in current else None
+        if old_lock is not None and old_lock != lock_name:
             actions.append(
                 {
                     "Delete": {
                         "TableName": self.table_name,
-                        "Key": {"id": {"S": EMAIL_PREFIX + old_address}},
+                        "Key": {"id": {"S": old_lock}},
                         "ConditionExpression": "attribute_not_exists(id) OR #owner = :me",
                         "ExpressionAttributeValues": {":me": {"S": subscriber.id}},
                         **owner,
@@ -212,8 +333,8 @@ class DynamoSubscriberStore:
                     "ConditionCheck": {
                         "TableName": self.table_name,
                         "Key": {"id": {"S": stale_owner}},
-                        "ConditionExpression": "attribute_not_exists(id) OR email <> :address",
-                        "ExpressionAttributeValues": {":address": {"S": address}},
+                        "ConditionExpression": "attribute_not_exists(id) OR email_key <> :key",
+                        "ExpressionAttributeValues": {":key": {"S": address.lower()}},
                     }
                 }
             )
@@ -231,6 +352,273 @@ class DynamoSubscriberStore:
         except BotoCoreError as error:
             raise StorageError(f"cannot save to {self.url}: {error}") from error
         return "saved"
+
+    def _update(self, key: str, **arguments: Any) -> dict[str, Any] | None:
+        """One conditional ``UpdateItem``: the item as it became, or ``None`` when the condition failed."""
+        try:
+            response = self.client.update_item(
+                TableName=self.table_name, Key={"id": {"S": key}}, ReturnValues="ALL_NEW", **arguments
+            )
+        except ClientError as error:
+            if _error_code(error) == "ConditionalCheckFailedException":
+                return None
+            raise StorageError(f"cannot update {self.url}: {error}") from error
+        except BotoCoreError as error:
+            raise StorageError(f"cannot update {self.url}: {error}") from error
+        item: dict[str, Any] = response.get("Attributes") or {}
+        return item
+
+    def _change(
+        self,
+        subscriber_id: str,
+        allowed: Callable[[dict[str, Any]], bool],
+        arguments: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> Subscriber | None:
+        """A change conditioned on the item as read: retried (read again) when a racing
+        change moved ``status`` or ``frequency`` on, given up when ``allowed`` no longer holds."""
+        if subscriber_id.startswith(_RESERVED):
+            return None
+        for _ in range(_ATTEMPTS):
+            current = self._get_item(subscriber_id)
+            if current is None or "email" not in current or not allowed(current):
+                return None
+            changed = arguments(current)
+            guard = "#status = :seen_status AND frequency = :seen_frequency"
+            changed["ConditionExpression"] = (
+                f"{changed['ConditionExpression']} AND {guard}" if "ConditionExpression" in changed else guard
+            )
+            changed["ExpressionAttributeNames"] = {**_STATUS, **changed.get("ExpressionAttributeNames", {})}
+            changed["ExpressionAttributeValues"] = {
+                ":seen_status": current["status"],
+                ":seen_frequency": current["frequency"],
+                **changed.get("ExpressionAttributeValues", {}),
+            }
+            item = self._update(subscriber_id, **changed)
+            if item is not None:
+                return _subscriber(item)
+        raise StorageError(f"{self.url}: {subscriber_id} kept changing during {_ATTEMPTS} attempts to update")
+
+    def transition(
+        self, subscriber_id: str, status: SubscriberStatus, *, only_from: Collection[str], now: datetime
+    ) -> Subscriber | None:
+        def arguments(current: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "UpdateExpression": "SET #status = :status, status_frequency = :sending, updated_at = :now "
+                "REMOVE confirm_nonce, confirm_expires",
+                "ExpressionAttributeValues": {
+                    ":status": {"S": status},
+                    ":sending": {"S": f"{status}#{current['frequency']['S']}"},
+                    ":now": {"S": now.isoformat()},
+                },
+            }
+
+        return self._change(subscriber_id, lambda current: current["status"]["S"] in only_from, arguments)
+
+    def count_soft_bounce(self, subscriber_id: str, *, limit: int, now: datetime) -> Subscriber | None:
+        if subscriber_id.startswith(_RESERVED):
+            return None
+        item = self._update(
+            subscriber_id,
+            UpdateExpression="ADD soft_bounces :one SET updated_at = :now",
+            ConditionExpression="attribute_exists(email)",
+            ExpressionAttributeValues={":one": {"N": "1"}, ":now": {"S": now.isoformat()}},
+        )
+        if item is None:
+            return None
+        counted = _subscriber(item)
+        if counted.soft_bounces < limit:
+            return counted
+        return self.transition(subscriber_id, "bounced", only_from=("pending", "confirmed"), now=now) or counted
+
+    def set_preferences(
+        self, subscriber_id: str, *, tags: tuple[str, ...], frequency: str, lang: str, now: datetime
+    ) -> Subscriber | None:
+        def arguments(current: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "UpdateExpression": "SET tags = :tags, frequency = :frequency, lang = :lang, "
+                "status_frequency = :sending, updated_at = :now",
+                "ExpressionAttributeValues": {
+                    ":tags": {"L": [{"S": tag} for tag in tags]},
+                    ":frequency": {"S": frequency},
+                    ":lang": {"S": lang},
+                    ":sending": {"S": f"{current['status']['S']}#{frequency}"},
+                    ":now": {"S": now.isoformat()},
+                },
+            }
+
+        return self._change(subscriber_id, lambda current: True, arguments)
+
+    def request_confirmation(self, subscriber_id: str, *, nonce: str, expires_at: datetime, now: datetime) -> bool:
+        if subscriber_id.startswith(_RESERVED):
+            return False
+        item = self._update(
+            subscriber_id,
+            UpdateExpression="SET confirm_nonce = :nonce, confirm_expires = :expires, updated_at = :now",
+            ConditionExpression="attribute_exists(email)",
+            ExpressionAttributeValues={
+                ":nonce": {"S": nonce},
+                ":expires": {"S": sortable_time(expires_at)},
+                ":now": {"S": now.isoformat()},
+            },
+        )
+        return item is not None
+
+    def confirm(self, subscriber_id: str, *, nonce: str, now: datetime) -> Subscriber | None:
+        def arguments(current: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "UpdateExpression": "SET #status = :confirmed, status_frequency = :sending, soft_bounces = :zero, "
+                "updated_at = :now REMOVE confirm_nonce, confirm_expires",
+                "ConditionExpression": "confirm_nonce = :nonce AND confirm_expires > :moment",
+                "ExpressionAttributeValues": {
+                    ":confirmed": {"S": "confirmed"},
+                    ":sending": {"S": f"confirmed#{current['frequency']['S']}"},
+                    ":zero": {"N": "0"},
+                    ":now": {"S": now.isoformat()},
+                    ":nonce": {"S": nonce},
+                    ":moment": {"S": sortable_time(now)},
+                },
+            }
+
+        def allowed(current: dict[str, Any]) -> bool:
+            expires = str(current.get("confirm_expires", {}).get("S", ""))
+            return bool(current.get("confirm_nonce", {}).get("S") == nonce and expires > sortable_time(now))
+
+        return self._change(subscriber_id, allowed, arguments)
+
+    def claim_confirmation_email(self, address_hash: str, *, now: datetime, limits: ConfirmationLimits) -> bool:
+        """Two conditional updates in one transaction: the address's day and the global hour.
+
+        The address's day starts with its first email and lasts 24 hours; the
+        global count is per clock hour. Either refusing leaves both unchanged.
+        """
+        moment = int(now.timestamp())
+        hour = moment - moment % 3600
+        expires = {"N": str(moment + 2 * 86_400)}
+        within_day: dict[str, Any] = {
+            "UpdateExpression": "SET last_sent = :now, expires_at = :expires ADD window_count :one",
+            "ConditionExpression": "last_sent <= :quiet_since AND window_start > :day_ago AND window_count < :per_day",
+        }
+        new_day: dict[str, Any] = {
+            "UpdateExpression": "SET last_sent = :now, window_start = :now, window_count = :one, expires_at = :expires",
+            "ConditionExpression": "attribute_not_exists(last_sent) OR "
+            "(last_sent <= :quiet_since AND window_start <= :day_ago)",
+        }
+        now_value, one = {"N": str(moment)}, {"N": "1"}
+        quiet_since = {"N": str(moment - int(limits.min_interval.total_seconds()))}
+        day_ago = {"N": str(moment - 86_400)}
+        within_day["ExpressionAttributeValues"] = {
+            ":now": now_value,
+            ":one": one,
+            ":expires": expires,
+            ":quiet_since": quiet_since,
+            ":day_ago": day_ago,
+            ":per_day": {"N": str(limits.per_day)},
+        }
+        new_day["ExpressionAttributeValues"] = {
+            ":now": now_value,
+            ":one": one,
+            ":expires": expires,
+            ":quiet_since": quiet_since,
+            ":day_ago": day_ago,
+        }
+        global_hour = {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": {"id": {"S": f"{CONFIRM_PREFIX}HOUR#{hour}"}},
+                "UpdateExpression": "SET expires_at = :expires ADD sent :one",
+                "ConditionExpression": "attribute_not_exists(sent) OR sent < :per_hour",
+                "ExpressionAttributeValues": {
+                    ":one": {"N": "1"},
+                    ":expires": expires,
+                    ":per_hour": {"N": str(limits.per_hour)},
+                },
+            }
+        }
+        for _ in range(_ATTEMPTS):
+            outcome = self._count_email(address_hash, (within_day, new_day), global_hour)
+            if outcome is not None:
+                return outcome
+        raise StorageError(f"{self.url}: confirmation counts kept changing during {_ATTEMPTS} attempts")
+
+    def _count_email(
+        self, address_hash: str, address_updates: tuple[dict[str, Any], ...], global_hour: dict[str, Any]
+    ) -> bool | None:
+        """``None`` when another transaction on the same counters got in the way: try again."""
+        for address_update in address_updates:
+            actions = [
+                {
+                    "Update": {
+                        "TableName": self.table_name,
+                        "Key": {"id": {"S": CONFIRM_PREFIX + address_hash}},
+                        **address_update,
+                    }
+                },
+                global_hour,
+            ]
+            try:
+                self.client.transact_write_items(TransactItems=actions)
+            except ClientError as error:
+                codes = _cancellation_codes(error)
+                if "TransactionConflict" in codes:
+                    return None
+                if not codes:
+                    raise StorageError(f"cannot count a confirmation email in {self.url}: {error}") from error
+                if codes[1] == "ConditionalCheckFailed":
+                    return False  # the hour's ceiling
+                continue
+            except BotoCoreError as error:
+                raise StorageError(f"cannot count a confirmation email in {self.url}: {error}") from error
+            return True
+        return False
+
+    def erase(self, address_hash: str, subscriber_id: str | None, *, now: datetime) -> bool:
+        for _ in range(_ATTEMPTS):
+            erased = self._erase_once(address_hash, subscriber_id, now)
+            if erased is not None:
+                return erased
+        raise StorageError(f"{self.url}: {subscriber_id} kept changing during {_ATTEMPTS} attempts to erase")
+
+    def _erase_once(self, address_hash: str, subscriber_id: str | None, now: datetime) -> bool | None:
+        """One transaction; ``None`` when the subscriber changed since it was read."""
+        current = None
+        if subscriber_id is not None and not subscriber_id.startswith(_RESERVED):
+            current = self._get_item(subscriber_id)
+        if current is not None and "email" not in current:
+            current = None
+        actions: list[dict[str, Any]] = [
+            {"Delete": {"TableName": self.table_name, "Key": {"id": {"S": CONFIRM_PREFIX + address_hash}}}},
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": {"id": {"S": ERASED_PREFIX + address_hash}, "erased_at": {"S": now.isoformat()}},
+                }
+            },
+        ]
+        if current is not None:
+            actions.append(
+                {
+                    "Delete": {
+                        "TableName": self.table_name,
+                        "Key": {"id": {"S": current["id"]["S"]}},
+                        "ConditionExpression": "updated_at = :seen",
+                        "ExpressionAttributeValues": {":seen": current["updated_at"]},
+                    }
+                }
+            )
+            actions.append({"Delete": {"TableName": self.table_name, "Key": {"id": {"S": _lock_of(current)}}}})
+        try:
+            self.client.transact_write_items(TransactItems=actions)
+        except ClientError as error:
+            codes = _cancellation_codes(error)
+            if "ConditionalCheckFailed" in codes or "TransactionConflict" in codes:
+                return None
+            raise StorageError(f"cannot erase from {self.url}: {error}") from error
+        except BotoCoreError as error:
+            raise StorageError(f"cannot erase from {self.url}: {error}") from error
+        return current is not None
+
+    def is_erased(self, address_hash: str) -> bool:
+        return self._get_item(ERASED_PREFIX + address_hash) is not None
 
     def _paginate(self, operation: str, arguments: dict[str, Any]) -> Iterator[Subscriber]:
         if self.page_size:

@@ -7,6 +7,7 @@ on ``expires_at`` so old issues clean themselves up (see ``infra/``).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -74,22 +75,20 @@ class DynamoLedger:
             ExpressionAttributeValues={":claimed": {"S": "claimed"}},
         )
 
-    def _query(self, issue_id: str, **arguments: Any) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
+    def _items(self, operation: str, **arguments: Any) -> Iterator[dict[str, Any]]:
+        """Every item a query or scan returns, page after page."""
         start: dict[str, Any] | None = None
         while True:
             extra = {"ExclusiveStartKey": start} if start else {}
-            response = self._call(
-                "query",
-                KeyConditionExpression="issue_id = :issue",
-                **arguments,
-                **extra,
-            )
-            assert response is not None  # queries carry no condition
-            items.extend(response.get("Items", []))
+            response = self._call(operation, **arguments, **extra)
+            assert response is not None  # queries and scans carry no condition
+            yield from response.get("Items", [])
             start = response.get("LastEvaluatedKey")
             if not start:
-                return items
+                return
+
+    def _query(self, issue_id: str, **arguments: Any) -> list[dict[str, Any]]:
+        return list(self._items("query", KeyConditionExpression="issue_id = :issue", **arguments))
 
     def unknown(self, issue_id: str, run_id: str, claimed_before: datetime) -> list[str]:
         items = self._query(
@@ -135,6 +134,21 @@ class DynamoLedger:
 
     def flush(self) -> None:
         return None  # every write is already durable
+
+    def forget(self, subscriber_id: str) -> int:
+        """A scan for the subscriber's rows, each deleted: erasing a person is rare, and rows
+        expire after 90 days anyway, so no index is kept for it."""
+        rows = list(
+            self._items(
+                "scan",
+                FilterExpression="subscriber_id = :subscriber",
+                ProjectionExpression="issue_id",
+                ExpressionAttributeValues={":subscriber": {"S": subscriber_id}},
+            )
+        )
+        for row in rows:
+            self._call("delete_item", Key=self._key(row["issue_id"]["S"], subscriber_id))
+        return len(rows)
 
 
 def create_ledger_table(client: Any, name: str) -> None:

@@ -119,6 +119,12 @@ class SqliteLedger:
         ).fetchall()
         return dict(rows)
 
+    def forget(self, subscriber_id: str) -> int:
+        # A full scan: the key starts with the issue, and erasing a person is rare. Deleted
+        # rows are overwritten (a refusal's detail may quote the address).
+        self._execute("PRAGMA secure_delete = ON", ())
+        return self._execute("DELETE FROM ledger WHERE subscriber_id = ?", (subscriber_id,)).rowcount
+
     def close(self) -> None:
         self.flush()
         self._connection.close()

@@ -46,3 +46,31 @@ class OutboxMailer:
 
     def close(self) -> None:
         return None
+
+
+def forget_recipient(folder: str | Path, address: str) -> int:
+    """Delete every message in the outbox addressed to ``address`` (in any case); returns how many.
+
+    For ``subscribers delete``: an outbox holds the person's address in each
+    message to them, and in its file name.
+    """
+    from email.parser import BytesHeaderParser
+    from email.policy import default
+    from email.utils import getaddresses
+
+    from digestpub.subscribers import address_key
+
+    wanted = address_key(address)
+    removed = 0
+    root = Path(folder)
+    if not root.is_dir():
+        return 0
+    parser = BytesHeaderParser(policy=default)
+    for path in root.glob("*.eml"):
+        with path.open("rb") as stream:
+            headers = parser.parse(stream)
+        recipients = [found.lower() for _, found in getaddresses([str(headers.get("To", ""))])]
+        if wanted in recipients:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -85,8 +85,13 @@ def send_newsletter(
 
 
 def mark_bounced(subscribers: SubscriberStore, subscriber: Subscriber) -> None:
-    """A permanent refusal of the address is a hard bounce: later issues skip it."""
-    subscribers.save(subscriber.model_copy(update={"status": "bounced", "updated_at": datetime.now(UTC)}))
+    """A permanent refusal of the address is a hard bounce: later issues skip it.
+
+    One conditional update, so an unsubscribe or complaint that raced the send stays as it is.
+    """
+    from digestpub.subscribers import ACTIVE
+
+    subscribers.transition(subscriber.id, "bounced", only_from=ACTIVE, now=datetime.now(UTC))
 
 
 def send_test_copy(
