@@ -15,7 +15,6 @@ import email.policy
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -42,6 +41,7 @@ from digestpub.publish import PublishOptions, publish
 from digestpub.site import Site
 from digestpub.subscribers import new_subscriber
 from tests.conftest import summary, write_json
+from tests.serve_support import run_digestpub
 
 BASE_URL = "https://aidigest.example/"
 API_URL = "https://api.aidigest.example/"
@@ -435,12 +435,4 @@ def run_cli(scenario: Scenario, *args: str, **env: str | None) -> subprocess.Com
             environment.pop(name, None)
         else:
             environment[name] = value
-    return subprocess.run(
-        [sys.executable, "-m", "digestpub", *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_digestpub(cwd, environment, *args)
