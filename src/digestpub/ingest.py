@@ -190,10 +190,14 @@ class SummaryReader:
         kind = summary_key(key)
         if kind is None:
             return
+        yield from self.read_summaries(key, data, lines=kind[1] == "jsonl")
+
+    def read_summaries(self, key: str, data: bytes, *, lines: bool) -> Iterator[Summary | Problem]:
+        """``read_object`` for bytes whose key is not (yet) a summary key: one summary, or JSON Lines."""
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
             yield Problem(key=key, kind="cleaned", reason="removed a UTF-8 byte order mark")
-        if kind[1] == "json":
+        if not lines:
             yield from self._read_bytes(key, None, data)
             return
         # JSON Lines: only \n ends a line (U+2028 and friends are legal inside strings),

@@ -173,6 +173,12 @@ class PublishReport(BaseModel):
     def cleaned(self) -> int:
         return sum(1 for problem in self.problems if problem.kind == "cleaned")
 
+    @property
+    def unfixed(self) -> list[Problem]:
+        """Every input skipped and not fixed since: by this run, and by earlier ones."""
+        skipped = [problem for problem in self.problems if problem.kind == "skipped"]
+        return sorted([*skipped, *self.still_broken], key=lambda problem: (problem.key, problem.line or 0))
+
     def summary_line(self) -> str:
         line = (
             f"summaries: {self.summaries_new} new, {self.summaries_updated} updated, "

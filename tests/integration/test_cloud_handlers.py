@@ -304,6 +304,36 @@ def test_publish_feeds_on_schedule_and_on_s3_notifications(deployed: Cloud) -> N
     assert (head["ContentType"], head["CacheControl"]) == ("application/rss+xml; charset=utf-8", FEED_CACHE)
 
 
+def _metrics(stdout: str) -> list[dict[str, Any]]:
+    """Powertools' embedded-metric-format lines among the handler's output."""
+    return [document for line in stdout.splitlines() if "_aws" in (document := json.loads(line))]
+
+
+def test_publish_feeds_counts_skipped_and_still_unfixed_inputs_for_the_alarm(
+    deployed: Cloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deployed.put_summary(_news(1, ["mllm"], hours_ago=2))
+    deployed.put_summary({**_news(2, ["mllm"], hours_ago=1), "title": "\u200b\u200b"})
+    handler = load_handler("publish_feeds").handler
+    capsys.readouterr()
+
+    handler(scheduler_event(), FakeLambdaContext("digestpub-test-publish-feeds"))
+    first = _metrics(capsys.readouterr().out)
+    handler(scheduler_event(), FakeLambdaContext("digestpub-test-publish-feeds"))
+    second = _metrics(capsys.readouterr().out)
+
+    for emitted in (first, second):
+        assert len(emitted) == 1, emitted
+        directive = emitted[0]["_aws"]["CloudWatchMetrics"][0]
+        # The alarm in infra/alarms.yml watches exactly this namespace and these dimensions.
+        assert directive["Namespace"] == "digestpub-test"
+        assert set(directive["Dimensions"][0]) == {"service", "function_name"}
+        assert emitted[0]["function_name"] == "digestpub-test-publish-feeds"
+    # The first run skipped the blank title; the second did not read it again, but it is still unfixed.
+    assert (first[0]["SummariesSkipped"], first[0]["InputsUnfixed"]) == ([1.0], [1.0])
+    assert (second[0]["SummariesSkipped"], second[0]["InputsUnfixed"]) == ([0.0], [1.0])
+
+
 def test_publish_feeds_returns_the_batch_when_another_run_holds_the_state(
     deployed: Cloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:
