@@ -12,6 +12,7 @@ from digestpub import cloud
 from digestpub.adapters import open_store
 from digestpub.errors import StateLocked
 from digestpub.publish import publish
+from digestpub.wiring import hub_notifier
 
 logger = Logger()
 metrics = Metrics()
@@ -31,6 +32,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             open_store(settings.state),
             settings.site(),
             cloud.publish_options(),
+            notifier=hub_notifier(settings),
         )
     except StateLocked:
         if records:  # another run is at it: let SQS deliver these again later
@@ -44,5 +46,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Still skipped, by this run or earlier ones: the alarm stays on until the upstream fixes them.
     metrics.add_metric("InputsUnfixed", MetricUnit.Count, len(report.unfixed))
     metrics.add_metric("FeedsWritten", MetricUnit.Count, report.files_written)
+    metrics.add_metric("HubNotificationsFailed", MetricUnit.Count, len(report.hub_failures))
     logger.info(report.summary_line(), extra={"problems": [problem.model_dump() for problem in report.problems]})
     return {"batchItemFailures": []} if records else {"summary": report.summary_line()}

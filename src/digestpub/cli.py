@@ -166,6 +166,9 @@ def publish_command(
     site_title: Annotated[str | None, typer.Option()] = None,
     site_description: Annotated[str | None, typer.Option()] = None,
     lang: Annotated[str | None, typer.Option(help="Default language of summaries and pages.")] = None,
+    hubs: Annotated[
+        str | None, typer.Option(help="WebSub hub URLs, separated by spaces: told of every changed feed.")
+    ] = None,
     full_scan: Annotated[
         bool, typer.Option("--full-scan", help="List the whole source, not just recent days.")
     ] = False,
@@ -177,7 +180,7 @@ def publish_command(
     """Read new and edited summaries and write the feeds and pages they change."""
     from digestpub.adapters import open_store
     from digestpub.publish import publish
-    from digestpub.wiring import publish_options
+    from digestpub.wiring import hub_notifier, publish_options
 
     settings = _settings(
         context,
@@ -190,6 +193,7 @@ def publish_command(
         site_title=site_title,
         site_description=site_description,
         lang=lang,
+        hubs=hubs,
     )
     options = publish_options(settings, full_scan=full_scan, rebuild=rebuild)
     try:
@@ -210,6 +214,7 @@ def publish_command(
                 settings.site(),
                 options,
                 progress,
+                hub_notifier(settings),
             )
     except DigestpubError as error:
         _fail(error)

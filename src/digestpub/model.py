@@ -147,6 +147,15 @@ class TagInfo(BaseModel):
     newest: datetime | None = None
 
 
+class HubFailure(BaseModel):
+    """A WebSub hub that was not told of some changed feeds; its readers learn of them by polling."""
+
+    hub: str
+    feeds: int
+    """How many changed feed URLs it was not told of."""
+    reason: str
+
+
 class PublishReport(BaseModel):
     """What one publish run did; saved as JSON in the state store and printed."""
 
@@ -164,6 +173,9 @@ class PublishReport(BaseModel):
     problems: list[Problem] = Field(default_factory=list)
     still_broken: list[Problem] = Field(default_factory=list)
     """Inputs skipped by earlier runs that have not been fixed since."""
+    feeds_announced: int = 0
+    """Changed feed URLs the WebSub hubs were told of (each hub counts its own)."""
+    hub_failures: list[HubFailure] = Field(default_factory=list)
 
     @property
     def skipped(self) -> int:
@@ -187,6 +199,8 @@ class PublishReport(BaseModel):
         )
         if self.still_broken:
             line += f"; {len(self.still_broken)} earlier skipped still unfixed"
+        if self.hub_failures:
+            line += f"; {len(self.hub_failures)} WebSub hub(s) not told"
         return line
 
 

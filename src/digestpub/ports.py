@@ -5,7 +5,7 @@ The core never imports an SDK; it receives objects that satisfy these.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -128,4 +128,12 @@ class Queue(Protocol):
 
     def send_all(self, messages: Iterator[dict[str, object]]) -> int:
         """Enqueue every message; returns how many were sent."""
+        ...
+
+
+class HubNotifier(Protocol):
+    """Tells a WebSub hub that topics (feed URLs) changed: one request, no retries (the core retries)."""
+
+    def publish(self, hub: str, topics: Sequence[str], timeout: float) -> None:
+        """Raises ``HubError`` unless the hub accepted the notification (any 2xx answer)."""
         ...

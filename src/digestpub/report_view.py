@@ -14,6 +14,9 @@ def print_report(report: PublishReport, console: Console | None = None) -> None:
     scan = "full scan" if report.full_scan else "recent days"
     console.print(f"run {report.run_id} at {report.started_at:%Y-%m-%d %H:%M:%S %Z}{took} ({scan})", markup=False)
     console.print(f"objects read: {report.objects_read}; {report.summary_line()}", markup=False)
+    for failure in report.hub_failures:
+        told = f"WebSub hub {failure.hub} was not told of {failure.feeds} feed(s): {failure.reason}"
+        console.print(told, markup=False)
     unfixed = report.unfixed
     if not unfixed:
         console.print("no skipped input is waiting for a fix")

@@ -11,6 +11,7 @@ from digestpub.settings import Settings
 
 if TYPE_CHECKING:
     from digestpub.newsletter.run import NewsletterContext
+    from digestpub.ports import HubNotifier
 
 
 def publish_options(
@@ -28,6 +29,15 @@ def publish_options(
         page_cache_control=settings.page_cache_control,
         workers=default_workers() if workers is None else workers,
     )
+
+
+def hub_notifier(settings: Settings) -> HubNotifier | None:
+    """What tells the WebSub hubs of changed feeds; ``None`` when no hub is set."""
+    if not settings.hubs.split():
+        return None
+    from digestpub.adapters.websub_http import HttpHubNotifier
+
+    return HttpHubNotifier()
 
 
 def newsletter_context(settings: Settings, token_key: bytes | None = None) -> NewsletterContext:
