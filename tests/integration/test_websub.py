@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +27,8 @@ from digestpub.publish import PublishOptions, publish
 from digestpub.site import Site
 from digestpub.websub import HubPolicy
 from tests.conftest import summary, write_json
+from tests.e2e.test_cli import _env as cli_env
+from tests.e2e.test_cli import run as run_cli
 
 BASE_URL = "https://aidigest.example/"
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -252,16 +253,7 @@ def test_the_cli_publishes_green_when_no_hub_listens_and_report_shows_it(tmp_pat
     add(tmp_path, 1, ["mllm"])
 
     def digestpub(*args: str) -> subprocess.CompletedProcess[str]:
-        env = {"PATH": "/usr/bin:/bin", "COLUMNS": "400", "NO_COLOR": "1", "DIGESTPUB_HUBS": nowhere}
-        return subprocess.run(
-            [sys.executable, "-m", "digestpub", *args],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return run_cli(tmp_path, *args, env=cli_env(DIGESTPUB_HUBS=nowhere))
 
     published = digestpub("publish", "--source", "source", "--dest", "public", "--state", "state")
     assert published.returncode == 0, published.stderr
