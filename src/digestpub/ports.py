@@ -5,7 +5,7 @@ The core never imports an SDK; it receives objects that satisfy these.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Protocol
 
@@ -134,6 +134,6 @@ class Queue(Protocol):
 class HubNotifier(Protocol):
     """Tells a WebSub hub that topics (feed URLs) changed: one request, no retries (the core retries)."""
 
-    def publish(self, hub: str, topics: Sequence[str], timeout: float) -> None:
+    def publish(self, hub: str, topics: list[str], timeout: float) -> None:
         """Raises ``HubError`` unless the hub accepted the notification (any 2xx answer)."""
         ...

@@ -106,7 +106,7 @@ def _tell(
 def _send(
     notifier: HubNotifier,
     hub: str,
-    batch: Sequence[str],
+    batch: list[str],
     deadline: float,
     policy: HubPolicy,
     sleep: Callable[[float], None],

@@ -6,12 +6,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from digestpub.parallel import default_workers
+from digestpub.ports import HubNotifier
 from digestpub.publish import PublishOptions
 from digestpub.settings import Settings
 
 if TYPE_CHECKING:
     from digestpub.newsletter.run import NewsletterContext
-    from digestpub.ports import HubNotifier
 
 
 def publish_options(

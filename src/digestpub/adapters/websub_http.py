@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
 from urllib.parse import urlencode
 
 from digestpub import __version__
@@ -26,7 +25,7 @@ class HttpHubNotifier:
     def __init__(self) -> None:
         self._opener = urllib.request.build_opener(_NoRedirects)
 
-    def publish(self, hub: str, topics: Sequence[str], timeout: float) -> None:
+    def publish(self, hub: str, topics: list[str], timeout: float) -> None:
         body = urlencode([("hub.mode", "publish"), *(("hub.url", topic) for topic in topics)]).encode()
         if not hub.lower().startswith(("http://", "https://")):
             raise HubError(f"{hub!r} is not an http(s) URL")
