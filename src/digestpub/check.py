@@ -13,7 +13,7 @@ from pathlib import Path
 
 from digestpub.errors import ConfigError
 from digestpub.ingest import SummaryReader, summary_key
-from digestpub.model import Problem, Summary
+from digestpub.model import Problem, Summary, SummaryRef
 from digestpub.publish.plan import merge
 
 _KEY_PARTS = 4
@@ -46,7 +46,7 @@ def check_paths(paths: Sequence[Path], reader: SummaryReader, exclude: Sequence[
     raises ``ConfigError``.
     """
     result = CheckResult()
-    summaries: list[Summary] = []
+    refs: list[SummaryRef] = []  # what the merge needs, without the text: a large folder stays small
 
     def wanted(where: str) -> bool:
         return not any(fnmatchcase(where, pattern) for pattern in exclude)
@@ -68,10 +68,10 @@ def check_paths(paths: Sequence[Path], reader: SummaryReader, exclude: Sequence[
             if isinstance(record, Problem):
                 result.problems.append(record)
             else:
-                summaries.append(record)
-    result.summaries = len(summaries)
+                refs.append(record.ref())
+    result.summaries = len(refs)
     # Ids across the files checked, as one run would see them; the state's ids are not known here.
-    result.problems.extend(merge([summary.ref() for summary in summaries], lambda _: None).duplicates)
+    result.problems.extend(merge(refs, lambda _: None).duplicates)
     return result
 
 
