@@ -12,6 +12,7 @@ from digestpub import cloud
 from digestpub.adapters import open_store
 from digestpub.errors import StateLocked
 from digestpub.publish import publish
+from digestpub.wiring import hub_notifier
 
 logger = Logger()
 metrics = Metrics()
@@ -31,6 +32,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             open_store(settings.state),
             settings.site(),
             cloud.publish_options(),
+            notifier=hub_notifier(settings),
         )
     except StateLocked:
         if records:  # another run is at it: let SQS deliver these again later
@@ -38,7 +40,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             return {"batchItemFailures": [{"itemIdentifier": record["messageId"]} for record in records]}
         raise
     metrics.add_metric("SummariesPublished", MetricUnit.Count, report.summaries_new + report.summaries_updated)
+    # Per function, so that each stack's alarm (infra/alarms.yml) sees only its own runs.
+    metrics.add_dimension("function_name", context.function_name)
     metrics.add_metric("SummariesSkipped", MetricUnit.Count, report.skipped)
+    # Still skipped, by this run or earlier ones: the alarm stays on until the upstream fixes them.
+    metrics.add_metric("InputsUnfixed", MetricUnit.Count, len(report.unfixed))
     metrics.add_metric("FeedsWritten", MetricUnit.Count, report.files_written)
+    metrics.add_metric("HubNotificationsFailed", MetricUnit.Count, len(report.hub_failures))
     logger.info(report.summary_line(), extra={"problems": [problem.model_dump() for problem in report.problems]})
     return {"batchItemFailures": []} if records else {"summary": report.summary_line()}

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 # only the interpreter and typer.
 
 EXIT_STORAGE = 1
+EXIT_PROBLEMS = 1
+"""``check``: publish would skip an input; ``report``: there is no report to show."""
 EXIT_CONFIG = 2
 EXIT_LOCKED = 3
 
@@ -165,6 +167,9 @@ def publish_command(
     site_title: Annotated[str | None, typer.Option()] = None,
     site_description: Annotated[str | None, typer.Option()] = None,
     lang: Annotated[str | None, typer.Option(help="Default language of summaries and pages.")] = None,
+    hubs: Annotated[
+        str | None, typer.Option(help="WebSub hub URLs, separated by spaces: told of every changed feed.")
+    ] = None,
     full_scan: Annotated[
         bool, typer.Option("--full-scan", help="List the whole source, not just recent days.")
     ] = False,
@@ -176,7 +181,7 @@ def publish_command(
     """Read new and edited summaries and write the feeds and pages they change."""
     from digestpub.adapters import open_store
     from digestpub.publish import publish
-    from digestpub.wiring import publish_options
+    from digestpub.wiring import hub_notifier, publish_options
 
     settings = _settings(
         context,
@@ -189,6 +194,7 @@ def publish_command(
         site_title=site_title,
         site_description=site_description,
         lang=lang,
+        hubs=hubs,
     )
     options = publish_options(settings, full_scan=full_scan, rebuild=rebuild)
     try:
@@ -209,13 +215,13 @@ def publish_command(
                 settings.site(),
                 options,
                 progress,
+                hub_notifier(settings),
             )
     except DigestpubError as error:
         _fail(error)
     typer.echo(report.summary_line())
     if report.skipped:
-        where = settings.state.rstrip("/") + "/reports/latest.json"
-        stderr.print(f"{report.skipped} input(s) skipped; see the log above or {where}")
+        stderr.print(f"{report.skipped} input(s) skipped; see the log above or `digestpub report`")
 
 
 def _fail(error: DigestpubError) -> NoReturn:
@@ -233,6 +239,74 @@ def _fail(error: DigestpubError) -> NoReturn:
         label = "failed"
     stderr.print(f"[red]{label}:[/] {error}")
     raise typer.Exit(EXIT_STORAGE)
+
+
+@app.command("check")
+def check_command(
+    context: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Summary files, or folders of day folders.", show_default=False)],
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude", metavar="GLOB", help="Leave out files (a/2026/11/20/x.json) or lines (x.jsonl:3) it matches."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Check summaries with publish's rules before they are uploaded; exit 1 if publish would skip any."""
+    from digestpub.check import check_paths
+    from digestpub.ingest import SummaryReader
+
+    settings = _settings(context)
+    reader = SummaryReader(default_lang=settings.lang, max_summary_bytes=settings.max_summary_bytes)
+    try:
+        result = check_paths(paths, reader, exclude or ())
+    except DigestpubError as error:
+        _fail(error)
+    if as_json:
+        problems = [problem.model_dump() for problem in result.problems]
+        typer.echo(
+            json.dumps(
+                {"ok": result.ok, "files": result.files, "summaries": result.summaries, "problems": problems},
+                ensure_ascii=False,
+                indent=1,
+            )
+        )
+    else:
+        for problem in result.problems:
+            typer.echo(f"{problem.where()}: {problem.kind}: {problem.reason}")
+        stderr.print(
+            f"checked {result.files} file(s): {result.summaries} summaries, "
+            f"{result.skipped} would be skipped, {len(result.problems) - result.skipped} cleaned"
+        )
+    if not result.ok:
+        raise typer.Exit(EXIT_PROBLEMS)
+
+
+@app.command("report")
+def report_command(
+    context: typer.Context,
+    state: Annotated[str | None, typer.Option(help="Where the publish state is kept.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the saved report as JSON.")] = False,
+) -> None:
+    """Show the last publish run's report: what it did, and the skipped inputs still unfixed."""
+    from digestpub.adapters import open_store
+    from digestpub.publish.report import load_latest_report
+
+    settings = _settings(context, state=state)
+    try:
+        report = load_latest_report(open_store(settings.state))
+    except DigestpubError as error:
+        _fail(error)
+    if report is None:
+        stderr.print(f"[yellow]no report:[/] no publish run has been recorded in {settings.state}")
+        raise typer.Exit(EXIT_PROBLEMS)
+    if as_json:
+        typer.echo(report.model_dump_json(indent=1))
+        return
+    from digestpub.report_view import print_report
+
+    print_report(report)
 
 
 FrequencyOption = Annotated[str, typer.Option(help="daily or weekly.", case_sensitive=False)]

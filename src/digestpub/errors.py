@@ -61,6 +61,14 @@ class MessageRefused(MailError):
     """
 
 
+class HubError(DigestpubError):
+    """A WebSub hub did not take a publish notification; ``status`` is its HTTP answer, ``None`` if none came."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class NewsletterError(DigestpubError):
     """An issue cannot be built as asked (for example, a date before the last issue)."""
 

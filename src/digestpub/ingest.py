@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from digestpub.model import Problem, Summary, sortable_time
 from digestpub.text import (
     clean_text,
+    is_blank,
     is_language_tag,
     is_safe_url,
     plain_text,
@@ -61,6 +62,8 @@ _MAX_TAGS = 20
 _MAX_TAG_LENGTH = 100
 _MAX_TITLE_LENGTH = 1_000
 
+_BLANK_REASON = "is empty once whitespace and invisible characters are removed"
+
 NonBlank = Annotated[str, StringConstraints(min_length=1)]
 
 
@@ -70,8 +73,9 @@ class SummaryInput(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
     id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    title: NonBlank
-    summary: NonBlank
+    # Blank text is refused in ``_build``, with a reason that names whitespace and invisible characters.
+    title: str
+    summary: str
     tags: list[str] = Field(default_factory=list, max_length=_MAX_TAGS)
     url: NonBlank
     published_at: NonBlank
@@ -186,10 +190,14 @@ class SummaryReader:
         kind = summary_key(key)
         if kind is None:
             return
+        yield from self.read_summaries(key, data, lines=kind[1] == "jsonl")
+
+    def read_summaries(self, key: str, data: bytes, *, lines: bool) -> Iterator[Summary | Problem]:
+        """``read_object`` for bytes whose key is not (yet) a summary key: one summary, or JSON Lines."""
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
             yield Problem(key=key, kind="cleaned", reason="removed a UTF-8 byte order mark")
-        if kind[1] == "json":
+        if not lines:
             yield from self._read_bytes(key, None, data)
             return
         # JSON Lines: only \n ends a line (U+2028 and friends are legal inside strings),
@@ -258,13 +266,16 @@ class SummaryReader:
 
         if not raw.id.strip():
             raise Rejected("id: must not be blank")
+        for field in ("title", "summary"):
+            if is_blank(getattr(raw, field)):
+                raise Rejected(f"{field}: {_BLANK_REASON}")
         # Decoded text is never longer than its JSON: only a long document needs measuring.
         if hints.size > self.max_summary_bytes and len(raw.summary.encode("utf-8")) > self.max_summary_bytes:
             raise Rejected(
                 f"summary: {len(raw.summary.encode('utf-8')):,} bytes is over the limit of {self.max_summary_bytes:,}"
             )
         title = plain_text(raw.title)
-        if not title:
+        if is_blank(title):
             raise Rejected("title: nothing is left once markup is removed")
         if len(title) > _MAX_TITLE_LENGTH:
             raise Rejected(f"title: {len(title):,} characters is over the limit of {_MAX_TITLE_LENGTH:,}")
@@ -289,7 +300,7 @@ class SummaryReader:
             _looks_unsafe(text) for text in (raw.summary, raw.title, *raw.tags, *(raw.authors or []))
         ):
             notes.append("removed unsafe markup (scripts, event handlers, javascript:/data: links)")
-        authors = tuple(name for name in (plain_text(author) for author in raw.authors or []) if name)
+        authors = tuple(name for name in (plain_text(author) for author in raw.authors or []) if not is_blank(name))
         return Summary(
             id=raw.id,
             title=title,

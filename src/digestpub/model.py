@@ -147,6 +147,15 @@ class TagInfo(BaseModel):
     newest: datetime | None = None
 
 
+class HubFailure(BaseModel):
+    """A WebSub hub that was not told of some changed feeds; its readers learn of them by polling."""
+
+    hub: str
+    feeds: int
+    """How many changed feed URLs it was not told of."""
+    reason: str
+
+
 class PublishReport(BaseModel):
     """What one publish run did; saved as JSON in the state store and printed."""
 
@@ -164,6 +173,9 @@ class PublishReport(BaseModel):
     problems: list[Problem] = Field(default_factory=list)
     still_broken: list[Problem] = Field(default_factory=list)
     """Inputs skipped by earlier runs that have not been fixed since."""
+    feeds_announced: int = 0
+    """Changed feed URLs the WebSub hubs were told of (each hub counts its own)."""
+    hub_failures: list[HubFailure] = Field(default_factory=list)
 
     @property
     def skipped(self) -> int:
@@ -173,6 +185,12 @@ class PublishReport(BaseModel):
     def cleaned(self) -> int:
         return sum(1 for problem in self.problems if problem.kind == "cleaned")
 
+    @property
+    def unfixed(self) -> list[Problem]:
+        """Every input skipped and not fixed since: by this run, and by earlier ones."""
+        skipped = [problem for problem in self.problems if problem.kind == "skipped"]
+        return sorted([*skipped, *self.still_broken], key=lambda problem: (problem.key, problem.line or 0))
+
     def summary_line(self) -> str:
         line = (
             f"summaries: {self.summaries_new} new, {self.summaries_updated} updated, "
@@ -181,6 +199,8 @@ class PublishReport(BaseModel):
         )
         if self.still_broken:
             line += f"; {len(self.still_broken)} earlier skipped still unfixed"
+        if self.hub_failures:
+            line += f"; {len(self.hub_failures)} WebSub hub(s) not told"
         return line
 
 

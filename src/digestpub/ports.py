@@ -185,3 +185,11 @@ class Queue(Protocol):
     def send_all(self, messages: Iterator[dict[str, object]]) -> int:
         """Enqueue every message; returns how many were sent."""
         ...
+
+
+class HubNotifier(Protocol):
+    """Tells a WebSub hub that topics (feed URLs) changed: one request, no retries (the core retries)."""
+
+    def publish(self, hub: str, topics: list[str], timeout: float) -> None:
+        """Raises ``HubError`` unless the hub accepted the notification (any 2xx answer)."""
+        ...

@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     feed_cache_control: str = "public, max-age=300"
     page_cache_control: str = "public, max-age=300"
     log_format: Literal["text", "json"] = "text"
+    hubs: str = ""
+    """WebSub hub URLs, separated by spaces: every feed names them, and each run tells them what changed."""
 
     _toml_file: ClassVar[Path | None] = None
 
@@ -93,6 +95,17 @@ class Settings(BaseSettings):
         found = next((char for char in value or "" if unicodedata.category(char) in _LINE_BREAKING), None)
         if found is not None:
             raise ValueError(f"holds the control character U+{ord(found):04X}; it would break a mail or HTTP header")
+        return value
+
+    @field_validator("hubs", mode="before")
+    @classmethod
+    def _hub_urls(cls, value: object) -> object:
+        if isinstance(value, list | tuple):  # a TOML list reads as well as a string of URLs
+            value = " ".join(str(item) for item in value)
+        if isinstance(value, str):
+            bad = [url for url in value.split() if not is_safe_url(url)]
+            if bad:
+                raise ValueError(f"{', '.join(map(repr, bad))}: a hub is an absolute http(s) URL")
         return value
 
     @field_validator("lang")
@@ -157,4 +170,5 @@ class Settings(BaseSettings):
             base_url=self.base_url,
             api_url=self.api_url,
             feed_size=self.feed_size,
+            hubs=tuple(dict.fromkeys(self.hubs.split())),
         )

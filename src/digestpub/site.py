@@ -30,6 +30,8 @@ class Site:
     base_url: str
     api_url: str
     feed_size: int = 50
+    hubs: tuple[str, ...] = ()
+    """WebSub hubs every feed declares, and which each run tells of the feeds it changed."""
     id_year: int = 2026
     """The year in ``tag:`` URIs; fixed, because ids must never change."""
 

@@ -28,6 +28,16 @@ _SAFE_URL = re.compile(
     r"(?i:https?)://(?:[^\s/?#@\x00-\x1f]+@)?(?:\[[0-9A-Fa-f:.]+\]|[^\s/?#@:\x00-\x1f\[\]]*[^\s/?#@:.\x00-\x1f\[\]][^\s/?#@:\x00-\x1f\[\]]*)(?::\d{1,5})?(?:[/?#][^\s\x00-\x1f]*)?\Z"
 )
 
+# Unicode's Default_Ignorable_Code_Point set (zero-width spaces and joiners,
+# soft hyphens, BOMs, bidirectional marks, fillers, variation selectors, tags)
+# and U+2800, which fonts draw as an empty cell: none of it shows as a glyph,
+# so text made only of these and whitespace reads as empty.
+_BLANK = re.compile(
+    "[\\s\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]*\\Z"
+)
+
 # BCP 47's shape, loosely: a 2-3 letter language, then subtags of 1-8 letters or digits.
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*\Z")
 
@@ -103,6 +113,12 @@ def plain_text(value: str) -> str:
         value = value.replace("<", "").replace(">", "")
     # split() breaks at exactly what \s matches, at a third of the cost of the regex.
     return " ".join(clean_text(value)[0].split())
+
+
+def is_blank(value: str) -> bool:
+    """Whether nothing would be seen: only whitespace and invisible characters, or nothing at all."""
+    # A match stops at the first visible character: a long summary costs no more than a short one.
+    return _BLANK.match(value) is not None
 
 
 def is_safe_url(value: str) -> bool:

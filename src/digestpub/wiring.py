@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from digestpub.parallel import default_workers
+from digestpub.ports import HubNotifier
 from digestpub.publish import PublishOptions
 from digestpub.settings import Settings
 
@@ -31,6 +32,15 @@ def publish_options(
         page_cache_control=settings.page_cache_control,
         workers=default_workers() if workers is None else workers,
     )
+
+
+def hub_notifier(settings: Settings) -> HubNotifier | None:
+    """What tells the WebSub hubs of changed feeds; ``None`` when no hub is set."""
+    if not settings.hubs.split():
+        return None
+    from digestpub.adapters.websub_http import HttpHubNotifier
+
+    return HttpHubNotifier()
 
 
 def newsletter_context(settings: Settings, token_key: bytes | None = None) -> NewsletterContext:

@@ -243,13 +243,32 @@ CASES: list[Case] = [
         )
         for name in ("id", "title", "summary", "url", "published_at")
     ],
+    *[
+        Case(
+            name,
+            _key(name),
+            _bad(name, **{field_name: value}),
+            "skipped",
+            (field_name, "empty once whitespace and invisible characters are removed"),
+            absent_id=name,
+        )
+        for name, field_name, value in (
+            ("blank-title", "title", "   "),
+            ("empty-title", "title", ""),
+            ("zero-width-title", "title", "\u200b\u200b"),
+            ("invisible-title", "title", " \u00ad\u200d\u2060\ufeff\u00a0\u3000 "),
+            ("blank-summary", "summary", "  \n\t \r\n "),
+            ("empty-summary", "summary", ""),
+            ("invisible-summary", "summary", "\u200b\n\u200c\u200e\u2063\u180e\u3164\u2800\ufe0f"),
+        )
+    ],
     Case(
-        "blank-title",
-        _key("blank-title"),
-        _bad("blank-title", title="   "),
+        "markup-only-title",
+        _key("markup-only-title"),
+        _bad("markup-only-title", title="<b> </b><i>\u200b</i>"),
         "skipped",
-        ("title",),
-        absent_id="blank-title",
+        ("title", "markup"),
+        absent_id="markup-only-title",
     ),
     Case("blank-id", _key("blank-id"), _bad("blank-id", id="   "), "skipped", ("id", "blank")),
     Case("empty-id", _key("empty-id"), _bad("empty-id", id=""), "skipped", ("id",)),
@@ -440,6 +459,12 @@ GOOD_JSON = {
         title="Хорошая статья 3",
         authors=["Анна Иванова"],
         paper_url="https://arxiv.org/abs/2611.00003",
+    ),
+    # Invisible characters inside visible text are kept: a ZWJ joins an emoji, a soft hyphen breaks a word.
+    _key("joined-emoji"): doc(
+        "joined-emoji",
+        title="Команда 👩\u200d💻 и пере\u00adнос",
+        summary="\u200bТекст с \u2060невидимыми\u200b символами",
     ),
     _key("tags-tricky"): doc(
         "tags-tricky",

@@ -15,7 +15,7 @@ import json
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -30,6 +30,7 @@ from digestpub.adapters.dynamodb import DynamoSubscriberStore, create_subscriber
 from digestpub.adapters.ledger_dynamodb import DynamoLedger, create_ledger_table
 from digestpub.adapters.s3 import S3Store
 from digestpub.model import Subscriber
+from digestpub.site import FEED_FILE_NAMES
 from digestpub.state.lock import StateLock
 from digestpub.subscribers import new_subscriber
 from digestpub.tokens import make_token, verify_token
@@ -51,6 +52,7 @@ from tests.cloud_support import (
     sqs_record,
 )
 from tests.conftest import FEED_TYPES, summary
+from tests.websub_support import Hub
 
 BASE_URL = "https://digest.example/"
 API_URL = "https://api.digest.example/"
@@ -302,6 +304,52 @@ def test_publish_feeds_on_schedule_and_on_s3_notifications(deployed: Cloud) -> N
     assert "https://aidigest.example/papers/2611.00003" in {item["url"] for item in feed["items"]}
     head = s3.head_object(Bucket=deployed.bucket, Key="site/feeds/tags/moe/rss.xml")
     assert (head["ContentType"], head["CacheControl"]) == ("application/rss+xml; charset=utf-8", FEED_CACHE)
+
+
+def _metrics(stdout: str) -> list[dict[str, Any]]:
+    """Powertools' embedded-metric-format lines among the handler's output."""
+    return [document for line in stdout.splitlines() if "_aws" in (document := json.loads(line))]
+
+
+def test_publish_feeds_counts_skipped_and_still_unfixed_inputs_for_the_alarm(
+    deployed: Cloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deployed.put_summary(_news(1, ["mllm"], hours_ago=2))
+    deployed.put_summary({**_news(2, ["mllm"], hours_ago=1), "title": "\u200b\u200b"})
+    handler = load_handler("publish_feeds").handler
+    capsys.readouterr()
+
+    handler(scheduler_event(), FakeLambdaContext("digestpub-test-publish-feeds"))
+    first = _metrics(capsys.readouterr().out)
+    handler(scheduler_event(), FakeLambdaContext("digestpub-test-publish-feeds"))
+    second = _metrics(capsys.readouterr().out)
+
+    for emitted in (first, second):
+        assert len(emitted) == 1, emitted
+        directive = emitted[0]["_aws"]["CloudWatchMetrics"][0]
+        # The alarm in infra/alarms.yml watches exactly this namespace and these dimensions.
+        assert directive["Namespace"] == "digestpub-test"
+        assert set(directive["Dimensions"][0]) == {"service", "function_name"}
+        assert emitted[0]["function_name"] == "digestpub-test-publish-feeds"
+    # The first run skipped the blank title; the second did not read it again, but it is still unfixed.
+    assert (first[0]["SummariesSkipped"], first[0]["InputsUnfixed"]) == ([1.0], [1.0])
+    assert (second[0]["SummariesSkipped"], second[0]["InputsUnfixed"]) == ([0.0], [1.0])
+
+
+def test_publish_feeds_tells_the_websub_hubs_of_the_feeds_it_changed(
+    deployed: Cloud, monkeypatch: pytest.MonkeyPatch, hub_server: Callable[[Hub], Hub]
+) -> None:
+    hub = hub_server(Hub())
+    monkeypatch.setenv("DIGESTPUB_HUBS", hub.url)
+    deployed.put_summary(_news(1, ["moe"], hours_ago=1))
+
+    result = load_handler("publish_feeds").handler(scheduler_event(), FakeLambdaContext("publish-feeds"))
+
+    assert "1 new" in result["summary"] and "hub" not in result["summary"]
+    folders = ("feeds", "feeds/tags/moe")
+    assert hub.told() == {f"{BASE_URL}{folder}/{name}" for folder in folders for name in FEED_FILE_NAMES.values()}
+    atom = deployed.site.read("feeds/atom.xml")[0]  # type: ignore[index]
+    assert f'<link href="{hub.url}" rel="hub"/>'.encode() in atom
 
 
 def test_publish_feeds_returns_the_batch_when_another_run_holds_the_state(

@@ -235,6 +235,7 @@ def test_environment_names_every_setting_the_functions_read(service: dict[str, A
         "DIGESTPUB_SEND_QUEUE_URL",
         "DIGESTPUB_SEND_RATE",
         "DIGESTPUB_SEND_CONCURRENCY",
+        "DIGESTPUB_HUBS",
         "DIGESTPUB_IDEMPOTENCY_TABLE",
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",

@@ -9,6 +9,7 @@ import pytest
 from digestpub.text import (
     MAX_SLUG_LENGTH,
     clean_text,
+    is_blank,
     is_safe_url,
     markdown_to_safe_html,
     plain_text,
@@ -360,3 +361,16 @@ def test_tag_slug_cuts_long_tags_at_a_word_boundary() -> None:
     assert not slug.endswith("-")
     assert slug.startswith("obuchenie-s-podkrepleniem-")
     assert all(word in {"obuchenie", "s", "podkrepleniem"} for word in slug.split("-"))
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "   ", "\u200b\u200b", "\ufeff", "\u00ad\u2060\u200d", "\t\n\r\u00a0\u3000", "\u3164\u2800", "\U000e0041"],
+)
+def test_whitespace_and_invisible_characters_are_blank(value: str) -> None:
+    assert is_blank(value)
+
+
+@pytest.mark.parametrize("value", ["a", " \u200bx", "👩\u200d💻", "\u200b" * 10_000 + "."])
+def test_any_visible_character_is_not_blank(value: str) -> None:
+    assert not is_blank(value)

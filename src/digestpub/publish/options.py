@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from digestpub.parallel import default_workers
+from digestpub.websub import HubPolicy
 
 
 @dataclass(frozen=True)
@@ -20,3 +21,4 @@ class PublishOptions:
     feed_cache_control: str = "public, max-age=300"
     page_cache_control: str = "public, max-age=300"
     workers: int = field(default_factory=default_workers)
+    hub_policy: HubPolicy = field(default_factory=HubPolicy)

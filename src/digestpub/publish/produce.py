@@ -12,7 +12,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from digestpub.ingest import SummaryReader
@@ -51,6 +51,8 @@ class FeedResult:
     written: int
     """How many of the feed's files had new bytes; the others were left as they were."""
     unchanged: int
+    changed_files: list[tuple[str, str]] = field(default_factory=list)
+    """``(kind, path)`` of each file written: what WebSub hubs are told of."""
 
 
 @dataclass
@@ -107,7 +109,7 @@ class Producer:
             None if newest is None else datetime.fromisoformat(newest),
         )
         files: dict[str, PublishedFile] = {}
-        written = 0
+        changed_files: list[tuple[str, str]] = []
         for kind in kinds:
             frame = kind.frame(view)
             own = [entry[kind.name] for entry in texts]
@@ -121,8 +123,9 @@ class Producer:
             path = kind.path(self.site, plan.feed)
             version = self.put(Output(path, body, kind.content_type))
             files[kind.name] = PublishedFile(digest, version, len(frame.head), sizes)
-            written += 1
-        return FeedResult(plan.feed, Window(items, files), written, len(kinds) - written)
+            changed_files.append((kind.name, path))
+        written = len(changed_files)
+        return FeedResult(plan.feed, Window(items, files), written, len(kinds) - written, changed_files)
 
     def _published_entries(
         self, plan: FeedPlan, kinds: tuple[Kind, ...], wanted: list[WindowItem]

@@ -7,6 +7,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from pydantic import ValidationError
+
+from digestpub.errors import StorageError
 from digestpub.model import Problem, PublishReport, SummaryRef
 from digestpub.ports import ObjectStore
 from digestpub.publish.plan import Merge
@@ -61,6 +64,17 @@ def save_report(state: ObjectStore, report: PublishReport) -> None:
     if report.objects_read or report.files_written or report.problems:
         state.put(report_key(report.started_at, report.run_id), body, content_type="application/json")
     state.put(LATEST_REPORT_KEY, body, content_type="application/json")
+
+
+def load_latest_report(state: ObjectStore) -> PublishReport | None:
+    """The report of the last committed run, or ``None`` before the first one."""
+    found = state.read(LATEST_REPORT_KEY)
+    if found is None:
+        return None
+    try:
+        return PublishReport.model_validate_json(found[0])
+    except ValidationError as error:
+        raise StorageError(f"{state.url}/{LATEST_REPORT_KEY} is not a publish report: {error}") from None
 
 
 @contextmanager

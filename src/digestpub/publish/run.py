@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from digestpub.errors import StorageError
 from digestpub.ingest import SummaryReader
 from digestpub.model import PublishReport, Summary, SummaryRef
-from digestpub.ports import ObjectStore
+from digestpub.ports import HubNotifier, ObjectStore
 from digestpub.publish.entries import SummarySource, read_again
 from digestpub.publish.fingerprint import rendering_fingerprint
 from digestpub.publish.listing import Progress, fetch, full_scan_due, list_changed
@@ -32,6 +32,7 @@ from digestpub.site import OPML_PATH, Site
 from digestpub.state.catalog import Catalog
 from digestpub.state.lock import StateLock
 from digestpub.state.parts import IdEntry
+from digestpub.websub import changed_feed_urls, notify_hubs
 
 log = logging.getLogger("digestpub.publish")
 
@@ -46,18 +47,21 @@ def publish(
     site: Site,
     options: PublishOptions | None = None,
     progress: Progress | None = None,
+    notifier: HubNotifier | None = None,
 ) -> PublishReport:
     """Read what is new or changed in ``source``, write the feeds it changes to ``dest``.
 
     Raises ``StorageError`` when a store fails and ``StateLocked`` when another run
     holds the state for longer than ``options.lock_wait``. Bad input never raises:
-    it is in the report's ``problems``.
+    it is in the report's ``problems``. With ``site.hubs`` and a ``notifier``, the
+    hubs are told of the feeds whose bytes changed once the state is committed;
+    a hub that fails is in the report's ``hub_failures``.
     """
     options = options or PublishOptions()
     with StateLock(state, ttl=options.lock_ttl, wait=options.lock_wait) as lock:
         report = PublishReport(run_id=lock.run_id, started_at=datetime.now(UTC))
         with _no_collections():
-            _run(source, dest, state, site, options, progress or _no_progress, report)
+            _run(source, dest, state, site, options, progress or _no_progress, report, notifier)
     return report
 
 
@@ -69,6 +73,7 @@ def _run(
     options: PublishOptions,
     progress: Progress,
     report: PublishReport,
+    notifier: HubNotifier | None,
 ) -> None:
     catalog, before = _open_state(state, site, options.rebuild)
     # A fresh state has no cursor: it is a full scan too.
@@ -106,7 +111,7 @@ def _run(
     with timed(report, "render_and_write"):
         cache_control = CacheControl(options.feed_cache_control, options.page_cache_control)
         producer = Producer(site, source, dest, reader, cache_control, rendered.entries, catalog.head.tags)
-        _produce(producer, plans, catalog, report, options.workers, progress)
+        changed_files = _produce(producer, plans, catalog, report, options.workers, progress)
         if changes.accepted:
             _write_opml(producer, catalog, report)
     with timed(report, "save_state"):
@@ -115,6 +120,8 @@ def _run(
             # Once a day: files of parts that runs stopped before their head left behind.
             for key in catalog.sweep():
                 log.info("deleted %s: no state names it", key)
+    if notifier is not None:
+        _tell_hubs(notifier, site, changed_files, options, report)
     report.finished_at = datetime.now(UTC)
     save_report(state, report)
 
@@ -147,12 +154,32 @@ def _log_news(
 
 def _produce(
     producer: Producer, plans: list[FeedPlan], catalog: Catalog, report: PublishReport, workers: int, progress: Progress
-) -> None:
+) -> list[tuple[str, str]]:
+    """Every plan's files; returns ``(kind, path)`` of each file written."""
+    changed_files: list[tuple[str, str]] = []
     for done, result in enumerate(producer.produce_all(plans, workers), start=1):
         catalog.set_window(result.feed, result.window)
         report.files_written += result.written
         report.files_unchanged += result.unchanged
+        changed_files.extend(result.changed_files)
         progress("rendering", done, len(plans))
+    return changed_files
+
+
+def _tell_hubs(
+    notifier: HubNotifier,
+    site: Site,
+    changed_files: list[tuple[str, str]],
+    options: PublishOptions,
+    report: PublishReport,
+) -> None:
+    """After the commit: a hub told of a feed fetches it, and must find the bytes the state records."""
+    topics = changed_feed_urls(site, changed_files)
+    if not site.hubs or not topics:
+        return
+    with timed(report, "notify_hubs"):
+        report.hub_failures = notify_hubs(notifier, site.hubs, topics, options.hub_policy)
+    report.feeds_announced = len(topics)
 
 
 def _write_opml(producer: Producer, catalog: Catalog, report: PublishReport) -> None:

@@ -49,5 +49,10 @@ def feed_generator(view: FeedView, self_kind: str, self_type: str) -> FeedGenera
     # rel=self: the self link goes first, and the page last.
     self_link = {"href": site.feed_url(feed, self_kind), "rel": "self", "type": self_type.split(";")[0]}
     page = {"href": site.page_url(feed), "rel": "alternate", "type": "text/html"}
-    generator.link([self_link, page], replace=True)
+    generator.link([self_link, *hub_links(site), page], replace=True)
     return generator
+
+
+def hub_links(site: Site) -> list[dict[str, str]]:
+    """WebSub: the hubs beside ``rel=self``, so a reader subscribes there instead of polling."""
+    return [{"href": hub, "rel": "hub"} for hub in site.hubs]

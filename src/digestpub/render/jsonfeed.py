@@ -59,8 +59,10 @@ def _frame(view: FeedView) -> Frame:
         "description": feed_description(site, view.tag),
         "language": site.lang,
         "authors": [{"name": site.title, "url": site.base_url}],
-        "items": [],
     }
+    if site.hubs:
+        header["hubs"] = [{"type": "WebSub", "url": hub} for hub in site.hubs]
+    header["items"] = []
     return framed(json.dumps(header, ensure_ascii=False, separators=(",", ":")), "]}")
 
 

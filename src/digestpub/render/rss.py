@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, quoteattr
 
 from lxml import etree  # type: ignore[import-untyped]
 
 from digestpub.render import Frame, framed
 from digestpub.render.entries import EntryBatch
-from digestpub.render.feeds import feed_generator
+from digestpub.render.feeds import feed_generator, hub_links
 from digestpub.render.kinds import FeedView, Kind
 from digestpub.site import FEED_CONTENT_TYPES, Site
 
@@ -35,10 +35,20 @@ def _entries(batch: EntryBatch) -> list[bytes]:
 
 
 def _frame(view: FeedView) -> Frame:
-    document = feed_generator(view, "rss", _CONTENT_TYPE).rss_str(pretty=False).decode()
+    document = _with_hubs(feed_generator(view, "rss", _CONTENT_TYPE).rss_str(pretty=False).decode(), view.site)
     # Declared here for the entries' dc:creator: feedgen's dc extension would do
     # the same at a tenth of a millisecond a feed.
     return framed(document.replace("<rss ", f'<rss xmlns:dc="{_DC_NAMESPACE}" ', 1), "</channel>")
+
+
+def _with_hubs(document: str, site: Site) -> str:
+    """feedgen's RSS carries only the ``rel=self`` atom:link: the hubs go right after it."""
+    if not site.hubs:
+        return document
+    self_link = document.index("<atom:link ")
+    after = document.index("/>", self_link) + 2
+    hubs = "".join(f'<atom:link href={quoteattr(link["href"])} rel="hub"/>' for link in hub_links(site))
+    return document[:after] + hubs + document[after:]
 
 
 KIND = Kind("rss", _CONTENT_TYPE, b"\n", _path, _entries, _frame)
