@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from lxml import html as lxml_html
 from digestpub.errors import StateLocked, StorageError
 from digestpub.ingest import SummaryReader
 from digestpub.model import PublishReport, Summary
+from digestpub.newsletter.issues import prepare_issue
 from digestpub.publish import PublishOptions, publish
 from digestpub.publish import entries as publish_entries
 from digestpub.publish import run as publish_run
@@ -540,6 +541,36 @@ def test_a_rebuild_logs_as_news_only_what_was_not_published_before(stores: Store
         report = stores.run(replace(SMALL, title="Другой дайджест"))
     assert report.summaries_new == 4  # counted afresh
     assert sorted(logged()) == [(sid(1), "new"), (sid(2), "new"), (sid(2), "updated"), (sid(3), "new"), (sid(4), "new")]
+
+
+def test_a_rebuild_after_a_lost_head_does_not_mail_again_what_was_published(stores: Stores) -> None:
+    def next_issue(day: int) -> list[str]:
+        issue = prepare_issue(stores.state, "daily", date(2026, 12, day), datetime.now(UTC))
+        return sorted(summary.id for summary in issue.summaries)
+
+    for number in (1, 2, 3):
+        stores.add(f"2026/11/20/{number}.json", doc(number, number))
+    stores.run(SMALL)
+    assert next_issue(1) == [sid(1), sid(2), sid(3)]
+    stores.add("2026/11/21/4.json", doc(4, 4, day=21))
+    stores.run(SMALL)
+    assert next_issue(2) == [sid(4)]
+
+    # The head is lost: the run is refused, and the rebuild it asks for logs as
+    # news only what the publish log does not hold in that version already.
+    del stores.state.objects[keys.HEAD_KEY]
+    with pytest.raises(StorageError, match="--rebuild"):
+        stores.run(SMALL)
+    stores.add("2026/11/20/2.json", doc(2, 2, title="Правка", updated_at="2026-11-22T10:00:00Z"))
+    stores.add("2026/11/22/5.json", doc(5, 5, day=22))
+    logged_before = _log(stores)
+    report = stores.run(SMALL, rebuild=True)
+    assert report.summaries_new == 5  # the state is built afresh
+    rebuild_log = sorted(_log(stores))
+    for line in logged_before:
+        rebuild_log.remove(line)
+    assert rebuild_log == [(sid(2), "updated", "Правка"), (sid(5), "new", "Статья номер 5")]
+    assert next_issue(3) == [sid(5)]
 
 
 # What the readers keep ------------------------------------------------------------------

@@ -184,14 +184,17 @@ def news(changes: Merge, limit: int = NEWS_LIMIT) -> list[SummaryRef]:
 
 
 def not_published_before(
-    news: list[SummaryRef], kinds: dict[str, str], before: Callable[[str], IdEntry | None]
+    news: list[SummaryRef], kinds: dict[str, str], published_version: Callable[[str], str | None]
 ) -> tuple[list[SummaryRef], dict[str, str]]:
-    """On a rebuild: only what the state before it (``before``) had not published, so no email repeats a summary."""
+    """On a rebuild: only what was not published before in this version or a newer one, so no email repeats a summary.
+
+    ``published_version`` finds the newest version published before of an id, ``None`` for one never published.
+    """
     fresh: list[SummaryRef] = []
     fresh_kinds: dict[str, str] = {}
     for summary in news:
-        earlier = before(summary.id)
-        if earlier is not None and earlier.version >= summary.version:
+        earlier = published_version(summary.id)
+        if earlier is not None and earlier >= summary.version:
             continue
         fresh.append(summary)
         fresh_kinds[summary.id] = kinds[summary.id] if earlier is None else "updated"

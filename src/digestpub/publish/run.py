@@ -6,7 +6,7 @@ import gc
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from digestpub.errors import StorageError
 from digestpub.ingest import SummaryReader
@@ -31,7 +31,7 @@ from digestpub.publish.report import count_merge, save_report, sort_out, timed, 
 from digestpub.site import OPML_PATH, Site
 from digestpub.state.catalog import Catalog
 from digestpub.state.lock import StateLock
-from digestpub.state.parts import IdEntry
+from digestpub.state.log import logged_versions
 
 log = logging.getLogger("digestpub.publish")
 
@@ -99,8 +99,8 @@ def _run(
             for plan in plans:
                 warn_if_short(catalog, plan.feed, len(plan.items), plan.removed, site.feed_size)
             logged, kinds = news(changes, NEWS_LIMIT), changes.kinds
-            if before is not None:
-                logged, kinds = not_published_before(logged, kinds, _lenient(before))
+            if options.rebuild or before is not None:
+                logged, kinds = not_published_before(logged, kinds, _published_version(state, before, logged))
             rendered = summaries.render(site, _shown_new(plans, changes, site.feed_size), logged)
     _log_news(catalog, report, logged, kinds, rendered.summaries, lambda ids: read_again(source, reader, ids))
     with timed(report, "render_and_write"):
@@ -192,14 +192,28 @@ def _readable(state: ObjectStore) -> Catalog | None:
         return None
 
 
-def _lenient(before: Catalog) -> Callable[[str], IdEntry | None]:
-    def entry(summary_id: str) -> IdEntry | None:
-        try:
-            return before.entry(summary_id)
-        except StorageError:  # the old state is damaged: the summary counts as not published
-            return None
+def _published_version(
+    state: ObjectStore, before: Catalog | None, news: list[SummaryRef]
+) -> Callable[[str], str | None]:
+    """The newest version of an id published before a rebuild: in the state as it was, or in the publish log.
 
-    return entry
+    The log too, because a rebuild often follows a lost head or damaged parts,
+    and the log is what the next newsletter issue is built from.
+    """
+    first = min((summary.published for summary in news), default=None)
+    logged = {} if first is None else logged_versions(state, date.fromisoformat(first[:10]) - timedelta(days=1))
+
+    def version(summary_id: str) -> str | None:
+        entry = None
+        if before is not None:
+            try:
+                entry = before.entry(summary_id)
+            except StorageError:  # the old state is damaged: the log alone says what was published
+                entry = None
+        known = [found for found in (None if entry is None else entry.version, logged.get(summary_id)) if found]
+        return max(known, default=None)
+
+    return version
 
 
 @contextmanager

@@ -20,7 +20,7 @@ LATEST_REPORT_KEY = "reports/latest.json"
 """Written after every committed run: a state without a head but with this has lost its head."""
 
 PART_FOLDERS = ("catalog/ids/", "catalog/seen/")
-_LOG_FOLDER = "catalog/log/"
+LOG_FOLDER = "catalog/log/"
 
 _GENERATION_FILE = re.compile(r"\.[0-9a-f]{12}\.[a-z]+\Z")
 
@@ -44,7 +44,7 @@ def part_file(key: str, generation: str) -> str:
 
 def is_part_file(key: str) -> bool:
     """A file of some part of the state (not the head, the log, the lock or a report)."""
-    return key.startswith("catalog/") and not key.startswith(_LOG_FOLDER) and bool(_GENERATION_FILE.search(key))
+    return key.startswith("catalog/") and not key.startswith(LOG_FOLDER) and bool(_GENERATION_FILE.search(key))
 
 
 def log_key(moment: datetime, run_id: str) -> str:
@@ -54,7 +54,7 @@ def log_key(moment: datetime, run_id: str) -> str:
 
 
 def log_day_prefix(day: date) -> str:
-    return f"{_LOG_FOLDER}{day:%Y/%m/%d}/"
+    return f"{LOG_FOLDER}{day:%Y/%m/%d}/"
 
 
 def report_key(started_at: datetime, run_id: str) -> str:
