@@ -21,7 +21,6 @@ from digestpub.ingest import SummaryReader
 from digestpub.model import PublishReport, Summary
 from digestpub.newsletter.issues import prepare_issue
 from digestpub.publish import PublishOptions, publish
-from digestpub.publish import entries as publish_entries
 from digestpub.publish import run as publish_run
 from digestpub.site import Site
 from digestpub.state import catalog, keys
@@ -153,6 +152,11 @@ def test_a_new_summary_puts_only_the_files_it_changes(stores: Stores) -> None:
     expected = {
         "feeds/rss.xml", "feeds/atom.xml", "feeds/feed.json", "index.html",
         "feeds/tags/vqa/rss.xml", "feeds/tags/vqa/atom.xml", "feeds/tags/vqa/feed.json", "tags/vqa/index.html",
+        # its month's archives and pages, and the month counts; no other month, and no sitemap:
+        # the month's newest summary is the same
+        "feeds/archive/2026-11/rss.xml", "feeds/archive/2026-11/atom.xml", "archive/2026/11/index.html",
+        "feeds/tags/vqa/archive/2026-11/rss.xml", "feeds/tags/vqa/archive/2026-11/atom.xml",
+        "tags/vqa/2026/11/index.html", "archive/index.html", "tags/vqa/archive/index.html",
     }  # fmt: skip
     assert sorted(stores.dest.puts) == sorted(expected)
     assert report.files_written == len(expected)
@@ -165,6 +169,9 @@ def test_a_new_summary_puts_only_the_files_it_changes(stores: Stores) -> None:
         {"feeds/rss.xml", "feeds/atom.xml", "feeds/feed.json", "index.html", OPML}
         | {f"feeds/tags/rag/{name}" for name in ("rss.xml", "atom.xml", "feed.json")}
         | {"tags/rag/index.html"}
+        | {"feeds/archive/2026-11/rss.xml", "feeds/archive/2026-11/atom.xml", "archive/2026/11/index.html"}
+        | {f"feeds/tags/rag/archive/2026-11/{name}" for name in ("rss.xml", "atom.xml")}
+        | {"tags/rag/2026/11/index.html", "tags/rag/archive/index.html", "archive/index.html", "sitemap.xml"}
     )
     assert stores.opml_slugs() == {"mllm", "vqa", "rag"}
 
@@ -607,22 +614,6 @@ def test_a_summary_the_reader_let_go_is_read_again_when_it_is_news(
     assert sid(0) not in stores.ids("old")  # shown nowhere: newer ones fill every feed it is in
 
 
-def test_readers_let_go_only_what_no_feed_can_show() -> None:
-    shown = publish_entries._NewestPerFeed(feed_size=2, news=3)
-
-    def offer(number: int, hour: int, *tags: str) -> list[str]:
-        record = _summary_record(number, hour, tags)
-        return sorted(place[0] for place in shown.offer((f"k{number}", None), record))
-
-    assert offer(1, 1, "a") == []
-    assert offer(2, 2, "a") == []
-    assert offer(3, 3, "a") == []  # 1 leaves "a" but is among the newest 3 of everything
-    assert offer(4, 4, "b") == ["k1"]  # now it is newest nowhere
-    assert offer(5, 0, "c") == []  # the oldest of all, but the only one in "c"
-    assert offer(6, 0, "a") == ["k6"]  # old, and "a" and everything have newer ones
-    assert sorted(place[0] for place in shown.feeds_showing) == ["k2", "k3", "k4", "k5"]
-
-
 def _summary_record(number: int, hour: int, tags: tuple[str, ...]) -> Any:
     data = json.dumps(doc(number, hour, tags=list(tags))).encode()
     return next(iter(SummaryReader().read_object("2026/11/20/x.json", data)))
@@ -741,7 +732,7 @@ def test_a_kind_added_to_the_registry_is_published_and_its_kept_entries_cut_from
     def frame(view: kinds.FeedView) -> Frame:
         return Frame(f"# {view.feed}\n".encode(), b"\n")
 
-    def path(site: Site, feed: str) -> str:
+    def path(site: Site, feed: str, month: str | None) -> str:
         return f"titles/{feed}.txt"
 
     extra = kinds.Kind("titles", "text/plain; charset=utf-8", b"\n", path, titles, frame)

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from digestpub.errors import StorageError
 from digestpub.ingest import SummaryReader
-from digestpub.model import PublishReport, Summary, SummaryRef
+from digestpub.model import PublishReport, Summary, SummaryRef, month_of, sortable_time
 from digestpub.ports import ObjectStore
 from digestpub.publish.entries import SummarySource, read_again
 from digestpub.publish.fingerprint import rendering_fingerprint
@@ -19,16 +19,18 @@ from digestpub.publish.options import PublishOptions
 from digestpub.publish.plan import (
     NEWS_LIMIT,
     FeedPlan,
-    Merge,
     merge,
     news,
     not_published_before,
+    plan_archives,
     plan_feed,
     window_size,
 )
 from digestpub.publish.produce import CacheControl, Producer
 from digestpub.publish.report import count_merge, save_report, sort_out, timed, warn_if_short
-from digestpub.site import OPML_PATH, Site
+from digestpub.render.month import render_archive_index
+from digestpub.render.sitemap import render_robots, render_sitemaps
+from digestpub.site import ALL_FEED, Site
 from digestpub.state.catalog import Catalog
 from digestpub.state.lock import StateLock
 from digestpub.state.log import logged_versions
@@ -83,7 +85,7 @@ def _run(
     report.objects_read = len(fetched)
     reader = SummaryReader(default_lang=site.lang, max_summary_bytes=options.max_summary_bytes)
     large = sum(len(data) for _, data in fetched) >= _PARALLEL_READ_BYTES
-    with SummarySource(reader, fetched, options.workers if large else 1, site.feed_size, NEWS_LIMIT) as summaries:
+    with SummarySource(reader, fetched, options.workers if large else 1) as summaries:
         del fetched  # the raw bytes are the largest thing a cold run holds; the workers have them
         with timed(report, "read"):
             refs = sort_out(summaries.read(), {info.key for info in changed}, catalog, report)
@@ -98,17 +100,29 @@ def _run(
             ]
             for plan in plans:
                 warn_if_short(catalog, plan.feed, len(plan.items), plan.removed, site.feed_size)
+            archives = plan_archives(changes, catalog.archive, lambda feed: catalog.head.months.get(feed, {}))
+            for plan in archives:
+                catalog.tally_month(plan.feed, str(plan.month), plan.items)
             logged, kinds = news(changes, NEWS_LIMIT), changes.kinds
             if options.rebuild or before is not None:
                 logged, kinds = not_published_before(logged, kinds, _published_version(state, before, logged))
-            rendered = summaries.render(site, _shown_new(plans, changes, site.feed_size), logged)
+            # Every summary accepted enters its month's archives, whether or not a feed shows it.
+            rendered = summaries.render(site, changes.accepted, logged)
     _log_news(catalog, report, logged, kinds, rendered.summaries, lambda ids: read_again(source, reader, ids))
     with timed(report, "render_and_write"):
-        cache_control = CacheControl(options.feed_cache_control, options.page_cache_control)
-        producer = Producer(site, source, dest, reader, cache_control, rendered.entries, catalog.head.tags)
-        _produce(producer, plans, catalog, report, options.workers, progress)
+        cache_control = CacheControl(
+            options.feed_cache_control,
+            options.page_cache_control,
+            options.archive_cache_control,
+            month_of(sortable_time(report.started_at)),
+        )
+        head = catalog.head
+        producer = Producer(
+            site, source, dest, reader, cache_control, rendered.entries, head.tags, head.months, head.total
+        )
+        _produce(producer, plans + archives, catalog, report, options.workers, progress)
         if changes.accepted:
-            _write_opml(producer, catalog, report)
+            _write_outputs(producer, catalog, report, {plan.feed for plan in archives})
     with timed(report, "save_state"):
         catalog.commit(threads=not getattr(state, "is_local", False))
         if report.full_scan:
@@ -117,13 +131,6 @@ def _run(
                 log.info("deleted %s: no state names it", key)
     report.finished_at = datetime.now(UTC)
     save_report(state, report)
-
-
-def _shown_new(plans: list[FeedPlan], changes: Merge, feed_size: int) -> list[SummaryRef]:
-    """The summaries accepted this run that some feed shows: only their entries are rendered."""
-    accepted = {summary.id: summary for summary in changes.accepted}
-    shown = {item.id: accepted[item.id] for plan in plans for item in plan.items[:feed_size] if item.id in accepted}
-    return list(shown.values())
 
 
 def _log_news(
@@ -149,19 +156,33 @@ def _produce(
     producer: Producer, plans: list[FeedPlan], catalog: Catalog, report: PublishReport, workers: int, progress: Progress
 ) -> None:
     for done, result in enumerate(producer.produce_all(plans, workers), start=1):
-        catalog.set_window(result.feed, result.window)
+        if result.month is None:
+            catalog.set_window(result.feed, result.window)
+        else:
+            catalog.set_archive(result.feed, result.month, result.window)
         report.files_written += result.written
         report.files_unchanged += result.unchanged
         progress("rendering", done, len(plans))
 
 
-def _write_opml(producer: Producer, catalog: Catalog, report: PublishReport) -> None:
-    digest = producer.write_opml(catalog.head.outputs.get)
-    if digest is None:
-        report.files_unchanged += 1
-    else:
-        catalog.set_output_digest(OPML_PATH, digest)
-        report.files_written += 1
+def _write_outputs(producer: Producer, catalog: Catalog, report: PublishReport, archived: set[str]) -> None:
+    """The files beside the feeds, each written when its bytes changed: OPML, the touched feeds' archive
+    indexes, the sitemap and ``robots.txt``."""
+    site, head = producer.site, catalog.head
+    outputs = [producer.opml()]
+    for feed in sorted(archived):
+        months = head.months.get(feed, {})
+        tag = None if feed == ALL_FEED else head.tags[feed]
+        outputs.append(render_archive_index(site, feed, tag, {month: tally.count for month, tally in months.items()}))
+    newest = {feed: {month: tally.newest for month, tally in months.items()} for feed, months in head.months.items()}
+    outputs += [*render_sitemaps(site, newest), render_robots(site)]
+    for output in outputs:
+        digest = producer.write_if_changed(output, head.outputs.get)
+        if digest is None:
+            report.files_unchanged += 1
+        else:
+            catalog.set_output_digest(output.path, digest)
+            report.files_written += 1
 
 
 def _open_state(state: ObjectStore, site: Site, rebuild: bool) -> tuple[Catalog, Catalog | None]:

@@ -19,7 +19,7 @@ LOCK_KEY = "lock.json"
 LATEST_REPORT_KEY = "reports/latest.json"
 """Written after every committed run: a state without a head but with this has lost its head."""
 
-PART_FOLDERS = ("catalog/ids/", "catalog/seen/")
+PART_FOLDERS = ("catalog/ids/", "catalog/months/", "catalog/seen/")
 LOG_FOLDER = "catalog/log/"
 
 _GENERATION_FILE = re.compile(r"\.[0-9a-f]{12}\.[a-z]+\Z")
@@ -28,6 +28,11 @@ _GENERATION_FILE = re.compile(r"\.[0-9a-f]{12}\.[a-z]+\Z")
 def seen_key(month: str) -> str:
     """The part of the source objects' version tags of one month (``YYYY/MM``)."""
     return f"catalog/seen/{month}.json"
+
+
+def month_key(month: str) -> str:
+    """The part of every feed's archive of one UTC month (``YYYY-MM``)."""
+    return f"catalog/months/{month}.jsonl"
 
 
 def shard_key(shard: str) -> str:
