@@ -268,7 +268,7 @@ def local_target(dest: Path, url: str) -> Path | None:
     if not url.startswith(BASE_URL):
         return None
     path = urlsplit(url).path.lstrip("/")
-    if path and not path.startswith(("feeds/", "tags/")):
+    if path and not path.startswith(("feeds/", "tags/", "archive/", "sitemap", "robots.txt")):
         return None  # summary pages and images live on the digest site, not in dest
     return dest / (path + "index.html" if path == "" or path.endswith("/") else path)
 
