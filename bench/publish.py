@@ -7,7 +7,8 @@ them, with a ``.jsonl`` row beside them now and then (``corpus.write_corpus``),
 tags drawn from a Zipf law. Prints, against the targets:
 
 - a cold run of ``--summaries``: wall seconds, peak RSS of the run, peak memory of
-  the run with its worker processes, and the bytes it wrote;
+  the run with its worker processes, and the files and bytes it wrote, the
+  monthly archives (RFC 5005 documents and month pages) among them;
 - incremental runs of ``--new`` summaries on that history (the median of three),
   and a run with nothing new;
 - ``digestpub --version`` (the median of five): the start-up every run pays;
@@ -112,8 +113,9 @@ def _anonymous_kb() -> int:
     raise RuntimeError("no AnonPages in /proc/meminfo")
 
 
-def _bytes_under(folder: Path) -> tuple[int, int]:
-    files = [path for path in folder.rglob("*") if path.is_file()]
+def _bytes_under(folder: Path, within: str = "") -> tuple[int, int]:
+    """Files under ``folder`` (those whose path holds ``within``) and their bytes."""
+    files = [path for path in folder.rglob("*") if path.is_file() and within in path.relative_to(folder).as_posix()]
     return len(files), sum(path.stat().st_size for path in files)
 
 
@@ -137,8 +139,11 @@ def cold_then_incremental(history: int, tags: int, new: int, figures: dict[str, 
         if name == "main":
             show(f"cold, {history:,}", cold, TARGETS["cold_seconds"])
             print(f"{'':<30} {files:,} files, {size:,} bytes written ({size / 1e6:.0f} MB)")
+            archives, archive_size = _bytes_under(root / "dest", "/20")  # feeds/…/archive/YYYY-MM/, …/YYYY/MM/
+            print(f"{'':<30} of them monthly archives: {archives:,} files, {archive_size / 1e6:.0f} MB")
             figures.update(cold_seconds=cold["seconds"], cold_peak_rss_mb=cold["peak_rss_mb"],
-                           cold_with_workers_mb=cold["with_workers_mb"], cold_bytes=size, cold_files=files)  # fmt: skip
+                           cold_with_workers_mb=cold["with_workers_mb"], cold_bytes=size, cold_files=files,
+                           cold_archive_files=archives, cold_archive_bytes=archive_size)  # fmt: skip
         else:
             show(f"cold, {history:,}", cold)
         result = incremental(root, history, tags, new)

@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     max_summary_bytes: int = Field(65_536, ge=1_024)
     feed_cache_control: str = "public, max-age=300"
     page_cache_control: str = "public, max-age=300"
+    archive_cache_control: str = "public, max-age=604800"
+    """For feed archives and month pages of months before the current one: they rarely change."""
     log_format: Literal["text", "json"] = "text"
     hubs: str = ""
     """WebSub hub URLs, separated by spaces: every feed names them, and each run tells them what changed."""
@@ -87,7 +89,9 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not an absolute http(s) URL")
         return value if not value or value.endswith("/") else value + "/"
 
-    @field_validator("site_title", "from_address", "reply_to", "feed_cache_control", "page_cache_control")
+    @field_validator(
+        "site_title", "from_address", "reply_to", "feed_cache_control", "page_cache_control", "archive_cache_control"
+    )
     @classmethod
     def _header_safe(cls, value: str | None) -> str | None:
         # These end up in mail or HTTP headers (Subject, List-Id, From, Reply-To,

@@ -18,6 +18,10 @@ FEED_CONTENT_TYPES = {
 """Each feed format's Content-Type, on S3 and from ``digestpub serve`` alike."""
 OPML_PATH = "feeds/tags.opml"
 INDEX_PATH = "index.html"
+SITEMAP_PATH = "sitemap.xml"
+ROBOTS_PATH = "robots.txt"
+XML_TYPE = "application/xml; charset=utf-8"
+TEXT_TYPE = "text/plain; charset=utf-8"
 HTML_TYPE = "text/html; charset=utf-8"
 OPML_TYPE = "text/x-opml; charset=utf-8"
 
@@ -45,21 +49,33 @@ class Site:
     def feed_id(self, feed: str) -> str:
         return f"tag:{self.authority},{self.id_year}:feed/{'all' if feed == ALL_FEED else quote(feed)}"
 
-    def feed_path(self, feed: str, kind: str) -> str:
+    def feed_path(self, feed: str, kind: str, month: str | None = None) -> str:
+        """A feed's file of ``kind``; with ``month`` (``YYYY-MM``), its RFC 5005 archive document of that UTC month."""
         folder = "feeds" if feed == ALL_FEED else f"feeds/tags/{feed}"
+        if month is not None:
+            folder = f"{folder}/archive/{month}"
         return f"{folder}/{FEED_FILE_NAMES[kind]}"
 
-    def page_path(self, feed: str) -> str:
+    def page_path(self, feed: str, month: str | None = None) -> str:
+        """A feed's page; with ``month`` (``YYYY-MM``), its page of that UTC month."""
+        if month is not None:
+            year, number = month.split("-")
+            folder = "archive" if feed == ALL_FEED else f"tags/{feed}"
+            return f"{folder}/{year}/{number}/index.html"
         return INDEX_PATH if feed == ALL_FEED else f"tags/{feed}/index.html"
+
+    def archive_index_path(self, feed: str) -> str:
+        """The page listing a feed's months with their counts."""
+        return "archive/index.html" if feed == ALL_FEED else f"tags/{feed}/archive/index.html"
 
     def url(self, path: str) -> str:
         return self.base_url + path.removesuffix("index.html")
 
-    def feed_url(self, feed: str, kind: str) -> str:
-        return self.url(self.feed_path(feed, kind))
+    def feed_url(self, feed: str, kind: str, month: str | None = None) -> str:
+        return self.url(self.feed_path(feed, kind, month))
 
-    def page_url(self, feed: str) -> str:
-        return self.url(self.page_path(feed))
+    def page_url(self, feed: str, month: str | None = None) -> str:
+        return self.url(self.page_path(feed, month))
 
     def api(self, endpoint: str) -> str:
         return self.api_url + endpoint

@@ -30,6 +30,7 @@ def publish_options(
         max_summary_bytes=settings.max_summary_bytes,
         feed_cache_control=settings.feed_cache_control,
         page_cache_control=settings.page_cache_control,
+        archive_cache_control=settings.archive_cache_control,
         workers=default_workers() if workers is None else workers,
     )
 

@@ -25,6 +25,9 @@ WORDS: dict[str, dict[str, str]] = {
         "updated": "обновлено",
         "nothing_yet": "Здесь пока пусто.",
         "opml": "Все теги одним файлом (OPML)",
+        "in_month": "{heading} за {month}",
+        "archive": "Архив по месяцам",
+        "archive_heading": "{heading}: архив по месяцам",
         "feed_of_tag": "{site}: {tag}",
         "view_in_browser": "Открыть в браузере",
         "why_you_get_this": "Письмо пришло на {email}, потому что вы подписались на рассылку.",
@@ -81,6 +84,9 @@ WORDS: dict[str, dict[str, str]] = {
         "updated": "updated",
         "nothing_yet": "Nothing here yet.",
         "opml": "Every tag in one file (OPML)",
+        "in_month": "{heading}, {month}",
+        "archive": "Archive by month",
+        "archive_heading": "{heading}: archive by month",
         "feed_of_tag": "{site}: {tag}",
         "view_in_browser": "View in your browser",
         "why_you_get_this": "Sent to {email} because you subscribed to this newsletter.",
@@ -132,6 +138,21 @@ _EN_MONTHS = [
     "November",
     "December",
 ]
+_RU_MONTH_NAMES = [
+    "январь",
+    "февраль",
+    "март",
+    "апрель",
+    "май",
+    "июнь",
+    "июль",
+    "август",
+    "сентябрь",
+    "октябрь",
+    "ноябрь",
+    "декабрь",
+]
+"""In the nominative, as a heading names a month ("за ноябрь 2026")."""
 _RU_MONTHS = [
     "января",
     "февраля",
@@ -170,6 +191,13 @@ def long_date(lang: str, moment: date) -> str:
     if lang.split("-")[0].lower() == "ru":
         return f"{moment.day} {_RU_MONTHS[moment.month - 1]} {moment.year}"
     return f"{moment.day} {_EN_MONTHS[moment.month - 1]} {moment.year}"
+
+
+def month_name(lang: str, month: str) -> str:
+    """A UTC month (``YYYY-MM``) as a heading names it: "ноябрь 2026", "November 2026"."""
+    year, number = month.split("-")
+    names = _RU_MONTH_NAMES if lang.split("-")[0].lower() == "ru" else _EN_MONTHS
+    return f"{names[int(number) - 1]} {year}"
 
 
 def words_for(lang: str) -> dict[str, str]:

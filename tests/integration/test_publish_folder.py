@@ -167,6 +167,16 @@ def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
 
 
 def feed_files(dest: Path) -> list[str]:
+    """The subscription feeds' files."""
+    return [path for path in _feed_documents(dest) if "/archive/" not in path]
+
+
+def archive_files(dest: Path) -> list[str]:
+    """The RFC 5005 archive documents, one per feed and month."""
+    return [path for path in _feed_documents(dest) if "/archive/" in path]
+
+
+def _feed_documents(dest: Path) -> list[str]:
     return sorted(
         path.relative_to(dest).as_posix()
         for path in (dest / "feeds").rglob("*")
@@ -258,7 +268,7 @@ def local_target(dest: Path, url: str) -> Path | None:
     if not url.startswith(BASE_URL):
         return None
     path = urlsplit(url).path.lstrip("/")
-    if path and not path.startswith(("feeds/", "tags/")):
+    if path and not path.startswith(("feeds/", "tags/", "archive/", "sitemap", "robots.txt")):
         return None  # summary pages and images live on the digest site, not in dest
     return dest / (path + "index.html" if path == "" or path.endswith("/") else path)
 
@@ -334,7 +344,10 @@ def test_every_xml_feed_parses_without_bozo(examples_published: Published) -> No
     dest = examples_published.dest
     paths = [path for path in feed_files(dest) if path.endswith(".xml")]
     assert len(paths) == 2 * (1 + len(EXAMPLE_TAG_COUNTS))
-    for path in paths:
+    # Every example is of November 2026: one archive month per feed.
+    archives = archive_files(dest)
+    assert len(archives) == 2 * (1 + len(EXAMPLE_TAG_COUNTS))
+    for path in paths + archives:
         result = parsed(dest, path)
         assert result.bozo == 0, f"{path}: {result.get('bozo_exception')}"
         assert result.version == ("atom10" if path.endswith("atom.xml") else "rss20"), path
@@ -345,7 +358,9 @@ def test_every_atom_feed_validates_against_rfc4287_schema(examples_published: Pu
     dest = examples_published.dest
     atoms = [path for path in feed_files(dest) if path.endswith("atom.xml")]
     assert len(atoms) == 1 + len(EXAMPLE_TAG_COUNTS)
-    for path in atoms:
+    archives = [path for path in archive_files(dest) if path.endswith("atom.xml")]
+    assert len(archives) == 1 + len(EXAMPLE_TAG_COUNTS)
+    for path in atoms + archives:
         document = etree.parse(str(dest / path))
         assert atom_schema.validate(document), f"{path}: {atom_schema.error_log}"
 
@@ -393,7 +408,8 @@ def test_every_feed_names_each_summarys_authors(examples_published: Published) -
 
 def test_every_page_is_valid_html(examples_published: Published) -> None:
     pages = sorted(examples_published.dest.rglob("*.html"))
-    assert len(pages) == 1 + len(EXAMPLE_TAG_COUNTS)
+    # Each feed's page, its page of November 2026 and its archive index.
+    assert len(pages) == 3 * (1 + len(EXAMPLE_TAG_COUNTS))
     assert html_problems(pages) == []
 
 
@@ -431,6 +447,10 @@ def test_every_url_in_feeds_and_pages_is_absolute_and_site_links_resolve(example
             if path.endswith(".opml"):
                 root = etree.fromstring(data)
                 links = [value for node in root.iter() for key, value in node.attrib.items() if key.endswith("Url")]
+        if path == "sitemap.xml":
+            links = [
+                loc.text for loc in etree.fromstring(data).iter("{http://www.sitemaps.org/schemas/sitemap/0.9}loc")
+            ]
         elif path.endswith(".json"):
             links = json_feed_links(json.loads(data))
         elif path.endswith(".html"):
@@ -676,16 +696,33 @@ def _feed_and_page(slug: str | None) -> set[str]:
     return {f"feeds/tags/{slug}/{name}" for name in ("rss.xml", "atom.xml", "feed.json")} | {f"tags/{slug}/index.html"}
 
 
+def _month_of(slug: str | None, month: str) -> set[str]:
+    """A feed's archive documents and page of one month, and its archive index (its counts change)."""
+    year, number = month.split("-")
+    if slug is None:
+        archive = {f"feeds/archive/{month}/rss.xml", f"feeds/archive/{month}/atom.xml"}
+        return archive | {f"archive/{year}/{number}/index.html", "archive/index.html"}
+    archive = {f"feeds/tags/{slug}/archive/{month}/rss.xml", f"feeds/tags/{slug}/archive/{month}/atom.xml"}
+    return archive | {f"tags/{slug}/{year}/{number}/index.html", f"tags/{slug}/archive/index.html"}
+
+
 @pytest.mark.parametrize(
-    ("tags", "published_at", "slug", "opml_changes"),
+    ("tags", "published_at", "slug", "opml_changes", "sitemap_changes"),
     [
-        pytest.param(["vqa"], "2026-11-25T09:00:00+03:00", "vqa", False, id="existing-tag-newest"),
-        pytest.param(["VQA"], "2026-11-18T07:00:00+03:00", "vqa", False, id="existing-tag-older-other-case"),
-        pytest.param(["Новый тег"], "2026-11-25T09:00:00+03:00", "novyi-teg", True, id="new-tag"),
+        pytest.param(["vqa"], "2026-11-25T09:00:00+03:00", "vqa", False, True, id="existing-tag-newest"),
+        # Not the newest of its month anywhere: every lastmod in the sitemap stays.
+        pytest.param(["VQA"], "2026-11-18T07:00:00+03:00", "vqa", False, False, id="existing-tag-older-other-case"),
+        pytest.param(["Новый тег"], "2026-11-25T09:00:00+03:00", "novyi-teg", True, True, id="new-tag"),
     ],
 )
 def test_one_new_summary_rewrites_only_its_feeds_and_pages(
-    source: Path, tmp_path: Path, tags: list[str], published_at: str, slug: str, opml_changes: bool
+    source: Path,
+    tmp_path: Path,
+    tags: list[str],
+    published_at: str,
+    slug: str,
+    opml_changes: bool,
+    sitemap_changes: bool,
 ) -> None:
     dest, state = tmp_path / "dest", tmp_path / "state"
     run(source, dest, state)
@@ -695,6 +732,9 @@ def test_one_new_summary_rewrites_only_its_feeds_and_pages(
     report = run(source, recorder, state)
     assert report.summaries_new == 1
     expected = _feed_and_page(None) | _feed_and_page(slug) | ({OPML} if opml_changes else set())
+    expected |= (
+        _month_of(None, "2026-11") | _month_of(slug, "2026-11") | ({"sitemap.xml"} if sitemap_changes else set())
+    )
     assert sorted(recorder.puts) == sorted(expected), "written: " + ", ".join(sorted(recorder.puts))
     assert report.files_written == len(expected)
     after = snapshot(dest)
@@ -725,7 +765,7 @@ def test_state_kept_by_earlier_builds_is_refused_until_a_rebuild(source: Path, t
     assert rebuilt.summaries_new > 0
     assert entry_id("2611.07001") in json_ids(dest, "vqa")
     head = json.loads((state / "catalog" / "head.json").read_text())
-    assert head["format"] == 4
+    assert head["format"] == 5
     # The head names a file for every part, and only the files it names are left.
     assert _part_files(state) == _named_files(state)
     assert run(source, dest, state).files_written == 0
@@ -1103,7 +1143,14 @@ def test_publishing_writes_only_into_dest_and_state(tmp_path: Path) -> None:
     assert {"x", "a-b", "mllm"} <= slugs
     assert all(re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)*", slug) for slug in slugs), slugs
     assert {path.name for path in (dest / "tags").iterdir()} == slugs
-    assert {path.name for path in dest.iterdir()} == {"feeds", "tags", "index.html"}
+    assert {path.name for path in dest.iterdir()} == {
+        "feeds",
+        "tags",
+        "archive",
+        "index.html",
+        "sitemap.xml",
+        "robots.txt",
+    }
 
 
 @pytest.mark.parametrize("key", ["../x.json", "a/../../x.json", "a/../b.json", "/etc/passwd", "", "a//b", "./a", "a/."])

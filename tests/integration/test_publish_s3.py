@@ -33,6 +33,7 @@ from tests.conftest import EXAMPLES, summary
 BASE_URL = "https://aidigest.example/"
 FEED_CACHE = "public, max-age=60"
 PAGE_CACHE = "public, max-age=600"
+ARCHIVE_CACHE = "public, max-age=2592000"
 
 RSS_TYPE = "application/rss+xml; charset=utf-8"
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
@@ -101,6 +102,7 @@ def options(**overrides: Any) -> PublishOptions:
         "lock_wait": timedelta(seconds=30),
         "feed_cache_control": FEED_CACHE,
         "page_cache_control": PAGE_CACHE,
+        "archive_cache_control": ARCHIVE_CACHE,
     }
     values.update(overrides)
     return PublishOptions(**values)
@@ -176,6 +178,20 @@ def tag_files(slug: str) -> set[str]:
     return feed_files(f"feeds/tags/{slug}") | {f"tags/{slug}/index.html"}
 
 
+def month_files(slug: str | None, month: str = "2026-11") -> set[str]:
+    """A feed's archive documents and page of one month, and its archive index."""
+    year, number = month.split("-")
+    if slug is None:
+        folder, pages = "feeds", "archive"
+    else:
+        folder, pages = f"feeds/tags/{slug}", f"tags/{slug}"
+    archive = {f"{folder}/archive/{month}/rss.xml", f"{folder}/archive/{month}/atom.xml"}
+    return archive | {
+        f"{pages}/{year}/{number}/index.html",
+        f"{pages}/archive/index.html" if slug else "archive/index.html",
+    }
+
+
 def get(s3: Any, bucket: str, key: str) -> bytes:
     data: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     return data
@@ -227,9 +243,10 @@ def test_full_run_writes_every_feed_and_page_with_headers(s3: Any, s3_bucket: st
 
     keys = {item["Key"] for page in client().get_paginator("list_objects_v2").paginate(
         Bucket=s3_bucket, Prefix="site/") for item in page.get("Contents", [])}  # fmt: skip
-    expected = {f"site/{path}" for path in all_feed_files() | {"feeds/tags.opml"}}
+    expected = {f"site/{path}" for path in all_feed_files() | month_files(None) | {"feeds/tags.opml"}}
+    expected |= {"site/sitemap.xml", "site/robots.txt"}
     for slug in slugs:
-        expected |= {f"site/{path}" for path in tag_files(slug)}
+        expected |= {f"site/{path}" for path in tag_files(slug) | month_files(slug)}
     assert keys == expected
     assert report.files_written == len(expected)
 
@@ -237,12 +254,21 @@ def test_full_run_writes_every_feed_and_page_with_headers(s3: Any, s3_bucket: st
     for key in sorted(expected):
         head = s3.head_object(Bucket=s3_bucket, Key=key)
         name = key.rsplit("/", 1)[-1]
-        if name in types:
+        if "/archive/2026-11/" in key or "/2026/11/" in key:
+            # A month before the run's: its documents may be cached far longer.
+            assert head["CacheControl"] == ARCHIVE_CACHE, key
+            assert head["ContentType"] == types.get(name, HTML_TYPE), key
+        elif name in types:
             assert head["ContentType"] == types[name], key
             assert head["CacheControl"] == FEED_CACHE, key
         elif name == "index.html":
             assert head["ContentType"] == HTML_TYPE, key
             assert head["CacheControl"] == PAGE_CACHE, key
+        elif name == "sitemap.xml":
+            assert head["ContentType"] == "application/xml; charset=utf-8", key
+        elif name == "robots.txt":
+            assert head["ContentType"] == "text/plain; charset=utf-8", key
+            assert get(s3, s3_bucket, key).decode().endswith(f"Sitemap: {BASE_URL}sitemap.xml\n")
         else:
             assert key == "site/feeds/tags.opml"
             assert head["ContentType"].startswith("text/x-opml"), key
@@ -299,7 +325,10 @@ def test_put_requests_are_exactly_the_changed_files(s3: Any, s3_bucket: str) -> 
     report = stores.publish()
     assert report.summaries_new == 1
     slug = "roboty-pylesosy"
-    assert sorted(puts.take()) == sorted(all_feed_files() | tag_files(slug) | {"feeds/tags.opml"})
+    everything = all_feed_files() | month_files(None)
+    assert sorted(puts.take()) == sorted(
+        everything | tag_files(slug) | month_files(slug) | {"feeds/tags.opml", "sitemap.xml"}
+    )
     assert f"feeds/tags/{slug}/atom.xml" in get(s3, s3_bucket, "site/feeds/tags.opml").decode()
 
     # One new summary with an existing tag, older than the newest: no OPML.
@@ -307,7 +336,8 @@ def test_put_requests_are_exactly_the_changed_files(s3: Any, s3_bucket: str) -> 
              summary(91002, tags=["moe"], published_at="2026-11-24T07:00:00+03:00"))  # fmt: skip
     report = stores.publish()
     assert report.summaries_new == 1
-    assert sorted(puts.take()) == sorted(all_feed_files() | tag_files("moe"))
+    # The newest of "moe": the lastmod of its pages in the sitemap moves.
+    assert sorted(puts.take()) == sorted(everything | tag_files("moe") | month_files("moe") | {"sitemap.xml"})
 
     # One new summary with an existing tag, the newest of all (the everyday case):
     # the list of tag feeds is the same, so feeds/tags.opml is not uploaded either.
@@ -315,7 +345,9 @@ def test_put_requests_are_exactly_the_changed_files(s3: Any, s3_bucket: str) -> 
              summary(91003, tags=["reasoning"], published_at="2026-11-25T12:00:00+03:00"))  # fmt: skip
     report = stores.publish()
     assert report.summaries_new == 1
-    assert sorted(puts.take()) == sorted(all_feed_files() | tag_files("reasoning"))
+    assert sorted(puts.take()) == sorted(
+        everything | tag_files("reasoning") | month_files("reasoning") | {"sitemap.xml"}
+    )
 
 
 # 3. conditional writes on S3 ---------------------------------------------

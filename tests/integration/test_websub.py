@@ -82,8 +82,10 @@ def add(root: Path, number: int, tags: list[str]) -> None:
 
 
 def feed_urls(public: Path) -> set[str]:
+    """Every subscription feed published; archive months are not subscribed to, so hubs never hear of them."""
     names = {"rss.xml", "atom.xml", "feed.json"}
-    return {BASE_URL + path.relative_to(public).as_posix() for path in public.rglob("*") if path.name in names}
+    paths = (path.relative_to(public).as_posix() for path in public.rglob("*") if path.name in names)
+    return {BASE_URL + path for path in paths if "/archive/" not in path}
 
 
 def feeds_of(*folders: str) -> set[str]:

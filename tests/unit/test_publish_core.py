@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,8 +19,8 @@ from lxml import html as lxml_html
 from digestpub.errors import StateLocked, StorageError
 from digestpub.ingest import SummaryReader
 from digestpub.model import PublishReport, Summary
+from digestpub.newsletter.issues import prepare_issue
 from digestpub.publish import PublishOptions, publish
-from digestpub.publish import entries as publish_entries
 from digestpub.publish import run as publish_run
 from digestpub.site import Site
 from digestpub.state import catalog, keys
@@ -152,6 +152,11 @@ def test_a_new_summary_puts_only_the_files_it_changes(stores: Stores) -> None:
     expected = {
         "feeds/rss.xml", "feeds/atom.xml", "feeds/feed.json", "index.html",
         "feeds/tags/vqa/rss.xml", "feeds/tags/vqa/atom.xml", "feeds/tags/vqa/feed.json", "tags/vqa/index.html",
+        # its month's archives and pages, and the month counts; no other month, and no sitemap:
+        # the month's newest summary is the same
+        "feeds/archive/2026-11/rss.xml", "feeds/archive/2026-11/atom.xml", "archive/2026/11/index.html",
+        "feeds/tags/vqa/archive/2026-11/rss.xml", "feeds/tags/vqa/archive/2026-11/atom.xml",
+        "tags/vqa/2026/11/index.html", "archive/index.html", "tags/vqa/archive/index.html",
     }  # fmt: skip
     assert sorted(stores.dest.puts) == sorted(expected)
     assert report.files_written == len(expected)
@@ -164,6 +169,9 @@ def test_a_new_summary_puts_only_the_files_it_changes(stores: Stores) -> None:
         {"feeds/rss.xml", "feeds/atom.xml", "feeds/feed.json", "index.html", OPML}
         | {f"feeds/tags/rag/{name}" for name in ("rss.xml", "atom.xml", "feed.json")}
         | {"tags/rag/index.html"}
+        | {"feeds/archive/2026-11/rss.xml", "feeds/archive/2026-11/atom.xml", "archive/2026/11/index.html"}
+        | {f"feeds/tags/rag/archive/2026-11/{name}" for name in ("rss.xml", "atom.xml")}
+        | {"tags/rag/2026/11/index.html", "tags/rag/archive/index.html", "archive/index.html", "sitemap.xml"}
     )
     assert stores.opml_slugs() == {"mllm", "vqa", "rag"}
 
@@ -542,6 +550,36 @@ def test_a_rebuild_logs_as_news_only_what_was_not_published_before(stores: Store
     assert sorted(logged()) == [(sid(1), "new"), (sid(2), "new"), (sid(2), "updated"), (sid(3), "new"), (sid(4), "new")]
 
 
+def test_a_rebuild_after_a_lost_head_does_not_mail_again_what_was_published(stores: Stores) -> None:
+    def next_issue(day: int) -> list[str]:
+        issue = prepare_issue(stores.state, "daily", date(2026, 12, day), datetime.now(UTC))
+        return sorted(summary.id for summary in issue.summaries)
+
+    for number in (1, 2, 3):
+        stores.add(f"2026/11/20/{number}.json", doc(number, number))
+    stores.run(SMALL)
+    assert next_issue(1) == [sid(1), sid(2), sid(3)]
+    stores.add("2026/11/21/4.json", doc(4, 4, day=21))
+    stores.run(SMALL)
+    assert next_issue(2) == [sid(4)]
+
+    # The head is lost: the run is refused, and the rebuild it asks for logs as
+    # news only what the publish log does not hold in that version already.
+    del stores.state.objects[keys.HEAD_KEY]
+    with pytest.raises(StorageError, match="--rebuild"):
+        stores.run(SMALL)
+    stores.add("2026/11/20/2.json", doc(2, 2, title="Правка", updated_at="2026-11-22T10:00:00Z"))
+    stores.add("2026/11/22/5.json", doc(5, 5, day=22))
+    logged_before = _log(stores)
+    report = stores.run(SMALL, rebuild=True)
+    assert report.summaries_new == 5  # the state is built afresh
+    rebuild_log = sorted(_log(stores))
+    for line in logged_before:
+        rebuild_log.remove(line)
+    assert rebuild_log == [(sid(2), "updated", "Правка"), (sid(5), "new", "Статья номер 5")]
+    assert next_issue(3) == [sid(5)]
+
+
 # What the readers keep ------------------------------------------------------------------
 
 
@@ -574,22 +612,6 @@ def test_a_summary_the_reader_let_go_is_read_again_when_it_is_news(
     assert (report.summaries_updated, report.summaries_unchanged) == (1, 5)
     assert (sid(0), "updated", "Исправлено") in _log(stores)
     assert sid(0) not in stores.ids("old")  # shown nowhere: newer ones fill every feed it is in
-
-
-def test_readers_let_go_only_what_no_feed_can_show() -> None:
-    shown = publish_entries._NewestPerFeed(feed_size=2, news=3)
-
-    def offer(number: int, hour: int, *tags: str) -> list[str]:
-        record = _summary_record(number, hour, tags)
-        return sorted(place[0] for place in shown.offer((f"k{number}", None), record))
-
-    assert offer(1, 1, "a") == []
-    assert offer(2, 2, "a") == []
-    assert offer(3, 3, "a") == []  # 1 leaves "a" but is among the newest 3 of everything
-    assert offer(4, 4, "b") == ["k1"]  # now it is newest nowhere
-    assert offer(5, 0, "c") == []  # the oldest of all, but the only one in "c"
-    assert offer(6, 0, "a") == ["k6"]  # old, and "a" and everything have newer ones
-    assert sorted(place[0] for place in shown.feeds_showing) == ["k2", "k3", "k4", "k5"]
 
 
 def _summary_record(number: int, hour: int, tags: tuple[str, ...]) -> Any:
@@ -710,7 +732,7 @@ def test_a_kind_added_to_the_registry_is_published_and_its_kept_entries_cut_from
     def frame(view: kinds.FeedView) -> Frame:
         return Frame(f"# {view.feed}\n".encode(), b"\n")
 
-    def path(site: Site, feed: str) -> str:
+    def path(site: Site, feed: str, month: str | None) -> str:
         return f"titles/{feed}.txt"
 
     extra = kinds.Kind("titles", "text/plain; charset=utf-8", b"\n", path, titles, frame)

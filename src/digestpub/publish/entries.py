@@ -4,9 +4,9 @@ This is the only module of the publish use case that knows worker processes
 exist. A large run (a cold start, a rebuild) starts one worker per core
 (``parallel.ForkedWorkers``): the workers read and validate the fetched objects and keep
 the summaries, so only small references (``SummaryRef``) reach the run; once
-the run has planned its feeds, each worker renders the entries of the
-summaries the feeds show, and sends back whole the ones newsletters log. A
-small run does the same in this process.
+the run has merged them, each worker renders the entries of the summaries
+accepted (every one enters its month's archives), and sends back whole the
+ones newsletters log. A small run does the same in this process.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from digestpub.model import Problem, Summary, SummaryRef
 from digestpub.parallel import ForkedWorkers
 from digestpub.ports import ObjectStore
 from digestpub.render.entries import EntryPack, render_entries
-from digestpub.site import ALL_FEED, Site
+from digestpub.site import Site
 
 _BATCH = 500
 """Records or entries a worker sends at a time."""
@@ -30,8 +30,8 @@ _Place = tuple[str, int | None]
 """Where a summary was read: its object's key, and its line in a JSON Lines object."""
 
 _Memory = dict[str, Any]
-"""What a worker keeps between its tasks: ``reader``, ``newest`` and the fetched
-``objects`` it starts with, then the ``summaries`` it read and keeps, by place."""
+"""What a worker keeps between its tasks: ``reader`` and the fetched ``objects``
+it starts with, then the ``summaries`` it read and keeps, by place."""
 
 
 class SummarySource:
@@ -40,12 +40,10 @@ class SummarySource:
     ``workers`` above one forks that many processes, if the host can.
     """
 
-    def __init__(
-        self, reader: SummaryReader, objects: list[tuple[str, bytes]], workers: int, feed_size: int, news: int
-    ) -> None:
+    def __init__(self, reader: SummaryReader, objects: list[tuple[str, bytes]], workers: int) -> None:
         self._sizes = [len(data) for _, data in objects]
         self._keys = [key for key, _ in objects]
-        memory: _Memory = {"reader": reader, "objects": objects, "newest": _NewestPerFeed(feed_size, news)}
+        memory: _Memory = {"reader": reader, "objects": objects}
         self._workers = ForkedWorkers(workers, memory)
         self._reader_of: dict[str, int] = {}
         """Which worker read each object, by key: it holds that object's summaries."""
@@ -68,8 +66,9 @@ class SummarySource:
     def render(self, site: Site, shown: Sequence[SummaryRef], whole: Sequence[SummaryRef]) -> Rendered:
         """Entries of the ``shown`` summaries, and the ``whole`` ones as they were read.
 
-        A summary no worker kept any more (see ``_NewestPerFeed``) is left out:
-        the run reads it again from its source.
+        Each summary is rendered once: a worker lets it go once its entries are
+        sent. One asked for again is left out, and the run reads it again from
+        its source.
         """
         requests = [_Request(site, [], []) for _ in range(self._workers.size)]
         for summary in shown:
@@ -149,54 +148,6 @@ def _source_position(record: SummaryRef | Problem) -> tuple[str, int]:
     return record.key, record.line or 0
 
 
-class _NewestPerFeed:
-    """Which of the summaries a worker has read some feed may show, or newsletters log.
-
-    A feed shows its newest ``feed_size`` summaries, and newsletters take the
-    newest ``news`` of a run. A summary not among the newest of any of its feeds
-    in one worker's share is not among them in the whole run either, so that
-    worker lets it go: a cold run's workers keep some 13,000 summaries each, not
-    25,000. The run reads again from the source whatever turns out to be
-    needed after all (possible when this run's re-reads crowd the newest).
-    """
-
-    def __init__(self, feed_size: int, news: int) -> None:
-        self.feed_size = feed_size
-        self.all_size = max(feed_size, news)
-        self.newest: dict[str, list[tuple[str, str, _Place]]] = {}
-        """Per feed, a heap of the newest summaries offered: the oldest of them first."""
-        self.feeds_showing: dict[_Place, int] = {}
-
-    def offer(self, place: _Place, summary: Summary) -> list[_Place]:
-        """Count a new summary in; returns the places of those no feed can show any more."""
-        # Flat, so a heap compares two strings, not two tuples of them.
-        item = (*summary.sort_key, place)
-        gone: list[_Place] = []
-        showing = 0
-        for feed in (ALL_FEED, *summary.tag_slugs):
-            heap = self.newest.get(feed)
-            if heap is None:
-                heap = self.newest[feed] = []
-            if len(heap) < (self.all_size if feed == ALL_FEED else self.feed_size):
-                heapq.heappush(heap, item)
-            elif item > heap[0]:
-                out = heapq.heapreplace(heap, item)[2]
-                left = self.feeds_showing[out] - 1
-                if left:
-                    self.feeds_showing[out] = left
-                else:
-                    del self.feeds_showing[out]
-                    gone.append(out)
-            else:
-                continue
-            showing += 1
-        if showing:
-            self.feeds_showing[place] = showing
-        else:
-            gone.append(place)
-        return gone
-
-
 def _read_objects(memory: _Memory, indexes: Sequence[int]) -> Iterator[list[SummaryRef | Problem]]:
     """In a worker: read the fetched objects at ``indexes``, keep their summaries, yield refs."""
     reader: SummaryReader = memory["reader"]
@@ -208,16 +159,12 @@ def _read_objects(memory: _Memory, indexes: Sequence[int]) -> Iterator[list[Summ
     objects.clear()
     mine.reverse()
     summaries: dict[_Place, Summary] = memory.setdefault("summaries", {})
-    newest: _NewestPerFeed = memory["newest"]
     records: list[SummaryRef | Problem] = []
     while mine:
         key, data = mine.pop()
         for record in reader.read_object(key, data):
             if isinstance(record, Summary):
-                where = (record.source_key, record.source_line)
-                summaries[where] = record
-                for gone in newest.offer(where, record):
-                    del summaries[gone]
+                summaries[record.source_key, record.source_line] = record
                 records.append(record.ref())
             else:
                 records.append(record)

@@ -20,5 +20,6 @@ class PublishOptions:
     max_summary_bytes: int = 65_536
     feed_cache_control: str = "public, max-age=300"
     page_cache_control: str = "public, max-age=300"
+    archive_cache_control: str = "public, max-age=604800"
     workers: int = field(default_factory=default_workers)
     hub_policy: HubPolicy = field(default_factory=HubPolicy)

@@ -3,18 +3,19 @@
 - ``listing_start``: from where to list the source;
 - ``merge``: which summaries are new or edited, and what that does to each feed
   and tag;
-- ``plan_feeds``: each touched feed's new window (its newest items);
+- ``plan_feed``: each touched feed's new window (its newest items);
+- ``plan_archive``: each touched month's archive of a feed (all its items);
 - ``news``: what newsletters should carry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from operator import attrgetter
 
-from digestpub.model import Problem, SummaryRef, sortable_time
+from digestpub.model import Problem, SummaryRef, month_of, sortable_time
 from digestpub.site import ALL_FEED
 from digestpub.state.parts import IdEntry, Window, WindowItem
 
@@ -55,6 +56,9 @@ class Merge:
     """The change of each tag's count."""
     tag_newest: dict[str, str] = field(default_factory=dict)
     tag_names: dict[str, str] = field(default_factory=dict)
+    archive_inserts: dict[tuple[str, str], list[SummaryRef]] = field(default_factory=dict)
+    """As ``inserts``, by feed and UTC month of ``published_at``: the archives a run touches."""
+    archive_removals: dict[tuple[str, str], set[str]] = field(default_factory=dict)
 
     @property
     def added(self) -> int:
@@ -77,7 +81,19 @@ class Merge:
                 self.removals.setdefault(feed, set()).add(summary.id)
             for feed in new_slugs:
                 self.removals[feed].add(summary.id)
+        self._archive(summary, earlier)
         self._count(summary, () if earlier is None else earlier.slugs)
+
+    def _archive(self, summary: SummaryRef, earlier: IdEntry | None) -> None:
+        """Into its month's archive of each of its feeds; an edit first out of the archives it was in."""
+        month = month_of(summary.published)
+        for feed in (ALL_FEED, *summary.tag_slugs):
+            self.archive_inserts.setdefault((feed, month), []).append(summary)
+            self.archive_removals.setdefault((feed, month), set())
+        if earlier is not None:
+            for feed in (ALL_FEED, *earlier.slugs):
+                self.archive_inserts.setdefault((feed, earlier.month), [])
+                self.archive_removals.setdefault((feed, earlier.month), set()).add(summary.id)
 
     def _count(self, summary: SummaryRef, old_slugs: Sequence[str]) -> None:
         # Plain dicts, applied to the head once: pydantic attribute writes on
@@ -136,13 +152,15 @@ def _duplicate(summary: SummaryRef, key: str, line: int | None) -> Problem:
 
 @dataclass
 class FeedPlan:
-    """A touched feed: its new window, newest first, and the window it was last published with."""
+    """A touched feed, or one month's archive of it: its new items, newest first, and its window as last published."""
 
     feed: str
     items: list[WindowItem]
     window: Window
     removed: int
     """Items of the old window that left it (edits, deletions)."""
+    month: str | None = None
+    """The UTC month (``YYYY-MM``) of an archive; ``None`` for the subscription feed."""
 
 
 def window_size(feed_size: int) -> int:
@@ -152,17 +170,66 @@ def window_size(feed_size: int) -> int:
 
 def plan_feed(feed: str, window: Window, changes: Merge, keep: int) -> FeedPlan:
     """The feed's newest ``keep`` items once ``changes`` are in."""
-    inserts = changes.inserts[feed]
+    items, removed = _changed(window, changes.inserts[feed], changes.removals[feed], keep)
+    return FeedPlan(feed, items, window, removed)
+
+
+def plan_archive(feed: str, month: str, window: Window, changes: Merge) -> FeedPlan:
+    """Every item of the feed's ``month`` once ``changes`` are in."""
+    inserts, removals = changes.archive_inserts[feed, month], changes.archive_removals[feed, month]
+    items, removed = _changed(window, inserts, removals, None)
+    return FeedPlan(feed, items, window, removed, month)
+
+
+def plan_archives(
+    changes: Merge, archive: Callable[[str, str], Window], months_of: Callable[[str], Iterable[str]]
+) -> list[FeedPlan]:
+    """Each touched month's archive of a feed, and the months beside a month that appeared or emptied.
+
+    ``archive`` finds a feed's archive of a month; ``months_of``, a feed's
+    months that held any item before the run. A neighbour's items stay as they
+    are, but its links to the months beside it change.
+    """
+    plans = [
+        plan_archive(feed, month, archive(feed, month), changes) for feed, month in sorted(changes.archive_inserts)
+    ]
+    planned: dict[str, set[str]] = {}
+    for plan in plans:
+        planned.setdefault(plan.feed, set()).add(str(plan.month))
+    for feed, months in sorted(planned.items()):
+        before = set(months_of(feed))
+        emptied = {plan.month for plan in plans if plan.feed == feed and not plan.items}
+        after = sorted((before | months) - emptied)
+        for changed in sorted(before.symmetric_difference(after)):
+            for month in _beside(after, changed):
+                if month not in months:
+                    months.add(month)
+                    window = archive(feed, month)
+                    plans.append(FeedPlan(feed, window.items, window, 0, month))
+    return plans
+
+
+def _beside(months: list[str], month: str) -> list[str]:
+    """The months of ``months`` (sorted) just before and just after ``month``."""
+    older = [other for other in months if other < month]
+    newer = [other for other in months if other > month]
+    return older[-1:] + newer[:1]
+
+
+def _changed(
+    window: Window, inserts: list[SummaryRef], removals: set[str], keep: int | None
+) -> tuple[list[WindowItem], int]:
+    """The newest ``keep`` (or all) items of ``window`` with ``removals`` out and ``inserts`` in, and how many left."""
     kept: list[WindowItem | SummaryRef] = []
     if window.items:
         # Inserted ids are dropped too: a run that stopped after saving some
         # state may have saved this feed with them already.
-        replaced = changes.removals[feed] | {summary.id for summary in inserts}
+        replaced = removals | {summary.id for summary in inserts}
         kept = [item for item in window.items if item.id not in replaced]
     # A sort, not heapq.nlargest: the same items, and in C, twice as fast on a cold run's 50,000.
     newest = sorted([*kept, *inserts], key=newest_first_key, reverse=True)[:keep]
     items = [_window_item(item) if isinstance(item, SummaryRef) else item for item in newest]
-    return FeedPlan(feed, items, window, len(window.items) - len(kept))
+    return items, len(window.items) - len(kept)
 
 
 def _window_item(summary: SummaryRef) -> WindowItem:
@@ -184,14 +251,17 @@ def news(changes: Merge, limit: int = NEWS_LIMIT) -> list[SummaryRef]:
 
 
 def not_published_before(
-    news: list[SummaryRef], kinds: dict[str, str], before: Callable[[str], IdEntry | None]
+    news: list[SummaryRef], kinds: dict[str, str], published_version: Callable[[str], str | None]
 ) -> tuple[list[SummaryRef], dict[str, str]]:
-    """On a rebuild: only what the state before it (``before``) had not published, so no email repeats a summary."""
+    """On a rebuild: only what was not published before in this version or a newer one, so no email repeats a summary.
+
+    ``published_version`` finds the newest version published before of an id, ``None`` for one never published.
+    """
     fresh: list[SummaryRef] = []
     fresh_kinds: dict[str, str] = {}
     for summary in news:
-        earlier = before(summary.id)
-        if earlier is not None and earlier.version >= summary.version:
+        earlier = published_version(summary.id)
+        if earlier is not None and earlier >= summary.version:
             continue
         fresh.append(summary)
         fresh_kinds[summary.id] = kinds[summary.id] if earlier is None else "updated"

@@ -22,11 +22,11 @@ from digestpub.publish.entries import read_again, spread
 from digestpub.publish.plan import FeedPlan
 from digestpub.render import Output
 from digestpub.render.entries import EntryPack, render_entries
-from digestpub.render.kinds import FeedView, Kind, all_kinds
+from digestpub.render.kinds import FeedView, Kind, all_kinds, archive_kinds
 from digestpub.render.opml import render_opml
 from digestpub.render.page import page_template
 from digestpub.site import ALL_FEED, OPML_PATH, Site
-from digestpub.state.parts import PublishedFile, Window, WindowItem
+from digestpub.state.parts import MonthTally, PublishedFile, Window, WindowItem
 
 log = logging.getLogger("digestpub.publish")
 
@@ -39,14 +39,21 @@ _PARALLEL_FEEDS = 32
 class CacheControl:
     feeds: str
     pages: str
+    archives: str
+    """For the archive documents and pages of months before ``current_month``: they rarely change."""
+    current_month: str
+    """The UTC month (``YYYY-MM``) of the run."""
 
-    def of(self, path: str) -> str:
+    def of(self, path: str, month: str | None = None) -> str:
+        if month is not None and month < self.current_month:
+            return self.archives
         return self.feeds if path.startswith("feeds/") and path != OPML_PATH else self.pages
 
 
 @dataclass
 class FeedResult:
     feed: str
+    month: str | None
     window: Window
     written: int
     """How many of the feed's files had new bytes; the others were left as they were."""
@@ -67,6 +74,10 @@ class Producer:
     entries: Mapping[str, EntryPack]
     """Entries rendered this run: the pack that holds each, by summary id."""
     tags: Mapping[str, TagInfo]
+    months: Mapping[str, Mapping[str, MonthTally]]
+    """Each feed's months that hold any item, as the run leaves them (``Head.months``)."""
+    total: int
+    """Summaries in the feed of every summary."""
 
     def produce_all(self, plans: list[FeedPlan], workers: int) -> Iterator[FeedResult]:
         """Every plan's feed. With local folders and many feeds, forked writers share the CPU-bound
@@ -81,13 +92,16 @@ class Producer:
                 yield from pool.map(self.produce, plans)
 
     def produce(self, plan: FeedPlan) -> FeedResult:
-        """Render one feed's files and write those whose bytes changed."""
-        kinds = all_kinds()
-        feed_size = self.site.feed_size
+        """Render one feed's (or one month's) files and write those whose bytes changed."""
+        kinds = all_kinds() if plan.month is None else archive_kinds()
+        if plan.month is not None and not plan.items:
+            return self._remove(plan, kinds)
+        # A subscription feed shows its newest; an archive, all of its month.
+        limit = self.site.feed_size if plan.month is None else None
         cut = self._published_entries(plan, kinds, [item for item in plan.items if item.id not in self.entries])
         entries, items = self.entries, plan.items
         while True:
-            shown = items[:feed_size]
+            shown = items[:limit]
             missing = [item for item in shown if item.id not in entries and item.id not in cut]
             if not missing:
                 break
@@ -100,14 +114,7 @@ class Producer:
                 break
             items = [item for item in items if item.id not in gone]
         texts = [cut[item.id] if item.id not in entries else entries[item.id].texts(item.id) for item in shown]
-        newest = max((item.version for item in shown), default=None)
-        view = FeedView(
-            self.site,
-            plan.feed,
-            None if plan.feed == ALL_FEED else self.tags[plan.feed],
-            self.tags,
-            None if newest is None else datetime.fromisoformat(newest),
-        )
+        view = self._view(plan, max((item.version for item in shown), default=None))
         files: dict[str, PublishedFile] = {}
         changed_files: list[tuple[str, str]] = []
         for kind in kinds:
@@ -120,12 +127,36 @@ class Producer:
             if before is not None and before.digest == digest:
                 files[kind.name] = before
                 continue
-            path = kind.path(self.site, plan.feed)
-            version = self.put(Output(path, body, kind.content_type))
+            path = kind.path(self.site, plan.feed, plan.month)
+            version = self.put(Output(path, body, kind.content_type), plan.month)
             files[kind.name] = PublishedFile(digest, version, len(frame.head), sizes)
             changed_files.append((kind.name, path))
         written = len(changed_files)
-        return FeedResult(plan.feed, Window(items, files), written, len(kinds) - written, changed_files)
+        # Hubs are told of subscription feeds only: an archive month is not subscribed to.
+        announced = changed_files if plan.month is None else []
+        return FeedResult(plan.feed, plan.month, Window(items, files), written, len(kinds) - written, announced)
+
+    def _view(self, plan: FeedPlan, newest: str | None) -> FeedView:
+        tag = None if plan.feed == ALL_FEED else self.tags[plan.feed]
+        count = self.total if tag is None else tag.count
+        return FeedView(
+            self.site,
+            plan.feed,
+            tag,
+            self.tags,
+            None if newest is None else datetime.fromisoformat(newest),
+            plan.month,
+            tuple(self.months.get(plan.feed, ())),
+            count <= self.site.feed_size,
+        )
+
+    def _remove(self, plan: FeedPlan, kinds: tuple[Kind, ...]) -> FeedResult:
+        """A month whose last item left: its files go, and the neighbouring months stop linking to it."""
+        assert plan.month is not None
+        for kind in kinds:
+            if kind.name in plan.window.files:
+                self.dest.delete(kind.path(self.site, plan.feed, plan.month))
+        return FeedResult(plan.feed, plan.month, Window(), len(plan.window.files), 0)
 
     def _published_entries(
         self, plan: FeedPlan, kinds: tuple[Kind, ...], wanted: list[WindowItem]
@@ -141,7 +172,7 @@ class Producer:
         positions: dict[str, dict[str, memoryview]] = {}
         for kind in kinds:
             published = old.files[kind.name]
-            found = self.dest.read(kind.path(self.site, plan.feed))
+            found = self.dest.read(kind.path(self.site, plan.feed, plan.month))
             if found is None or found[1] != published.version:
                 log.info(
                     "feed %s: its %s file changed since it was published; rendering it afresh", plan.feed, kind.name
@@ -162,19 +193,21 @@ class Producer:
                 log.warning("feed %s: summary %s is gone from %s; it is left out of the feed", feed, item.id, item.key)
         return render_entries(self.site, list(found.values()))
 
-    def put(self, output: Output) -> str:
+    def put(self, output: Output, month: str | None = None) -> str:
         """Write one file with its headers; returns the destination's version tag for it."""
-        cache_control = self.cache_control.of(output.path)
+        cache_control = self.cache_control.of(output.path, month)
         return self.dest.put(output.path, output.body, content_type=output.content_type, cache_control=cache_control)
 
-    def write_opml(self, recorded: Callable[[str], str | None]) -> str | None:
-        """The OPML list, written if its bytes differ from the digest ``recorded`` for its path; returns its digest."""
-        opml = render_opml(self.site, self.tags.values())
-        digest = digest_of(opml.body)
-        if recorded(opml.path) == digest:
+    def write_if_changed(self, output: Output, recorded: Callable[[str], str | None]) -> str | None:
+        """Write ``output`` if its bytes differ from the digest ``recorded`` for its path; returns its new digest."""
+        digest = digest_of(output.body)
+        if recorded(output.path) == digest:
             return None
-        self.put(opml)
+        self.put(output)
         return digest
+
+    def opml(self) -> Output:
+        return render_opml(self.site, self.tags.values())
 
 
 def digest_of(body: bytes) -> str:

@@ -6,11 +6,11 @@ import gc
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from digestpub.errors import StorageError
 from digestpub.ingest import SummaryReader
-from digestpub.model import PublishReport, Summary, SummaryRef
+from digestpub.model import PublishReport, Summary, SummaryRef, month_of, sortable_time
 from digestpub.ports import HubNotifier, ObjectStore
 from digestpub.publish.entries import SummarySource, read_again
 from digestpub.publish.fingerprint import rendering_fingerprint
@@ -19,19 +19,21 @@ from digestpub.publish.options import PublishOptions
 from digestpub.publish.plan import (
     NEWS_LIMIT,
     FeedPlan,
-    Merge,
     merge,
     news,
     not_published_before,
+    plan_archives,
     plan_feed,
     window_size,
 )
 from digestpub.publish.produce import CacheControl, Producer
 from digestpub.publish.report import count_merge, save_report, sort_out, timed, warn_if_short
-from digestpub.site import OPML_PATH, Site
+from digestpub.render.month import render_archive_index
+from digestpub.render.sitemap import render_robots, render_sitemaps
+from digestpub.site import ALL_FEED, Site
 from digestpub.state.catalog import Catalog
 from digestpub.state.lock import StateLock
-from digestpub.state.parts import IdEntry
+from digestpub.state.log import logged_versions
 from digestpub.websub import changed_feed_urls, notify_hubs
 
 log = logging.getLogger("digestpub.publish")
@@ -88,7 +90,7 @@ def _run(
     report.objects_read = len(fetched)
     reader = SummaryReader(default_lang=site.lang, max_summary_bytes=options.max_summary_bytes)
     large = sum(len(data) for _, data in fetched) >= _PARALLEL_READ_BYTES
-    with SummarySource(reader, fetched, options.workers if large else 1, site.feed_size, NEWS_LIMIT) as summaries:
+    with SummarySource(reader, fetched, options.workers if large else 1) as summaries:
         del fetched  # the raw bytes are the largest thing a cold run holds; the workers have them
         with timed(report, "read"):
             refs = sort_out(summaries.read(), {info.key for info in changed}, catalog, report)
@@ -103,17 +105,29 @@ def _run(
             ]
             for plan in plans:
                 warn_if_short(catalog, plan.feed, len(plan.items), plan.removed, site.feed_size)
+            archives = plan_archives(changes, catalog.archive, lambda feed: catalog.head.months.get(feed, {}))
+            for plan in archives:
+                catalog.tally_month(plan.feed, str(plan.month), plan.items)
             logged, kinds = news(changes, NEWS_LIMIT), changes.kinds
-            if before is not None:
-                logged, kinds = not_published_before(logged, kinds, _lenient(before))
-            rendered = summaries.render(site, _shown_new(plans, changes, site.feed_size), logged)
+            if options.rebuild or before is not None:
+                logged, kinds = not_published_before(logged, kinds, _published_version(state, before, logged))
+            # Every summary accepted enters its month's archives, whether or not a feed shows it.
+            rendered = summaries.render(site, changes.accepted, logged)
     _log_news(catalog, report, logged, kinds, rendered.summaries, lambda ids: read_again(source, reader, ids))
     with timed(report, "render_and_write"):
-        cache_control = CacheControl(options.feed_cache_control, options.page_cache_control)
-        producer = Producer(site, source, dest, reader, cache_control, rendered.entries, catalog.head.tags)
-        changed_files = _produce(producer, plans, catalog, report, options.workers, progress)
+        cache_control = CacheControl(
+            options.feed_cache_control,
+            options.page_cache_control,
+            options.archive_cache_control,
+            month_of(sortable_time(report.started_at)),
+        )
+        head = catalog.head
+        producer = Producer(
+            site, source, dest, reader, cache_control, rendered.entries, head.tags, head.months, head.total
+        )
+        changed_files = _produce(producer, plans + archives, catalog, report, options.workers, progress)
         if changes.accepted:
-            _write_opml(producer, catalog, report)
+            _write_outputs(producer, catalog, report, {plan.feed for plan in archives})
     with timed(report, "save_state"):
         catalog.commit(threads=not getattr(state, "is_local", False))
         if report.full_scan:
@@ -124,13 +138,6 @@ def _run(
         _tell_hubs(notifier, site, changed_files, options, report)
     report.finished_at = datetime.now(UTC)
     save_report(state, report)
-
-
-def _shown_new(plans: list[FeedPlan], changes: Merge, feed_size: int) -> list[SummaryRef]:
-    """The summaries accepted this run that some feed shows: only their entries are rendered."""
-    accepted = {summary.id: summary for summary in changes.accepted}
-    shown = {item.id: accepted[item.id] for plan in plans for item in plan.items[:feed_size] if item.id in accepted}
-    return list(shown.values())
 
 
 def _log_news(
@@ -158,7 +165,10 @@ def _produce(
     """Every plan's files; returns ``(kind, path)`` of each file written."""
     changed_files: list[tuple[str, str]] = []
     for done, result in enumerate(producer.produce_all(plans, workers), start=1):
-        catalog.set_window(result.feed, result.window)
+        if result.month is None:
+            catalog.set_window(result.feed, result.window)
+        else:
+            catalog.set_archive(result.feed, result.month, result.window)
         report.files_written += result.written
         report.files_unchanged += result.unchanged
         changed_files.extend(result.changed_files)
@@ -182,13 +192,24 @@ def _tell_hubs(
     report.feeds_announced = len(topics)
 
 
-def _write_opml(producer: Producer, catalog: Catalog, report: PublishReport) -> None:
-    digest = producer.write_opml(catalog.head.outputs.get)
-    if digest is None:
-        report.files_unchanged += 1
-    else:
-        catalog.set_output_digest(OPML_PATH, digest)
-        report.files_written += 1
+def _write_outputs(producer: Producer, catalog: Catalog, report: PublishReport, archived: set[str]) -> None:
+    """The files beside the feeds, each written when its bytes changed: OPML, the touched feeds' archive
+    indexes, the sitemap and ``robots.txt``."""
+    site, head = producer.site, catalog.head
+    outputs = [producer.opml()]
+    for feed in sorted(archived):
+        months = head.months.get(feed, {})
+        tag = None if feed == ALL_FEED else head.tags[feed]
+        outputs.append(render_archive_index(site, feed, tag, {month: tally.count for month, tally in months.items()}))
+    newest = {feed: {month: tally.newest for month, tally in months.items()} for feed, months in head.months.items()}
+    outputs += [*render_sitemaps(site, newest), render_robots(site)]
+    for output in outputs:
+        digest = producer.write_if_changed(output, head.outputs.get)
+        if digest is None:
+            report.files_unchanged += 1
+        else:
+            catalog.set_output_digest(output.path, digest)
+            report.files_written += 1
 
 
 def _open_state(state: ObjectStore, site: Site, rebuild: bool) -> tuple[Catalog, Catalog | None]:
@@ -219,14 +240,28 @@ def _readable(state: ObjectStore) -> Catalog | None:
         return None
 
 
-def _lenient(before: Catalog) -> Callable[[str], IdEntry | None]:
-    def entry(summary_id: str) -> IdEntry | None:
-        try:
-            return before.entry(summary_id)
-        except StorageError:  # the old state is damaged: the summary counts as not published
-            return None
+def _published_version(
+    state: ObjectStore, before: Catalog | None, news: list[SummaryRef]
+) -> Callable[[str], str | None]:
+    """The newest version of an id published before a rebuild: in the state as it was, or in the publish log.
 
-    return entry
+    The log too, because a rebuild often follows a lost head or damaged parts,
+    and the log is what the next newsletter issue is built from.
+    """
+    first = min((summary.published for summary in news), default=None)
+    logged = {} if first is None else logged_versions(state, date.fromisoformat(first[:10]) - timedelta(days=1))
+
+    def version(summary_id: str) -> str | None:
+        entry = None
+        if before is not None:
+            try:
+                entry = before.entry(summary_id)
+            except StorageError:  # the old state is damaged: the log alone says what was published
+                entry = None
+        known = [found for found in (None if entry is None else entry.version, logged.get(summary_id)) if found]
+        return max(known, default=None)
+
+    return version
 
 
 @contextmanager

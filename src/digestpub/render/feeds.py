@@ -47,9 +47,11 @@ def feed_generator(view: FeedView, self_kind: str, self_type: str) -> FeedGenera
     generator.generator("digestpub", __version__, _GENERATOR_URI)
     # RSS takes its channel <link> from the last link and emits only the first
     # rel=self: the self link goes first, and the page last.
-    self_link = {"href": site.feed_url(feed, self_kind), "rel": "self", "type": self_type.split(";")[0]}
-    page = {"href": site.page_url(feed), "rel": "alternate", "type": "text/html"}
-    generator.link([self_link, *hub_links(site), page], replace=True)
+    self_link = {"href": site.feed_url(feed, self_kind, view.month), "rel": "self", "type": self_type.split(";")[0]}
+    page = {"href": site.page_url(feed, view.month), "rel": "alternate", "type": "text/html"}
+    # Hubs announce the subscription feeds; an archive month is never pushed.
+    hubs = hub_links(site) if view.month is None else []
+    generator.link([self_link, *hubs, page], replace=True)
     return generator
 
 

@@ -17,8 +17,8 @@ from digestpub.site import FEED_CONTENT_TYPES, Site
 _CONTENT_TYPE = FEED_CONTENT_TYPES["json"]
 
 
-def _path(site: Site, feed: str) -> str:
-    return site.feed_path(feed, "json")
+def _path(site: Site, feed: str, month: str | None) -> str:
+    return site.feed_path(feed, "json", month)
 
 
 def _entries(batch: EntryBatch) -> list[bytes]:

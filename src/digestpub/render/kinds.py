@@ -1,8 +1,10 @@
-"""The registry of output kinds: every file a feed is published as.
+"""The registry of output kinds: every file a feed, or one month's archive of it, is published as.
 
 A kind declares where its file lives, its content type, how one summary's entry
 is rendered and the frame around the entries. Adding an output to every feed is
-one module beside this one (and its template), named in ``all_kinds``.
+one module beside this one (and its template), named in ``all_kinds``; an
+archive kind (``archive_kinds``) shares its name and entries with the
+subscription kind it archives, so each entry is rendered once for both.
 """
 
 from __future__ import annotations
@@ -32,6 +34,19 @@ class FeedView:
     all_tags: Mapping[str, TagInfo]
     updated: datetime | None
     """The newest version among the feed's shown items; ``None`` when it shows none."""
+    month: str | None = None
+    """The UTC month (``YYYY-MM``) of an archive; ``None`` for the subscription feed."""
+    months: tuple[str, ...] = ()
+    """The feed's months that hold any item, oldest first."""
+    complete: bool = True
+    """The subscription feed shows the feed's whole history."""
+
+    def neighbours(self) -> tuple[str | None, str | None]:
+        """The months before and after this archive's that hold any item."""
+        assert self.month is not None
+        older = [month for month in self.months if month < self.month]
+        newer = [month for month in self.months if month > self.month]
+        return (older[-1] if older else None, newer[0] if newer else None)
 
     @property
     def empty(self) -> bool:
@@ -49,8 +64,8 @@ class Kind:
     content_type: str
     separator: bytes
     """What goes between two entries."""
-    path: Callable[[Site, str], str]
-    """Where a feed's file of this kind lives, by feed."""
+    path: Callable[[Site, str, str | None], str]
+    """Where a feed's file of this kind lives, by feed and month (``None`` for the subscription feed)."""
     entries: Callable[[EntryBatch], list[bytes]]
     """Each summary's entry, in the batch's order."""
     frame: Callable[[FeedView], Frame]
@@ -65,3 +80,11 @@ def all_kinds() -> tuple[Kind, ...]:
     from digestpub.render import atom, jsonfeed, page, rss
 
     return (rss.KIND, atom.KIND, jsonfeed.KIND, page.KIND)
+
+
+@cache
+def archive_kinds() -> tuple[Kind, ...]:
+    """Every kind a month's archive is published as (JSON Feed has no archive standard)."""
+    from digestpub.render import atom, month, rss
+
+    return (rss.KIND, atom.KIND, month.KIND)

@@ -28,11 +28,12 @@ def page_template() -> Template:
     return environment().get_template("page.html.j2")
 
 
-def _path(site: Site, feed: str) -> str:
-    return site.page_path(feed)
+def page_path(site: Site, feed: str, month: str | None) -> str:
+    return site.page_path(feed, month)
 
 
-def _entries(batch: EntryBatch) -> list[bytes]:
+def cards(batch: EntryBatch) -> list[bytes]:
+    """Each summary's card: the entries of a page, and of a month page."""
     card_template = environment().get_template("_summary.html.j2")
     words = words_for(batch.site.lang)
     return [
@@ -54,9 +55,10 @@ def _frame(view: FeedView) -> Frame:
         cards=None if view.empty else _CARDS,
         tags=listed_tags(view.all_tags.values()) if tag is None else [],
         is_index=view.is_everything,
+        archive_url=site.url(site.archive_index_path(view.feed)) if view.months else None,
     )
     head, _, tail = html.partition(_CARDS)
     return Frame(head.encode(), tail.encode())
 
 
-KIND = Kind("page", HTML_TYPE, b"\n", _path, _entries, _frame)
+KIND = Kind("page", HTML_TYPE, b"\n", page_path, cards, _frame)

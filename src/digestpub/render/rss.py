@@ -9,6 +9,7 @@ from lxml import etree  # type: ignore[import-untyped]
 from digestpub.render import Frame, framed
 from digestpub.render.entries import EntryBatch
 from digestpub.render.feeds import feed_generator, hub_links
+from digestpub.render.history import with_history
 from digestpub.render.kinds import FeedView, Kind
 from digestpub.site import FEED_CONTENT_TYPES, Site
 
@@ -17,8 +18,8 @@ _DC_NAMESPACE = "http://purl.org/dc/elements/1.1/"
 _ITEM_END = b"</item>"
 
 
-def _path(site: Site, feed: str) -> str:
-    return site.feed_path(feed, "rss")
+def _path(site: Site, feed: str, month: str | None) -> str:
+    return site.feed_path(feed, "rss", month)
 
 
 def _entries(batch: EntryBatch) -> list[bytes]:
@@ -35,10 +36,13 @@ def _entries(batch: EntryBatch) -> list[bytes]:
 
 
 def _frame(view: FeedView) -> Frame:
-    document = _with_hubs(feed_generator(view, "rss", _CONTENT_TYPE).rss_str(pretty=False).decode(), view.site)
+    document = feed_generator(view, "rss", _CONTENT_TYPE).rss_str(pretty=False).decode()
+    if view.month is None:  # hubs announce subscription feeds, never an archive month
+        document = _with_hubs(document, view.site)
     # Declared here for the entries' dc:creator: feedgen's dc extension would do
     # the same at a tenth of a millisecond a feed.
-    return framed(document.replace("<rss ", f'<rss xmlns:dc="{_DC_NAMESPACE}" ', 1), "</channel>")
+    document = document.replace("<rss ", f'<rss xmlns:dc="{_DC_NAMESPACE}" ', 1)
+    return framed(with_history(document, view, "rss", root="rss", before="</channel>", link="atom:link"), "</channel>")
 
 
 def _with_hubs(document: str, site: Site) -> str:
@@ -52,3 +56,4 @@ def _with_hubs(document: str, site: Site) -> str:
 
 
 KIND = Kind("rss", _CONTENT_TYPE, b"\n", _path, _entries, _frame)
+"""A feed's RSS document, and each of its monthly archives."""

@@ -30,7 +30,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from digestpub.errors import PreconditionFailed, StorageError
-from digestpub.model import Problem, Summary, SummaryRef, TagInfo, sortable_time
+from digestpub.model import Problem, Summary, SummaryRef, TagInfo, month_of, sortable_time
 from digestpub.ports import ObjectStore
 from digestpub.state.keys import (
     HEAD_KEY,
@@ -41,6 +41,7 @@ from digestpub.state.keys import (
     WINDOWS_KEY,
     is_part_file,
     log_key,
+    month_key,
     part_file,
     seen_key,
     shard_key,
@@ -53,7 +54,9 @@ from digestpub.state.parts import (
     STATE_FORMAT,
     Head,
     IdEntry,
+    MonthTally,
     Window,
+    WindowItem,
     checksum,
     holds,
     id_hash,
@@ -91,8 +94,8 @@ class Catalog:
         self._known: array[int] | None = None
         self._known_loaded = False
         self._newly_known: set[int] = set()
-        self._window_lines: dict[str, bytes] | None = None
-        self._windows: dict[str, Window] = {}
+        self._windows: _WindowFile | None = None
+        self._months: dict[str, _WindowFile] = {}
         self._logs: dict[str, bytes] = {}
         found = None if fresh else store.read(HEAD_KEY)
         if found is None and not fresh:
@@ -247,7 +250,13 @@ class Catalog:
         recent = self._recent()
         recorded = False
         for summary in summaries:
-            recent[summary.id] = IdEntry(summary.version, summary.source_key, summary.digest, list(summary.tag_slugs))
+            recent[summary.id] = IdEntry(
+                summary.version,
+                summary.source_key,
+                summary.digest,
+                list(summary.tag_slugs),
+                month_of(summary.published),
+            )
             self._newly_known.add(id_hash(summary.id))
             recorded = True
         if recorded:
@@ -273,24 +282,46 @@ class Catalog:
 
     def window(self, feed: str) -> Window:
         """A feed's window; an empty one for a feed not published yet."""
-        if feed not in self._windows:
-            line = self._all_window_lines().get(feed)
-            try:
-                self._windows[feed] = Window() if line is None else window_from_line(line)
-            except (ValueError, KeyError, TypeError) as error:
-                raise self._damaged(self._head.parts.get(WINDOWS_KEY, WINDOWS_KEY), error) from error
-        return self._windows[feed]
-
-    def _all_window_lines(self) -> dict[str, bytes]:
-        # Lines stay bytes until a run touches their feed: most runs touch a few.
-        if self._window_lines is None:
-            self._window_lines = self._load(WINDOWS_KEY, window_lines) or {}
-        return self._window_lines
+        if self._windows is None:
+            self._windows = self._window_file(WINDOWS_KEY)
+        return self._windows.window(feed)
 
     def set_window(self, feed: str, window: Window) -> None:
         self.window(feed)
-        self._windows[feed] = window
+        assert self._windows is not None
+        self._windows.windows[feed] = window
         self._dirty.add(WINDOWS_KEY)
+
+    def archive(self, feed: str, month: str) -> Window:
+        """A feed's archive of one UTC month (``YYYY-MM``): every item of that month, and its files."""
+        if month not in self._months:
+            self._months[month] = self._window_file(month_key(month))
+        return self._months[month].window(feed)
+
+    def set_archive(self, feed: str, month: str, window: Window) -> None:
+        self.archive(feed, month)
+        self._months[month].windows[feed] = window
+        self._dirty.add(month_key(month))
+
+    def tally_month(self, feed: str, month: str, items: list[WindowItem]) -> None:
+        """Count a feed's items of one month in the head, where runs find the neighbouring months."""
+        months = self._head.months.setdefault(feed, {})
+        tally = MonthTally(count=len(items), newest=max(item.version for item in items)) if items else None
+        if months.get(month) == tally:
+            return
+        if tally is None:
+            del months[month]
+            if not months:
+                del self._head.months[feed]
+        else:
+            months[month] = tally
+            self._head.months[feed] = dict(sorted(months.items()))
+        self._touch_head()
+
+    def _window_file(self, key: str) -> _WindowFile:
+        return _WindowFile(
+            self._load(key, window_lines) or {}, lambda error: self._damaged(self._head.parts.get(key, key), error)
+        )
 
     def log_published(self, moment: datetime, run_id: str, kinds: dict[str, str], summaries: list[Summary]) -> None:
         """Log what this run published, for newsletters (``state.log``); ``kinds``: ``new`` or ``updated`` by id."""
@@ -303,11 +334,10 @@ class Catalog:
     def _serialise(self, key: str) -> bytes:
         if key in self._logs:
             return self._logs[key]
-        if key == WINDOWS_KEY:
-            lines = self._all_window_lines() | {
-                feed: window_line(feed, window) for feed, window in self._windows.items()
-            }
-            return windows_file(lines)
+        if key == WINDOWS_KEY and self._windows is not None:
+            return self._windows.serialise()
+        if key.startswith("catalog/months/"):
+            return self._months[key.removeprefix("catalog/months/").removesuffix(".jsonl")].serialise()
         if key == RECENT_IDS_KEY:
             return ids_to_json(self._recent())
         if key == KNOWN_IDS_KEY:
@@ -426,3 +456,30 @@ class Catalog:
             self.store.list("catalog/", start_after="catalog/seen0"),
         )
         return [info.key for listing in listings for info in listing if is_part_file(info.key)]
+
+
+class _WindowFile:
+    """One file of window lines, by feed: the feeds' windows, or one month's archives.
+
+    Lines stay bytes until a run touches their feed: most runs touch a few.
+    """
+
+    def __init__(self, lines: dict[str, bytes], damaged: Callable[[Exception], StorageError]) -> None:
+        self.lines = lines
+        self.windows: dict[str, Window] = {}
+        self._damaged = damaged
+
+    def window(self, feed: str) -> Window:
+        if feed not in self.windows:
+            line = self.lines.get(feed)
+            try:
+                self.windows[feed] = Window() if line is None else window_from_line(line)
+            except (ValueError, KeyError, TypeError) as error:
+                raise self._damaged(error) from error
+        return self.windows[feed]
+
+    def serialise(self) -> bytes:
+        lines = self.lines | {feed: window_line(feed, window) for feed, window in self.windows.items()}
+        # A window with nothing in it and nothing published (an emptied month) takes no line.
+        empty = {feed for feed, window in self.windows.items() if not window.items and not window.files}
+        return windows_file({feed: line for feed, line in lines.items() if feed not in empty})

@@ -19,8 +19,8 @@ LOCK_KEY = "lock.json"
 LATEST_REPORT_KEY = "reports/latest.json"
 """Written after every committed run: a state without a head but with this has lost its head."""
 
-PART_FOLDERS = ("catalog/ids/", "catalog/seen/")
-_LOG_FOLDER = "catalog/log/"
+PART_FOLDERS = ("catalog/ids/", "catalog/months/", "catalog/seen/")
+LOG_FOLDER = "catalog/log/"
 
 _GENERATION_FILE = re.compile(r"\.[0-9a-f]{12}\.[a-z]+\Z")
 
@@ -28,6 +28,11 @@ _GENERATION_FILE = re.compile(r"\.[0-9a-f]{12}\.[a-z]+\Z")
 def seen_key(month: str) -> str:
     """The part of the source objects' version tags of one month (``YYYY/MM``)."""
     return f"catalog/seen/{month}.json"
+
+
+def month_key(month: str) -> str:
+    """The part of every feed's archive of one UTC month (``YYYY-MM``)."""
+    return f"catalog/months/{month}.jsonl"
 
 
 def shard_key(shard: str) -> str:
@@ -44,7 +49,7 @@ def part_file(key: str, generation: str) -> str:
 
 def is_part_file(key: str) -> bool:
     """A file of some part of the state (not the head, the log, the lock or a report)."""
-    return key.startswith("catalog/") and not key.startswith(_LOG_FOLDER) and bool(_GENERATION_FILE.search(key))
+    return key.startswith("catalog/") and not key.startswith(LOG_FOLDER) and bool(_GENERATION_FILE.search(key))
 
 
 def log_key(moment: datetime, run_id: str) -> str:
@@ -54,7 +59,7 @@ def log_key(moment: datetime, run_id: str) -> str:
 
 
 def log_day_prefix(day: date) -> str:
-    return f"{_LOG_FOLDER}{day:%Y/%m/%d}/"
+    return f"{LOG_FOLDER}{day:%Y/%m/%d}/"
 
 
 def report_key(started_at: datetime, run_id: str) -> str:

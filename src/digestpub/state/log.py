@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
-from digestpub.model import Summary
+from digestpub.model import Summary, sortable_time
 from digestpub.ports import ObjectStore
-from digestpub.state.keys import log_day_prefix
+from digestpub.state.keys import LOG_FOLDER, log_day_prefix
 
 
 def log_lines(moment: datetime, kinds: dict[str, str], summaries: list[Summary]) -> bytes:
@@ -37,3 +37,23 @@ def logged_records(state: ObjectStore, first: date, last: date) -> Iterator[dict
                 for line in found[0].splitlines():
                     yield orjson.loads(line)
         day += timedelta(days=1)
+
+
+def logged_versions(state: ObjectStore, first: date) -> dict[str, str]:
+    """The newest version (``sortable_time`` text) each summary was logged in, by id, since the UTC day ``first``.
+
+    One listing from that day on, not one a day: a rebuild over an old corpus
+    may start years back.
+    """
+    newest: dict[str, str] = {}
+    # Keys of a day sort after the bare day ("…/2026/11/20/x" > "…/2026/11/20").
+    for info in state.list(prefix=LOG_FOLDER, start_after=log_day_prefix(first).rstrip("/")):
+        found = state.read(info.key)
+        if found is None:
+            continue
+        for line in found[0].splitlines():
+            summary = orjson.loads(line)["summary"]
+            version = sortable_time(datetime.fromisoformat(summary.get("updated_at") or summary["published_at"]))
+            if version > newest.get(summary["id"], ""):
+                newest[summary["id"]] = version
+    return newest

@@ -9,7 +9,11 @@
 - windows: a line per feed, its newest items (a few more than ``feed_size``, so
   an edit that drops an item leaves the feed full) and its files as published,
   with where each entry sits in them. A run parses only the lines of the feeds
-  it touches.
+  it touches;
+- months: a file per UTC month of ``published_at``, in the same lines: each
+  feed's archive of that month (every item of the month, and its archive files
+  as published). A run reads only the months it touches; the head counts each
+  feed's items per month, for the links between months and the sitemap.
 """
 
 from __future__ import annotations
@@ -28,8 +32,15 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from digestpub.model import Problem, TagInfo
 
-STATE_FORMAT = 4
-"""4: the head records a checksum of every part's file, and each published file where its entries sit."""
+STATE_FORMAT = 5
+"""5: the head counts each feed's items per month, ids record their month, and each month's archives are a part."""
+
+
+class MonthTally(BaseModel):
+    """One feed's items in one month: how many, and the newest version among them (``sortable_time`` text)."""
+
+    count: int
+    newest: str
 
 
 class Head(BaseModel):
@@ -48,6 +59,8 @@ class Head(BaseModel):
     """Each part's file, by the part's name."""
     checksums: dict[str, str] = Field(default_factory=dict)
     """The checksum of each part's file, by the part's name: a file that does not match is refused."""
+    months: dict[str, dict[str, MonthTally]] = Field(default_factory=dict)
+    """Per feed, its non-empty UTC months (``YYYY-MM``), oldest first."""
 
 
 HEAD = TypeAdapter(Head)
@@ -71,6 +84,8 @@ class IdEntry:
     key: str
     digest: str
     slugs: list[str]
+    month: str
+    """The UTC month (``YYYY-MM``) of its ``published_at``: whose archives hold it."""
 
 
 def ids_from_json(data: bytes) -> dict[str, IdEntry]:
@@ -78,7 +93,7 @@ def ids_from_json(data: bytes) -> dict[str, IdEntry]:
 
 
 def ids_to_json(ids: dict[str, IdEntry]) -> bytes:
-    return orjson.dumps({summary_id: (e.version, e.key, e.digest, e.slugs) for summary_id, e in ids.items()})
+    return orjson.dumps({summary_id: (e.version, e.key, e.digest, e.slugs, e.month) for summary_id, e in ids.items()})
 
 
 ID_SHARDS = 256
