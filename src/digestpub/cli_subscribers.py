@@ -103,7 +103,7 @@ def export_command(
         Path | None, typer.Option("--out", help="Write to this file instead of stdout.", dir_okay=False)
     ] = None,
 ) -> None:
-    """Write every subscriber as CSV, in the format ``import`` reads."""
+    """Write every subscriber as CSV, in the format import reads."""
     store = _store(context)
     try:
         if out is None:

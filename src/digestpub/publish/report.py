@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from digestpub.model import Problem, PublishReport, SummaryRef
 from digestpub.ports import ObjectStore
 from digestpub.publish.plan import Merge
+from digestpub.render.kinds import all_kinds
 from digestpub.site import ALL_FEED
 from digestpub.state.catalog import Catalog
 from digestpub.state.keys import LATEST_REPORT_KEY, report_key
@@ -54,6 +55,13 @@ def warn_if_short(catalog: Catalog, feed: str, holds: int, removed: int, feed_si
             holds,
             expected,
         )
+
+
+def count_published(report: PublishReport, catalog: Catalog) -> None:
+    """Every feed (everything, and each tag) is one file per kind; the head also names the other files."""
+    head = catalog.head
+    feeds = 1 + len(head.tags) if head.total or head.tags else 0
+    report.files_published = len(all_kinds()) * feeds + len(head.outputs)
 
 
 def save_report(state: ObjectStore, report: PublishReport) -> None:

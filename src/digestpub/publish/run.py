@@ -27,7 +27,7 @@ from digestpub.publish.plan import (
     window_size,
 )
 from digestpub.publish.produce import CacheControl, Producer
-from digestpub.publish.report import count_merge, save_report, sort_out, timed, warn_if_short
+from digestpub.publish.report import count_merge, count_published, save_report, sort_out, timed, warn_if_short
 from digestpub.site import OPML_PATH, Site
 from digestpub.state.catalog import Catalog
 from digestpub.state.lock import StateLock
@@ -109,6 +109,7 @@ def _run(
         _produce(producer, plans, catalog, report, options.workers, progress)
         if changes.accepted:
             _write_opml(producer, catalog, report)
+        count_published(report, catalog)
     with timed(report, "save_state"):
         catalog.commit(threads=not getattr(state, "is_local", False))
         if report.full_scan:
