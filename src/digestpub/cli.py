@@ -153,6 +153,12 @@ def _progress_bar() -> AbstractContextManager[Progress | None]:
     )
 
 
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", envvar="DIGESTPUB_CONFIG", help="TOML file of settings.", dir_okay=False),
+]
+
+
 @app.command("publish")
 def publish_command(
     context: typer.Context,
@@ -172,6 +178,7 @@ def publish_command(
         bool,
         typer.Option("--rebuild", help="Ignore the saved state: read everything, rewrite every feed."),
     ] = False,
+    config: ConfigOption = None,
 ) -> None:
     """Read new and edited summaries and write the feeds and pages they change."""
     from digestpub.adapters import open_store
@@ -180,6 +187,7 @@ def publish_command(
 
     settings = _settings(
         context,
+        config,
         source=source,
         dest=dest,
         state=state,
@@ -248,10 +256,6 @@ def _frequency(value: str) -> Frequency:
     return value  # type: ignore[return-value]
 
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", envvar="DIGESTPUB_CONFIG", help="TOML file of settings.", dir_okay=False),
-]
 StateOption = Annotated[str | None, typer.Option(help="Where the publish state (and issues) are kept.")]
 DestOption = Annotated[str | None, typer.Option(help="Where the web copies of issues go.")]
 BaseUrlOption = Annotated[str | None, typer.Option(help="Public URL where dest is served.")]
@@ -432,6 +436,17 @@ def serve_command(
     context: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    config: ConfigOption = None,
+    confirm_interval: Annotated[
+        float | None, typer.Option(help="Seconds between two confirmation emails to one address.")
+    ] = None,
+    confirm_daily_limit: Annotated[
+        int | None, typer.Option(help="Confirmation emails to one address in 24 hours.")
+    ] = None,
+    confirm_hourly_limit: Annotated[
+        int | None, typer.Option(help="Confirmation emails to all addresses together in one hour.")
+    ] = None,
+    confirm_link_days: Annotated[float | None, typer.Option(help="Days a confirmation link works (once).")] = None,
 ) -> None:
     """Serve dest and the subscription endpoints on one port: the local twin of the cloud."""
     from urllib.parse import urlsplit
@@ -442,7 +457,14 @@ def serve_command(
     from digestpub.web import Endpoints
     from digestpub.wiring import newsletter_context
 
-    settings = _settings(context)
+    settings = _settings(
+        context,
+        config,
+        confirm_interval=confirm_interval,
+        confirm_daily_limit=confirm_daily_limit,
+        confirm_hourly_limit=confirm_hourly_limit,
+        confirm_link_days=confirm_link_days,
+    )
     if "://" in settings.dest:
         stderr.print(f"[red]error:[/] serve needs dest to be a local folder, not {settings.dest}")
         raise typer.Exit(EXIT_CONFIG)

@@ -216,6 +216,39 @@ def test_settings_from_a_toml_file(tmp_path: Path) -> None:
     assert len(feed["items"]) == 5  # type: ignore[arg-type]
 
 
+def test_config_after_the_subcommand(tmp_path: Path) -> None:
+    """Every command takes ``--config`` after its name too, as the ones that came with it did."""
+    database = tmp_path / "from-file.db"
+    config = _write_config(
+        tmp_path / "after.toml",
+        source=str(EXAMPLES),
+        dest="after-dest",
+        state="after-state",
+        site_title="После команды",
+        subscribers=f"sqlite:///{database}",
+    )
+    published = run(tmp_path, "publish", "--config", str(config))
+    assert published.returncode == 0, published.stderr
+    assert summary_of(published)["new"] == EXAMPLE_IDS
+    assert masthead_title(tmp_path / "after-dest") == "После команды"
+    assert not (tmp_path / "public").exists()
+
+    listed = run(tmp_path, "subscribers", "list", "--config", str(config))
+    assert listed.returncode == 0, listed.stderr
+    assert "0 subscribers" in listed.stdout
+    assert database.is_file(), "the subscribers setting of the file was not used"
+
+    served = run(tmp_path, "serve", "--config", str(tmp_path / "missing.toml"))
+    assert served.returncode == 2, "serve read no --config of its own"
+    assert "missing.toml" in one_line(served.stderr)
+
+
+def test_serve_takes_the_confirmation_limits_as_flags(tmp_path: Path) -> None:
+    refused = run(tmp_path, "serve", "--confirm-daily-limit", "0", "--port", "0")
+    assert refused.returncode == 2, refused.stderr
+    assert "confirm_daily_limit" in one_line(refused.stderr)
+
+
 def test_config_file_named_by_variable(tmp_path: Path) -> None:
     config = _write_config(tmp_path / "c.toml", site_title="Через DIGESTPUB_CONFIG")
     result = run(tmp_path, *publish_args(), env=_env(DIGESTPUB_CONFIG=str(config)))
