@@ -138,19 +138,26 @@ def _settings(context: typer.Context, config: Path | None = None, **flags: Any) 
     return settings
 
 
-def _progress_bar() -> AbstractContextManager[Progress | None]:
+def _progress_bar(*, estimate: bool = False) -> AbstractContextManager[Progress | None]:
+    """A bar on a terminal; with ``estimate``, each task's ``left`` field (the time left) is shown too."""
     if not stderr.is_terminal:
         return nullcontext(None)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(
-        TextColumn("{task.description:<10}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=_console(),
-        transient=True,
-    )
+    columns = [TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    if estimate:
+        columns.append(TextColumn("{task.fields[left]}"))
+    return Progress(*columns, console=_console(), transient=True)
+
+
+def time_left(done: int, total: int, rate: float) -> str:
+    """What is left of ``total`` sends after ``done``, at ``rate`` a second: "about 4 min left"."""
+    seconds = max(total - done, 0) / rate
+    if seconds < 60:
+        return f"about {seconds:.0f} s left"
+    if seconds < 3600:
+        return f"about {seconds / 60:.0f} min left"
+    return f"about {seconds / 3600:.1f} h left"
 
 
 ConfigOption = Annotated[
@@ -350,15 +357,17 @@ def newsletter_command(
             typer.echo(f"test copy sent to {to}: {message_id}")
             return
         options = send_options(settings, dry_run=dry_run, resend_unknown=resend_unknown)
-        with _progress_bar() as bar:
+        with _progress_bar(estimate=True) as bar:
             task: list[Any] = []
 
             def progress(stage: str, done: int, total: int) -> None:
                 if bar is None:
                     return
+                # An estimate at the configured pace: the run never sends faster.
+                left = time_left(done, total, options.send_rate) if total else ""
                 if not task:
-                    task.append(bar.add_task(stage, total=total or None))
-                bar.update(task[0], completed=done)
+                    task.append(bar.add_task(stage, total=total or None, left=left))
+                bar.update(task[0], completed=done, total=total or None, left=left)
 
             try:
                 report = send_newsletter(newsletter, chosen, day, options, progress=progress)

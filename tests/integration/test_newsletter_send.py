@@ -8,8 +8,12 @@ the commands run as ``python -m digestpub`` in a temporary working folder.
 
 from __future__ import annotations
 
+import os
+import pty
 import re
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +38,7 @@ from tests.newsletter_support import (
     Scenario,
     body_parts,
     by_recipient,
+    cli_env,
     outbox_messages,
     paper,
     parse,
@@ -498,3 +503,39 @@ def test_cli_newsletter_settings_from_flags_and_a_config_after_the_subcommand(cl
     _text, html = body_parts(messages["alice@example.com"])
     assert "From a flag" in html and "From the file" not in html
     assert len(papers_of(messages["alice@example.com"])) == 1, "max_items from the file"
+
+
+def test_cli_progress_on_a_terminal_shows_the_total_and_the_time_left(cli_scenario: Scenario) -> None:
+    """On a terminal the bar reads "n/3" (every confirmed daily subscriber) and the time left at send_rate."""
+    environment = cli_env(cli_scenario)
+    environment.update({"TERM": "xterm", "COLUMNS": "200", "DIGESTPUB_SEND_RATE": "2"})
+    cwd = cli_scenario.root / "cwd"
+    cwd.mkdir(exist_ok=True)
+    terminal, terminal_end = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "digestpub", "newsletter", "--frequency", "daily"],
+        cwd=cwd,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=terminal_end,
+    )
+    os.close(terminal_end)
+    shown = bytearray()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(terminal, 65536)
+        except OSError:  # the process closed the terminal's other end
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(terminal)
+    assert process.wait(timeout=30) == 0
+    assert process.stdout is not None
+    assert SEND_LINE.search(process.stdout.read().decode()), "no summary line on stdout"
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode(errors="replace"))
+    assert re.search(r"\b0/3\b", text), f"no total in the bar: {text!r}"
+    # Three to send at two a second: about two seconds, estimated before the first send.
+    assert re.search(r"about 2 s left", text), f"no estimate at send_rate: {text!r}"

@@ -81,7 +81,8 @@ def send_newsletter(
         mark_bounced(context.subscribers, subscriber)
 
     sender = Sender(renderer, factory, context.ledger, context.mailer, options, on_bounced=suppress, progress=progress)
-    return sender.run(context.subscribers.iter_confirmed(frequency))
+    total = context.subscribers.count_confirmed(frequency) if progress is not None else 0
+    return sender.run(context.subscribers.iter_confirmed(frequency), total)
 
 
 def mark_bounced(subscribers: SubscriberStore, subscriber: Subscriber) -> None:

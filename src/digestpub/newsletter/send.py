@@ -172,6 +172,8 @@ class Sender:
         unknown = set(self.ledger.unknown(self.issue.id, self.run_id, started_at))
         resendable = set(self.ledger.unknown(self.issue.id, self.run_id, started_at - self.options.unknown_after))
         stream = iter(subscribers)
+        if self.progress is not None:
+            self.progress("sending", 0, total)
         try:
             for done, subscriber in enumerate(stream, start=1):
                 self._first_try(subscriber, unknown, resendable)
