@@ -64,6 +64,8 @@ class SendOptions:
     resend_unknown: bool = False
     unknown_after: timedelta = timedelta(0)
     """With ``resend_unknown``: resend only claims older than this (0: every one found)."""
+    lock_wait: timedelta = timedelta(minutes=2)
+    """How long a whole-issue send waits for another one to finish before it gives up."""
 
 
 class SendReport(BaseModel):
