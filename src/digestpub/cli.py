@@ -140,19 +140,32 @@ def _settings(context: typer.Context, config: Path | None = None, **flags: Any) 
     return settings
 
 
-def _progress_bar() -> AbstractContextManager[Progress | None]:
+def _progress_bar(*, estimate: bool = False) -> AbstractContextManager[Progress | None]:
+    """A bar on a terminal; with ``estimate``, each task's ``left`` field (the time left) is shown too."""
     if not stderr.is_terminal:
         return nullcontext(None)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(
-        TextColumn("{task.description:<10}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=_console(),
-        transient=True,
-    )
+    columns = [TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    if estimate:
+        columns.append(TextColumn("{task.fields[left]}"))
+    return Progress(*columns, console=_console(), transient=True)
+
+
+def time_left(done: int, total: int, rate: float) -> str:
+    """What is left of ``total`` sends after ``done``, at ``rate`` a second: "about 4 min left"."""
+    seconds = max(total - done, 0) / rate
+    if seconds < 60:
+        return f"about {seconds:.0f} s left"
+    if seconds < 3600:
+        return f"about {seconds / 60:.0f} min left"
+    return f"about {seconds / 3600:.1f} h left"
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", envvar="DIGESTPUB_CONFIG", help="TOML file of settings.", dir_okay=False),
+]
 
 
 @app.command("publish")
@@ -177,6 +190,7 @@ def publish_command(
         bool,
         typer.Option("--rebuild", help="Ignore the saved state: read everything, rewrite every feed."),
     ] = False,
+    config: ConfigOption = None,
 ) -> None:
     """Read new and edited summaries and write the feeds and pages they change."""
     from digestpub.adapters import open_store
@@ -185,6 +199,7 @@ def publish_command(
 
     settings = _settings(
         context,
+        config,
         source=source,
         dest=dest,
         state=state,
@@ -322,10 +337,6 @@ def _frequency(value: str) -> Frequency:
     return value  # type: ignore[return-value]
 
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", envvar="DIGESTPUB_CONFIG", help="TOML file of settings.", dir_okay=False),
-]
 StateOption = Annotated[str | None, typer.Option(help="Where the publish state (and issues) are kept.")]
 DestOption = Annotated[str | None, typer.Option(help="Where the web copies of issues go.")]
 BaseUrlOption = Annotated[str | None, typer.Option(help="Public URL where dest is served.")]
@@ -420,15 +431,17 @@ def newsletter_command(
             typer.echo(f"test copy sent to {to}: {message_id}")
             return
         options = send_options(settings, dry_run=dry_run, resend_unknown=resend_unknown)
-        with _progress_bar() as bar:
+        with _progress_bar(estimate=True) as bar:
             task: list[Any] = []
 
             def progress(stage: str, done: int, total: int) -> None:
                 if bar is None:
                     return
+                # An estimate at the configured pace: the run never sends faster.
+                left = time_left(done, total, options.send_rate) if total else ""
                 if not task:
-                    task.append(bar.add_task(stage, total=total or None))
-                bar.update(task[0], completed=done)
+                    task.append(bar.add_task(stage, total=total or None, left=left))
+                bar.update(task[0], completed=done, total=total or None, left=left)
 
             try:
                 report = send_newsletter(newsletter, chosen, day, options, progress=progress)
@@ -506,6 +519,17 @@ def serve_command(
     context: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    config: ConfigOption = None,
+    confirm_interval: Annotated[
+        float | None, typer.Option(help="Seconds between two confirmation emails to one address.")
+    ] = None,
+    confirm_daily_limit: Annotated[
+        int | None, typer.Option(help="Confirmation emails to one address in 24 hours.")
+    ] = None,
+    confirm_hourly_limit: Annotated[
+        int | None, typer.Option(help="Confirmation emails to all addresses together in one hour.")
+    ] = None,
+    confirm_link_days: Annotated[float | None, typer.Option(help="Days a confirmation link works (once).")] = None,
 ) -> None:
     """Serve dest and the subscription endpoints on one port: the local twin of the cloud."""
     from urllib.parse import urlsplit
@@ -516,7 +540,14 @@ def serve_command(
     from digestpub.web import Endpoints
     from digestpub.wiring import newsletter_context
 
-    settings = _settings(context)
+    settings = _settings(
+        context,
+        config,
+        confirm_interval=confirm_interval,
+        confirm_daily_limit=confirm_daily_limit,
+        confirm_hourly_limit=confirm_hourly_limit,
+        confirm_link_days=confirm_link_days,
+    )
     if "://" in settings.dest:
         stderr.print(f"[red]error:[/] serve needs dest to be a local folder, not {settings.dest}")
         raise typer.Exit(EXIT_CONFIG)

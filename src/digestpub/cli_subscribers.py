@@ -24,6 +24,7 @@ from rich.text import Text
 from digestpub.adapters import open_ledger, open_store
 from digestpub.adapters.outbox import forget_recipient
 from digestpub.adapters.subscribers_factory import open_subscribers
+from digestpub.cli import ConfigOption
 from digestpub.errors import ConfigError, StorageError
 from digestpub.model import Subscriber
 from digestpub.ports import SubscriberStore
@@ -55,16 +56,17 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _settings(context: typer.Context) -> Settings:
+def _settings(context: typer.Context, config: Path | None) -> Settings:
+    """The settings; the command's ``--config`` (after the subcommand) beats the main one."""
     try:
-        return Settings.load(context.obj.get("config") if context.obj else None)
+        return Settings.load(config or (context.obj.get("config") if context.obj else None))
     except ConfigError as error:
         raise _fail(str(error), EXIT_INPUT) from None
 
 
-def _store(context: typer.Context) -> SubscriberStore:
+def _store(settings: Settings) -> SubscriberStore:
     try:
-        return open_subscribers(_settings(context).subscribers)
+        return open_subscribers(settings.subscribers)
     except ConfigError as error:
         raise _fail(str(error), EXIT_INPUT) from None
 
@@ -73,11 +75,12 @@ def _store(context: typer.Context) -> SubscriberStore:
 def import_command(
     context: typer.Context,
     file: Annotated[Path, typer.Argument(metavar="FILE.csv", help="UTF-8 CSV with a header line.")],
+    config: ConfigOption = None,
 ) -> None:
     """Add new subscribers and update known ones (by address, in any case); bad rows are listed
     and skipped. Unsubscribed, bounced and complained subscribers are kept as they are."""
-    settings = _settings(context)
-    store = _store(context)
+    settings = _settings(context, config)
+    store = _store(settings)
     try:
         text = file.read_bytes().decode("utf-8-sig")
     except OSError as error:
@@ -102,9 +105,10 @@ def export_command(
     out: Annotated[
         Path | None, typer.Option("--out", help="Write to this file instead of stdout.", dir_okay=False)
     ] = None,
+    config: ConfigOption = None,
 ) -> None:
-    """Write every subscriber as CSV, in the format ``import`` reads."""
-    store = _store(context)
+    """Write every subscriber as CSV, in the format import reads."""
+    store = _store(_settings(context, config))
     try:
         if out is None:
             export_csv(store, sys.stdout)
@@ -154,11 +158,12 @@ def list_command(
     context: typer.Context,
     status: Annotated[str | None, typer.Option("--status", help=" | ".join(STATUSES))] = None,
     frequency: Annotated[str | None, typer.Option("--frequency", help=" | ".join(FREQUENCIES))] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Show subscribers as a table, optionally only one status and/or frequency."""
     wanted_status = _check_choice(status, STATUSES, "--status")
     wanted_frequency = _check_choice(frequency, FREQUENCIES, "--frequency")
-    store = _store(context)
+    store = _store(_settings(context, config))
     table = Table("email", "tags", "frequency", "lang", "status")
     count = 0
     try:
@@ -183,11 +188,12 @@ def list_command(
 def delete_command(
     context: typer.Context,
     address: Annotated[str, typer.Argument(metavar="ADDRESS", help="The person's email address, in any case.")],
+    config: ConfigOption = None,
 ) -> None:
     """Erase a person: their subscriber record, their rows in the send ledger and, with an
     outbox mailer, the messages to them. Only a hash of the address is kept, so that an
     import never adds them again."""
-    settings = _settings(context)
+    settings = _settings(context, config)
     try:
         normalise_email(address)
     except InvalidAddress as error:

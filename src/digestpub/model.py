@@ -173,6 +173,9 @@ class PublishReport(BaseModel):
     summaries_unchanged: int = 0
     files_written: int = 0
     files_unchanged: int = 0
+    """Files rendered again and found identical, so not written."""
+    files_published: int = 0
+    """Every file the site has after the run, as the state counts them, written or not."""
     full_scan: bool = False
     seconds: dict[str, float] = Field(default_factory=dict)
     problems: list[Problem] = Field(default_factory=list)
@@ -196,11 +199,16 @@ class PublishReport(BaseModel):
         skipped = [problem for problem in self.problems if problem.kind == "skipped"]
         return sorted([*skipped, *self.still_broken], key=lambda problem: (problem.key, problem.line or 0))
 
+    @property
+    def files_kept(self) -> int:
+        """The site's files this run left as they were: rendered the same, or not touched at all."""
+        return max(self.files_published - self.files_written, self.files_unchanged)
+
     def summary_line(self) -> str:
         line = (
             f"summaries: {self.summaries_new} new, {self.summaries_updated} updated, "
             f"{self.skipped} skipped, {self.cleaned} cleaned; "
-            f"files: {self.files_written} written, {self.files_unchanged} unchanged"
+            f"files: {self.files_written} written, {self.files_kept} unchanged"
         )
         if self.still_broken:
             line += f"; {len(self.still_broken)} earlier skipped still unfixed"

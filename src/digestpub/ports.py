@@ -122,6 +122,10 @@ class SubscriberStore(Protocol):
         """Confirmed subscribers of one frequency, streamed, in a stable order."""
         ...
 
+    def count_confirmed(self, frequency: str) -> int:
+        """How many ``iter_confirmed(frequency)`` yields now, counted by the store (none are read)."""
+        ...
+
 
 class Mailer(Protocol):
     """Sends one finished RFC 5322 message (CRLF line endings) to one recipient.

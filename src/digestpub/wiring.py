@@ -81,6 +81,7 @@ def send_options(
         send_rate=settings.send_rate / senders,
         outage_limit=settings.outage_limit,
         retry_limit=settings.retry_limit,
+        lock_wait=timedelta(seconds=settings.lock_timeout),
         dry_run=dry_run,
         resend_unknown=resend_unknown,
     )

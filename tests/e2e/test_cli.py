@@ -131,6 +131,8 @@ def test_second_run_publishes_nothing_new(tmp_path: Path) -> None:
     assert counts["new"] == 0
     assert counts["updated"] == 0
     assert counts["written"] == 0
+    # What is true: every file the site has was left as it was.
+    assert counts["unchanged"] == EXAMPLE_FILES == len(files_under(tmp_path / "D"))
     assert re.search(r"\b0 new\b", second.stdout) and re.search(r"\b0 written\b", second.stdout)
     after = {path: path.stat().st_mtime_ns for path in files_under(tmp_path / "D")}
     assert after == before, "a run with nothing new rewrote published files"
@@ -213,6 +215,39 @@ def test_settings_from_a_toml_file(tmp_path: Path) -> None:
     assert feed["title"] == "Дайджест из файла"
     assert feed["feed_url"] == "https://file.example/feeds/feed.json"
     assert len(feed["items"]) == 5  # type: ignore[arg-type]
+
+
+def test_config_after_the_subcommand(tmp_path: Path) -> None:
+    """Every command takes ``--config`` after its name too, as the ones that came with it did."""
+    database = tmp_path / "from-file.db"
+    config = _write_config(
+        tmp_path / "after.toml",
+        source=str(EXAMPLES),
+        dest="after-dest",
+        state="after-state",
+        site_title="После команды",
+        subscribers=f"sqlite:///{database}",
+    )
+    published = run(tmp_path, "publish", "--config", str(config))
+    assert published.returncode == 0, published.stderr
+    assert summary_of(published)["new"] == EXAMPLE_IDS
+    assert masthead_title(tmp_path / "after-dest") == "После команды"
+    assert not (tmp_path / "public").exists()
+
+    listed = run(tmp_path, "subscribers", "list", "--config", str(config))
+    assert listed.returncode == 0, listed.stderr
+    assert "0 subscribers" in listed.stdout
+    assert database.is_file(), "the subscribers setting of the file was not used"
+
+    served = run(tmp_path, "serve", "--config", str(tmp_path / "missing.toml"))
+    assert served.returncode == 2, "serve read no --config of its own"
+    assert "missing.toml" in one_line(served.stderr)
+
+
+def test_serve_takes_the_confirmation_limits_as_flags(tmp_path: Path) -> None:
+    refused = run(tmp_path, "serve", "--confirm-daily-limit", "0", "--port", "0")
+    assert refused.returncode == 2, refused.stderr
+    assert "confirm_daily_limit" in one_line(refused.stderr)
 
 
 def test_config_file_named_by_variable(tmp_path: Path) -> None:
@@ -539,6 +574,31 @@ def test_publish_help_lists_the_options(tmp_path: Path) -> None:
     ):
         assert re.search(rf"{re.escape(option)}\b", result.stdout), f"{option} missing from help"
     assert not (tmp_path / "public").exists(), "--help must not run the command"
+
+
+def _command_paths(tmp_path: Path) -> list[list[str]]:
+    """Every command and subcommand, as found in the help output itself."""
+    found: list[list[str]] = []
+    pending: list[list[str]] = [[]]
+    while pending:
+        path = pending.pop()
+        result = run(tmp_path, *path, "--help")
+        assert result.returncode == 0, (path, result.stderr)
+        commands = result.stdout.split("Commands", 1)[1] if "Commands" in result.stdout else ""
+        for name in re.findall(r"^\W*\s([a-z][a-z-]+)\s{2,}", commands, flags=re.MULTILINE):
+            pending.append([*path, name])
+        found.append(path)
+    return found
+
+
+def test_no_help_text_shows_markup(tmp_path: Path) -> None:
+    """Help reads as plain sentences: no reStructuredText literals from the docstrings."""
+    paths = _command_paths(tmp_path)
+    names = {" ".join(path) for path in paths}
+    assert {"publish", "newsletter", "serve", "preview", "subscribers import", "subscribers delete"} <= names
+    for path in paths:
+        shown = run(tmp_path, *path, "--help").stdout
+        assert "``" not in shown, f"{' '.join(path)} --help shows markup:\n{shown}"
 
 
 def test_top_level_help_lists_publish(tmp_path: Path) -> None:

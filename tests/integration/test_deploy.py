@@ -262,9 +262,14 @@ def test_queues_outlast_their_consumers(service: dict[str, Any], stage: str) -> 
 
 @pytest.mark.parametrize("stage", ["default", *STAGES])
 def test_a_full_send_batch_fits_in_the_timeout(service: dict[str, Any], stage: str) -> None:
-    """Each worker sends at sendRate / sendConcurrency: a full message must end well inside the timeout."""
+    """Each worker sends at sendRate / sendConcurrency: a full message, then an outage and the
+    retries of deferred addresses at their limits, must end well inside the timeout."""
     per_worker = float(_param(service, "sendRate", stage)) / int(_param(service, "sendConcurrency", stage))
     seconds = RECIPIENTS_PER_MESSAGE * int(_param(service, "sendBatchSize", stage)) / per_worker
+    seconds += float(_param(service, "sendOutageLimit", stage)) + float(_param(service, "sendRetryLimit", stage))
+    environment = service["functions"]["sendBatch"]["environment"]
+    assert environment["DIGESTPUB_OUTAGE_LIMIT"] == "${param:sendOutageLimit}"
+    assert environment["DIGESTPUB_RETRY_LIMIT"] == "${param:sendRetryLimit}"
     assert seconds <= 0.9 * int(_param(service, "sendBatchTimeout", stage)), (stage, seconds)
 
 

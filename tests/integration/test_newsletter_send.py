@@ -8,8 +8,12 @@ the commands run as ``python -m digestpub`` in a temporary working folder.
 
 from __future__ import annotations
 
+import os
+import pty
 import re
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +31,8 @@ from digestpub.adapters.sqlite import SqliteSubscriberStore
 from digestpub.errors import NewsletterError
 from digestpub.newsletter.send import SendOptions, SendReport
 from digestpub.publish import PublishOptions, publish
+from digestpub.state.keys import SEND_LOCK_KEY
+from digestpub.state.lock import StateLock
 from tests.conftest import write_json
 from tests.newsletter_support import (
     SITE,
@@ -34,6 +40,7 @@ from tests.newsletter_support import (
     Scenario,
     body_parts,
     by_recipient,
+    cli_env,
     outbox_messages,
     paper,
     parse,
@@ -498,3 +505,87 @@ def test_cli_newsletter_settings_from_flags_and_a_config_after_the_subcommand(cl
     _text, html = body_parts(messages["alice@example.com"])
     assert "From a flag" in html and "From the file" not in html
     assert len(papers_of(messages["alice@example.com"])) == 1, "max_items from the file"
+
+
+def test_cli_progress_on_a_terminal_shows_the_total_and_the_time_left(cli_scenario: Scenario) -> None:
+    """On a terminal the bar reads "n/3" (every confirmed daily subscriber) and the time left at send_rate."""
+    environment = cli_env(cli_scenario)
+    environment.update({"TERM": "xterm", "COLUMNS": "200", "DIGESTPUB_SEND_RATE": "2"})
+    cwd = cli_scenario.root / "cwd"
+    cwd.mkdir(exist_ok=True)
+    terminal, terminal_end = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "digestpub", "newsletter", "--frequency", "daily"],
+        cwd=cwd,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=terminal_end,
+    )
+    os.close(terminal_end)
+    shown = bytearray()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(terminal, 65536)
+        except OSError:  # the process closed the terminal's other end
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(terminal)
+    assert process.wait(timeout=30) == 0
+    assert process.stdout is not None
+    assert SEND_LINE.search(process.stdout.read().decode()), "no summary line on stdout"
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode(errors="replace"))
+    assert re.search(r"\b0/3\b", text), f"no total in the bar: {text!r}"
+    # Three to send at two a second: about two seconds, estimated before the first send.
+    assert re.search(r"about 2 s left", text), f"no estimate at send_rate: {text!r}"
+
+
+def test_two_cli_runs_at_once_stay_under_send_rate_together(scenario: Scenario, smtp_server: Any) -> None:
+    """The second run waits for the first (then finds everyone sent): together they keep send_rate."""
+    scenario.publish([paper(1, ["mllm"])])
+    addresses = {f"reader{number}@example.com" for number in range(20)}
+    for address in addresses:
+        scenario.subscribe(address)
+    recorder, url = smtp_server()
+    rate = 5.0
+    results: list[subprocess.CompletedProcess[str]] = []
+
+    def one_run() -> None:
+        results.append(
+            run_cli(scenario, "newsletter", "--frequency", "daily", DIGESTPUB_MAILER=url, DIGESTPUB_SEND_RATE=str(rate))
+        )
+
+    runs = [threading.Thread(target=one_run) for _ in range(2)]
+    for thread in runs:
+        thread.start()
+    for thread in runs:
+        thread.join(timeout=90)
+    assert len(results) == 2 and all(result.returncode == 0 for result in results), results
+    sent = sorted(int(match["count"]) for result in results if (match := SEND_LINE.search(result.stdout)))
+    assert sent == [0, len(addresses)], [result.stdout for result in results]
+    accepted = sorted((moment, address) for moment, command, address in recorder.events if command == "ACCEPTED")
+    assert sorted(address for _moment, address in accepted) == sorted(addresses), "each reader gets one email"
+    # Paced at MAIL, each right after the pacer's wait; from the second, as the first
+    # also waits for the connection.
+    starts = sorted(moment for moment, command, _address in recorder.events if command == "MAIL")
+    assert len(starts) == len(addresses)
+    measured = (len(starts) - 2) / (starts[-1] - starts[1])
+    assert measured <= rate * 1.1, f"{measured:.1f} emails a second together, send_rate {rate}"
+
+
+def test_a_cli_run_that_cannot_get_the_send_lock_exits_3_and_sends_nothing(cli_scenario: Scenario) -> None:
+    lock = StateLock(
+        FolderStore(cli_scenario.state_dir), ttl=timedelta(minutes=10), wait=timedelta(0), key=SEND_LOCK_KEY
+    )
+    with lock:
+        result = run_cli(cli_scenario, "newsletter", "--frequency", "daily", DIGESTPUB_LOCK_TIMEOUT="0.3")
+    assert result.returncode == 3, (result.stdout, result.stderr)
+    assert "another newsletter run" in " ".join(result.stderr.split())
+    assert outbox_messages(cli_scenario.outbox_dir) == []
+    assert _ledger_rows(cli_scenario) == 0
+    again = run_cli(cli_scenario, "newsletter", "--frequency", "daily", DIGESTPUB_LOCK_TIMEOUT="0.3")
+    assert again.returncode == 0, again.stderr
+    assert recipients(outbox_messages(cli_scenario.outbox_dir)) == {"alice@example.com": 1, "bob@example.com": 1}

@@ -120,7 +120,9 @@ def check_iteration(store: SubscriberStore) -> None:
             (s for s in saved if s.status == "confirmed" and s.frequency == frequency), key=lambda s: s.id
         )
         assert confirmed == expected
+        assert store.count_confirmed(frequency) == len(expected) > 0
     assert list(store.iter_confirmed("monthly")) == []
+    assert store.count_confirmed("monthly") == 0
 
 
 def check_cyrillic_and_idn(store: SubscriberStore) -> None:

@@ -394,3 +394,15 @@ def test_the_preheader_is_hidden_without_a_colour_like_the_background(scenario: 
     assert "Статья 3" in hidden.group(2)
     assert "color" not in hidden.group(1)
     assert not re.search(r"(?<![-\w])color:\s*#fff", html, re.IGNORECASE), "text coloured like the background"
+
+
+def test_text_part_has_no_trailing_spaces(
+    thirty_item_issue: tuple[Scenario, list[EmailMessage], list[bytes], datetime],
+) -> None:
+    """Text mail readers show and quote trailing spaces: none, after the browser link or anywhere."""
+    _scenario, messages, _raws, _now = thirty_item_issue
+    for message in messages:
+        text, _html = body_parts(message)
+        assert re.search(r"^.+: https://\S+/newsletter/\S+\.html$", text, re.MULTILINE), "no browser link line"
+        for number, line in enumerate(text.splitlines(), start=1):
+            assert line == line.rstrip(), f"line {number} of the text part ends in spaces: {line!r}"

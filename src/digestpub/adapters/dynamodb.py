@@ -639,12 +639,20 @@ class DynamoSubscriberStore:
 
     def iter_confirmed(self, frequency: str) -> Iterator[Subscriber]:
         """Confirmed subscribers of one frequency, by id, from ``status-frequency-index``."""
-        return self._paginate(
-            "query",
-            {
-                "TableName": self.table_name,
-                "IndexName": SENDING_INDEX,
-                "KeyConditionExpression": "status_frequency = :key",
-                "ExpressionAttributeValues": {":key": {"S": f"confirmed#{frequency}"}},
-            },
-        )
+        return self._paginate("query", self._confirmed_query(frequency))
+
+    def count_confirmed(self, frequency: str) -> int:
+        """Counted by the index query itself (``Select=COUNT``): no item crosses the network."""
+        try:
+            pages = self.client.get_paginator("query").paginate(**self._confirmed_query(frequency), Select="COUNT")
+            return sum(int(page.get("Count", 0)) for page in pages)
+        except (ClientError, BotoCoreError) as error:
+            raise StorageError(f"cannot read {self.url}: {error}") from error
+
+    def _confirmed_query(self, frequency: str) -> dict[str, Any]:
+        return {
+            "TableName": self.table_name,
+            "IndexName": SENDING_INDEX,
+            "KeyConditionExpression": "status_frequency = :key",
+            "ExpressionAttributeValues": {":key": {"S": f"confirmed#{frequency}"}},
+        }

@@ -400,3 +400,10 @@ class SqliteSubscriberStore:
 
     def iter_confirmed(self, frequency: str) -> Iterator[Subscriber]:
         return self._pages("status = 'confirmed' AND frequency = ?", (frequency,))
+
+    def count_confirmed(self, frequency: str) -> int:
+        with self._connection() as connection:
+            row = connection.execute(
+                "SELECT COUNT(*) FROM subscribers WHERE status = 'confirmed' AND frequency = ?", (frequency,)
+            ).fetchone()
+        return int(row[0])

@@ -38,8 +38,8 @@ def _base64_lines(data: bytes) -> bytes:
 def _pad(data: bytes) -> bytes:
     """``data`` grown to whole base64 lines with spaces, kept at the end of its last line.
 
-    Spaces before a final newline are trailing whitespace: invisible in text and
-    in HTML alike, where a leading run of them would indent the next line.
+    Spaces before a final newline are invisible in HTML, where a leading run of
+    them would indent the next line.
     """
     missing = -len(data) % _LINE
     if data.endswith(b"\n"):
@@ -90,7 +90,9 @@ class Personal:
 class _EncodedSegment:
     def __init__(self, segment: Segment, boundary: str) -> None:
         self.segment = segment
-        self.text_head_b64 = _base64_lines(_pad(segment.text_head.encode()))
+        # The text part is encoded whole for each recipient: padding its head would
+        # leave spaces at the end of a line, which text mail readers show and quote.
+        self.text_head = segment.text_head.encode()
         self.html_head_b64 = _base64_lines(_pad(segment.html_head.encode()))
         self.text_tail = segment.text_tail.encode()
         self.html_tail = segment.html_tail.encode()
@@ -167,8 +169,7 @@ class MessageFactory:
             b'Content-Type: text/plain; charset="utf-8"',
             b"Content-Transfer-Encoding: base64",
             b"",
-            encoded.text_head_b64,
-            _base64_lines(text_rest),
+            _base64_lines(encoded.text_head + text_rest),
             delimiter,
             b'Content-Type: text/html; charset="utf-8"',
             b"Content-Transfer-Encoding: base64",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from digestpub.errors import NothingToRead
 from digestpub.model import Frequency, Subscriber
@@ -13,6 +13,11 @@ from digestpub.newsletter.render import IssueRenderer, Segment, web_copy
 from digestpub.newsletter.send import Progress, Sender, SendOptions, SendReport
 from digestpub.ports import Ledger, Mailer, ObjectStore, SubscriberStore
 from digestpub.site import Site
+from digestpub.state.keys import SEND_LOCK_KEY
+from digestpub.state.lock import StateLock
+
+_LEASE_MARGIN = 600.0
+"""Seconds a send's lease lasts beyond its longest run: slow answers of the mail service."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,17 @@ def send_newsletter(
         mark_bounced(context.subscribers, subscriber)
 
     sender = Sender(renderer, factory, context.ledger, context.mailer, options, on_bounced=suppress, progress=progress)
-    return sender.run(context.subscribers.iter_confirmed(frequency))
+    if options.dry_run:
+        return sender.run(context.subscribers.iter_confirmed(frequency))
+    total = context.subscribers.count_confirmed(frequency)
+    # One whole-issue send at a time, so that two together never pass send_rate. The
+    # lease lasts as long as this send may (a killed run's is taken over at once).
+    longest = total / options.send_rate + options.outage_limit + options.retry_limit + _LEASE_MARGIN
+    lease = StateLock(
+        context.state, ttl=timedelta(seconds=longest), wait=options.lock_wait, key=SEND_LOCK_KEY, what="newsletter run"
+    )
+    with lease:
+        return sender.run(context.subscribers.iter_confirmed(frequency), total)
 
 
 def mark_bounced(subscribers: SubscriberStore, subscriber: Subscriber) -> None:

@@ -64,6 +64,8 @@ class SendOptions:
     resend_unknown: bool = False
     unknown_after: timedelta = timedelta(0)
     """With ``resend_unknown``: resend only claims older than this (0: every one found)."""
+    lock_wait: timedelta = timedelta(minutes=2)
+    """How long a whole-issue send waits for another one to finish before it gives up."""
 
 
 class SendReport(BaseModel):
@@ -172,6 +174,8 @@ class Sender:
         unknown = set(self.ledger.unknown(self.issue.id, self.run_id, started_at))
         resendable = set(self.ledger.unknown(self.issue.id, self.run_id, started_at - self.options.unknown_after))
         stream = iter(subscribers)
+        if self.progress is not None:
+            self.progress("sending", 0, total)
         try:
             for done, subscriber in enumerate(stream, start=1):
                 self._first_try(subscriber, unknown, resendable)

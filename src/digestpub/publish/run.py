@@ -27,7 +27,7 @@ from digestpub.publish.plan import (
     window_size,
 )
 from digestpub.publish.produce import CacheControl, Producer
-from digestpub.publish.report import count_merge, save_report, sort_out, timed, warn_if_short
+from digestpub.publish.report import count_merge, count_published, save_report, sort_out, timed, warn_if_short
 from digestpub.render.month import render_archive_index
 from digestpub.render.sitemap import render_robots, render_sitemaps
 from digestpub.site import ALL_FEED, Site
@@ -128,6 +128,7 @@ def _run(
         changed_files = _produce(producer, plans + archives, catalog, report, options.workers, progress)
         if changes.accepted:
             _write_outputs(producer, catalog, report, {plan.feed for plan in archives})
+        count_published(report, catalog)
     with timed(report, "save_state"):
         catalog.commit(threads=not getattr(state, "is_local", False))
         if report.full_scan:

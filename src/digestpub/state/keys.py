@@ -16,6 +16,8 @@ WINDOWS_KEY = "catalog/windows.jsonl"
 RECENT_IDS_KEY = "catalog/ids/recent.json"
 KNOWN_IDS_KEY = "catalog/ids/known.bin"
 LOCK_KEY = "lock.json"
+SEND_LOCK_KEY = "newsletter/send-lock.json"
+"""Held by a ``digestpub newsletter`` run while it sends: two at once would together pass send_rate."""
 LATEST_REPORT_KEY = "reports/latest.json"
 """Written after every committed run: a state without a head but with this has lost its head."""
 

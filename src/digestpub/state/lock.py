@@ -40,10 +40,14 @@ _BOOT_ID = _boot_id()
 class StateLock:
     """A lease in the state store, held by one run (``run_id``) while it changes the state."""
 
-    def __init__(self, store: ObjectStore, ttl: timedelta, wait: timedelta) -> None:
+    def __init__(
+        self, store: ObjectStore, ttl: timedelta, wait: timedelta, *, key: str = LOCK_KEY, what: str = "publish run"
+    ) -> None:
         self.store = store
         self.ttl = ttl
         self.wait = wait
+        self.key = key
+        self.what = what
         self.run_id = uuid.uuid4().hex
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -64,7 +68,7 @@ class StateLock:
         while True:
             if self._try(None):
                 return
-            current = self.store.read(LOCK_KEY)
+            current = self.store.read(self.key)
             if current is not None:
                 lease = _parse(current[0])
                 if lease.get("run_id") == self.run_id:
@@ -74,9 +78,9 @@ class StateLock:
                 if time.monotonic() >= deadline:
                     expires = lease.get("expires_at", "?")
                     raise StateLocked(
-                        f"another publish run ({lease.get('holder', 'unknown')}, since "
+                        f"another {self.what} ({lease.get('holder', 'unknown')}, since "
                         f"{lease.get('acquired_at', '?')}) holds {self.store.url.rstrip('/')}/"
-                        f"{LOCK_KEY} until {expires}; try again later, or delete that "
+                        f"{self.key} until {expires}; try again later, or delete that "
                         "file if the run is known to be dead"
                     )
             time.sleep(delay)
@@ -86,21 +90,21 @@ class StateLock:
         """Write this run's lease where there is none (``over`` is ``None``) or over version ``over``."""
         try:
             if over is None:
-                self.store.put(LOCK_KEY, self._lease(), if_none_match=True)
+                self.store.put(self.key, self._lease(), if_none_match=True)
             else:
-                self.store.put(LOCK_KEY, self._lease(), if_match=over)
+                self.store.put(self.key, self._lease(), if_match=over)
         except PreconditionFailed:
             return self.holds()
         return True
 
     def holds(self) -> bool:
         """Whether the lease in the store is this run's."""
-        current = self.store.read(LOCK_KEY)
+        current = self.store.read(self.key)
         return current is not None and _parse(current[0]).get("run_id") == self.run_id
 
     def release(self) -> None:
         if self.holds():
-            self.store.delete(LOCK_KEY)
+            self.store.delete(self.key)
 
     def __enter__(self) -> StateLock:
         self.acquire()
