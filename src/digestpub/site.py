@@ -18,6 +18,8 @@ FEED_CONTENT_TYPES = {
 """Each feed format's Content-Type, on S3 and from ``digestpub serve`` alike."""
 OPML_PATH = "feeds/tags.opml"
 INDEX_PATH = "index.html"
+NEWSLETTER_ARCHIVE_PAGE = "newsletter/index.html"
+NEWSLETTER_ARCHIVE_FEED = "feeds/newsletter.xml"
 HTML_TYPE = "text/html; charset=utf-8"
 OPML_TYPE = "text/x-opml; charset=utf-8"
 
