@@ -8,19 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from digestpub.errors import StorageError
+from digestpub.errors import PreconditionFailed, StorageError
 from digestpub.model import Frequency
+from digestpub.newsletter.issues import Issue, load_issue
 from digestpub.ports import ObjectStore
-
-if TYPE_CHECKING:
-    from digestpub.newsletter.issues import Issue
 
 INDEX_KEY = "newsletter/archive.json"
 _ISSUES_PREFIX = "newsletter/issues/"
+_WRITE_ATTEMPTS = 10
 
 
 class ArchivedIssue(BaseModel):
@@ -47,25 +45,49 @@ def archived(issue: Issue) -> ArchivedIssue:
 
 def load_archive(state: ObjectStore) -> list[ArchivedIssue]:
     """Every issue with something in it, newest first."""
+    return _read_index(state)[0]
+
+
+def record_issue(state: ObjectStore, issue: Issue) -> list[ArchivedIssue]:
+    """The index with ``issue`` in it, written if it was missing; the archive as it now is.
+
+    Called on every (re)build, so an issue whose first build stopped before this is
+    listed by the next. Each write is conditional on the version read: two issues
+    built at once both land. An issue with nothing in it is sent to nobody and has
+    no web copy, so it is not listed.
+    """
+    for _attempt in range(_WRITE_ATTEMPTS):
+        entries, version = _read_index(state)
+        entry = archived(issue)
+        if version is not None and (not issue.summaries or entry in entries):
+            return entries
+        listed = [entry] if issue.summaries else []
+        updated = newest_first([*(known for known in entries if known.id != issue.id), *listed])
+        try:
+            state.put(
+                INDEX_KEY,
+                _INDEX.dump_json(updated),
+                content_type="application/json",
+                if_match=version,
+                if_none_match=version is None,
+            )
+        except PreconditionFailed:
+            continue
+        return updated
+    raise StorageError(f"the newsletter's index of issues in {state.url} kept changing while {issue.id} was added")
+
+
+def _read_index(state: ObjectStore) -> tuple[list[ArchivedIssue], str | None]:
     found = state.read(INDEX_KEY)
     if found is None:
-        return _from_saved_issues(state)
+        return _from_saved_issues(state), None
     try:
-        return _INDEX.validate_json(found[0])
+        return _INDEX.validate_json(found[0]), found[1]
     except ValidationError as error:
-        raise StorageError(f"the newsletter's index of issues in {state.url} is damaged: {error}") from error
-
-
-def record_issue(state: ObjectStore, issue: Issue) -> None:
-    """Add a newly built issue to the index; the caller holds the state lock.
-
-    An issue with nothing in it is sent to nobody and has no web copy, so it is not listed.
-    """
-    if not issue.summaries:
-        return
-    entries = {entry.id: entry for entry in load_archive(state)}
-    entries[issue.id] = archived(issue)
-    state.put(INDEX_KEY, _INDEX.dump_json(newest_first(entries.values())), content_type="application/json")
+        raise StorageError(
+            f"the newsletter's index of issues, {INDEX_KEY} in {state.url}, is damaged: {error}; "
+            "delete it and the next issue rebuilds it from the saved issues"
+        ) from error
 
 
 def newest_first(entries: Iterable[ArchivedIssue]) -> list[ArchivedIssue]:
@@ -74,8 +96,6 @@ def newest_first(entries: Iterable[ArchivedIssue]) -> list[ArchivedIssue]:
 
 def _from_saved_issues(state: ObjectStore) -> list[ArchivedIssue]:
     """Issues built before the index existed: read once, then the index is written."""
-    from digestpub.newsletter.issues import load_issue
-
     entries = []
     for info in state.list(_ISSUES_PREFIX):
         identifier = info.key.removeprefix(_ISSUES_PREFIX).removesuffix(".json")

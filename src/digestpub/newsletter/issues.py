@@ -14,7 +14,6 @@ from pydantic import BaseModel, ValidationError
 
 from digestpub.errors import NewsletterError, PreconditionFailed, StorageError
 from digestpub.model import Frequency, Summary
-from digestpub.newsletter.archive_index import record_issue
 from digestpub.ports import ObjectStore
 from digestpub.state.lock import StateLock
 from digestpub.state.log import logged_records
@@ -93,7 +92,6 @@ def prepare_issue(
             return winner
         marker = {"id": identifier, "window_end": issue.window_end.isoformat()}
         state.put(_last_key(frequency), orjson.dumps(marker), content_type="application/json")
-        record_issue(state, issue)
         return issue
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from digestpub.errors import NothingToRead
 from digestpub.model import Frequency, Subscriber
 from digestpub.newsletter.archive import archive_outputs
-from digestpub.newsletter.archive_index import load_archive
+from digestpub.newsletter.archive_index import record_issue
 from digestpub.newsletter.issues import Issue, prepare_issue
 from digestpub.newsletter.message import MessageFactory, personal_html
 from digestpub.newsletter.render import IssueRenderer, Segment, web_copy
@@ -45,14 +45,14 @@ def build_issue(
     issue = prepare_issue(context.state, frequency, on, now, save=not dry_run)
     renderer, factory = issue_tools(context, issue, dry_run=dry_run, now=now)
     if not dry_run:
-        publish_archive(context, renderer)
+        publish_archive(context, issue, renderer)
     return issue, renderer, factory
 
 
-def publish_archive(context: NewsletterContext, renderer: IssueRenderer) -> None:
+def publish_archive(context: NewsletterContext, issue: Issue, renderer: IssueRenderer) -> None:
     """The web copy of everything in the issue (the archive links it), then the archive page and feed."""
     renderer.segment((), context.site.lang)
-    for output in archive_outputs(context.site, load_archive(context.state)):
+    for output in archive_outputs(context.site, record_issue(context.state, issue)):
         context.dest.put(
             output.path, output.body, content_type=output.content_type, cache_control=context.page_cache_control
         )
