@@ -6,20 +6,16 @@ personal data; dates come from the issues, so an unchanged archive is byte-ident
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from feedgen.feed import FeedGenerator
 
 from digestpub import __version__
 from digestpub.newsletter.archive_index import ArchivedIssue
 from digestpub.newsletter.render import subject_line, web_copy_path
 from digestpub.render import Output
+from digestpub.render.feeds import EPOCH, GENERATOR_URI
 from digestpub.site import FEED_CONTENT_TYPES, HTML_TYPE, NEWSLETTER_ARCHIVE_FEED, NEWSLETTER_ARCHIVE_PAGE, Site
 from digestpub.templates import environment
 from digestpub.words import long_date, papers_word, words_for
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_GENERATOR_URI = "https://pypi.org/project/digestpub/"
 
 
 def everything_url(site: Site, issue_id: str) -> str:
@@ -67,8 +63,8 @@ def archive_feed(site: Site, issues: list[ArchivedIssue]) -> bytes:
     generator.subtitle(site.description)
     generator.language(site.lang)
     generator.author({"name": site.title})
-    generator.updated(max((issue.built_at for issue in issues), default=_EPOCH))
-    generator.generator("digestpub", __version__, _GENERATOR_URI)
+    generator.updated(max((issue.built_at for issue in issues), default=EPOCH))
+    generator.generator("digestpub", __version__, GENERATOR_URI)
     generator.link(
         [
             {"href": site.url(NEWSLETTER_ARCHIVE_FEED), "rel": "self", "type": "application/atom+xml"},
