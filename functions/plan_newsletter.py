@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from digestpub import cloud
 from digestpub.adapters.sqs import SqsQueue
 from digestpub.newsletter.fanout import recipient_batches
-from digestpub.newsletter.issues import prepare_issue
+from digestpub.newsletter.run import build_issue
 
 logger = Logger()
 metrics = Metrics()
@@ -33,7 +33,7 @@ def plan(request: dict[str, str]) -> dict[str, Any]:
     """Idempotent per issue: a retried schedule does not queue everyone again."""
     context = cloud.newsletter()
     day = datetime.fromisoformat(request["date"]).date()
-    issue = prepare_issue(context.state, request["frequency"], day)  # type: ignore[arg-type]
+    issue, _renderer, _factory = build_issue(context, request["frequency"], day)  # type: ignore[arg-type]
     queued = SqsQueue(cloud.settings().send_queue_url).send_all(recipient_batches(issue, context.subscribers))
     return {"issue": issue.id, "summaries": len(issue.summaries), "batches": queued}
 

@@ -22,6 +22,8 @@ SITEMAP_PATH = "sitemap.xml"
 ROBOTS_PATH = "robots.txt"
 XML_TYPE = "application/xml; charset=utf-8"
 TEXT_TYPE = "text/plain; charset=utf-8"
+NEWSLETTER_ARCHIVE_PAGE = "newsletter/index.html"
+NEWSLETTER_ARCHIVE_FEED = "feeds/newsletter.xml"
 HTML_TYPE = "text/html; charset=utf-8"
 OPML_TYPE = "text/x-opml; charset=utf-8"
 

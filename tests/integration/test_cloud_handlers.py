@@ -491,6 +491,15 @@ def test_plan_newsletter_retried_does_not_queue_twice(deployed: Cloud) -> None:
     records = boto3.client("dynamodb").scan(TableName=deployed.idempotency_table)["Items"]
     assert [item["status"]["S"] for item in records] == ["COMPLETED"]
 
+    # Planning publishes the issue's web copy of everything and the archive that links it.
+    archive = deployed.site.read("newsletter/index.html")
+    feed = deployed.site.read("feeds/newsletter.xml")
+    assert archive is not None and feed is not None, "plan_newsletter published no archive"
+    copy_path = f"newsletter/{first['issue']}/all.ru.html"
+    assert deployed.site.read(copy_path) is not None
+    assert copy_path.encode() in archive[0] and copy_path.encode() in feed[0]
+    assert b"reader0@example.com" not in archive[0] + feed[0]
+
     # Another frequency is another issue; a bad one is refused.
     weekly = plan(scheduler_event(frequency="weekly"), FakeLambdaContext("plan"))
     assert weekly["batches"] == 0, "nobody reads weekly"

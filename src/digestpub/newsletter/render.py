@@ -13,6 +13,7 @@ import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from mjml import mjml2html
@@ -21,7 +22,7 @@ from digestpub.errors import NewsletterError
 from digestpub.model import Summary
 from digestpub.newsletter.issues import Issue
 from digestpub.render import Output
-from digestpub.site import ALL_FEED, HTML_TYPE, Site
+from digestpub.site import ALL_FEED, HTML_TYPE, NEWSLETTER_ARCHIVE_PAGE, Site
 from digestpub.templates import environment
 from digestpub.words import long_date, papers_word, words_for
 
@@ -76,6 +77,20 @@ def segment_key(tags: tuple[str, ...], lang: str) -> str:
     if len(joined) > 80:
         joined = "tags-" + hashlib.blake2b(joined.encode(), digest_size=8).hexdigest()
     return f"{joined}.{lang}"
+
+
+def web_copy_path(issue_id: str, tags: tuple[str, ...], lang: str) -> str:
+    return f"newsletter/{issue_id}/{segment_key(tags, lang)}.html"
+
+
+def subject_line(site: Site, lang: str, frequency: str, day: date, count: int) -> str:
+    """An issue's subject: the site, how many new papers, and the day or week."""
+    return words_for(lang)[f"subject_{frequency}"].format(
+        site=site.title,
+        count=count,
+        new_papers=papers_word(lang, count, new=True),
+        date=long_date(lang, day),
+    )
 
 
 def matching(summaries: list[Summary], tags: tuple[str, ...]) -> list[Summary]:
@@ -151,19 +166,13 @@ class IssueRenderer:
         candidates = summaries[: self.max_items]
         clips = [clip_html(summary.summary_html) for summary in candidates]
         key = segment_key(tags, lang)
-        web_path = f"newsletter/{issue.id}/{key}.html"
+        web_path = web_copy_path(issue.id, tags, lang)
         web_url = site.url(web_path)
         if len(tags) == 1:
             heading = words["tag_heading"].format(tag=self._tag_name(tags[0], summaries))
         else:
             heading = words["new_papers"]
-        day = long_date(lang, issue.issue_date or issue.window_end.date())
-        subject = words[f"subject_{issue.frequency}"].format(
-            site=site.title,
-            count=len(summaries),
-            new_papers=papers_word(lang, len(summaries), new=True),
-            date=day,
-        )
+        subject = subject_line(site, lang, issue.frequency, issue.issue_date or issue.window_end.date(), len(summaries))
         footer = self._environment.get_template("newsletter/footer.html.j2")
         footer_text = self._environment.get_template("newsletter/footer.txt.j2")
         personal = {
@@ -172,6 +181,7 @@ class IssueRenderer:
             "email": EMAIL_MARK,
             "unsubscribe_url": UNSUBSCRIBE_MARK,
             "preferences_url": PREFERENCES_MARK,
+            "archive_url": site.url(NEWSLETTER_ARCHIVE_PAGE),
         }
         footer_html = footer.render(personal).strip()
 
@@ -213,7 +223,12 @@ class IssueRenderer:
         text = self._environment.get_template("newsletter/issue.txt.j2").render(
             context, texts=[html_to_text(body) for body in context["bodies"]]
         )
-        public = {"personal": False, "words": words, "subscribe_url": site.page_url(ALL_FEED) + "#subscribe"}
+        public = {
+            "personal": False,
+            "words": words,
+            "subscribe_url": site.page_url(ALL_FEED) + "#subscribe",
+            "archive_url": site.url(NEWSLETTER_ARCHIVE_PAGE),
+        }
         html_head, html_tail = _split(compiled, _FOOTER_MARK)
         text_head, text_tail = _split(text, _FOOTER_MARK)
         return Segment(

@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from digestpub.errors import NothingToRead
 from digestpub.model import Frequency, Subscriber
+from digestpub.newsletter.archive import archive_outputs
+from digestpub.newsletter.archive_index import record_issue
 from digestpub.newsletter.issues import Issue, prepare_issue
 from digestpub.newsletter.message import MessageFactory, personal_html
 from digestpub.newsletter.render import IssueRenderer, Segment, web_copy
@@ -40,10 +42,25 @@ class NewsletterContext:
 def build_issue(
     context: NewsletterContext, frequency: Frequency, on: date, *, dry_run: bool = False, now: datetime | None = None
 ) -> tuple[Issue, IssueRenderer, MessageFactory]:
-    """The issue for ``on`` (built, or read back if it exists) and what renders its emails."""
+    """The issue for ``on`` (built, or read back if it exists) and what renders its emails.
+
+    Unless a dry run, the issue's web copy of everything and the archive that lists it are published.
+    """
     now = now or datetime.now(UTC)
     issue = prepare_issue(context.state, frequency, on, now, save=not dry_run)
-    return (issue, *issue_tools(context, issue, dry_run=dry_run, now=now))
+    renderer, factory = issue_tools(context, issue, dry_run=dry_run, now=now)
+    if not dry_run:
+        publish_archive(context, issue, renderer)
+    return issue, renderer, factory
+
+
+def publish_archive(context: NewsletterContext, issue: Issue, renderer: IssueRenderer) -> None:
+    """The web copy of everything in the issue (the archive links it), then the archive page and feed."""
+    renderer.segment((), context.site.lang)
+    for output in archive_outputs(context.site, record_issue(context.state, issue)):
+        context.dest.put(
+            output.path, output.body, content_type=output.content_type, cache_control=context.page_cache_control
+        )
 
 
 def issue_tools(

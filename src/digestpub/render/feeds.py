@@ -16,8 +16,8 @@ from digestpub.render.kinds import FeedView
 from digestpub.site import Site
 from digestpub.words import words_for
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_GENERATOR_URI = "https://pypi.org/project/digestpub/"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+GENERATOR_URI = "https://pypi.org/project/digestpub/"
 
 
 def feed_title(site: Site, tag: TagInfo | None) -> str:
@@ -35,7 +35,7 @@ def feed_description(site: Site, tag: TagInfo | None) -> str:
 def feed_generator(view: FeedView, self_kind: str, self_type: str) -> FeedGenerator:
     """A feed's header in feedgen, its ``rel=self`` link to the file of ``self_kind``."""
     site, feed = view.site, view.feed
-    updated = view.updated or _EPOCH
+    updated = view.updated or EPOCH
     generator = FeedGenerator()
     generator.id(site.feed_id(feed))
     generator.title(feed_title(site, view.tag))
@@ -44,7 +44,7 @@ def feed_generator(view: FeedView, self_kind: str, self_type: str) -> FeedGenera
     generator.author({"name": site.title})
     generator.updated(updated)
     generator.lastBuildDate(updated)
-    generator.generator("digestpub", __version__, _GENERATOR_URI)
+    generator.generator("digestpub", __version__, GENERATOR_URI)
     # RSS takes its channel <link> from the last link and emits only the first
     # rel=self: the self link goes first, and the page last.
     self_link = {"href": site.feed_url(feed, self_kind, view.month), "rel": "self", "type": self_type.split(";")[0]}
