@@ -90,9 +90,13 @@ class Personal:
 class _EncodedSegment:
     def __init__(self, segment: Segment, boundary: str) -> None:
         self.segment = segment
-        # The text part is encoded whole for each recipient: padding its head would
-        # leave spaces at the end of a line, which text mail readers show and quote.
-        self.text_head = segment.text_head.encode()
+        # The text head's whole base64 lines are encoded once; its last partial line
+        # starts each recipient's own text. Padding it with spaces instead would end
+        # a line of the text in spaces, which text mail readers show and quote.
+        text_head = segment.text_head.encode()
+        whole = len(text_head) - len(text_head) % _LINE
+        self.text_head_b64 = _base64_lines(text_head[:whole])
+        self.text_head_rest = text_head[whole:]
         self.html_head_b64 = _base64_lines(_pad(segment.html_head.encode()))
         self.text_tail = segment.text_tail.encode()
         self.html_tail = segment.html_tail.encode()
@@ -169,7 +173,8 @@ class MessageFactory:
             b'Content-Type: text/plain; charset="utf-8"',
             b"Content-Transfer-Encoding: base64",
             b"",
-            _base64_lines(encoded.text_head + text_rest),
+            *([encoded.text_head_b64] if encoded.text_head_b64 else []),
+            _base64_lines(encoded.text_head_rest + text_rest),
             delimiter,
             b'Content-Type: text/html; charset="utf-8"',
             b"Content-Transfer-Encoding: base64",
