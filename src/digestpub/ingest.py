@@ -18,7 +18,7 @@ from typing import Annotated, Any, NamedTuple
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from digestpub.model import Problem, Summary, sortable_time
+from digestpub.model import MAX_TAG_LENGTH, MAX_TAGS, Problem, Summary, sortable_time
 from digestpub.text import (
     clean_text,
     is_blank,
@@ -58,8 +58,6 @@ _UNSAFE_MARKUP = re.compile(
 )
 _NONCHARACTER_FFFE = "\ufffe".encode()
 _NONCHARACTER_FFFF = "\uffff".encode()
-_MAX_TAGS = 20
-_MAX_TAG_LENGTH = 100
 _MAX_TITLE_LENGTH = 1_000
 
 _BLANK_REASON = "is empty once whitespace and invisible characters are removed"
@@ -76,7 +74,7 @@ class SummaryInput(BaseModel):
     # Blank text is refused in ``_build``, with a reason that names whitespace and invisible characters.
     title: str
     summary: str
-    tags: list[str] = Field(default_factory=list, max_length=_MAX_TAGS)
+    tags: list[str] = Field(default_factory=list, max_length=MAX_TAGS)
     url: NonBlank
     published_at: NonBlank
     updated_at: str | None = None
@@ -90,7 +88,7 @@ class SummaryInput(BaseModel):
 @lru_cache(maxsize=16_384)
 def _tag_name_and_slug(value: str) -> tuple[str, str]:
     # A digest uses a few hundred tags over and over: each is cleaned once a run.
-    name = plain_text(value)[:_MAX_TAG_LENGTH]
+    name = plain_text(value)[:MAX_TAG_LENGTH]
     return name, tag_slug(name)
 
 

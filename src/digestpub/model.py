@@ -219,6 +219,11 @@ class PublishReport(BaseModel):
 
 Frequency = Literal["daily", "weekly"]
 SubscriberStatus = Literal["pending", "confirmed", "unsubscribed", "bounced", "complained"]
+MAX_TAGS = 20
+"""Tags one summary may carry (the contract's 20), and so one subscriber may follow."""
+MAX_TAG_LENGTH = 100
+"""Characters of one tag, in a summary or a subscription."""
+
 SUBSCRIBER_LANGS = ("ru", "en")
 
 

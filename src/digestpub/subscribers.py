@@ -20,7 +20,16 @@ from pydantic import BaseModel, Field
 from digestpub.errors import AddressTaken as AddressTaken
 from digestpub.errors import InvalidAddress as InvalidAddress
 from digestpub.errors import InvalidSubscriber as InvalidSubscriber
-from digestpub.model import SUBSCRIBER_LANGS, SUPPRESSED, Frequency, Subscriber, SubscriberStatus, TagInfo
+from digestpub.model import (
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    SUBSCRIBER_LANGS,
+    SUPPRESSED,
+    Frequency,
+    Subscriber,
+    SubscriberStatus,
+    TagInfo,
+)
 from digestpub.text import tag_slug
 
 if TYPE_CHECKING:
@@ -111,11 +120,6 @@ def published_tags(state: ObjectStore) -> dict[str, TagInfo]:
 def unknown_tags(tags: Iterable[str], known: Collection[str]) -> list[str]:
     """The tags (slugs) that the digest has never published."""
     return [tag for tag in tags if tag not in known]
-
-
-MAX_TAGS = 20
-"""Tags one subscriber may follow: as many as one summary may carry (the contract's 20)."""
-MAX_TAG_LENGTH = 100
 
 
 def normalise_tags(tags: str | Iterable[str]) -> tuple[str, ...]:
