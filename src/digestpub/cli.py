@@ -77,7 +77,7 @@ class _Stderr:
 
     @property
     def is_terminal(self) -> bool:
-        return _console().is_terminal
+        return sys.stderr.isatty()
 
 
 stderr = _Stderr()
@@ -96,11 +96,16 @@ def _configure_logging(verbose: bool, log_format: str) -> None:
     if log_format == "json":
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_JsonFormatter())
-    else:
+    elif sys.stderr.isatty():
         from rich.logging import RichHandler
 
         handler = RichHandler(console=_console(), show_time=False, show_path=False, markup=False)
         handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        # Into a file or a pipe (cron, CI, a scheduler): one line a record, which
+        # rich would wrap at 80 columns, and without rich's share of the start-up.
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)-8s %(message)s"))
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], force=True)
 
 

@@ -60,6 +60,8 @@ class FeedResult:
     unchanged: int
     changed_files: list[tuple[str, str]] = field(default_factory=list)
     """``(kind, path)`` of each file written: what WebSub hubs are told of."""
+    items_as_planned: bool = False
+    """Sent back without ``window.items``, which are the plan's: the run has them already."""
 
 
 @dataclass
@@ -86,7 +88,11 @@ class Producer:
             many = len(plans) >= _PARALLEL_FEEDS
             # A feed's files grow with the items it shows.
             weights = [len(plan.items) + 1 for plan in plans]
-            yield from spread(self.produce, plans, weights, workers if many else 1, page_template)
+            planned = {(plan.feed, plan.month): plan.items for plan in plans}
+            for result in spread(self._produce_to_send, plans, weights, workers if many else 1, page_template):
+                if result.items_as_planned:
+                    result.window.items = planned[result.feed, result.month]
+                yield result
         else:
             with ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="digestpub-write") as pool:
                 yield from pool.map(self.produce, plans)
@@ -135,6 +141,15 @@ class Producer:
         # Hubs are told of subscription feeds only: an archive month is not subscribed to.
         announced = changed_files if plan.month is None else []
         return FeedResult(plan.feed, plan.month, Window(items, files), written, len(kinds) - written, announced)
+
+    def _produce_to_send(self, plan: FeedPlan) -> FeedResult:
+        """``produce``, for a forked writer: a cold run's windows hold 100,000 items, and a
+        copy of each unpickled in the run would add a tenth to its peak memory."""
+        result = self.produce(plan)
+        if result.window.items is plan.items:
+            result.window = Window([], result.window.files)
+            result.items_as_planned = True
+        return result
 
     def _view(self, plan: FeedPlan, newest: str | None) -> FeedView:
         tag = None if plan.feed == ALL_FEED else self.tags[plan.feed]
