@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -235,3 +236,41 @@ def test_hubs_come_from_a_toml_list_or_string_and_bad_ones_are_refused(
     assert Settings.load(config, hubs="").site().hubs == ()
     with pytest.raises(ConfigError, match="javascript:x"):
         Settings.load(None, hubs="https://ok.example/ javascript:x")
+
+
+def test_a_run_killed_after_its_commit_leaves_its_hubs_to_the_next_run(
+    tmp_path: Path, hub_server: Callable[[Hub], Hub]
+) -> None:
+    """A process killed (or a function timed out) between committing and telling the hubs: the next
+    run tells them, even with nothing new of its own, and the run after it does not tell them again."""
+    arrived, answer = threading.Event(), threading.Event()
+
+    def held_until_answered(topics: list[str]) -> int:
+        arrived.set()
+        answer.wait(30)
+        return 204
+
+    hub = hub_server(Hub(status=held_until_answered))
+    add(tmp_path, 1, ["mllm"])
+    env = cli_env(DIGESTPUB_HUBS=hub.url, DIGESTPUB_BASE_URL=BASE_URL)
+    arguments = [sys.executable, "-m", "digestpub", "publish", "--source", "source", "--dest", "public"]
+    killed = subprocess.Popen([*arguments, "--state", "state"], cwd=tmp_path, env=env)
+    try:
+        assert arrived.wait(60), "the run never told the hub"
+    finally:
+        killed.kill()
+        killed.wait(30)
+    answer.set()
+    assert (tmp_path / "state" / "catalog" / "head.json").is_file()  # it had committed
+    hub.requests.clear()
+
+    recovered = run_cli(tmp_path, "publish", "--source", "source", "--dest", "public", "--state", "state", env=env)
+    assert recovered.returncode == 0, recovered.stderr
+    assert "summaries: 0 new" in recovered.stdout
+    assert "stopped before it told the WebSub hubs of 6 changed feed(s)" in " ".join(recovered.stderr.split())
+    assert hub.told() == feeds_of("feeds", "feeds/tags/mllm")
+
+    hub.requests.clear()
+    quiet = run_cli(tmp_path, "publish", "--source", "source", "--dest", "public", "--state", "state", env=env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert hub.requests == []

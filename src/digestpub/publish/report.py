@@ -71,7 +71,8 @@ def count_published(report: PublishReport, catalog: Catalog) -> None:
 
 def save_report(state: ObjectStore, report: PublishReport) -> None:
     body = report.model_dump_json(indent=1).encode()
-    if report.objects_read or report.files_written or report.problems:
+    # A run that announced feeds keeps its report: the next run looks for it (``state.parts.Announcement``).
+    if report.objects_read or report.files_written or report.problems or report.feeds_announced:
         state.put(report_key(report.started_at, report.run_id), body, content_type="application/json")
     state.put(LATEST_REPORT_KEY, body, content_type="application/json")
 

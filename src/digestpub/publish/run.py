@@ -32,8 +32,10 @@ from digestpub.render.month import render_archive_index
 from digestpub.render.sitemap import render_robots, render_sitemaps
 from digestpub.site import ALL_FEED, Site
 from digestpub.state.catalog import Catalog
+from digestpub.state.keys import report_key
 from digestpub.state.lock import StateLock
 from digestpub.state.log import logged_versions
+from digestpub.state.parts import Announcement
 from digestpub.websub import changed_feed_urls, notify_hubs
 
 log = logging.getLogger("digestpub.publish")
@@ -78,6 +80,7 @@ def _run(
     notifier: HubNotifier | None,
 ) -> None:
     catalog, before = _open_state(state, site, options.rebuild)
+    unannounced = _unannounced(state, catalog) if notifier is not None and site.hubs else []
     # A fresh state has no cursor: it is a full scan too.
     report.full_scan = options.full_scan or full_scan_due(catalog, report.started_at, options.full_scan_every)
     if report.full_scan:
@@ -129,14 +132,17 @@ def _run(
         if changes.accepted:
             _write_outputs(producer, catalog, report, {plan.feed for plan in archives})
         count_published(report, catalog)
+    topics = sorted({*changed_feed_urls(site, changed_files), *unannounced}) if notifier and site.hubs else []
+    if topics:
+        catalog.set_announcement(Announcement(report=report_key(report.started_at, report.run_id), topics=topics))
     with timed(report, "save_state"):
         catalog.commit(threads=not getattr(state, "is_local", False))
         if report.full_scan:
             # Once a day: files of parts that runs stopped before their head left behind.
             for key in catalog.sweep():
                 log.info("deleted %s: no state names it", key)
-    if notifier is not None:
-        _tell_hubs(notifier, site, changed_files, options, report)
+    if notifier is not None and topics:
+        _tell_hubs(notifier, site, topics, options, report)
     report.finished_at = datetime.now(UTC)
     save_report(state, report)
 
@@ -177,17 +183,23 @@ def _produce(
     return changed_files
 
 
+def _unannounced(state: ObjectStore, catalog: Catalog) -> list[str]:
+    """The feeds the run that committed the state changed, if it stopped before it told the hubs."""
+    announcing = catalog.head.announcing
+    if announcing is None or state.read(announcing.report) is not None:
+        return []
+    log.warning(
+        "the run that committed the state stopped before it told the WebSub hubs of %d changed feed(s): "
+        "this run tells them",
+        len(announcing.topics),
+    )
+    return announcing.topics
+
+
 def _tell_hubs(
-    notifier: HubNotifier,
-    site: Site,
-    changed_files: list[tuple[str, str]],
-    options: PublishOptions,
-    report: PublishReport,
+    notifier: HubNotifier, site: Site, topics: list[str], options: PublishOptions, report: PublishReport
 ) -> None:
     """After the commit: a hub told of a feed fetches it, and must find the bytes the state records."""
-    topics = changed_feed_urls(site, changed_files)
-    if not site.hubs or not topics:
-        return
     with timed(report, "notify_hubs"):
         report.hub_failures = notify_hubs(notifier, site.hubs, topics, options.hub_policy)
     report.feeds_announced = len(topics)

@@ -52,6 +52,7 @@ from digestpub.state.parts import (
     ID_SHARDS,
     SEEN,
     STATE_FORMAT,
+    Announcement,
     Head,
     IdEntry,
     MonthTally,
@@ -171,6 +172,11 @@ class Catalog:
                 tag.newest = datetime.fromisoformat(time)
         if added or counts or newest:
             self._head.total += added
+            self._touch_head()
+
+    def set_announcement(self, announcement: Announcement) -> None:
+        if announcement != self._head.announcing:
+            self._head.announcing = announcement
             self._touch_head()
 
     def set_output_digest(self, path: str, digest: str) -> None:

@@ -43,6 +43,19 @@ class MonthTally(BaseModel):
     newest: str
 
 
+class Announcement(BaseModel):
+    """The feeds a run changed, for the WebSub hubs, recorded in the head it commits.
+
+    The hubs are told once the head is written; a run stopped between the two
+    (a killed process, a function's time limit) leaves no report, and the next
+    run tells the hubs in its place.
+    """
+
+    report: str
+    """The state key of the run's report: there once the run has told the hubs."""
+    topics: list[str]
+
+
 class Head(BaseModel):
     format: int = STATE_FORMAT
     cursor: str | None = None
@@ -61,6 +74,8 @@ class Head(BaseModel):
     """The checksum of each part's file, by the part's name: a file that does not match is refused."""
     months: dict[str, dict[str, MonthTally]] = Field(default_factory=dict)
     """Per feed, its non-empty UTC months (``YYYY-MM``), oldest first."""
+    announcing: Announcement | None = None
+    """What the run that last changed feeds had to tell the hubs."""
 
 
 HEAD = TypeAdapter(Head)
