@@ -30,8 +30,9 @@ EXAMPLE_IDS = 28
 EXAMPLE_SKIPPED = 2
 EXAMPLE_CLEANED = 1
 EXAMPLE_TAGS = 13
-EXAMPLE_FILES = (EXAMPLE_TAGS + 1) * (4 + 3 + 1) + 3
-"""Per feed: 4 kinds, its one month's 3 archive files and its archive index; OPML, sitemap and robots.txt."""
+EXAMPLE_FILES = (EXAMPLE_TAGS + 1) * (4 + 3 + 1) + 3 + 2
+"""Per feed: 4 kinds, its one month's 3 archive files and its archive index; OPML, sitemap and robots.txt;
+the newsletter's archive (page and feed), still without an issue."""
 
 SUMMARY_LINE = re.compile(
     r"summaries: (?P<new>\d+) new, (?P<updated>\d+) updated, (?P<skipped>\d+) skipped, "

@@ -222,8 +222,11 @@ def test_archive_indexes_count_each_month_and_the_sitemap_lists_every_page(histo
     assert len(counts) == len(MONTHS) and sum(counts) == 300
     sitemap = etree.parse(str(dest / "sitemap.xml")).getroot()
     listed = {url.findtext(f"{SITEMAP}loc"): url.findtext(f"{SITEMAP}lastmod") for url in sitemap.iter(f"{SITEMAP}url")}
+    # Every page made of summaries; the newsletter's archive lists issues, and is not publish's to date.
     pages = {
-        BASE_URL + path.relative_to(dest).as_posix().removesuffix("index.html") for path in dest.rglob("index.html")
+        BASE_URL + path.relative_to(dest).as_posix().removesuffix("index.html")
+        for path in dest.rglob("index.html")
+        if not path.relative_to(dest).as_posix().startswith("newsletter/")
     }
     assert set(listed) == pages
     assert all(datetime.fromisoformat(lastmod) <= datetime(2026, 12, 1, tzinfo=UTC) for lastmod in listed.values())

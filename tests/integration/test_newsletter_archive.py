@@ -19,9 +19,11 @@ from digestpub.adapters.folder import FolderStore
 from digestpub.errors import PreconditionFailed, StorageError
 from digestpub.newsletter.archive_index import INDEX_KEY, load_archive, record_issue
 from digestpub.newsletter.issues import load_issue
+from digestpub.publish import PublishOptions, publish
 from tests.conftest import html_problems
 from tests.newsletter_support import (
     BASE_URL,
+    SITE,
     Scenario,
     body_parts,
     list_unsubscribe_url,
@@ -153,11 +155,13 @@ def test_a_rebuilt_issue_changes_neither_the_feed_nor_the_page(built: Scenario) 
 def test_a_dry_run_publishes_no_archive(tmp_path: Path) -> None:
     scenario = Scenario.create(tmp_path)
     scenario.publish([paper(1, ["mllm"])])
+    # Publish wrote the archive with no issue in it: the dry run must leave it so.
+    empty = _feed(scenario).read_bytes(), _page(scenario).read_bytes()
     scenario.subscribe("alice@example.com", "")
     result = run_cli(scenario, "newsletter", "--frequency", "daily", "--dry-run")
     assert result.returncode == 0, result.stderr
-    assert not _feed(scenario).exists()
-    assert not _page(scenario).exists()
+    assert (_feed(scenario).read_bytes(), _page(scenario).read_bytes()) == empty
+    assert feedparser.parse(empty[0]).entries == []
     assert not (scenario.state_dir / INDEX_KEY).exists()
 
 
@@ -233,3 +237,30 @@ def test_an_index_that_never_settles_is_a_clear_error(built: Scenario) -> None:
         record_issue(racing, fresh)
     # Nothing the other writer recorded is lost.
     assert {entry.id for entry in load_archive(plain)} >= {f"daily-rival-{number}" for number in range(10)}
+
+
+def test_before_the_first_issue_the_index_links_an_empty_archive_that_the_first_issue_replaces(
+    tmp_path: Path,
+) -> None:
+    scenario = Scenario.create(tmp_path)
+    scenario.publish([paper(1, ["mllm"])])
+    index = html.parse(str(scenario.dest_dir / "index.html")).getroot()
+    [link] = [a.get("href") for a in index.iter("a") if a.get("href", "").startswith(ARCHIVE_URL)]
+    page = _local(scenario, link + "index.html" if link.endswith("/") else link)  # as a web server serves it
+    assert page.is_file(), "the index page links a newsletter archive that is not there"
+    assert "Здесь пока пусто." in page.read_text(encoding="utf-8")
+    assert html_problems([page]) == []
+    assert feedparser.parse(_feed(scenario).read_bytes()).entries == []
+
+    scenario.subscribe("alice@example.com", "mllm")
+    result = run_cli(scenario, "newsletter", "--frequency", "daily", "--date", "2026-11-19")
+    assert result.returncode == 0, result.stderr
+    issued = page.read_bytes()
+    assert b"daily-2026-11-19" in issued
+
+    # Publish never writes over the newsletter's own archive, on a rebuild either.
+    scenario.publish([paper(2, ["moe"])])
+    assert page.read_bytes() == issued
+    rebuilt = publish(scenario.source, scenario.dest, scenario.state, SITE, PublishOptions(rebuild=True, workers=1))
+    assert rebuilt.summaries_new == 2
+    assert page.read_bytes() == issued

@@ -404,7 +404,9 @@ def test_cli_dry_run_prints_a_summary_and_sends_nothing(cli_scenario: Scenario) 
     assert outbox_messages(cli_scenario.outbox_dir) == []
     assert _ledger_rows(cli_scenario) == 0
     assert not (cli_scenario.state_dir / "newsletter").exists(), "a dry run saved the issue"
-    assert not (cli_scenario.dest_dir / "newsletter").exists(), "a dry run published a web copy"
+    # Publish wrote the newsletter's archive page (no issue yet); a web copy would be a folder beside it.
+    published = [path.name for path in (cli_scenario.dest_dir / "newsletter").iterdir()]
+    assert published == ["index.html"], "a dry run published a web copy"
 
     # The real run afterwards still sends the whole issue.
     real = run_cli(cli_scenario, "newsletter", "--frequency", "daily")

@@ -408,8 +408,8 @@ def test_every_feed_names_each_summarys_authors(examples_published: Published) -
 
 def test_every_page_is_valid_html(examples_published: Published) -> None:
     pages = sorted(examples_published.dest.rglob("*.html"))
-    # Each feed's page, its page of November 2026 and its archive index.
-    assert len(pages) == 3 * (1 + len(EXAMPLE_TAG_COUNTS))
+    # Each feed's page, its page of November 2026 and its archive index; the newsletter's archive.
+    assert len(pages) == 3 * (1 + len(EXAMPLE_TAG_COUNTS)) + 1
     assert html_problems(pages) == []
 
 
@@ -1147,6 +1147,7 @@ def test_publishing_writes_only_into_dest_and_state(tmp_path: Path) -> None:
         "feeds",
         "tags",
         "archive",
+        "newsletter",
         "index.html",
         "sitemap.xml",
         "robots.txt",

@@ -244,7 +244,7 @@ def test_full_run_writes_every_feed_and_page_with_headers(s3: Any, s3_bucket: st
     keys = {item["Key"] for page in client().get_paginator("list_objects_v2").paginate(
         Bucket=s3_bucket, Prefix="site/") for item in page.get("Contents", [])}  # fmt: skip
     expected = {f"site/{path}" for path in all_feed_files() | month_files(None) | {"feeds/tags.opml"}}
-    expected |= {"site/sitemap.xml", "site/robots.txt"}
+    expected |= {"site/sitemap.xml", "site/robots.txt", "site/newsletter/index.html", "site/feeds/newsletter.xml"}
     for slug in slugs:
         expected |= {f"site/{path}" for path in tag_files(slug) | month_files(slug)}
     assert keys == expected
@@ -264,6 +264,9 @@ def test_full_run_writes_every_feed_and_page_with_headers(s3: Any, s3_bucket: st
         elif name == "index.html":
             assert head["ContentType"] == HTML_TYPE, key
             assert head["CacheControl"] == PAGE_CACHE, key
+        elif name == "newsletter.xml":  # the newsletter's archive, an Atom feed
+            assert head["ContentType"] == ATOM_TYPE, key
+            assert head["CacheControl"] == FEED_CACHE, key
         elif name == "sitemap.xml":
             assert head["ContentType"] == "application/xml; charset=utf-8", key
         elif name == "robots.txt":

@@ -115,6 +115,14 @@ class FolderStore:
                     version = _version_tag(os.fstat(handle.fileno()))
                 if if_match is None and not if_none_match:
                     os.replace(temporary, path)
+                elif if_match is None:
+                    # A link is made only where no file is: atomic without the lock,
+                    # whose file would otherwise sit among the published ones.
+                    try:
+                        os.link(temporary, path)
+                    except FileExistsError:
+                        raise PreconditionFailed(f"{key} already exists") from None
+                    os.unlink(temporary)
                 else:
                     with self._write_lock():
                         self._check_precondition(path, key, if_match, if_none_match)

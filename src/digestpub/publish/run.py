@@ -26,11 +26,11 @@ from digestpub.publish.plan import (
     plan_feed,
     window_size,
 )
-from digestpub.publish.produce import CacheControl, Producer
+from digestpub.publish.produce import CacheControl, Producer, digest_of
 from digestpub.publish.report import count_merge, count_published, save_report, sort_out, timed, warn_if_short
 from digestpub.render.month import render_archive_index
 from digestpub.render.sitemap import render_robots, render_sitemaps
-from digestpub.site import ALL_FEED, Site
+from digestpub.site import ALL_FEED, NEWSLETTER_ARCHIVE_PAGE, Site
 from digestpub.state.catalog import Catalog
 from digestpub.state.keys import report_key
 from digestpub.state.lock import StateLock
@@ -131,6 +131,7 @@ def _run(
         changed_files = _produce(producer, plans + archives, catalog, report, options.workers, progress)
         if changes.accepted:
             _write_outputs(producer, catalog, report, {plan.feed for plan in archives})
+            _newsletter_archive_if_missing(producer, state, catalog, report)
         count_published(report, catalog)
     topics = sorted({*changed_feed_urls(site, changed_files), *unannounced}) if notifier and site.hubs else []
     if topics:
@@ -223,6 +224,31 @@ def _write_outputs(producer: Producer, catalog: Catalog, report: PublishReport, 
         else:
             catalog.set_output_digest(output.path, digest)
             report.files_written += 1
+
+
+def _newsletter_archive_if_missing(
+    producer: Producer, state: ObjectStore, catalog: Catalog, report: PublishReport
+) -> None:
+    """The newsletter's archive, from the state's list of issues, when this state has not written it yet.
+
+    The index page links it, and the newsletter writes it only with an issue: so
+    a new site gets it (empty) at once, and a new look or a rebuilt destination
+    renders it again as it does every feed.
+    """
+    if NEWSLETTER_ARCHIVE_PAGE in catalog.head.outputs:
+        return
+    # Here once a site: the newsletter's modules (MJML among them) stay out of every other run's start-up.
+    from digestpub.newsletter.archive import archive_outputs
+    from digestpub.newsletter.archive_index import load_archive
+
+    written = None
+    # Again if an issue was recorded meanwhile: its run may have written the archive before this one did.
+    while (issues := load_archive(state)) != written:
+        for output in archive_outputs(producer.site, issues):
+            producer.put(output)
+            catalog.set_output_digest(output.path, digest_of(output.body))
+        written = issues
+    report.files_written += 2  # the page and the feed
 
 
 def _open_state(state: ObjectStore, site: Site, rebuild: bool) -> tuple[Catalog, Catalog | None]:
