@@ -258,7 +258,7 @@ def test_before_the_first_issue_the_index_links_an_empty_archive_that_the_first_
     issued = page.read_bytes()
     assert b"daily-2026-11-19" in issued
 
-    # Publish never writes over the newsletter's own archive, on a rebuild either.
+    # A publish keeps the newsletter's archive; a rebuild renders it again from the state's list of issues.
     scenario.publish([paper(2, ["moe"])])
     assert page.read_bytes() == issued
     rebuilt = publish(scenario.source, scenario.dest, scenario.state, SITE, PublishOptions(rebuild=True, workers=1))
