@@ -294,6 +294,10 @@ def test_a_month_that_empties_is_removed_and_its_neighbours_relink(tmp_path: Pat
     run(source, dest, state, site, full_scan=True)
     assert not (dest / "feeds/tags/solo/archive/2026-10/atom.xml").exists()
     assert not (dest / "tags/solo/2026/10/index.html").exists()
+    # No empty folder is left to be served or listed as if the month were there.
+    assert not (dest / "feeds/tags/solo/archive/2026-10").exists()
+    assert not (dest / "tags/solo/2026/10").exists()
+    assert (dest / "tags/solo/2026/11/index.html").is_file()
     september = etree.parse(str(dest / "feeds/tags/solo/archive/2026-09/atom.xml")).getroot()
     assert _link(september, "next-archive", ATOM) == f"{BASE_URL}feeds/tags/solo/archive/2026-11/atom.xml"
     november = etree.parse(str(dest / "feeds/tags/solo/archive/2026-11/atom.xml")).getroot()

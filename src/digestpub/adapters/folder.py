@@ -159,5 +159,15 @@ class FolderStore:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def delete(self, key: str) -> None:
+        path = self._path(key)
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._path(key))
+            os.unlink(path)
+        # Keys have no folders: one left empty (a month whose last summary went)
+        # would still be served and listed as if it held something.
+        folder = os.path.dirname(path)
+        while len(folder) > len(self._prefix):
+            try:
+                os.rmdir(folder)
+            except OSError:  # not empty, or already gone
+                break
+            folder = os.path.dirname(folder)
