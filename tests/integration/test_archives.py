@@ -7,6 +7,7 @@ links.
 
 from __future__ import annotations
 
+import functools
 import shutil
 from collections import deque
 from datetime import UTC, datetime
@@ -19,6 +20,8 @@ from lxml import etree
 from lxml import html as lxml_html
 
 from digestpub.adapters.folder import FolderStore
+from digestpub.publish import run as run_module
+from digestpub.render.sitemap import render_sitemaps
 from tests.conftest import html_problems, summary, write_json
 from tests.integration.test_publish_folder import BASE_URL, RecordingStore, local_target, make_site, run
 
@@ -304,3 +307,30 @@ def test_a_month_that_empties_is_removed_and_its_neighbours_relink(tmp_path: Pat
     assert _link(november, "prev-archive", ATOM) == f"{BASE_URL}feeds/tags/solo/archive/2026-09/atom.xml"
     assert len(november.findall(f"{ATOM}entry")) == 2
     shutil.rmtree(tmp_path / "source")
+
+
+def test_a_sitemap_index_that_shrinks_leaves_no_file_of_it_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, dest, state = tmp_path / "source", tmp_path / "dest", tmp_path / "state"
+    site = make_site(feed_size=FEED_SIZE)
+    for number in range(1, 9):
+        write_json(source, f"2026/11/0{number}/{number}.json", summary(number, tags=[f"tag{number}"]))
+    # Past a limit of 10 URLs the site's 27 pages take an index of three files.
+    monkeypatch.setattr(run_module, "render_sitemaps", functools.partial(render_sitemaps, limit=10))
+    run(source, dest, state, site)
+    assert sorted(path.name for path in (dest / "sitemaps").iterdir()) == [f"sitemap-{n}.xml" for n in (1, 2, 3)]
+
+    monkeypatch.setattr(run_module, "render_sitemaps", functools.partial(render_sitemaps, limit=20))
+    write_json(source, "2026/11/09/9.json", summary(9, tags=["tag1"]))
+    run(source, dest, state, site)
+    assert sorted(path.name for path in (dest / "sitemaps").iterdir()) == ["sitemap-1.xml", "sitemap-2.xml"]
+    index = etree.parse(str(dest / "sitemap.xml")).getroot()
+    listed = [loc.text for loc in index.iter(f"{SITEMAP}loc")]
+    assert listed == [f"{BASE_URL}sitemaps/sitemap-1.xml", f"{BASE_URL}sitemaps/sitemap-2.xml"]
+
+    monkeypatch.setattr(run_module, "render_sitemaps", render_sitemaps)
+    write_json(source, "2026/11/10/10.json", summary(10, tags=["tag2"]))
+    run(source, dest, state, site)
+    assert not (dest / "sitemaps").exists(), "the files of an index that is one sitemap again were left"
+    assert etree.parse(str(dest / "sitemap.xml")).getroot().tag == f"{SITEMAP}urlset"

@@ -29,7 +29,7 @@ from digestpub.publish.plan import (
 from digestpub.publish.produce import CacheControl, Producer, digest_of
 from digestpub.publish.report import count_merge, count_published, save_report, sort_out, timed, warn_if_short
 from digestpub.render.month import render_archive_index
-from digestpub.render.sitemap import render_robots, render_sitemaps
+from digestpub.render.sitemap import SITEMAP_FILES_FOLDER, render_robots, render_sitemaps
 from digestpub.site import ALL_FEED, NEWSLETTER_ARCHIVE_PAGE, Site
 from digestpub.state.catalog import Catalog
 from digestpub.state.keys import report_key
@@ -224,6 +224,12 @@ def _write_outputs(producer: Producer, catalog: Catalog, report: PublishReport, 
         else:
             catalog.set_output_digest(output.path, digest)
             report.files_written += 1
+    # A sitemap index that shrank: its last files would list pages no more.
+    written = {output.path for output in outputs}
+    for path in sorted(head.outputs):
+        if path.startswith(SITEMAP_FILES_FOLDER) and path not in written:
+            producer.dest.delete(path)
+            catalog.forget_output(path)
 
 
 def _newsletter_archive_if_missing(

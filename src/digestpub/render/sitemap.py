@@ -15,6 +15,8 @@ from digestpub.site import ALL_FEED, ROBOTS_PATH, SITEMAP_PATH, TEXT_TYPE, XML_T
 
 MAX_URLS = 50_000
 """The most URLs one sitemap file may list (sitemaps.org)."""
+SITEMAP_FILES_FOLDER = "sitemaps/"
+"""Where the files of a sitemap index go."""
 _NAMESPACE = "http://www.sitemaps.org/schemas/sitemap/0.9"
 
 
@@ -30,7 +32,7 @@ def render_sitemaps(site: Site, newest: Mapping[str, Mapping[str, str]], limit: 
     outputs = []
     for number, start in enumerate(range(0, len(urls), limit), start=1):
         chunk = urls[start : start + limit]
-        outputs.append(Output(f"sitemaps/sitemap-{number}.xml", _urlset(chunk), XML_TYPE))
+        outputs.append(Output(f"{SITEMAP_FILES_FOLDER}sitemap-{number}.xml", _urlset(chunk), XML_TYPE))
     entries = "".join(f"<sitemap><loc>{escape(site.url(output.path))}</loc></sitemap>" for output in outputs)
     index = f'<?xml version="1.0" encoding="UTF-8"?>\n<sitemapindex xmlns="{_NAMESPACE}">{entries}</sitemapindex>\n'
     return [*outputs, Output(SITEMAP_PATH, index.encode(), XML_TYPE)]

@@ -184,6 +184,10 @@ class Catalog:
             self._head.outputs[path] = digest
             self._touch_head()
 
+    def forget_output(self, path: str) -> None:
+        if self._head.outputs.pop(path, None) is not None:
+            self._touch_head()
+
     # parts -------------------------------------------------------------------
 
     def _load(self, key: str, parse: Callable[[bytes], M]) -> M | None:
