@@ -34,7 +34,7 @@ EXAMPLE_FILES = (EXAMPLE_TAGS + 1) * (4 + 3 + 1) + 3
 """Per feed: 4 kinds, its one month's 3 archive files and its archive index; OPML, sitemap and robots.txt."""
 
 SUMMARY_LINE = re.compile(
-    r"summaries: (?P<new>\d+) new, (?P<updated>\d+) updated, (?P<skipped>\d+) skipped, "
+    r"summaries: (?P<new>\d+) new, (?P<updated>\d+) updated, (?P<deleted>\d+) deleted, (?P<skipped>\d+) skipped, "
     r"(?P<cleaned>\d+) cleaned; files: (?P<written>\d+) written, (?P<unchanged>\d+) unchanged"
     r"(?:; .*)?"
 )
