@@ -81,7 +81,7 @@ def list_changed(
 
 def named_keys(keys: Iterable[str]) -> tuple[list[str], list[str]]:
     """Keys as named (``--keys``, events) split into summary keys and others, each once, in order."""
-    unique = [key.strip() for key in dict.fromkeys(keys) if key.strip()]
+    unique = list(dict.fromkeys(stripped for key in keys if (stripped := key.strip())))
     found = [key for key in unique if summary_key(key) is not None]
     return found, [key for key in unique if summary_key(key) is None]
 
