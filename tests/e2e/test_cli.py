@@ -104,6 +104,7 @@ def test_publish_prints_one_summary_line_and_writes_the_site(tmp_path: Path) -> 
     assert counts == {
         "new": EXAMPLE_IDS,
         "updated": 0,
+        "deleted": 0,
         "skipped": EXAMPLE_SKIPPED,
         "cleaned": EXAMPLE_CLEANED,
         "written": EXAMPLE_FILES,
