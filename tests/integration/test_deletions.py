@@ -213,6 +213,37 @@ def test_deleting_an_old_copy_keeps_the_newer_version_published(source: Path, tm
     assert report.files_written == 0
 
 
+def test_a_copy_read_in_an_earlier_run_keeps_the_summary_when_the_original_goes(source: Path, tmp_path: Path) -> None:
+    dest, state = tmp_path / "dest", tmp_path / "state"
+    run(source, dest, state)
+    write_json(source, "2026/11/22/a-copy.json", summary("2611.00001", tags=["mllm", "vqa"]))
+    copied = run(source, dest, state)
+    assert [problem.reason[:27] for problem in copied.problems] == ["duplicate id '2611.00001': "], "both hold it"
+    (source / "2026/11/20/a.json").unlink()
+
+    report = run(source, dest, state, keys=("2026/11/20/a.json",))
+
+    assert (report.summaries_deleted, report.summaries_updated, report.problems) == (0, 1, [])
+    assert files_of(dest) == _clean_build(source, tmp_path)
+    (source / "2026/11/22/a-copy.json").unlink()
+    assert run(source, dest, state).summaries_deleted == 1, "the copy is where it lives now"
+
+
+def test_deleting_the_newer_version_publishes_the_older_one_left(source: Path, tmp_path: Path) -> None:
+    dest, state = tmp_path / "dest", tmp_path / "state"
+    edit = summary("2611.00002", tags=["mllm", "rag"], title="Новая версия", updated_at="2026-11-22T12:00:00Z")
+    write_json(source, "2026/11/22/b-edit.json", edit)
+    run(source, dest, state)
+    assert entry_id("2611.00002") in json_ids(dest, "rag")
+    (source / "2026/11/22/b-edit.json").unlink()
+
+    report = run(source, dest, state, full_scan=True)
+
+    assert (report.summaries_deleted, report.summaries_updated) == (0, 1)
+    assert entry_id("2611.00002") in json_ids(dest, "mllm") and json_ids(dest, "rag") == [entry_id("2611.00031")]
+    assert files_of(dest) == _clean_build(source, tmp_path)
+
+
 def test_a_deleted_objects_problems_are_forgotten(source: Path, tmp_path: Path) -> None:
     dest, state = tmp_path / "dest", tmp_path / "state"
     write_json(source, "2026/11/20/bad.json", {"id": "x"})

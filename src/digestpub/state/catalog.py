@@ -242,6 +242,22 @@ class Catalog:
             objects[key] = (etag, ids)
             self._dirty.add(seen_key(key[:7]))
 
+    def holders(self, summary_ids: set[str], besides: set[str]) -> list[str]:
+        """Other keys, among the months this run has loaded, that held any of ``summary_ids`` when last read.
+
+        A copy or an older version of a summary whose object is gone: reading it
+        again tells whether the summary stays. The loaded months are every month
+        on a full scan, and the recent ones and the gone objects' own otherwise.
+        """
+        if not summary_ids:
+            return []
+        return sorted(
+            key
+            for objects in self._seen.values()
+            for key, (_, held) in objects.items()
+            if key not in besides and not summary_ids.isdisjoint(held)
+        )
+
     def forget_seen(self, key: str) -> list[str]:
         """The object at ``key`` is gone from the source: forget it; returns the ids it held."""
         found = self.seen(key[:10]).pop(key, None)
