@@ -144,6 +144,24 @@ def test_an_incremental_listing_finds_a_deleted_object_of_its_own_days(source: P
     assert entry_id("2611.00004") not in json_ids(dest) + json_ids(dest, "vqa")
 
 
+def test_a_source_that_lists_nothing_deletes_nothing(
+    source: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dest, state = tmp_path / "dest", tmp_path / "state"
+    run(source, dest, state)
+    before = files_of(dest)
+    shutil.rmtree(source)
+    source.mkdir()
+
+    report = run(source, dest, state, full_scan=True)
+
+    assert (report.summaries_deleted, report.files_written) == (0, 0)
+    assert files_of(dest) == before
+    assert "lists no summary where the state saw 5: none is taken for deleted" in caplog.text
+    # Named, a deletion is taken as said.
+    assert run(source, dest, state, keys=("2026/11/20/b.json",)).summaries_deleted == 1
+
+
 def test_a_line_removed_from_a_jsonl_removes_that_summary_only(source: Path, tmp_path: Path) -> None:
     dest, state = tmp_path / "dest", tmp_path / "state"
     run(source, dest, state)

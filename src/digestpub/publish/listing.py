@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from digestpub.model import ObjectInfo
 from digestpub.ports import ObjectStore
 from digestpub.publish.plan import listing_start
 from digestpub.state.catalog import Catalog
+
+log = logging.getLogger("digestpub.publish")
 
 Progress = Callable[[str, int, int], None]
 """Called as ``(stage, done, total)`` while a run works, for progress bars."""
@@ -74,6 +77,16 @@ def list_changed(
             listing.gone += [
                 key for key in catalog.seen(month) if key not in listed and (start_after is None or key > start_after)
             ]
+    if listing.gone and not listed:
+        # Everything gone at once is far likelier a wrong or empty source than an
+        # upstream that deleted it all: it would take the whole site down.
+        log.warning(
+            "%s lists no summary where the state saw %d: none is taken for deleted; "
+            "name deleted keys with --keys, or publish --rebuild from the source as it is",
+            source.url,
+            len(listing.gone),
+        )
+        listing.gone = []
     # No version to compare: a named key is read, and an unchanged one costs a read.
     listing.changed += [ObjectInfo(key=key, etag="") for key in dict.fromkeys(named) if key not in listed]
     return listing
