@@ -27,6 +27,7 @@ from datetime import datetime
 from itertools import chain
 from typing import TypeVar
 
+import orjson
 from pydantic import ValidationError
 
 from digestpub.errors import PreconditionFailed, StorageError
@@ -414,7 +415,8 @@ class Catalog:
         if key == KNOWN_IDS_KEY:
             return known_to_bytes(self._all_known_hashes())
         if key.startswith("catalog/seen/"):
-            return SEEN.dump_json(self._seen[key.removeprefix("catalog/seen/").removesuffix(".json")])
+            # orjson, not the adapter: a cold run's thousands of rows, without pydantic's copy of them.
+            return orjson.dumps(self._seen[key.removeprefix("catalog/seen/").removesuffix(".json")])
         return ids_to_json(self._ids[key.removeprefix("catalog/ids/").removesuffix(".json")])
 
     def _all_known_hashes(self) -> array[int]:

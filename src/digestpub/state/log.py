@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -24,11 +25,12 @@ DELETED = "deleted"
 def log_lines(moment: datetime, kinds: dict[str, str], summaries: list[Summary], deleted: list[str]) -> bytes:
     """The log file of one run; ``kinds`` maps each id to ``new`` or ``updated``; ``deleted``: ids gone."""
     logged_at = moment.astimezone(UTC).isoformat()
-    lines = [
-        orjson.dumps({"logged_at": logged_at, "kind": kinds[summary.id], "summary": summary}) for summary in summaries
-    ]
-    lines += [orjson.dumps({"logged_at": logged_at, "kind": DELETED, "summary": {"id": gone}}) for gone in deleted]
-    return b"".join(line + b"\n" for line in lines)
+    # Generators, joined once: a cold run logs a thousand summaries with their text.
+    records = chain(
+        ({"logged_at": logged_at, "kind": kinds[summary.id], "summary": summary} for summary in summaries),
+        ({"logged_at": logged_at, "kind": DELETED, "summary": {"id": gone}} for gone in deleted),
+    )
+    return b"".join(orjson.dumps(record) + b"\n" for record in records)
 
 
 def logged_records(state: ObjectStore, first: date, last: date) -> Iterator[dict[str, Any]]:
