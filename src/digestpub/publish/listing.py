@@ -144,3 +144,21 @@ def fetch(
             if done % 256 == 0 or done == total:
                 progress("reading", done, total)
     return fetched, missing
+
+
+def fetch_with_copies(
+    source: ObjectStore, catalog: Catalog, listing: Listing, progress: Progress
+) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """The bytes of each object ``listing`` names that is still there, and the keys of those gone.
+
+    Another object that held a gone object's ids (a copy, an older version) is
+    read too: the newest version left is then published in its place.
+    """
+    fetched, missing = fetch(source, catalog, listing.changed, progress)
+    gone = [*listing.gone, *missing]
+    held = {summary_id for key in gone for summary_id in catalog.held(key)}
+    copies = catalog.holders(held, {key for key, _ in fetched} | set(gone))
+    if not copies:
+        return fetched, gone
+    more, more_missing = fetch(source, catalog, [ObjectInfo(key=key, etag="") for key in copies], progress)
+    return fetched + more, gone + more_missing

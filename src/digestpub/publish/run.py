@@ -10,11 +10,11 @@ from datetime import UTC, date, datetime, timedelta
 
 from digestpub.errors import StorageError
 from digestpub.ingest import SummaryReader
-from digestpub.model import ObjectInfo, PublishReport, Summary, SummaryRef, month_of, sortable_time
+from digestpub.model import PublishReport, Summary, SummaryRef, month_of, sortable_time
 from digestpub.ports import HubNotifier, ObjectStore
 from digestpub.publish.entries import SummarySource, read_again
 from digestpub.publish.fingerprint import rendering_fingerprint
-from digestpub.publish.listing import Progress, fetch, full_scan_due, list_changed
+from digestpub.publish.listing import Progress, fetch_with_copies, full_scan_due, list_changed
 from digestpub.publish.options import PublishOptions
 from digestpub.publish.plan import (
     NEWS_LIMIT,
@@ -93,16 +93,7 @@ def _run(
             progress=progress,
             named=options.keys,
         )
-        fetched, missing = fetch(source, catalog, listing.changed, progress)
-        gone = [*listing.gone, *missing]
-        # Another object that held a gone object's ids (a copy, an older version)
-        # is read again: the newest version left is published in its place.
-        copies = catalog.holders(
-            {summary_id for key in gone for summary_id in catalog.held(key)}, {key for key, _ in fetched} | set(gone)
-        )
-        if copies:
-            more, more_missing = fetch(source, catalog, [ObjectInfo(key=key, etag="") for key in copies], progress)
-            fetched, gone = fetched + more, gone + more_missing
+        fetched, gone = fetch_with_copies(source, catalog, listing, progress)
     report.objects_read = len(fetched)
     read = {key for key, _ in fetched}
     reader = SummaryReader(default_lang=site.lang, max_summary_bytes=options.max_summary_bytes)
