@@ -49,6 +49,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric("SummariesPublished", MetricUnit.Count, report.summaries_new + report.summaries_updated)
     # Per function, so that each stack's alarm (infra/alarms.yml) sees only its own runs.
     metrics.add_dimension("function_name", context.function_name)
+    metrics.add_metric("SummariesDeleted", MetricUnit.Count, report.summaries_deleted)
     metrics.add_metric("SummariesSkipped", MetricUnit.Count, report.skipped)
     # Still skipped, by this run or earlier ones: the alarm stays on until the upstream fixes them.
     metrics.add_metric("InputsUnfixed", MetricUnit.Count, len(report.unfixed))
