@@ -22,7 +22,7 @@ from digestpub.adapters import open_store
 from digestpub.newsletter.issues import prepare_issue
 from digestpub.state.log import DELETED, logged_records
 from tests.conftest import summary, write_json
-from tests.integration.test_publish_folder import entry_id, feed_files, files_of, json_ids, run
+from tests.integration.test_publish_folder import entry_id, feed_files, files_of, json_ids, make_site, run
 
 OLD_KEY = "2026/10/15/old.json"
 """The only summary of October, and of the tag "solo"."""
@@ -142,6 +142,34 @@ def test_an_incremental_listing_finds_a_deleted_object_of_its_own_days(source: P
 
     assert report.summaries_deleted == 1
     assert entry_id("2611.00004") not in json_ids(dest) + json_ids(dest, "vqa")
+
+
+def test_a_feed_that_deletions_left_short_is_made_up_from_its_archives(tmp_path: Path) -> None:
+    source, dest, state = tmp_path / "source", tmp_path / "dest", tmp_path / "state"
+    site = make_site(feed_size=3)  # a window keeps 13 items
+    documents = [
+        summary(
+            f"2611.{number:05d}",
+            tags=["mllm"],
+            published_at=f"2026-{10 + number // 15}-{1 + number % 15:02d}T08:00:00Z",
+        )
+        for number in range(30)
+    ]
+    key = "2026/11/20/many.jsonl"
+    (source / key).parent.mkdir(parents=True)
+    (source / key).write_text(_jsonl(documents), encoding="utf-8")
+    run(source, dest, state, site)
+    (source / key).write_text(_jsonl(documents[:15]), encoding="utf-8")  # the newest 15 go: all of November
+
+    report = run(source, dest, state, site)
+
+    assert report.summaries_deleted == 15
+    newest = [entry_id(f"2611.{number:05d}") for number in (14, 13, 12)]
+    assert json_ids(dest) == json_ids(dest, "mllm") == newest
+    clean = tmp_path / "clean"
+    shutil.copytree(source, clean / "source")
+    run(clean / "source", clean / "dest", clean / "state", site)
+    assert files_of(dest) == files_of(clean / "dest")
 
 
 def test_a_source_that_lists_nothing_deletes_nothing(

@@ -7,6 +7,7 @@
   does to each feed and tag;
 - ``plan_feed``: each touched feed's new window (its newest items);
 - ``plan_archive``: each touched month's archive of a feed (all its items);
+- ``refill``: a feed that removals left short, made up from its archives;
 - ``news``: what newsletters should carry.
 """
 
@@ -258,6 +259,25 @@ def plan_archives(
                     window = archive(feed, month)
                     plans.append(FeedPlan(feed, window.items, window, 0, month))
     return plans
+
+
+def refill(plan: FeedPlan, keep: int, months: Iterable[str], month_items: Callable[[str], list[WindowItem]]) -> None:
+    """A subscription feed's newest ``keep`` items once more, from its month archives, when removals left it short.
+
+    ``months``: the feed's months once this run's changes are in; ``month_items``,
+    a month's items as this run leaves them. Months are read newest first, until
+    those read hold ``keep`` items: every item newer than them is then known.
+    """
+    have = {item.id for item in plan.items}
+    found = list(plan.items)
+    complete = 0
+    for month in sorted(months, reverse=True):
+        items = month_items(month)
+        found += [item for item in items if item.id not in have]
+        complete += len(items)
+        if complete >= keep:
+            break
+    plan.items = sorted(found, key=newest_first_key, reverse=True)[:keep]
 
 
 def _beside(months: list[str], month: str) -> list[str]:

@@ -26,6 +26,7 @@ from digestpub.publish.plan import (
     not_published_before,
     plan_archives,
     plan_feed,
+    refill,
     window_size,
 )
 from digestpub.publish.produce import CacheControl, Producer
@@ -36,6 +37,7 @@ from digestpub.site import ALL_FEED, Site
 from digestpub.state.catalog import Catalog
 from digestpub.state.lock import StateLock
 from digestpub.state.log import logged_versions
+from digestpub.state.parts import WindowItem
 from digestpub.websub import changed_feed_urls, notify_hubs
 
 log = logging.getLogger("digestpub.publish")
@@ -116,11 +118,12 @@ def _run(
                 plan_feed(feed, catalog.window(feed), changes, window_size(site.feed_size))
                 for feed in sorted(changes.inserts)
             ]
-            for plan in plans:
-                warn_if_short(catalog, plan.feed, len(plan.items), plan.removed, site.feed_size)
             archives = plan_archives(changes, catalog.archive, lambda feed: catalog.head.months.get(feed, {}))
             for plan in archives:
                 catalog.tally_month(plan.feed, str(plan.month), plan.items)
+            _refill(catalog, plans, archives, window_size(site.feed_size))
+            for plan in plans:
+                warn_if_short(catalog, plan.feed, len(plan.items), plan.removed, site.feed_size)
             logged, kinds = news(changes, NEWS_LIMIT), changes.kinds
             if options.rebuild or before is not None:
                 logged, kinds = not_published_before(logged, kinds, _published_version(state, before, logged))
@@ -154,6 +157,24 @@ def _run(
         _tell_hubs(notifier, site, changed_files, options, report)
     report.finished_at = datetime.now(UTC)
     save_report(state, report)
+
+
+def _refill(catalog: Catalog, plans: list[FeedPlan], archives: list[FeedPlan], keep: int) -> None:
+    """Feeds that deletions or edits left short take their next items from their month archives.
+
+    Only then are archives read: a feed that still holds all it can needs none.
+    """
+    planned = {(plan.feed, plan.month): plan.items for plan in archives}
+    head = catalog.head
+    for plan in plans:
+        count = head.total if plan.feed == ALL_FEED else head.tags[plan.feed].count
+        if plan.removed and len(plan.items) < min(count, keep):
+
+            def month_items(month: str, feed: str = plan.feed) -> list[WindowItem]:
+                found = planned.get((feed, month))
+                return catalog.archive(feed, month).items if found is None else found
+
+            refill(plan, keep, head.months.get(plan.feed, {}), month_items)
 
 
 def _note_holdings(
