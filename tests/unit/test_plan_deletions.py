@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from digestpub.model import SummaryRef
-from digestpub.publish.plan import holdings, lost_ids, merge
+from digestpub.publish.plan import FeedPlan, holdings, lost_ids, merge, refill
 from digestpub.site import ALL_FEED
-from digestpub.state.parts import IdEntry
+from digestpub.state.parts import IdEntry, Window, WindowItem
 
 V1, V2 = "2026-11-20T08:00:00.000000+00:00", "2026-11-22T08:00:00.000000+00:00"
 
@@ -55,3 +55,25 @@ def test_holdings_and_lost_ids() -> None:
     assert holdings(refs) == {"k.jsonl": ["a", "b"]}
     assert lost_ids(["a", "b", "c"], ["a", "b"], whole=True) == {"c"}
     assert lost_ids(["a", "b", "c"], ["a"], whole=False) == set()
+
+
+def test_refill_reads_months_newest_first_until_they_hold_enough() -> None:
+    def item(number: int, month: str) -> WindowItem:
+        return WindowItem(f"s{number}", f"{month}-{number:02d}T08:00:00", f"{month}-{number:02d}T08:00:00", "k", None)
+
+    archives = {
+        "2026-11": [item(2, "2026-11"), item(1, "2026-11")],
+        "2026-10": [item(9, "2026-10"), item(8, "2026-10"), item(7, "2026-10")],
+        "2026-09": [item(5, "2026-09")],
+    }
+    read: list[str] = []
+
+    def month_items(month: str) -> list[WindowItem]:
+        read.append(month)
+        return archives[month]
+
+    plan = FeedPlan(ALL_FEED, [archives["2026-11"][0]], Window(), removed=4)
+    refill(plan, 4, archives, month_items)
+
+    assert [found.id for found in plan.items] == ["s2", "s1", "s9", "s8"]
+    assert read == ["2026-11", "2026-10"], "September is older than all four"
