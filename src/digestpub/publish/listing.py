@@ -88,7 +88,8 @@ def list_changed(
         )
         listing.gone = []
     # No version to compare: a named key is read, and an unchanged one costs a read.
-    listing.changed += [ObjectInfo(key=key, etag="") for key in dict.fromkeys(named) if key not in listed]
+    known = listed.union(listing.gone)
+    listing.changed += [ObjectInfo(key=key, etag="") for key in dict.fromkeys(named) if key not in known]
     return listing
 
 
