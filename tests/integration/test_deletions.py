@@ -133,14 +133,17 @@ def test_a_deleted_object_leaves_every_file_that_held_it(source: Path, tmp_path:
     assert (again.files_written, again.summaries_deleted) == (0, 0)
 
 
-def test_an_incremental_listing_finds_a_deleted_object_of_its_own_days(source: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("named", [False, True], ids=["listed", "listed-and-named"])
+def test_an_incremental_listing_finds_a_deleted_object_of_its_own_days(
+    source: Path, tmp_path: Path, named: bool
+) -> None:
     dest, state = tmp_path / "dest", tmp_path / "state"
     run(source, dest, state)
     (source / "2026/11/22/d.json").unlink()
 
-    report = run(source, dest, state, keys=("2026/11/22/d.json",))
+    report = run(source, dest, state, keys=("2026/11/22/d.json",) if named else ())
 
-    assert (report.summaries_deleted, report.objects_read) == (1, 0), "named and listed gone: one deletion, no read"
+    assert (report.summaries_deleted, report.objects_read) == (1, 0), "one deletion, nothing to read"
     assert entry_id("2611.00004") not in json_ids(dest) + json_ids(dest, "vqa")
 
 
