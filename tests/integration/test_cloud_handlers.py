@@ -389,6 +389,28 @@ def test_publish_feeds_logs_and_ignores_events_it_cannot_use(
     )
 
 
+@pytest.mark.parametrize("shape", ["eventbridge", "classic"])
+def test_publish_feeds_decodes_the_keys_events_carry_url_encoded(deployed: Cloud, shape: str) -> None:
+    load_handler("publish_feeds").handler(scheduler_event(), FakeLambdaContext("publish-feeds"))
+    day = datetime.now(UTC) - timedelta(days=10)
+    key = f"summaries/{day:%Y/%m/%d}/a paper (v2)+notes.json"
+    document = _news(7, ["mllm"], hours_ago=240)
+    boto3.client("s3").put_object(Bucket=deployed.bucket, Key=key, Body=json.dumps(document).encode())
+    body = (
+        s3_object_event_via_eventbridge(deployed.bucket, key)
+        if shape == "eventbridge"
+        else s3_event_notification(deployed.bucket, key)
+    )
+    assert "+notes" not in body and "%2Bnotes" in body, "the key travels URL-encoded"
+
+    result = load_handler("publish_feeds").handler(
+        sqs_event([sqs_record(body, deployed.queue_arn)]), FakeLambdaContext("publish-feeds")
+    )
+
+    assert result == {"batchItemFailures": []}
+    assert entry_of(7) in _feed_ids(deployed, "feeds/tags/mllm/atom.xml")
+
+
 def entry_of(number: int) -> str:
     return f"tag:digest.example,2026:summary/2611.{number:05d}"
 
