@@ -24,7 +24,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote_plus, urlsplit
 
 import requests
 
@@ -116,13 +116,29 @@ def sqs_event_from_messages(messages: list[dict[str, Any]], queue_arn: str) -> d
     return sqs_event(records)
 
 
-def s3_object_created_via_eventbridge(bucket: str, key: str, size: int = 512) -> str:
-    """The body SQS holds for an S3 "Object Created" event routed through EventBridge."""
+def s3_object_event_via_eventbridge(bucket: str, key: str, size: int = 512, *, deleted: bool = False) -> str:
+    """The body SQS holds for an S3 "Object Created" (or "Object Deleted") event routed through EventBridge.
+
+    The key is URL-encoded, as in S3's other notifications (Powertools decodes it).
+    """
+    if deleted:
+        detail_type, reason = "Object Deleted", "DeleteObject"
+        found: dict[str, Any] = {"key": quote_plus(key, safe="/"), "sequencer": "0062E99A88DC407461"}
+        extra = {"deletion-type": "Permanently Deleted"}
+    else:
+        detail_type, reason = "Object Created", "PutObject"
+        found = {
+            "key": quote_plus(key, safe="/"),
+            "size": size,
+            "etag": uuid.uuid4().hex,
+            "sequencer": "0062E99A88DC407460",
+        }
+        extra = {}
     return json.dumps(
         {
             "version": "0",
             "id": str(uuid.uuid4()),
-            "detail-type": "Object Created",
+            "detail-type": detail_type,
             "source": "aws.s3",
             "account": ACCOUNT,
             "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -131,18 +147,19 @@ def s3_object_created_via_eventbridge(bucket: str, key: str, size: int = 512) ->
             "detail": {
                 "version": "0",
                 "bucket": {"name": bucket},
-                "object": {"key": key, "size": size, "etag": uuid.uuid4().hex, "sequencer": "0062E99A88DC407460"},
+                "object": found,
                 "request-id": uuid.uuid4().hex[:16].upper(),
                 "requester": ACCOUNT,
                 "source-ip-address": "198.51.100.7",
-                "reason": "PutObject",
+                "reason": reason,
+                **extra,
             },
         }
     )
 
 
 def s3_event_notification(bucket: str, key: str, size: int = 512) -> str:
-    """The body SQS holds for a classic S3 event notification (``s3:ObjectCreated:Put``)."""
+    """The body SQS holds for a classic S3 event notification (``s3:ObjectCreated:Put``); the key URL-encoded."""
     return json.dumps(
         {
             "Records": [
@@ -164,7 +181,7 @@ def s3_event_notification(bucket: str, key: str, size: int = 512) -> str:
                             "arn": f"arn:aws:s3:::{bucket}",
                         },
                         "object": {
-                            "key": key,
+                            "key": quote_plus(key, safe="/"),
                             "size": size,
                             "eTag": uuid.uuid4().hex,
                             "sequencer": "0A1B2C3D4E5F678901",

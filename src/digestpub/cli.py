@@ -195,9 +195,22 @@ def publish_command(
         bool,
         typer.Option("--rebuild", help="Ignore the saved state: read everything, rewrite every feed."),
     ] = False,
+    keys: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--keys",
+            metavar="KEY",
+            help="A source key (YYYY/MM/DD/NAME.json or .jsonl) to read whatever its day; repeat for more. "
+            "A key that is gone takes its summaries off the site.",
+        ),
+    ] = None,
+    keys_from: Annotated[
+        str | None,
+        typer.Option("--keys-from", metavar="FILE", help="Read the keys to read from FILE, one a line; - for stdin."),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Read new and edited summaries and write the feeds and pages they change."""
+    """Read new, edited and deleted summaries and write the feeds and pages they change."""
     from digestpub.adapters import open_store
     from digestpub.publish import publish
     from digestpub.wiring import hub_notifier, publish_options
@@ -216,7 +229,11 @@ def publish_command(
         lang=lang,
         hubs=hubs,
     )
-    options = publish_options(settings, full_scan=full_scan, rebuild=rebuild)
+    try:
+        named = [*(keys or []), *_keys_from(keys_from)]
+        options = publish_options(settings, full_scan=full_scan, rebuild=rebuild, keys=named)
+    except ConfigError as error:
+        _fail(error)
     try:
         with _progress_bar() as bar:
             tasks: dict[str, Any] = {}
@@ -242,6 +259,17 @@ def publish_command(
     typer.echo(report.summary_line())
     if report.skipped:
         stderr.print(f"{report.skipped} input(s) skipped; see the log above or `digestpub report`")
+
+
+def _keys_from(file: str | None) -> list[str]:
+    """The keys in ``file`` (``-``: stdin), one a line; blank lines are skipped."""
+    if file is None:
+        return []
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"--keys-from {file}: {error}") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _fail(error: DigestpubError) -> NoReturn:

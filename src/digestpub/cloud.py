@@ -7,6 +7,7 @@ call what is built here. Everything is created once per warm container.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
@@ -41,10 +42,10 @@ def token_key() -> bytes:
     return key_from_setting(secret, open_store(settings().state))
 
 
-def publish_options() -> PublishOptions:
+def publish_options(keys: Iterable[str] = ()) -> PublishOptions:
     # One process: the hourly runs are small, and a Lambda function's memory is
     # sized for one process; a cold start or rebuild is better run with the CLI.
-    return wiring.publish_options(settings(), workers=1)
+    return wiring.publish_options(settings(), workers=1, keys=keys)
 
 
 @cache

@@ -170,6 +170,8 @@ class PublishReport(BaseModel):
     objects_read: int = 0
     summaries_new: int = 0
     summaries_updated: int = 0
+    summaries_deleted: int = 0
+    """Summaries gone from the source (their object deleted, or their line removed), taken off the site."""
     summaries_unchanged: int = 0
     files_written: int = 0
     files_unchanged: int = 0
@@ -207,7 +209,7 @@ class PublishReport(BaseModel):
     def summary_line(self) -> str:
         line = (
             f"summaries: {self.summaries_new} new, {self.summaries_updated} updated, "
-            f"{self.skipped} skipped, {self.cleaned} cleaned; "
+            f"{self.summaries_deleted} deleted, {self.skipped} skipped, {self.cleaned} cleaned; "
             f"files: {self.files_written} written, {self.files_kept} unchanged"
         )
         if self.still_broken:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from digestpub.errors import ConfigError
 from digestpub.parallel import default_workers
 from digestpub.ports import HubNotifier
 from digestpub.publish import PublishOptions
+from digestpub.publish.listing import named_keys
 from digestpub.settings import Settings
 
 if TYPE_CHECKING:
@@ -18,8 +20,24 @@ if TYPE_CHECKING:
 
 
 def publish_options(
-    settings: Settings, *, full_scan: bool = False, rebuild: bool = False, workers: int | None = None
+    settings: Settings,
+    *,
+    full_scan: bool = False,
+    rebuild: bool = False,
+    workers: int | None = None,
+    keys: Iterable[str] = (),
 ) -> PublishOptions:
+    """The options of a publish run; ``keys``: source keys to read whatever their day.
+
+    Raises ``ConfigError`` for a key that is not a summary key: a run named
+    keys to read, and reading fewer than it was told would pass unnoticed.
+    """
+    found, others = named_keys(keys)
+    if others:
+        raise ConfigError(
+            f"not summary keys: {', '.join(map(repr, others))}; a key is YYYY/MM/DD/NAME.json or .jsonl, "
+            "relative to the source"
+        )
     return PublishOptions(
         lookback_days=settings.lookback_days,
         full_scan_every=timedelta(hours=settings.full_scan_hours),
@@ -32,6 +50,7 @@ def publish_options(
         page_cache_control=settings.page_cache_control,
         archive_cache_control=settings.archive_cache_control,
         workers=default_workers() if workers is None else workers,
+        keys=tuple(found),
     )
 
 

@@ -35,7 +35,7 @@ EXAMPLE_FILES = (EXAMPLE_TAGS + 1) * (4 + 3 + 1) + 3 + 2
 the newsletter's archive (page and feed), still without an issue."""
 
 SUMMARY_LINE = re.compile(
-    r"summaries: (?P<new>\d+) new, (?P<updated>\d+) updated, (?P<skipped>\d+) skipped, "
+    r"summaries: (?P<new>\d+) new, (?P<updated>\d+) updated, (?P<deleted>\d+) deleted, (?P<skipped>\d+) skipped, "
     r"(?P<cleaned>\d+) cleaned; files: (?P<written>\d+) written, (?P<unchanged>\d+) unchanged"
     r"(?:; .*)?"
 )
@@ -105,6 +105,7 @@ def test_publish_prints_one_summary_line_and_writes_the_site(tmp_path: Path) -> 
     assert counts == {
         "new": EXAMPLE_IDS,
         "updated": 0,
+        "deleted": 0,
         "skipped": EXAMPLE_SKIPPED,
         "cleaned": EXAMPLE_CLEANED,
         "written": EXAMPLE_FILES,

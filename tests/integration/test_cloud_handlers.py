@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
+import feedparser
 import pytest
 
 from digestpub import cloud
@@ -30,6 +31,7 @@ from digestpub.adapters.dynamodb import DynamoSubscriberStore, create_subscriber
 from digestpub.adapters.ledger_dynamodb import DynamoLedger, create_ledger_table
 from digestpub.adapters.s3 import S3Store
 from digestpub.model import Subscriber
+from digestpub.publish.report import load_latest_report
 from digestpub.site import FEED_FILE_NAMES
 from digestpub.state.lock import StateLock
 from digestpub.subscribers import new_subscriber
@@ -41,7 +43,7 @@ from tests.cloud_support import (
     response_body,
     response_headers,
     s3_event_notification,
-    s3_object_created_via_eventbridge,
+    s3_object_event_via_eventbridge,
     scheduler_event,
     ses_bounce,
     ses_complaint,
@@ -293,7 +295,7 @@ def test_publish_feeds_on_schedule_and_on_s3_notifications(deployed: Cloud) -> N
     key = deployed.put_summary(_news(3, ["moe"], hours_ago=1))
     event = sqs_event(
         [
-            sqs_record(s3_object_created_via_eventbridge(deployed.bucket, key), deployed.queue_arn),
+            sqs_record(s3_object_event_via_eventbridge(deployed.bucket, key), deployed.queue_arn),
             sqs_record(s3_event_notification(deployed.bucket, key), deployed.queue_arn),
         ]
     )
@@ -304,6 +306,113 @@ def test_publish_feeds_on_schedule_and_on_s3_notifications(deployed: Cloud) -> N
     assert "https://aidigest.example/papers/2611.00003" in {item["url"] for item in feed["items"]}
     head = s3.head_object(Bucket=deployed.bucket, Key="site/feeds/tags/moe/rss.xml")
     assert (head["ContentType"], head["CacheControl"]) == ("application/rss+xml; charset=utf-8", FEED_CACHE)
+
+
+def _feed_ids(cloud_: Cloud, path: str) -> set[str]:
+    """The entry ids of one published feed, parsed as a feed reader parses it."""
+    found = cloud_.site.read(path)
+    assert found is not None, path
+    if path.endswith(".json"):
+        return {item["id"] for item in json.loads(found[0])["items"]}
+    parsed = feedparser.parse(found[0])
+    assert not parsed.bozo, (path, parsed.get("bozo_exception"))
+    return {entry.id for entry in parsed.entries}
+
+
+def test_publish_feeds_reads_and_deletes_the_objects_its_events_name_whatever_their_day(deployed: Cloud) -> None:
+    deployed.put_summary(_news(1, ["mllm"], hours_ago=2))
+    handler = load_handler("publish_feeds").handler
+    handler(scheduler_event(), FakeLambdaContext("publish-feeds"))
+    late = _news(2, ["mllm", "late"], hours_ago=24 * 14)
+    key = deployed.put_summary(late, when=datetime.now(UTC) - timedelta(days=14))
+    entry = "tag:digest.example,2026:summary/2611.00002"
+    feeds = [f"feeds/{name}" for name in FEED_FILE_NAMES.values()]
+    feeds += [f"feeds/tags/{tag}/{name}" for tag in ("mllm", "late") for name in FEED_FILE_NAMES.values()]
+    assert "0 new" in handler(scheduler_event(), FakeLambdaContext("publish-feeds"))["summary"]
+
+    created = sqs_record(s3_object_event_via_eventbridge(deployed.bucket, key), deployed.queue_arn)
+    assert handler(sqs_event([created]), FakeLambdaContext("publish-feeds")) == {"batchItemFailures": []}
+    for path in feeds:
+        assert entry in _feed_ids(deployed, path), path
+    month = (datetime.now(UTC) - timedelta(days=14)).strftime("%Y-%m")
+    archive = f"feeds/tags/late/archive/{month}/atom.xml"
+    assert entry in _feed_ids(deployed, archive)
+
+    boto3.client("s3").delete_object(Bucket=deployed.bucket, Key=key)
+    deleted = sqs_record(s3_object_event_via_eventbridge(deployed.bucket, key, deleted=True), deployed.queue_arn)
+    assert handler(sqs_event([deleted]), FakeLambdaContext("publish-feeds")) == {"batchItemFailures": []}
+
+    for path in feeds:
+        assert entry not in _feed_ids(deployed, path), path
+    assert deployed.site.read(archive) is None, "the tag's only month emptied: its archive is gone"
+    sitemap = deployed.site.read("sitemap.xml")[0]  # type: ignore[index]
+    assert b"/late/" not in sitemap and b"2611.00002" not in deployed.site.read("index.html")[0]  # type: ignore[index]
+    report = load_latest_report(S3Store(deployed.bucket, "state"))
+    assert report is not None and report.summaries_deleted == 1
+    handler(sqs_event([deleted]), FakeLambdaContext("publish-feeds"))
+    again = load_latest_report(S3Store(deployed.bucket, "state"))
+    assert again is not None and (again.files_written, again.summaries_deleted) == (0, 0)
+
+
+def test_publish_feeds_logs_and_ignores_events_it_cannot_use(
+    deployed: Cloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = deployed.put_summary(_news(1, ["mllm"], hours_ago=1))
+    bodies = [
+        s3_object_event_via_eventbridge(deployed.bucket, "elsewhere/2026/11/20/x.json"),
+        s3_object_event_via_eventbridge("another-bucket", key),
+        s3_object_event_via_eventbridge(deployed.bucket, "summaries/notes/readme.txt"),
+        s3_object_event_via_eventbridge(deployed.bucket, "summaries/2026/13/45/x.json"),
+        json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": deployed.bucket}),
+        "not json at all",
+        s3_event_notification(deployed.bucket, key),
+    ]
+    records = [sqs_record(body, deployed.queue_arn) for body in bodies]
+    capsys.readouterr()
+
+    result = load_handler("publish_feeds").handler(sqs_event(records), FakeLambdaContext("publish-feeds"))
+
+    assert result == {"batchItemFailures": []}
+    assert entry_of(1) in _feed_ids(deployed, "feeds/atom.xml"), "the usable event and the listing still publish"
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    ignored = sorted(line["message"] for line in logged if "ignored" in str(line.get("message")))
+    assert ignored == sorted(
+        [
+            f"event ignored: s3://{deployed.bucket}/elsewhere/2026/11/20/x.json is outside the source "
+            f"s3://{deployed.bucket}/summaries",
+            f"event ignored: s3://another-bucket/{key} is outside the source s3://{deployed.bucket}/summaries",
+            "event ignored: notes/readme.txt is not a summary key (YYYY/MM/DD/NAME.json or .jsonl)",
+            "event ignored: 2026/13/45/x.json is not a summary key (YYYY/MM/DD/NAME.json or .jsonl)",
+            f"message {records[4]['messageId']} ignored: it is not an S3 event",
+            f"message {records[5]['messageId']} ignored: it is not an S3 event",
+        ]
+    )
+
+
+@pytest.mark.parametrize("shape", ["eventbridge", "classic"])
+def test_publish_feeds_decodes_the_keys_events_carry_url_encoded(deployed: Cloud, shape: str) -> None:
+    load_handler("publish_feeds").handler(scheduler_event(), FakeLambdaContext("publish-feeds"))
+    day = datetime.now(UTC) - timedelta(days=10)
+    key = f"summaries/{day:%Y/%m/%d}/a paper (v2)+notes.json"
+    document = _news(7, ["mllm"], hours_ago=240)
+    boto3.client("s3").put_object(Bucket=deployed.bucket, Key=key, Body=json.dumps(document).encode())
+    body = (
+        s3_object_event_via_eventbridge(deployed.bucket, key)
+        if shape == "eventbridge"
+        else s3_event_notification(deployed.bucket, key)
+    )
+    assert "+notes" not in body and "%2Bnotes" in body, "the key travels URL-encoded"
+
+    result = load_handler("publish_feeds").handler(
+        sqs_event([sqs_record(body, deployed.queue_arn)]), FakeLambdaContext("publish-feeds")
+    )
+
+    assert result == {"batchItemFailures": []}
+    assert entry_of(7) in _feed_ids(deployed, "feeds/tags/mllm/atom.xml")
+
+
+def entry_of(number: int) -> str:
+    return f"tag:digest.example,2026:summary/2611.{number:05d}"
 
 
 def _metrics(stdout: str) -> list[dict[str, Any]]:
@@ -358,8 +467,8 @@ def test_publish_feeds_returns_the_batch_when_another_run_holds_the_state(
     monkeypatch.setenv("DIGESTPUB_LOCK_TIMEOUT", "0")
     key = deployed.put_summary(_news(1, ["mllm"], hours_ago=1))
     records = [
-        sqs_record(s3_object_created_via_eventbridge(deployed.bucket, key), deployed.queue_arn),
-        sqs_record(s3_object_created_via_eventbridge(deployed.bucket, key), deployed.queue_arn),
+        sqs_record(s3_object_event_via_eventbridge(deployed.bucket, key), deployed.queue_arn),
+        sqs_record(s3_object_event_via_eventbridge(deployed.bucket, key), deployed.queue_arn),
     ]
     handler = load_handler("publish_feeds").handler
 

@@ -157,3 +157,36 @@ def test_a_deleted_head_is_refused_until_a_rebuild(s3: Any, s3_bucket: str) -> N
     assert open_store(f"s3://{s3_bucket}/state").read("lock.json") is None
     assert _run(s3_bucket, "site", "state", rebuild=True).summaries_new == 20
     assert _run(s3_bucket, "site", "state").summaries_new == 0
+
+
+def test_a_deletion_run_that_fails_before_its_commit_is_completed_by_the_next_with_a_clean_builds_bytes(
+    s3: Any, s3_bucket: str, through: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _corpus(s3, s3_bucket, 60)
+    _run(s3_bucket, "site", "state")
+    before = _published(s3, s3_bucket, "site")
+    gone = ["2026/10/05/4.json", "2026/10/17/16.json"]
+    for key in gone:
+        s3.delete_object(Bucket=s3_bucket, Key=f"summaries/{key}")
+    # The head is never written: the run has changed the site (some files, perhaps
+    # all) but not the state, as a function that reached its time limit would.
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    faults = through(lambda method, path: "refuse" if method == "PUT" and path.endswith("/head.json") else "pass")
+    with pytest.raises(StorageError):
+        _run(s3_bucket, "site", "state", keys=tuple(gone))
+    assert faults.counts.get("refuse", 0) >= 2
+    assert _published(s3, s3_bucket, "site") != before, "the failed run had written feeds"
+    assert open_store(f"s3://{s3_bucket}/state").read("lock.json") is None, "the lease was released"
+
+    # The next run, through a few percent of faults, does the deletion again and completes.
+    through(random_faults(seed=7, write_applied_then_500=0.08, refused=0.03))
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS")
+    report, failures = _until_complete(s3_bucket, keys=tuple(gone))
+    assert report.summaries_deleted == 2 or failures, report.summary_line()
+
+    through(lambda method, path: "pass")
+    clean = _run(s3_bucket, "clean-site", "clean-state")
+    assert clean.summaries_new == 58
+    assert _published(s3, s3_bucket, "site") == _published(s3, s3_bucket, "clean-site")
+    nothing = _run(s3_bucket, "site", "state", keys=tuple(gone))
+    assert (nothing.summaries_deleted, nothing.files_written) == (0, 0)

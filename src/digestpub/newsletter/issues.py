@@ -16,7 +16,7 @@ from digestpub.errors import NewsletterError, PreconditionFailed, StorageError
 from digestpub.model import Frequency, Summary
 from digestpub.ports import ObjectStore
 from digestpub.state.lock import StateLock
-from digestpub.state.log import logged_records
+from digestpub.state.log import DELETED, logged_records
 
 PERIODS: dict[str, timedelta] = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
 _LOCK_TTL = timedelta(minutes=5)
@@ -123,12 +123,23 @@ def _new_issue(state: ObjectStore, frequency: Frequency, on: date, identifier: s
 
 
 def published_between(state: ObjectStore, start: datetime, end: datetime) -> list[Summary]:
-    """Summaries first published in ``(start, end]``, each in its newest version from then."""
+    """Summaries first published in ``(start, end]``, each in its newest version from then.
+
+    A summary whose latest record in the window is its deletion is left out: it is gone from every feed.
+    """
     first_seen: set[str] = set()
     newest: dict[str, Summary] = {}
+    latest: dict[str, tuple[datetime, bool]] = {}
+    """By id: when its latest record was logged, and whether that record is its deletion."""
     for record in logged_records(state, start.astimezone(UTC).date(), end.astimezone(UTC).date()):
         logged_at = datetime.fromisoformat(record["logged_at"])
         if not start < logged_at <= end:
+            continue
+        deleted = record["kind"] == DELETED
+        summary_id = record["summary"]["id"]
+        if summary_id not in latest or logged_at >= latest[summary_id][0]:
+            latest[summary_id] = (logged_at, deleted)
+        if deleted:
             continue
         summary = summary_from_log(record["summary"])
         if record["kind"] == "new":
@@ -136,7 +147,9 @@ def published_between(state: ObjectStore, start: datetime, end: datetime) -> lis
         earlier = newest.get(summary.id)
         if earlier is None or summary.version >= earlier.version:
             newest[summary.id] = summary
-    chosen = [summary for summary_id, summary in newest.items() if summary_id in first_seen]
+    chosen = [
+        summary for summary_id, summary in newest.items() if summary_id in first_seen and not latest[summary_id][1]
+    ]
     return sorted(chosen, key=lambda summary: summary.sort_key, reverse=True)
 
 

@@ -23,3 +23,5 @@ class PublishOptions:
     archive_cache_control: str = "public, max-age=604800"
     workers: int = field(default_factory=default_workers)
     hub_policy: HubPolicy = field(default_factory=HubPolicy)
+    keys: tuple[str, ...] = ()
+    """Source keys to read whatever their day (S3 events, ``--keys``): summary keys, relative to the source."""

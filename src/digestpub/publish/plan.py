@@ -1,16 +1,19 @@
 """What a run changes, decided from the listing, the summaries read and the state: no writing here.
 
 - ``listing_start``: from where to list the source;
-- ``merge``: which summaries are new or edited, and what that does to each feed
-  and tag;
+- ``holdings`` and ``lost_ids``: which ids each source object holds, and which
+  ones an object re-read or gone no longer holds;
+- ``merge``: which summaries are new, edited, moved or deleted, and what that
+  does to each feed and tag;
 - ``plan_feed``: each touched feed's new window (its newest items);
 - ``plan_archive``: each touched month's archive of a feed (all its items);
+- ``refill``: a feed that removals left short, made up from its archives;
 - ``news``: what newsletters should carry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from operator import attrgetter
@@ -47,6 +50,8 @@ class Merge:
     accepted: list[SummaryRef] = field(default_factory=list)
     kinds: dict[str, str] = field(default_factory=dict)
     """``new`` or ``updated``, by id."""
+    deleted: list[str] = field(default_factory=list)
+    """Ids gone from the source: out of every feed, archive and tag count."""
     removals: dict[str, set[str]] = field(default_factory=dict)
     """Ids leaving each touched feed. Every touched feed has an entry here and in ``inserts``."""
     inserts: dict[str, list[SummaryRef]] = field(default_factory=dict)
@@ -76,24 +81,33 @@ class Merge:
                 self.removals[feed] = set()
             inserts.append(summary)
         if earlier is not None:
-            for feed in (ALL_FEED, *earlier.slugs):
-                self.inserts.setdefault(feed, [])
-                self.removals.setdefault(feed, set()).add(summary.id)
+            self._leave(summary.id, earlier)
             for feed in new_slugs:
                 self.removals[feed].add(summary.id)
-        self._archive(summary, earlier)
+        self._archive(summary)
         self._count(summary, () if earlier is None else earlier.slugs)
 
-    def _archive(self, summary: SummaryRef, earlier: IdEntry | None) -> None:
-        """Into its month's archive of each of its feeds; an edit first out of the archives it was in."""
+    def remove(self, summary_id: str, earlier: IdEntry) -> None:
+        """A summary deleted from the source: out of every feed and month archive it was in, and its tags' counts."""
+        self.deleted.append(summary_id)
+        self._leave(summary_id, earlier)
+        for slug in earlier.slugs:
+            self.tag_counts[slug] = self.tag_counts.get(slug, 0) - 1
+
+    def _leave(self, summary_id: str, earlier: IdEntry) -> None:
+        """Out of the feeds and the month archives the published version (``earlier``) was in."""
+        for feed in (ALL_FEED, *earlier.slugs):
+            self.inserts.setdefault(feed, [])
+            self.removals.setdefault(feed, set()).add(summary_id)
+            self.archive_inserts.setdefault((feed, earlier.month), [])
+            self.archive_removals.setdefault((feed, earlier.month), set()).add(summary_id)
+
+    def _archive(self, summary: SummaryRef) -> None:
+        """Into its month's archive of each of its feeds."""
         month = month_of(summary.published)
         for feed in (ALL_FEED, *summary.tag_slugs):
             self.archive_inserts.setdefault((feed, month), []).append(summary)
             self.archive_removals.setdefault((feed, month), set())
-        if earlier is not None:
-            for feed in (ALL_FEED, *earlier.slugs):
-                self.archive_inserts.setdefault((feed, earlier.month), [])
-                self.archive_removals.setdefault((feed, earlier.month), set()).add(summary.id)
 
     def _count(self, summary: SummaryRef, old_slugs: Sequence[str]) -> None:
         # Plain dicts, applied to the head once: pydantic attribute writes on
@@ -109,12 +123,26 @@ class Merge:
                 newest[slug] = summary.published
 
 
-def merge(summaries: list[SummaryRef], entry_of: Callable[[str], IdEntry | None]) -> Merge:
-    """Decide which of the summaries read are new or edited; ``entry_of`` finds what the state recorded of an id."""
+def merge(
+    summaries: list[SummaryRef],
+    entry_of: Callable[[str], IdEntry | None],
+    lost: Mapping[str, set[str]] | None = None,
+) -> Merge:
+    """Decide which of the summaries read are new, edited, moved or deleted.
+
+    ``entry_of`` finds what the state recorded of an id; ``lost`` names, by
+    source key, the ids an object no longer holds (it is gone, or was read again
+    without them). An id lost by the key its published version came from is
+    deleted, unless this run read it under another key: then it moved, and that
+    version is published in its place, even if it is the same.
+    """
+    lost = lost or {}
     result = Merge()
+    read: set[str] = set()
     for summary in _newest_of_each_id(summaries, result.duplicates):
+        read.add(summary.id)
         earlier = entry_of(summary.id)
-        if earlier is not None:
+        if earlier is not None and summary.id not in lost.get(earlier.key, ()):
             if summary.version == earlier.version and summary.source_key != earlier.key:
                 result.duplicates.append(_duplicate(summary, earlier.key, None))
                 continue
@@ -123,7 +151,31 @@ def merge(summaries: list[SummaryRef], entry_of: Callable[[str], IdEntry | None]
                 result.unchanged += 1
                 continue
         result.accept(summary, earlier)
+    for key, ids in sorted(lost.items()):
+        for summary_id in sorted(ids - read):
+            earlier = entry_of(summary_id)
+            # Lost by a key that held an older copy or a duplicate: the published version is elsewhere.
+            if earlier is not None and earlier.key == key:
+                result.remove(summary_id, earlier)
     return result
+
+
+def holdings(summaries: Iterable[SummaryRef]) -> dict[str, list[str]]:
+    """The ids each source object holds, by key, in the order read."""
+    held: dict[str, dict[str, None]] = {}
+    for summary in summaries:
+        held.setdefault(summary.source_key, {})[summary.id] = None
+    return {key: list(ids) for key, ids in held.items()}
+
+
+def lost_ids(before: list[str], after: list[str], *, whole: bool) -> set[str]:
+    """The ids an object held before and no longer holds.
+
+    ``whole``: the object was read without a skipped part. When it was not, an
+    id may hide in the broken part, so none is taken for lost: the object is
+    reported, and its summaries stay until it is fixed or deleted.
+    """
+    return set(before).difference(after) if whole else set()
 
 
 def _newest_of_each_id(summaries: list[SummaryRef], duplicates: list[Problem]) -> list[SummaryRef]:
@@ -207,6 +259,25 @@ def plan_archives(
                     window = archive(feed, month)
                     plans.append(FeedPlan(feed, window.items, window, 0, month))
     return plans
+
+
+def refill(plan: FeedPlan, keep: int, months: Iterable[str], month_items: Callable[[str], list[WindowItem]]) -> None:
+    """A subscription feed's newest ``keep`` items once more, from its month archives, when removals left it short.
+
+    ``months``: the feed's months once this run's changes are in; ``month_items``,
+    a month's items as this run leaves them. Months are read newest first, until
+    those read hold ``keep`` items: every item newer than them is then known.
+    """
+    have = {item.id for item in plan.items}
+    found = list(plan.items)
+    complete = 0
+    for month in sorted(months, reverse=True):
+        items = month_items(month)
+        found += [item for item in items if item.id not in have]
+        complete += len(items)
+        if complete >= keep:
+            break
+    plan.items = sorted(found, key=newest_first_key, reverse=True)[:keep]
 
 
 def _beside(months: list[str], month: str) -> list[str]:

@@ -53,7 +53,8 @@ def warn_if_short(catalog: Catalog, feed: str, holds: int, removed: int, feed_si
     expected = head.total if feed == ALL_FEED else head.tags[feed].count
     if removed and holds < min(expected, feed_size):
         log.warning(
-            "feed %s now holds %d of its %d summaries after edits removed some; publish --rebuild refills it",
+            "feed %s now holds %d of its %d summaries after edits or deletions removed some; "
+            "publish --rebuild refills it",
             feed,
             holds,
             expected,
@@ -102,4 +103,5 @@ def count_merge(report: PublishReport, changes: Merge) -> None:
         report_problem(report, problem)
     report.summaries_new += changes.added
     report.summaries_updated += len(changes.accepted) - changes.added
+    report.summaries_deleted += len(changes.deleted)
     report.summaries_unchanged += changes.unchanged

@@ -14,16 +14,19 @@ from digestpub.model import PublishReport, Summary, SummaryRef, month_of, sortab
 from digestpub.ports import HubNotifier, ObjectStore
 from digestpub.publish.entries import SummarySource, read_again
 from digestpub.publish.fingerprint import rendering_fingerprint
-from digestpub.publish.listing import Progress, fetch, full_scan_due, list_changed
+from digestpub.publish.listing import Progress, fetch_with_copies, full_scan_due, list_changed
 from digestpub.publish.options import PublishOptions
 from digestpub.publish.plan import (
     NEWS_LIMIT,
     FeedPlan,
+    holdings,
+    lost_ids,
     merge,
     news,
     not_published_before,
     plan_archives,
     plan_feed,
+    refill,
     window_size,
 )
 from digestpub.publish.produce import CacheControl, Producer, digest_of
@@ -35,7 +38,7 @@ from digestpub.state.catalog import Catalog
 from digestpub.state.keys import report_key
 from digestpub.state.lock import StateLock
 from digestpub.state.log import logged_versions
-from digestpub.state.parts import Announcement
+from digestpub.state.parts import Announcement, WindowItem
 from digestpub.websub import changed_feed_urls, notify_hubs
 
 log = logging.getLogger("digestpub.publish")
@@ -86,37 +89,51 @@ def _run(
     if report.full_scan:
         catalog.note_full_scan(report.started_at)
     with timed(report, "read"):
-        changed = list_changed(
-            source, catalog, full=report.full_scan, lookback_days=options.lookback_days, progress=progress
+        listing = list_changed(
+            source,
+            catalog,
+            full=report.full_scan,
+            lookback_days=options.lookback_days,
+            progress=progress,
+            named=options.keys,
         )
-        fetched = fetch(source, catalog, changed, progress)
+        fetched, gone = fetch_with_copies(source, catalog, listing, progress)
     report.objects_read = len(fetched)
+    read = {key for key, _ in fetched}
     reader = SummaryReader(default_lang=site.lang, max_summary_bytes=options.max_summary_bytes)
     large = sum(len(data) for _, data in fetched) >= _PARALLEL_READ_BYTES
     with SummarySource(reader, fetched, options.workers if large else 1) as summaries:
         del fetched  # the raw bytes are the largest thing a cold run holds; the workers have them
         with timed(report, "read"):
-            refs = sort_out(summaries.read(), {info.key for info in changed}, catalog, report)
+            # A gone object's problems are forgotten with it: there is nothing left to fix.
+            refs = sort_out(summaries.read(), read.union(gone), catalog, report)
         with timed(report, "merge"):
-            changes = merge(refs, catalog.entry)
+            lost = _note_holdings(catalog, refs, read, gone, report)
+            changes = merge(refs, catalog.entry, lost)
             count_merge(report, changes)
             catalog.record(changes.accepted)
-            catalog.count_tags(changes.added, changes.tag_counts, changes.tag_newest, changes.tag_names)
+            catalog.forget(changes.deleted)
+            catalog.count_tags(
+                changes.added - len(changes.deleted), changes.tag_counts, changes.tag_newest, changes.tag_names
+            )
             plans = [
                 plan_feed(feed, catalog.window(feed), changes, window_size(site.feed_size))
                 for feed in sorted(changes.inserts)
             ]
-            for plan in plans:
-                warn_if_short(catalog, plan.feed, len(plan.items), plan.removed, site.feed_size)
             archives = plan_archives(changes, catalog.archive, lambda feed: catalog.head.months.get(feed, {}))
             for plan in archives:
                 catalog.tally_month(plan.feed, str(plan.month), plan.items)
+            _refill(catalog, plans, archives, window_size(site.feed_size))
+            for plan in plans:
+                warn_if_short(catalog, plan.feed, len(plan.items), plan.removed, site.feed_size)
             logged, kinds = news(changes, NEWS_LIMIT), changes.kinds
             if options.rebuild or before is not None:
                 logged, kinds = not_published_before(logged, kinds, _published_version(state, before, logged))
             # Every summary accepted enters its month's archives, whether or not a feed shows it.
             rendered = summaries.render(site, changes.accepted, logged)
-    _log_news(catalog, report, logged, kinds, rendered.summaries, lambda ids: read_again(source, reader, ids))
+    _log_news(
+        catalog, report, logged, kinds, changes.deleted, rendered.summaries, lambda ids: read_again(source, reader, ids)
+    )
     with timed(report, "render_and_write"):
         cache_control = CacheControl(
             options.feed_cache_control,
@@ -129,7 +146,7 @@ def _run(
             site, source, dest, reader, cache_control, rendered.entries, head.tags, head.months, head.total
         )
         changed_files = _produce(producer, plans + archives, catalog, report, options.workers, progress)
-        if changes.accepted:
+        if changes.accepted or changes.deleted:
             _write_outputs(producer, catalog, report, {plan.feed for plan in archives})
             _newsletter_archive_if_missing(producer, state, catalog, report)
         count_published(report, catalog)
@@ -148,23 +165,66 @@ def _run(
     save_report(state, report)
 
 
+def _refill(catalog: Catalog, plans: list[FeedPlan], archives: list[FeedPlan], keep: int) -> None:
+    """Feeds that deletions or edits left short take their next items from their month archives.
+
+    Only then are archives read: a feed that still holds all it can needs none.
+    """
+    planned = {(plan.feed, plan.month): plan.items for plan in archives}
+    head = catalog.head
+    for plan in plans:
+        count = head.total if plan.feed == ALL_FEED else head.tags[plan.feed].count
+        if plan.removed and len(plan.items) < min(count, keep):
+
+            def month_items(month: str, feed: str = plan.feed) -> list[WindowItem]:
+                found = planned.get((feed, month))
+                return catalog.archive(feed, month).items if found is None else found
+
+            refill(plan, keep, head.months.get(plan.feed, {}), month_items)
+
+
+def _note_holdings(
+    catalog: Catalog, summaries: list[SummaryRef], read: set[str], gone: list[str], report: PublishReport
+) -> dict[str, set[str]]:
+    """Record the ids each object read holds, forget the objects gone; returns the ids each key lost."""
+    lost: dict[str, set[str]] = {}
+    for key in gone:
+        held = catalog.forget_seen(key)
+        if held:
+            lost[key] = set(held)
+        log.info("%s is gone from the source", key)
+    now = holdings(summaries)
+    partial = {problem.key for problem in report.problems if problem.kind == "skipped"}
+    for key in sorted(read):
+        before, after = catalog.held(key), now.get(key, [])
+        whole = key not in partial
+        ids = lost_ids(before, after, whole=whole)
+        if ids:
+            lost[key] = ids
+        # With a part skipped, the ids held before stay on record until the object is whole or gone.
+        catalog.set_held(key, after if whole else list(dict.fromkeys([*before, *after])))
+    return lost
+
+
 def _log_news(
     catalog: Catalog,
     report: PublishReport,
     news: list[SummaryRef],
     kinds: dict[str, str],
+    deleted: list[str],
     kept: dict[str, Summary],
     read: Callable[[dict[str, str]], dict[str, Summary]],
 ) -> None:
     """Log the news for newsletters, whole: as the workers ``kept`` them, or ``read`` again (id to key).
 
     Rarely read: a worker let a summary go that turned out to be news (see ``publish.entries``).
+    The ``deleted`` ids are logged too, so an issue not yet built leaves them out.
     """
-    if not news:
+    if not news and not deleted:
         return
     whole = kept | read({summary.id: summary.source_key for summary in news if summary.id not in kept})
     found = [whole[summary.id] for summary in news if summary.id in whole]
-    catalog.log_published(report.started_at, report.run_id, kinds, found)
+    catalog.log_published(report.started_at, report.run_id, kinds, found, deleted)
 
 
 def _produce(

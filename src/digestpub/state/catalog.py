@@ -27,6 +27,7 @@ from datetime import datetime
 from itertools import chain
 from typing import TypeVar
 
+import orjson
 from pydantic import ValidationError
 
 from digestpub.errors import PreconditionFailed, StorageError
@@ -44,6 +45,7 @@ from digestpub.state.keys import (
     month_key,
     part_file,
     seen_key,
+    seen_month,
     shard_key,
 )
 from digestpub.state.log import log_lines
@@ -56,6 +58,7 @@ from digestpub.state.parts import (
     Head,
     IdEntry,
     MonthTally,
+    SeenObject,
     Window,
     WindowItem,
     checksum,
@@ -89,7 +92,7 @@ class Catalog:
         self.store = store
         self.fresh = fresh
         self._dirty: set[str] = set()
-        self._seen: dict[str, dict[str, str]] = {}
+        self._seen: dict[str, dict[str, SeenObject]] = {}
         self._ids: dict[str, dict[str, IdEntry]] = {}
         self._recent_ids: dict[str, IdEntry] | None = None
         self._known: array[int] | None = None
@@ -215,8 +218,8 @@ class Catalog:
             "publish with --rebuild to start the state afresh"
         )
 
-    def seen(self, day: str) -> dict[str, str]:
-        """Version tags of the source objects, by key, of the month of ``day`` (``YYYY/MM/DD``).
+    def seen(self, day: str) -> dict[str, SeenObject]:
+        """The source objects of the month of ``day`` (``YYYY/MM/DD``) as last read, by key.
 
         A file a month, not a day: a cold run over years writes a few dozen, not
         a thousand, and an incremental run still reads one or two.
@@ -226,9 +229,53 @@ class Catalog:
             self._seen[month] = self._load(seen_key(month), SEEN.validate_json) or {}
         return self._seen[month]
 
+    def seen_months(self) -> list[str]:
+        """Every month (``YYYY/MM``) in which the state has seen source objects, oldest first."""
+        months = {seen_month(part) for part in self._head.parts} | set(self._seen)
+        return sorted(month for month in months if month is not None)
+
     def mark_seen(self, day: str, key: str, etag: str) -> None:
-        self.seen(day)[key] = etag
+        """The object at ``key`` was read in version ``etag``; the ids it held stay until ``set_held``."""
+        objects = self.seen(day)
+        earlier = objects.get(key)
+        objects[key] = (etag, [] if earlier is None else earlier[1])
         self._dirty.add(seen_key(day[:7]))
+
+    def held(self, key: str) -> list[str]:
+        """The ids of the summaries the object at ``key`` held when last read."""
+        found = self.seen(key[:10]).get(key)
+        return [] if found is None else found[1]
+
+    def set_held(self, key: str, ids: list[str]) -> None:
+        objects = self.seen(key[:10])
+        etag, earlier = objects.get(key, ("", []))
+        if earlier != ids:
+            objects[key] = (etag, ids)
+            self._dirty.add(seen_key(key[:7]))
+
+    def holders(self, summary_ids: set[str], besides: set[str]) -> list[str]:
+        """Other keys, among the months this run has loaded, that held any of ``summary_ids`` when last read.
+
+        A copy or an older version of a summary whose object is gone: reading it
+        again tells whether the summary stays. The loaded months are every month
+        on a full scan, and the recent ones and the gone objects' own otherwise.
+        """
+        if not summary_ids:
+            return []
+        return sorted(
+            key
+            for objects in self._seen.values()
+            for key, (_, held) in objects.items()
+            if key not in besides and not summary_ids.isdisjoint(held)
+        )
+
+    def forget_seen(self, key: str) -> list[str]:
+        """The object at ``key`` is gone from the source: forget it; returns the ids it held."""
+        found = self.seen(key[:10]).pop(key, None)
+        if found is None:
+            return []
+        self._dirty.add(seen_key(key[:7]))
+        return found[1]
 
     def entry(self, summary_id: str) -> IdEntry | None:
         recent = self._recent().get(summary_id)
@@ -271,6 +318,21 @@ class Catalog:
             recorded = True
         if recorded:
             self._dirty.update((RECENT_IDS_KEY, KNOWN_IDS_KEY))
+
+    def forget(self, summary_ids: Iterable[str]) -> None:
+        """Summaries deleted from the source: no version of them is recorded any more.
+
+        Their hashes stay among the known ones: a hash that finds no id costs one shard read.
+        """
+        recent = self._recent()
+        for summary_id in summary_ids:
+            if recent.pop(summary_id, None) is not None:
+                self._dirty.add(RECENT_IDS_KEY)
+            if self._no_shards:
+                continue
+            shard = id_shard(summary_id)
+            if self._shard(shard).pop(summary_id, None) is not None:
+                self._dirty.add(shard_key(shard))
 
     def _fold_recent_ids(self) -> None:
         """Move the recent ids into their shards once there are many.
@@ -333,10 +395,20 @@ class Catalog:
             self._load(key, window_lines) or {}, lambda error: self._damaged(self._head.parts.get(key, key), error)
         )
 
-    def log_published(self, moment: datetime, run_id: str, kinds: dict[str, str], summaries: list[Summary]) -> None:
-        """Log what this run published, for newsletters (``state.log``); ``kinds``: ``new`` or ``updated`` by id."""
+    def log_published(
+        self,
+        moment: datetime,
+        run_id: str,
+        kinds: dict[str, str],
+        summaries: list[Summary],
+        deleted: list[str] | None = None,
+    ) -> None:
+        """Log what this run published and ``deleted``, for newsletters (``state.log``).
+
+        ``kinds``: ``new`` or ``updated`` by id.
+        """
         key = log_key(moment, run_id)
-        self._logs[key] = log_lines(moment, kinds, summaries)
+        self._logs[key] = log_lines(moment, kinds, summaries, deleted or [])
         self._dirty.add(key)
 
     # committing --------------------------------------------------------------
@@ -353,7 +425,8 @@ class Catalog:
         if key == KNOWN_IDS_KEY:
             return known_to_bytes(self._all_known_hashes())
         if key.startswith("catalog/seen/"):
-            return SEEN.dump_json(self._seen[key.removeprefix("catalog/seen/").removesuffix(".json")])
+            # orjson, not the adapter: a cold run's thousands of rows, without pydantic's copy of them.
+            return orjson.dumps(self._seen[key.removeprefix("catalog/seen/").removesuffix(".json")])
         return ids_to_json(self._ids[key.removeprefix("catalog/ids/").removesuffix(".json")])
 
     def _all_known_hashes(self) -> array[int]:

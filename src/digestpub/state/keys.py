@@ -27,9 +27,19 @@ LOG_FOLDER = "catalog/log/"
 _GENERATION_FILE = re.compile(r"\.[0-9a-f]{12}\.[a-z]+\Z")
 
 
+_SEEN_FOLDER = "catalog/seen/"
+
+
 def seen_key(month: str) -> str:
-    """The part of the source objects' version tags of one month (``YYYY/MM``)."""
-    return f"catalog/seen/{month}.json"
+    """The part of the source objects' version tags (and the ids they held) of one month (``YYYY/MM``)."""
+    return f"{_SEEN_FOLDER}{month}.json"
+
+
+def seen_month(part: str) -> str | None:
+    """The month (``YYYY/MM``) of a seen part's name; ``None`` for another part."""
+    if not part.startswith(_SEEN_FOLDER):
+        return None
+    return part.removeprefix(_SEEN_FOLDER).removesuffix(".json")
 
 
 def month_key(month: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -17,18 +18,26 @@ from digestpub.model import Summary, sortable_time
 from digestpub.ports import ObjectStore
 from digestpub.state.keys import LOG_FOLDER, log_day_prefix
 
+DELETED = "deleted"
+"""The kind of a record that logs a summary deleted from the source: it carries only ``id``."""
 
-def log_lines(moment: datetime, kinds: dict[str, str], summaries: list[Summary]) -> bytes:
-    """The log file of one run; ``kinds`` maps each id to ``new`` or ``updated``."""
+
+def log_lines(moment: datetime, kinds: dict[str, str], summaries: list[Summary], deleted: list[str]) -> bytes:
+    """The log file of one run; ``kinds`` maps each id to ``new`` or ``updated``; ``deleted``: ids gone."""
     logged_at = moment.astimezone(UTC).isoformat()
-    lines = (
-        orjson.dumps({"logged_at": logged_at, "kind": kinds[summary.id], "summary": summary}) for summary in summaries
+    # Generators, joined once: a cold run logs a thousand summaries with their text.
+    records = chain(
+        ({"logged_at": logged_at, "kind": kinds[summary.id], "summary": summary} for summary in summaries),
+        ({"logged_at": logged_at, "kind": DELETED, "summary": {"id": gone}} for gone in deleted),
     )
-    return b"".join(line + b"\n" for line in lines)
+    return b"".join(orjson.dumps(record) + b"\n" for record in records)
 
 
 def logged_records(state: ObjectStore, first: date, last: date) -> Iterator[dict[str, Any]]:
-    """Every record the runs of the UTC days ``first`` to ``last`` logged: ``logged_at``, ``kind``, ``summary``."""
+    """Every record the runs of the UTC days ``first`` to ``last`` logged: ``logged_at``, ``kind``, ``summary``.
+
+    A record of kind ``DELETED`` holds only the summary's ``id``.
+    """
     day = first
     while day <= last:
         for info in state.list(prefix=log_day_prefix(day)):
@@ -52,7 +61,10 @@ def logged_versions(state: ObjectStore, first: date) -> dict[str, str]:
         if found is None:
             continue
         for line in found[0].splitlines():
-            summary = orjson.loads(line)["summary"]
+            record = orjson.loads(line)
+            if record["kind"] == DELETED:
+                continue
+            summary = record["summary"]
             version = sortable_time(datetime.fromisoformat(summary.get("updated_at") or summary["published_at"]))
             if version > newest.get(summary["id"], ""):
                 newest[summary["id"]] = version

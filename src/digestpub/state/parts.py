@@ -2,7 +2,8 @@
 
 - the head (``Head``): tags and their counts, the listing cursor, and the file and
   checksum of every other part;
-- seen: the version tags of the source objects of one month;
+- seen: the version tag of each source object of one month, and the ids it held
+  when last read, so a run knows what an object took with it when it is gone;
 - ids: 256 shards, by id hash, of each summary's newest version (``IdEntry``),
   the ids recorded since the shards were last written, and the sorted hashes of
   every id, so a new id is told new without reading its shard;
@@ -32,8 +33,8 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from digestpub.model import Problem, TagInfo
 
-STATE_FORMAT = 5
-"""5: the head counts each feed's items per month, ids record their month, and each month's archives are a part."""
+STATE_FORMAT = 6
+"""6: seen records the ids each source object held, so a deleted object's summaries can leave the site."""
 
 
 class MonthTally(BaseModel):
@@ -79,7 +80,9 @@ class Head(BaseModel):
 
 
 HEAD = TypeAdapter(Head)
-SEEN = TypeAdapter(dict[str, str])
+SeenObject = tuple[str, list[str]]
+"""A source object as last read: its version tag, and the ids of the summaries it held."""
+SEEN = TypeAdapter(dict[str, SeenObject])
 
 
 def checksum(data: bytes) -> str:
