@@ -19,10 +19,13 @@ import feedparser
 import pytest
 
 from digestpub.adapters import open_store
+from digestpub.newsletter.fanout import recipient_batches, send_recipient_batch
 from digestpub.newsletter.issues import prepare_issue
+from digestpub.newsletter.run import build_issue
 from digestpub.state.log import DELETED, logged_records
 from tests.conftest import summary, write_json
 from tests.integration.test_publish_folder import entry_id, feed_files, files_of, json_ids, make_site, run
+from tests.newsletter_support import FAST, Scenario, body_parts, paper
 
 OLD_KEY = "2026/10/15/old.json"
 """The only summary of October, and of the tag "solo"."""
@@ -349,3 +352,27 @@ def test_feeds_parse_before_and_after_a_deletion(source: Path, tmp_path: Path) -
     for path in feed_files(dest):
         data = (dest / path).read_bytes()
         assert entry_id("2611.00002").encode() not in data, path
+
+
+def test_a_summary_deleted_after_its_issue_was_built_reaches_no_reader_not_sent_it_yet(tmp_path: Path) -> None:
+    """The cloud builds an issue once and sends it in queued batches, over hours at a large list's rate:
+    a summary the editors delete meanwhile is left out of every batch sent after the deletion."""
+    scenario = Scenario.create(tmp_path)
+    scenario.publish([paper(1, ["mllm"]), paper(2, ["mllm"])])
+    for address in ("alice@example.com", "bob@example.com"):
+        scenario.subscribe(address, "mllm")
+    context = scenario.context()
+    issue, _renderer, _factory = build_issue(context, "daily", date.today())
+    first, second = recipient_batches(issue, scenario.subscribers, size=1)
+
+    assert send_recipient_batch(context, first, FAST).sent == 1
+    [sent_first] = [body_parts(message)[0] for message in scenario.outbox()]
+    (scenario.source_dir / "2026/11/20/2611.00002.json").unlink()
+    assert scenario.publish([]).summaries_deleted == 1
+    assert send_recipient_batch(context, second, FAST).sent == 1
+    [sent_second] = [text for text in (body_parts(message)[0] for message in scenario.outbox()) if text != sent_first]
+    assert "Статья 2:" in sent_first and "Статья 1:" in sent_first
+    assert "Статья 2:" not in sent_second and "Статья 1:" in sent_second
+    # A rerun of the day's issue (the CLI's resend) reads it back without it too.
+    reread, _renderer, _factory = build_issue(context, "daily", date.today())
+    assert [summary.id for summary in reread.summaries] == ["2611.00001"]

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from digestpub.errors import NewsletterError
-from digestpub.newsletter.issues import Issue, load_issue
+from digestpub.newsletter.issues import Issue, load_issue, without_deleted
 from digestpub.newsletter.run import NewsletterContext, issue_tools, mark_bounced
 from digestpub.newsletter.send import Sender, SendOptions, SendReport
 from digestpub.ports import SubscriberStore
@@ -42,6 +42,7 @@ def send_recipient_batch(context: NewsletterContext, message: dict[str, object],
     issue = load_issue(context.state, issue_id)
     if issue is None:
         raise NewsletterError(f"issue {issue_id} is not in {context.state.url}: was it planned?")
+    issue = without_deleted(context.state, issue)
     renderer, factory = issue_tools(context, issue, now=datetime.now(UTC))
     identifiers = message.get("subscriber_ids")
     if not isinstance(identifiers, list):

@@ -8,6 +8,7 @@ store when first built; a retry, or another worker, reads the same issue back.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -127,19 +128,12 @@ def published_between(state: ObjectStore, start: datetime, end: datetime) -> lis
 
     A summary whose latest record in the window is its deletion is left out: it is gone from every feed.
     """
+    records = _records_between(state, start, end)
+    gone = _deleted(records)
     first_seen: set[str] = set()
     newest: dict[str, Summary] = {}
-    latest: dict[str, tuple[datetime, bool]] = {}
-    """By id: when its latest record was logged, and whether that record is its deletion."""
-    for record in logged_records(state, start.astimezone(UTC).date(), end.astimezone(UTC).date()):
-        logged_at = datetime.fromisoformat(record["logged_at"])
-        if not start < logged_at <= end:
-            continue
-        deleted = record["kind"] == DELETED
-        summary_id = record["summary"]["id"]
-        if summary_id not in latest or logged_at >= latest[summary_id][0]:
-            latest[summary_id] = (logged_at, deleted)
-        if deleted:
+    for _logged_at, record in records:
+        if record["kind"] == DELETED:
             continue
         summary = summary_from_log(record["summary"])
         if record["kind"] == "new":
@@ -147,10 +141,39 @@ def published_between(state: ObjectStore, start: datetime, end: datetime) -> lis
         earlier = newest.get(summary.id)
         if earlier is None or summary.version >= earlier.version:
             newest[summary.id] = summary
-    chosen = [
-        summary for summary_id, summary in newest.items() if summary_id in first_seen and not latest[summary_id][1]
-    ]
+    chosen = [summary for summary_id, summary in newest.items() if summary_id in first_seen and summary_id not in gone]
     return sorted(chosen, key=lambda summary: summary.sort_key, reverse=True)
+
+
+def without_deleted(state: ObjectStore, issue: Issue, now: datetime | None = None) -> Issue:
+    """The issue less the summaries deleted from the source since it was built.
+
+    An issue is built once, then read back by every run and batch that sends it:
+    a summary deleted meanwhile reaches none of the readers not sent it yet.
+    """
+    gone = _deleted(_records_between(state, issue.created_at, now or datetime.now(UTC)))
+    kept = [summary for summary in issue.summaries if summary.id not in gone]
+    return issue if len(kept) == len(issue.summaries) else issue.model_copy(update={"summaries": kept})
+
+
+def _records_between(state: ObjectStore, start: datetime, end: datetime) -> list[tuple[datetime, dict[str, Any]]]:
+    """The publish log's records logged in ``(start, end]``, with when, in the order logged."""
+    records = []
+    for record in logged_records(state, start.astimezone(UTC).date(), end.astimezone(UTC).date()):
+        logged_at = datetime.fromisoformat(record["logged_at"])
+        if start < logged_at <= end:
+            records.append((logged_at, record))
+    return records
+
+
+def _deleted(records: list[tuple[datetime, dict[str, Any]]]) -> set[str]:
+    """Ids whose latest record is their deletion: published again since, a summary is back."""
+    latest: dict[str, tuple[datetime, bool]] = {}
+    for logged_at, record in records:
+        summary_id = record["summary"]["id"]
+        if summary_id not in latest or logged_at >= latest[summary_id][0]:
+            latest[summary_id] = (logged_at, record["kind"] == DELETED)
+    return {summary_id for summary_id, (_, deleted) in latest.items() if deleted}
 
 
 def summary_from_log(document: dict[str, object]) -> Summary:

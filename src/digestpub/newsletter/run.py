@@ -9,7 +9,7 @@ from digestpub.errors import NothingToRead
 from digestpub.model import Frequency, Subscriber
 from digestpub.newsletter.archive import archive_outputs
 from digestpub.newsletter.archive_index import record_issue
-from digestpub.newsletter.issues import Issue, prepare_issue
+from digestpub.newsletter.issues import Issue, prepare_issue, without_deleted
 from digestpub.newsletter.message import MessageFactory, personal_html
 from digestpub.newsletter.render import IssueRenderer, Segment, web_copy
 from digestpub.newsletter.send import Progress, Sender, SendOptions, SendReport
@@ -47,7 +47,7 @@ def build_issue(
     Unless a dry run, the issue's web copy of everything and the archive that lists it are published.
     """
     now = now or datetime.now(UTC)
-    issue = prepare_issue(context.state, frequency, on, now, save=not dry_run)
+    issue = without_deleted(context.state, prepare_issue(context.state, frequency, on, now, save=not dry_run), now)
     renderer, factory = issue_tools(context, issue, dry_run=dry_run, now=now)
     if not dry_run:
         publish_archive(context, issue, renderer)
