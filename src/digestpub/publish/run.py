@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 
 from digestpub.errors import StorageError
 from digestpub.ingest import SummaryReader
@@ -172,15 +173,16 @@ def _refill(catalog: Catalog, plans: list[FeedPlan], archives: list[FeedPlan], k
     """
     planned = {(plan.feed, plan.month): plan.items for plan in archives}
     head = catalog.head
+
+    def month_items(feed: str, month: str) -> list[WindowItem]:
+        """A month's items as this run leaves them: as planned, or as the state has them."""
+        found = planned.get((feed, month))
+        return catalog.archive(feed, month).items if found is None else found
+
     for plan in plans:
         count = head.total if plan.feed == ALL_FEED else head.tags[plan.feed].count
         if plan.removed and len(plan.items) < min(count, keep):
-
-            def month_items(month: str, feed: str = plan.feed) -> list[WindowItem]:
-                found = planned.get((feed, month))
-                return catalog.archive(feed, month).items if found is None else found
-
-            refill(plan, keep, head.months.get(plan.feed, {}), month_items)
+            refill(plan, keep, head.months.get(plan.feed, {}), partial(month_items, plan.feed))
 
 
 def _note_holdings(
