@@ -23,6 +23,21 @@ def _version_tag(stat: os.stat_result) -> str:
     return f"{stat.st_ino:x}-{stat.st_mtime_ns:x}-{stat.st_size:x}"
 
 
+def _read_to_end(descriptor: int, size: int) -> bytes:
+    """The file's bytes: in one call when it is ``size`` long, as it nearly always is.
+
+    A cold run reads 20,000 summaries in a row: without a file object each read
+    costs two thirds as much.
+    """
+    data = os.read(descriptor, size + 1)
+    if len(data) <= size:  # a short read of a regular file is its end
+        return data
+    chunks = [data]
+    while chunk := os.read(descriptor, 1 << 16):  # it grew since it was measured
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class FolderStore:
     is_local = True
     """Plain local files: calls are cheap (no point in threads) and a forked worker
@@ -75,13 +90,18 @@ class FolderStore:
         if key.startswith(SECRETS_PREFIX):
             refuse_if_shared(Path(path))
         try:
-            with open(path, "rb") as handle:
-                stat = os.fstat(handle.fileno())
-                return handle.read(), _version_tag(stat)
+            descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
         except OSError as error:
             raise StorageError(f"cannot read {path}: {error}") from error
+        try:
+            stat = os.fstat(descriptor)
+            return _read_to_end(descriptor, stat.st_size), _version_tag(stat)
+        except OSError as error:
+            raise StorageError(f"cannot read {path}: {error}") from error
+        finally:
+            os.close(descriptor)
 
     def put(
         self,
