@@ -20,7 +20,7 @@ from lxml import etree
 from lxml import html as lxml_html
 
 from digestpub.adapters.folder import FolderStore
-from digestpub.publish import run as run_module
+from digestpub.publish import outputs as outputs_module
 from digestpub.render.sitemap import render_sitemaps
 from tests.conftest import html_problems, summary, write_json
 from tests.integration.test_publish_folder import BASE_URL, RecordingStore, local_target, make_site, run
@@ -317,11 +317,11 @@ def test_a_sitemap_index_that_shrinks_leaves_no_file_of_it_behind(
     for number in range(1, 9):
         write_json(source, f"2026/11/0{number}/{number}.json", summary(number, tags=[f"tag{number}"]))
     # Past a limit of 10 URLs the site's 27 pages take an index of three files.
-    monkeypatch.setattr(run_module, "render_sitemaps", functools.partial(render_sitemaps, limit=10))
+    monkeypatch.setattr(outputs_module, "render_sitemaps", functools.partial(render_sitemaps, limit=10))
     run(source, dest, state, site)
     assert sorted(path.name for path in (dest / "sitemaps").iterdir()) == [f"sitemap-{n}.xml" for n in (1, 2, 3)]
 
-    monkeypatch.setattr(run_module, "render_sitemaps", functools.partial(render_sitemaps, limit=20))
+    monkeypatch.setattr(outputs_module, "render_sitemaps", functools.partial(render_sitemaps, limit=20))
     write_json(source, "2026/11/09/9.json", summary(9, tags=["tag1"]))
     run(source, dest, state, site)
     assert sorted(path.name for path in (dest / "sitemaps").iterdir()) == ["sitemap-1.xml", "sitemap-2.xml"]
@@ -329,7 +329,7 @@ def test_a_sitemap_index_that_shrinks_leaves_no_file_of_it_behind(
     listed = [loc.text for loc in index.iter(f"{SITEMAP}loc")]
     assert listed == [f"{BASE_URL}sitemaps/sitemap-1.xml", f"{BASE_URL}sitemaps/sitemap-2.xml"]
 
-    monkeypatch.setattr(run_module, "render_sitemaps", render_sitemaps)
+    monkeypatch.setattr(outputs_module, "render_sitemaps", render_sitemaps)
     write_json(source, "2026/11/10/10.json", summary(10, tags=["tag2"]))
     run(source, dest, state, site)
     assert not (dest / "sitemaps").exists(), "the files of an index that is one sitemap again were left"

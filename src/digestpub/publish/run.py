@@ -13,6 +13,7 @@ from digestpub.errors import StorageError
 from digestpub.ingest import SummaryReader
 from digestpub.model import PublishReport, Summary, SummaryRef, month_of, sortable_time
 from digestpub.ports import HubNotifier, ObjectStore
+from digestpub.publish import announce, outputs
 from digestpub.publish.entries import SummarySource, read_again
 from digestpub.publish.fingerprint import rendering_fingerprint
 from digestpub.publish.listing import Progress, fetch_with_copies, full_scan_due, list_changed
@@ -30,17 +31,13 @@ from digestpub.publish.plan import (
     refill,
     window_size,
 )
-from digestpub.publish.produce import CacheControl, Producer, digest_of
+from digestpub.publish.produce import CacheControl, Producer
 from digestpub.publish.report import count_merge, count_published, save_report, sort_out, timed, warn_if_short
-from digestpub.render.month import render_archive_index
-from digestpub.render.sitemap import SITEMAP_FILES_FOLDER, render_robots, render_sitemaps
-from digestpub.site import ALL_FEED, NEWSLETTER_ARCHIVE_PAGE, Site
+from digestpub.site import ALL_FEED, Site
 from digestpub.state.catalog import Catalog
-from digestpub.state.keys import report_key
 from digestpub.state.lock import StateLock
 from digestpub.state.log import logged_versions
-from digestpub.state.parts import Announcement, WindowItem
-from digestpub.websub import changed_feed_urls, notify_hubs
+from digestpub.state.parts import WindowItem
 
 log = logging.getLogger("digestpub.publish")
 
@@ -84,7 +81,7 @@ def _run(
     notifier: HubNotifier | None,
 ) -> None:
     catalog, before = _open_state(state, site, options.rebuild)
-    unannounced = _unannounced(state, catalog) if notifier is not None and site.hubs else []
+    unannounced = announce.unannounced(state, catalog) if notifier is not None and site.hubs else []
     # A fresh state has no cursor: it is a full scan too.
     report.full_scan = options.full_scan or full_scan_due(catalog, report.started_at, options.full_scan_every)
     if report.full_scan:
@@ -148,12 +145,10 @@ def _run(
         )
         changed_files = _produce(producer, plans + archives, catalog, report, options.workers, progress)
         if changes.accepted or changes.deleted:
-            _write_outputs(producer, catalog, report, {plan.feed for plan in archives})
-            _newsletter_archive_if_missing(producer, state, catalog, report)
+            outputs.write_outputs(producer, catalog, report, {plan.feed for plan in archives})
+            outputs.newsletter_archive_if_missing(producer, state, catalog, report)
         count_published(report, catalog)
-    topics = sorted({*changed_feed_urls(site, changed_files), *unannounced}) if notifier and site.hubs else []
-    if topics:
-        catalog.set_announcement(Announcement(report=report_key(report.started_at, report.run_id), topics=topics))
+    topics = announce.record(catalog, site, changed_files, unannounced, report) if notifier and site.hubs else []
     with timed(report, "save_state"):
         catalog.commit(threads=not getattr(state, "is_local", False))
         if report.full_scan:
@@ -161,7 +156,7 @@ def _run(
             for key in catalog.sweep():
                 log.info("deleted %s: no state names it", key)
     if notifier is not None and topics:
-        _tell_hubs(notifier, site, topics, options, report)
+        announce.tell_hubs(notifier, site, topics, options, report)
     report.finished_at = datetime.now(UTC)
     save_report(state, report)
 
@@ -244,79 +239,6 @@ def _produce(
         changed_files.extend(result.changed_files)
         progress("rendering", done, len(plans))
     return changed_files
-
-
-def _unannounced(state: ObjectStore, catalog: Catalog) -> list[str]:
-    """The feeds the run that committed the state changed, if it stopped before it told the hubs."""
-    announcing = catalog.head.announcing
-    if announcing is None or state.read(announcing.report) is not None:
-        return []
-    log.warning(
-        "the run that committed the state stopped before it told the WebSub hubs of %d changed feed(s): "
-        "this run tells them",
-        len(announcing.topics),
-    )
-    return announcing.topics
-
-
-def _tell_hubs(
-    notifier: HubNotifier, site: Site, topics: list[str], options: PublishOptions, report: PublishReport
-) -> None:
-    """After the commit: a hub told of a feed fetches it, and must find the bytes the state records."""
-    with timed(report, "notify_hubs"):
-        report.hub_failures = notify_hubs(notifier, site.hubs, topics, options.hub_policy)
-    report.feeds_announced = len(topics)
-
-
-def _write_outputs(producer: Producer, catalog: Catalog, report: PublishReport, archived: set[str]) -> None:
-    """The files beside the feeds, each written when its bytes changed: OPML, the touched feeds' archive
-    indexes, the sitemap and ``robots.txt``."""
-    site, head = producer.site, catalog.head
-    outputs = [producer.opml()]
-    for feed in sorted(archived):
-        months = head.months.get(feed, {})
-        tag = None if feed == ALL_FEED else head.tags[feed]
-        outputs.append(render_archive_index(site, feed, tag, {month: tally.count for month, tally in months.items()}))
-    newest = {feed: {month: tally.newest for month, tally in months.items()} for feed, months in head.months.items()}
-    outputs += [*render_sitemaps(site, newest), render_robots(site)]
-    for output in outputs:
-        digest = producer.write_if_changed(output, head.outputs.get)
-        if digest is None:
-            report.files_unchanged += 1
-        else:
-            catalog.set_output_digest(output.path, digest)
-            report.files_written += 1
-    # A sitemap index that shrank: its last files would list pages no more.
-    written = {output.path for output in outputs}
-    for path in sorted(head.outputs):
-        if path.startswith(SITEMAP_FILES_FOLDER) and path not in written:
-            producer.dest.delete(path)
-            catalog.forget_output(path)
-
-
-def _newsletter_archive_if_missing(
-    producer: Producer, state: ObjectStore, catalog: Catalog, report: PublishReport
-) -> None:
-    """The newsletter's archive, from the state's list of issues, when this state has not written it yet.
-
-    The index page links it, and the newsletter writes it only with an issue: so
-    a new site gets it (empty) at once, and a new look or a rebuilt destination
-    renders it again as it does every feed.
-    """
-    if NEWSLETTER_ARCHIVE_PAGE in catalog.head.outputs:
-        return
-    # Here once a site: the newsletter's modules (MJML among them) stay out of every other run's start-up.
-    from digestpub.newsletter.archive import archive_outputs
-    from digestpub.newsletter.archive_index import load_archive
-
-    written = None
-    # Again if an issue was recorded meanwhile: its run may have written the archive before this one did.
-    while (issues := load_archive(state)) != written:
-        for output in archive_outputs(producer.site, issues):
-            producer.put(output)
-            catalog.set_output_digest(output.path, digest_of(output.body))
-        written = issues
-    report.files_written += 2  # the page and the feed
 
 
 def _open_state(state: ObjectStore, site: Site, rebuild: bool) -> tuple[Catalog, Catalog | None]:

@@ -1,0 +1,66 @@
+"""The files beside the feeds: OPML, the archive indexes, the sitemap, ``robots.txt`` and the newsletter's archive.
+
+Each is written when its bytes changed (its hash is in the state's head), so a
+run with nothing new writes none of them.
+"""
+
+from __future__ import annotations
+
+from digestpub.model import PublishReport
+from digestpub.ports import ObjectStore
+from digestpub.publish.produce import Producer, digest_of
+from digestpub.render.month import render_archive_index
+from digestpub.render.sitemap import SITEMAP_FILES_FOLDER, render_robots, render_sitemaps
+from digestpub.site import ALL_FEED, NEWSLETTER_ARCHIVE_PAGE
+from digestpub.state.catalog import Catalog
+
+
+def write_outputs(producer: Producer, catalog: Catalog, report: PublishReport, archived: set[str]) -> None:
+    """The files beside the feeds, each written when its bytes changed: OPML, the touched feeds' archive
+    indexes, the sitemap and ``robots.txt``."""
+    site, head = producer.site, catalog.head
+    outputs = [producer.opml()]
+    for feed in sorted(archived):
+        months = head.months.get(feed, {})
+        tag = None if feed == ALL_FEED else head.tags[feed]
+        outputs.append(render_archive_index(site, feed, tag, {month: tally.count for month, tally in months.items()}))
+    newest = {feed: {month: tally.newest for month, tally in months.items()} for feed, months in head.months.items()}
+    outputs += [*render_sitemaps(site, newest), render_robots(site)]
+    for output in outputs:
+        digest = producer.write_if_changed(output, head.outputs.get)
+        if digest is None:
+            report.files_unchanged += 1
+        else:
+            catalog.set_output_digest(output.path, digest)
+            report.files_written += 1
+    # A sitemap index that shrank: its last files would list pages no more.
+    written = {output.path for output in outputs}
+    for path in sorted(head.outputs):
+        if path.startswith(SITEMAP_FILES_FOLDER) and path not in written:
+            producer.dest.delete(path)
+            catalog.forget_output(path)
+
+
+def newsletter_archive_if_missing(
+    producer: Producer, state: ObjectStore, catalog: Catalog, report: PublishReport
+) -> None:
+    """The newsletter's archive, from the state's list of issues, when this state has not written it yet.
+
+    The index page links it, and the newsletter writes it only with an issue: so
+    a new site gets it (empty) at once, and a new look or a rebuilt destination
+    renders it again as it does every feed.
+    """
+    if NEWSLETTER_ARCHIVE_PAGE in catalog.head.outputs:
+        return
+    # Here once a site: the newsletter's modules (MJML among them) stay out of every other run's start-up.
+    from digestpub.newsletter.archive import archive_outputs
+    from digestpub.newsletter.archive_index import load_archive
+
+    written = None
+    # Again if an issue was recorded meanwhile: its run may have written the archive before this one did.
+    while (issues := load_archive(state)) != written:
+        for output in archive_outputs(producer.site, issues):
+            producer.put(output)
+            catalog.set_output_digest(output.path, digest_of(output.body))
+        written = issues
+    report.files_written += 2  # the page and the feed
