@@ -208,19 +208,10 @@ class Producer:
                 log.warning("feed %s: summary %s is gone from %s; it is left out of the feed", feed, item.id, item.key)
         return render_entries(self.site, list(found.values()))
 
-    def put(self, output: Output, month: str | None = None, *, if_none_match: bool = False) -> str:
-        """Write one file with its headers; returns the destination's version tag for it.
-
-        ``if_none_match``: only where no file is (``PreconditionFailed`` otherwise).
-        """
+    def put(self, output: Output, month: str | None = None) -> str:
+        """Write one file with its headers; returns the destination's version tag for it."""
         cache_control = self.cache_control.of(output.path, month)
-        return self.dest.put(
-            output.path,
-            output.body,
-            content_type=output.content_type,
-            cache_control=cache_control,
-            if_none_match=if_none_match,
-        )
+        return self.dest.put(output.path, output.body, content_type=output.content_type, cache_control=cache_control)
 
     def write_if_changed(self, output: Output, recorded: Callable[[str], str | None]) -> str | None:
         """Write ``output`` if its bytes differ from the digest ``recorded`` for its path; returns its new digest."""
