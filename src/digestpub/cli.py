@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import sys
@@ -609,7 +610,13 @@ def serve_command(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        # The interpreter's last act is a garbage collection over every object
+        # still alive: the imported libraries' and a run's records, about 60 ms of
+        # each run with nothing new. Frozen objects are left to the exit to free.
+        gc.freeze()
 
 
 if __name__ == "__main__":

@@ -8,12 +8,13 @@ when its file was changed by someone else.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+
+import xxhash
 
 from digestpub.ingest import SummaryReader
 from digestpub.model import TagInfo
@@ -226,5 +227,6 @@ class Producer:
 
 
 def digest_of(body: bytes) -> str:
-    # SHA-256 runs in hardware here, over twice as fast as BLAKE2 on feed-sized bytes.
-    return hashlib.sha256(body).hexdigest()[:32]
+    # Only to tell our own output from what we wrote last time, so no cryptographic
+    # hash: a cold run digests 780 MB, and XXH3 is five times faster than SHA-256.
+    return xxhash.xxh3_128_hexdigest(body)
