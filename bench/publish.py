@@ -13,6 +13,10 @@ tags drawn from a Zipf law. Prints, against the targets:
   and a run with nothing new;
 - ``digestpub --version`` (the median of five): the start-up every run pays;
 - incremental runs on ``--small`` and ``--large`` histories, and their ratio.
+  Every history ends when the main one does, and the new summaries follow
+  it: a run rewrites its month's archives, so a history that ended
+  early in a month would be measured against one that ended late in one, and the
+  ratio would tell the calendar, not the history.
 
 The first line times a fixed Python loop: shared machines drift, and it tells a
 slow hour from a slow change. The last line is every figure as one JSON object,
@@ -32,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -40,6 +45,8 @@ from corpus import write_corpus
 
 TARGETS = {"cold_seconds": 8.0, "cold_peak_rss_mb": 400, "incremental_seconds": 0.4, "version_seconds": 0.15}
 HISTORY_RATIO_TARGET = 1.5
+CORPUS_START = datetime(2026, 1, 1, tzinfo=UTC)
+PER_DAY = 150
 _DIGESTPUB = [shutil.which("digestpub") or sys.executable, *([] if shutil.which("digestpub") else ["-m", "digestpub"])]
 """The installed command, as a user runs it."""
 
@@ -121,20 +128,25 @@ def _bytes_under(folder: Path, within: str = "") -> tuple[int, int]:
     return len(files), sum(path.stat().st_size for path in files)
 
 
-def incremental(root: Path, history: int, tags: int, new: int, rounds: int = 3) -> dict[str, float | str]:
-    """The median of ``rounds`` runs, each with ``new`` more summaries on the history."""
+def incremental(root: Path, history: int, tags: int, new: int, start: datetime) -> dict[str, float | str]:
+    """The median of three runs, each with ``new`` more summaries on the history."""
     results = []
+    rounds = 3
     for round_number in range(rounds):
-        write_corpus(root / "source", new, tags, start_number=history + round_number * new)
+        write_corpus(root / "source", new, tags, start_number=history + round_number * new, start=start)
         results.append(publish(root))
     return sorted(results, key=lambda result: float(result["seconds"]))[rounds // 2]
 
 
-def cold_then_incremental(history: int, tags: int, new: int, figures: dict[str, object], name: str) -> None:
+def cold_then_incremental(
+    history: int, tags: int, new: int, figures: dict[str, object], name: str, ends_with: int
+) -> None:
+    """A cold run of ``history`` summaries, then incremental runs; the history ends where one of ``ends_with`` would."""
+    start = CORPUS_START + timedelta(days=(ends_with - history) // PER_DAY)
     with tempfile.TemporaryDirectory(prefix="digestpub-bench-") as folder:
         root = Path(folder)
         started = time.perf_counter()
-        write_corpus(root / "source", history, tags)
+        write_corpus(root / "source", history, tags, start=start, per_day=PER_DAY)
         print(f"  ({history:,} summaries over {tags} tags written in {time.perf_counter() - started:.1f} s)")
         cold = publish(root)
         files, size = _bytes_under(root / "dest")
@@ -148,7 +160,7 @@ def cold_then_incremental(history: int, tags: int, new: int, figures: dict[str, 
                            cold_archive_files=archives, cold_archive_bytes=archive_size)  # fmt: skip
         else:
             show(f"cold, {history:,}", cold)
-        result = incremental(root, history, tags, new)
+        result = incremental(root, history, tags, new, start)
         show(f"incremental +{new}, {history:,}", result, TARGETS["incremental_seconds"])
         figures[f"incremental_seconds_{name}"] = result["seconds"]
         if name == "main":
@@ -195,10 +207,11 @@ def main() -> None:
     version = sorted((timed([*_DIGESTPUB, "--version"]) for _ in range(5)), key=lambda result: float(result["seconds"]))
     show("digestpub --version", version[2], TARGETS["version_seconds"])
     figures["version_seconds"] = version[2]["seconds"]
-    cold_then_incremental(arguments.summaries, arguments.tags, arguments.new, figures, "main")
+    main_history = arguments.summaries
+    cold_then_incremental(main_history, arguments.tags, arguments.new, figures, "main", main_history)
     if not arguments.skip_history:
-        cold_then_incremental(arguments.small, arguments.tags, arguments.new, figures, "small")
-        cold_then_incremental(arguments.large, arguments.tags, arguments.new, figures, "large")
+        cold_then_incremental(arguments.small, arguments.tags, arguments.new, figures, "small", main_history)
+        cold_then_incremental(arguments.large, arguments.tags, arguments.new, figures, "large", main_history)
         ratio = float(figures["incremental_seconds_large"]) / float(figures["incremental_seconds_small"])  # type: ignore[arg-type]
         verdict = "ok" if ratio <= HISTORY_RATIO_TARGET else f"OVER {HISTORY_RATIO_TARGET}"
         print(f"incremental, {arguments.large:,} vs {arguments.small:,} history: {ratio:.2f}x {verdict}")
