@@ -105,3 +105,55 @@ def test_parallel_runs_write_what_one_process_writes(tmp_path: Path) -> None:
             *stores, Settings.load(base_url="https://digest.example/").site(), PublishOptions(workers=workers)
         )
         assert report.files_written == 0
+
+
+def test_a_deletion_read_by_workers_publishes_the_copy_one_process_publishes(tmp_path: Path) -> None:
+    # The copy is read by a second round of reads, after the first found the original gone.
+    source = tmp_path / "source"
+    _corpus(source, 300)
+    original = source / "2026/11/17/7.json"
+    assert json.loads(original.read_text(encoding="utf-8"))["id"] == "2611.00007"
+    copy = summary(7, tags=["tag7"], published_at="2026-11-17T07:07:00Z", title="Копия статьи номер 7")
+    write_json(source, "2026/11/19/zz-copy.json", copy)
+    for name, workers in (("serial", 1), ("parallel", 2)):
+        _run(tmp_path, name, workers)
+    original.unlink()
+
+    reports = {}
+    for name, workers in (("serial", 1), ("parallel", 2)):
+        stores = [open_store(str(tmp_path / "source")), open_store(str(tmp_path / name / "dest"))]
+        stores.append(open_store(str(tmp_path / name / "state")))
+        site = Settings.load(base_url="https://digest.example/").site()
+        reports[name] = publish(*stores, site, PublishOptions(workers=workers, full_scan=True))
+
+    assert reports["parallel"].objects_read == reports["serial"].objects_read == 1  # the copy
+    assert _outcome(reports["parallel"]) == _outcome(reports["serial"])
+    assert _files(tmp_path / "parallel" / "dest") == _files(tmp_path / "serial" / "dest")
+    page = (tmp_path / "parallel" / "dest" / "tags" / "tag7" / "index.html").read_text(encoding="utf-8")
+    assert "Копия статьи номер 7" in page
+
+
+def test_workers_parse_what_this_process_fetched_from_s3(s3_bucket: str, tmp_path: Path) -> None:
+    # Over a network the run fetches the objects itself and hands each worker its share.
+    import boto3
+
+    corpus = tmp_path / "corpus"
+    _corpus(corpus, 200)
+    (corpus / "2026/11/21/broken.json").parent.mkdir(parents=True, exist_ok=True)
+    (corpus / "2026/11/21/broken.json").write_text("{not json", encoding="utf-8")
+    client = boto3.client("s3")
+    for path in corpus.rglob("*.json"):
+        client.put_object(Bucket=s3_bucket, Key=f"summaries/{path.relative_to(corpus)}", Body=path.read_bytes())
+
+    reports = {}
+    for name, workers in (("serial", 1), ("parallel", 2)):
+        stores = [open_store(f"s3://{s3_bucket}/summaries"), open_store(str(tmp_path / name / "dest"))]
+        stores.append(open_store(str(tmp_path / name / "state")))
+        site = Settings.load(base_url="https://digest.example/").site()
+        reports[name] = publish(*stores, site, PublishOptions(workers=workers))
+
+    assert reports["serial"].objects_read == 201
+    assert reports["serial"].summaries_new == 200
+    assert _outcome(reports["parallel"]) == _outcome(reports["serial"])
+    assert _files(tmp_path / "parallel" / "dest") == _files(tmp_path / "serial" / "dest")
+    assert _news(tmp_path / "parallel") == _news(tmp_path / "serial") != []

@@ -2,17 +2,18 @@
 
 This is the only module of the publish use case that knows worker processes
 exist. A large run (a cold start, a rebuild) starts one worker per core
-(``parallel.ForkedWorkers``): the workers read and validate the fetched objects and keep
-the summaries, so only small references (``SummaryRef``) reach the run; once
-the run has merged them, each worker renders the entries of the summaries
-accepted (every one enters its month's archives), and sends back whole the
-ones newsletters log. A small run does the same in this process.
+(``parallel.ForkedWorkers``): the workers read and validate a share of the
+objects each and keep the summaries, so only small references (``SummaryRef``)
+reach the run; once the run has merged them, each worker renders the entries of
+the summaries accepted (every one enters its month's archives), and sends back
+whole the ones newsletters log. A small run does the same in this process.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ from digestpub.ingest import SummaryReader
 from digestpub.model import Problem, Summary, SummaryRef
 from digestpub.parallel import ForkedWorkers
 from digestpub.ports import ObjectStore
+from digestpub.publish.listing import Progress
 from digestpub.render.entries import EntryPack, render_entries
 from digestpub.site import Site
 
@@ -30,23 +32,24 @@ _Place = tuple[str, int | None]
 """Where a summary was read: its object's key, and its line in a JSON Lines object."""
 
 _Memory = dict[str, Any]
-"""What a worker keeps between its tasks: ``reader`` and the fetched ``objects``
-it starts with, then the ``summaries`` it read and keeps, by place."""
+"""What a worker keeps between its tasks: the ``reader`` and the ``source`` it
+starts with, then the ``summaries`` it read and keeps, by place."""
+
+_IO_THREADS = 16
 
 
 class SummarySource:
-    """The summaries of the fetched objects, and their entries, from wherever they were read.
+    """The summaries of a run's source objects, and their entries, from wherever they were read.
 
     ``workers`` above one forks that many processes, if the host can.
     """
 
-    def __init__(self, reader: SummaryReader, objects: list[tuple[str, bytes]], workers: int) -> None:
-        self._sizes = [len(data) for _, data in objects]
-        self._keys = [key for key, _ in objects]
-        memory: _Memory = {"reader": reader, "objects": objects}
-        self._workers = ForkedWorkers(workers, memory)
+    def __init__(self, reader: SummaryReader, source: ObjectStore, workers: int) -> None:
+        self._source = source
+        self._workers = ForkedWorkers(workers, {"reader": reader, "source": source})
         self._reader_of: dict[str, int] = {}
         """Which worker read each object, by key: it holds that object's summaries."""
+        self._records: list[SummaryRef | Problem] = []
 
     def __enter__(self) -> SummarySource:
         return self
@@ -54,14 +57,38 @@ class SummarySource:
     def __exit__(self, *exc_info: object) -> None:
         self._workers.close()
 
-    def read(self) -> list[SummaryRef | Problem]:
-        """Every summary and problem of the objects, in the order one process would have read them."""
-        shares = balanced(self._sizes, self._workers.size)
-        self._reader_of = {self._keys[index]: worker for worker, share in enumerate(shares) for index in share}
-        records = [record for batch in self._workers.run(_read_objects, shares) for record in batch]
+    def read(self, keys: Sequence[str], sizes: Sequence[int], progress: Progress) -> dict[str, str | None]:
+        """Read the objects at ``keys``, listed as ``sizes`` bytes: the version read of each, ``None`` if gone.
+
+        Their summaries and problems join ``records``. From a local folder each
+        worker reads its own share, one file after another, so reading is shared
+        out as parsing is (a pool of threads made local reads eight times
+        slower). Over a network this process fetches the objects with a pool of
+        threads, each waiting on its own request, and sends each worker its share.
+        """
+        # An object listed without a size (a named key) counts as a small one.
+        shares = balanced([size + 1 for size in sizes], self._workers.size)
+        for worker, share in enumerate(shares):
+            self._reader_of.update((keys[index], worker) for index in share)
+        local = getattr(self._source, "is_local", False)
+        fetched = None if local else _fetch(self._source, keys, progress)
+        work = [
+            _Share([keys[index] for index in share], None if fetched is None else [fetched[index] for index in share])
+            for share in shares
+        ]
+        versions: dict[str, str | None] = {}
+        for records, reads in self._workers.run(_read_objects, work):
+            self._records += records
+            versions.update(reads)
+            if local:
+                progress("reading", len(versions), len(keys))
+        return versions
+
+    def records(self) -> list[SummaryRef | Problem]:
+        """Every summary and problem read, in the order one process would have read them."""
         # The first copy of a duplicate id is the one that holds it.
-        records.sort(key=_source_position)
-        return records
+        self._records.sort(key=_source_position)
+        return self._records
 
     def render(self, site: Site, shown: Sequence[SummaryRef], whole: Sequence[SummaryRef]) -> Rendered:
         """Entries of the ``shown`` summaries, and the ``whole`` ones as they were read.
@@ -148,30 +175,53 @@ def _source_position(record: SummaryRef | Problem) -> tuple[str, int]:
     return record.key, record.line or 0
 
 
-def _read_objects(memory: _Memory, indexes: Sequence[int]) -> Iterator[list[SummaryRef | Problem]]:
-    """In a worker: read the fetched objects at ``indexes``, keep their summaries, yield refs."""
+@dataclass
+class _Share:
+    """The objects one worker reads."""
+
+    keys: list[str]
+    fetched: list[tuple[bytes, str] | None] | None
+    """Their bytes and version as this process fetched them, ``None`` for one gone;
+    the list is ``None`` when the worker reads them itself from a local folder."""
+
+
+def _fetch(source: ObjectStore, keys: Sequence[str], progress: Progress) -> list[tuple[bytes, str] | None]:
+    found: list[tuple[bytes, str] | None] = []
+    with ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="digestpub-read") as pool:
+        for done, read in enumerate(pool.map(source.read, keys), start=1):
+            found.append(read)
+            if done % 256 == 0 or done == len(keys):
+                progress("reading", done, len(keys))
+    return found
+
+
+def _read_objects(
+    memory: _Memory, share: _Share
+) -> Iterator[tuple[list[SummaryRef | Problem], list[tuple[str, str | None]]]]:
+    """In a worker: read the objects of ``share``, keep their summaries; yields refs and problems,
+    and the version read of each object (``None``: it is gone, deleted since it was listed or never there)."""
     reader: SummaryReader = memory["reader"]
-    objects: list[tuple[str, bytes]] = memory.pop("objects")
-    mine = [objects[index] for index in indexes]
-    # The list itself, not a name for it: a forked worker still has the frames
-    # of the run that forked it, which name the list too. So the other workers'
-    # objects are freed here, and each object once it is read.
-    objects.clear()
-    mine.reverse()
+    source: ObjectStore = memory["source"]
     summaries: dict[_Place, Summary] = memory.setdefault("summaries", {})
     records: list[SummaryRef | Problem] = []
-    while mine:
-        key, data = mine.pop()
-        for record in reader.read_object(key, data):
-            if isinstance(record, Summary):
-                summaries[record.source_key, record.source_line] = record
-                records.append(record.ref())
-            else:
-                records.append(record)
+    reads: list[tuple[str, str | None]] = []
+    for index, key in enumerate(share.keys):
+        if share.fetched is None:
+            found = source.read(key)
+        else:
+            found, share.fetched[index] = share.fetched[index], None  # each object is freed once it is read
+        reads.append((key, None if found is None else found[1]))
+        if found is not None:
+            for record in reader.read_object(key, found[0]):
+                if isinstance(record, Summary):
+                    summaries[record.source_key, record.source_line] = record
+                    records.append(record.ref())
+                else:
+                    records.append(record)
         if len(records) >= _BATCH:
-            yield records
-            records = []
-    yield records
+            yield records, reads
+            records, reads = [], []
+    yield records, reads
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -19,8 +18,6 @@ log = logging.getLogger("digestpub.publish")
 
 Progress = Callable[[str, int, int], None]
 """Called as ``(stage, done, total)`` while a run works, for progress bars."""
-
-_IO_THREADS = 16
 
 
 def full_scan_due(catalog: Catalog, now: datetime, every: timedelta) -> bool:
@@ -118,48 +115,38 @@ def source_keys(located: Iterable[tuple[str, str]], source: str) -> tuple[list[s
     return inside, outside
 
 
-def fetch(
-    source: ObjectStore, catalog: Catalog, infos: list[ObjectInfo], progress: Progress
-) -> tuple[list[tuple[str, bytes]], list[str]]:
-    """The bytes of each object still there, and the keys of those that are not.
+def read_with_copies(
+    read: Callable[[list[str], list[int]], dict[str, str | None]], catalog: Catalog, listing: Listing
+) -> tuple[list[str], list[str]]:
+    """Read the objects ``listing`` names that are still there; returns their keys, and the keys of those gone.
 
-    From a pool of threads where each read waits on a network; in order from a
-    local folder, where a pool made reading 20,000 files eight times slower
-    (the GIL and the pool's locks, not the disk).
+    ``read(keys, sizes)`` reads them and returns the version read of each, ``None``
+    for one gone. Another object that held a gone object's ids (a copy, an older
+    version) is read too: the newest version left is then published in its place.
     """
-    fetched: list[tuple[str, bytes]] = []
-    missing: list[str] = []
-    total = len(infos)
-    keys = [info.key for info in infos]
-    threads = 1 if getattr(source, "is_local", False) else _IO_THREADS
-    with ThreadPoolExecutor(threads, thread_name_prefix="digestpub-read") as pool:
-        reads = map(source.read, keys) if threads == 1 else pool.map(source.read, keys)
-        for done, (info, found) in enumerate(zip(infos, reads, strict=True), start=1):
-            if found is None:  # deleted since it was listed, or named and not there
-                missing.append(info.key)
-            else:
-                # Seen is recorded with the version actually read, so a rewrite between
-                # listing and reading is not mistaken for the listed version.
-                catalog.mark_seen(info.key[:10], info.key, found[1])
-                fetched.append((info.key, found[0]))
-            if done % 256 == 0 or done == total:
-                progress("reading", done, total)
-    return fetched, missing
-
-
-def fetch_with_copies(
-    source: ObjectStore, catalog: Catalog, listing: Listing, progress: Progress
-) -> tuple[list[tuple[str, bytes]], list[str]]:
-    """The bytes of each object ``listing`` names that is still there, and the keys of those gone.
-
-    Another object that held a gone object's ids (a copy, an older version) is
-    read too: the newest version left is then published in its place.
-    """
-    fetched, missing = fetch(source, catalog, listing.changed, progress)
+    found, missing = _read_marking_seen(read, catalog, listing.changed)
     gone = [*listing.gone, *missing]
     held = {summary_id for key in gone for summary_id in catalog.held(key)}
-    copies = catalog.holders(held, {key for key, _ in fetched} | set(gone))
+    copies = catalog.holders(held, set(found) | set(gone))
     if not copies:
-        return fetched, gone
-    more, more_missing = fetch(source, catalog, [ObjectInfo(key=key, etag="") for key in copies], progress)
-    return fetched + more, gone + more_missing
+        return found, gone
+    more, more_missing = _read_marking_seen(read, catalog, [ObjectInfo(key=key, etag="") for key in copies])
+    return found + more, gone + more_missing
+
+
+def _read_marking_seen(
+    read: Callable[[list[str], list[int]], dict[str, str | None]], catalog: Catalog, infos: list[ObjectInfo]
+) -> tuple[list[str], list[str]]:
+    versions = read([info.key for info in infos], [info.size for info in infos])
+    found: list[str] = []
+    missing: list[str] = []  # deleted since it was listed, or named and not there
+    for info in infos:
+        version = versions[info.key]
+        if version is None:
+            missing.append(info.key)
+        else:
+            # Seen is recorded with the version actually read, so a rewrite between
+            # listing and reading is not mistaken for the listed version.
+            catalog.mark_seen(info.key[:10], info.key, version)
+            found.append(info.key)
+    return found, missing

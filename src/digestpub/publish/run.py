@@ -16,7 +16,7 @@ from digestpub.ports import HubNotifier, ObjectStore
 from digestpub.publish import announce, outputs
 from digestpub.publish.entries import SummarySource, read_again
 from digestpub.publish.fingerprint import rendering_fingerprint
-from digestpub.publish.listing import Progress, fetch_with_copies, full_scan_due, list_changed
+from digestpub.publish.listing import Progress, full_scan_due, list_changed, read_with_copies
 from digestpub.publish.options import PublishOptions
 from digestpub.publish.plan import (
     NEWS_LIMIT,
@@ -42,7 +42,7 @@ from digestpub.state.parts import WindowItem
 log = logging.getLogger("digestpub.publish")
 
 _PARALLEL_READ_BYTES = 4 << 20
-"""Below this many bytes read, one process is faster than starting workers."""
+"""Below this many bytes to read, one process is faster than starting workers."""
 
 
 def publish(
@@ -95,18 +95,16 @@ def _run(
             progress=progress,
             named=options.keys,
         )
-        fetched, gone = fetch_with_copies(source, catalog, listing, progress)
-    report.objects_read = len(fetched)
-    read = {key for key, _ in fetched}
     reader = SummaryReader(default_lang=site.lang, max_summary_bytes=options.max_summary_bytes)
-    large = sum(len(data) for _, data in fetched) >= _PARALLEL_READ_BYTES
-    with SummarySource(reader, fetched, options.workers if large else 1) as summaries:
-        del fetched  # the raw bytes are the largest thing a cold run holds; the workers have them
+    large = sum(info.size for info in listing.changed) >= _PARALLEL_READ_BYTES
+    with SummarySource(reader, source, options.workers if large else 1) as summaries:
         with timed(report, "read"):
+            read, gone = read_with_copies(partial(summaries.read, progress=progress), catalog, listing)
+            report.objects_read = len(read)
             # A gone object's problems are forgotten with it: there is nothing left to fix.
-            refs = sort_out(summaries.read(), read.union(gone), catalog, report)
+            refs = sort_out(summaries.records(), {*read, *gone}, catalog, report)
         with timed(report, "merge"):
-            lost = _note_holdings(catalog, refs, read, gone, report)
+            lost = _note_holdings(catalog, refs, set(read), gone, report)
             changes = merge(refs, catalog.entry, lost)
             count_merge(report, changes)
             catalog.record(changes.accepted)
