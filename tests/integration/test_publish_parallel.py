@@ -157,3 +157,29 @@ def test_workers_parse_what_this_process_fetched_from_s3(s3_bucket: str, tmp_pat
     assert _outcome(reports["parallel"]) == _outcome(reports["serial"])
     assert _files(tmp_path / "parallel" / "dest") == _files(tmp_path / "serial" / "dest")
     assert _news(tmp_path / "parallel") == _news(tmp_path / "serial") != []
+
+
+def test_a_file_a_worker_cannot_read_fails_the_run_as_in_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from digestpub.adapters.folder import FolderStore
+    from digestpub.errors import StorageError
+
+    _corpus(tmp_path / "source", 200)
+    read = FolderStore.read
+
+    def failing_read(self: FolderStore, key: str) -> tuple[bytes, str] | None:
+        if key == "2026/11/15/105.json":
+            raise StorageError(f"cannot read {key}: Input/output error")
+        return read(self, key)
+
+    monkeypatch.setattr(FolderStore, "read", failing_read)
+    for name, workers in (("serial", 1), ("parallel", 2)):
+        with pytest.raises(StorageError, match=r"2026/11/15/105\.json: Input/output error"):
+            _run(tmp_path, name, workers)
+        # Nothing committed: the next run, with the file readable, publishes everything.
+        assert not (tmp_path / name / "state" / "catalog" / "head.json").exists()
+    monkeypatch.setattr(FolderStore, "read", read)
+    reports = {name: _run(tmp_path, name, workers) for name, workers in (("serial", 1), ("parallel", 2))}
+    assert reports["parallel"].summaries_new == reports["serial"].summaries_new == 200
+    assert _files(tmp_path / "parallel" / "dest") == _files(tmp_path / "serial" / "dest")
