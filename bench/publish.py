@@ -6,9 +6,10 @@ The corpus is one ``.json`` object per summary, as the digest's pipeline writes
 them, with a ``.jsonl`` row beside them now and then (``corpus.write_corpus``),
 tags drawn from a Zipf law. Prints, against the targets:
 
-- a cold run of ``--summaries``: wall seconds, peak RSS of the run, peak memory of
-  the run with its worker processes, and the files and bytes it wrote, the
-  monthly archives (RFC 5005 documents and month pages) among them;
+- a cold run of ``--summaries`` (the median of three): wall seconds, peak RSS
+  of the run, peak memory of the run with its worker processes, and the files
+  and bytes it wrote, the monthly archives (RFC 5005 documents and month pages)
+  among them;
 - incremental runs of ``--new`` summaries on that history (the median of three),
   and a run with nothing new;
 - ``digestpub --version`` (the median of five): the start-up every run pays;
@@ -76,10 +77,11 @@ def timed(arguments: list[str]) -> dict[str, float | str]:
     }
 
 
-def publish(root: Path) -> dict[str, float | str]:
+def publish(root: Path, site: str = "") -> dict[str, float | str]:
+    """One run from ``root/source`` into the ``dest`` and ``state`` folders named by ``site``."""
     return timed(
-        [*_DIGESTPUB, "publish", "--source", str(root / "source"), "--dest", str(root / "dest"),
-         "--state", str(root / "state")]
+        [*_DIGESTPUB, "publish", "--source", str(root / "source"), "--dest", str(root / f"dest{site}"),
+         "--state", str(root / f"state{site}")]
     )  # fmt: skip
 
 
@@ -149,6 +151,11 @@ def cold_then_incremental(
         write_corpus(root / "source", history, tags, start=start, per_day=PER_DAY)
         print(f"  ({history:,} summaries over {tags} tags written in {time.perf_counter() - started:.1f} s)")
         cold = publish(root)
+        if name == "main":
+            # The median of three: the target sits within this machine's run-to-run spread. Each
+            # into folders of its own, kept to the end: a deletion's freed blocks slow what follows.
+            colds = [cold, publish(root, "-2"), publish(root, "-3")]
+            cold = sorted(colds, key=lambda result: float(result["seconds"]))[1]
         files, size = _bytes_under(root / "dest")
         if name == "main":
             show(f"cold, {history:,}", cold, TARGETS["cold_seconds"])
