@@ -183,3 +183,33 @@ def test_a_file_a_worker_cannot_read_fails_the_run_as_in_one_process(
     reports = {name: _run(tmp_path, name, workers) for name, workers in (("serial", 1), ("parallel", 2))}
     assert reports["parallel"].summaries_new == reports["serial"].summaries_new == 200
     assert _files(tmp_path / "parallel" / "dest") == _files(tmp_path / "serial" / "dest")
+
+
+def test_many_keys_named_without_a_listing_are_read_by_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Named keys have no listed size: each counts as about one summary, so enough of them start workers.
+    monkeypatch.setattr(publish_run, "_PARALLEL_READ_BYTES", 30 * publish_run._NAMED_OBJECT_BYTES)
+    started: list[int] = []
+    source_class = publish_run.SummarySource
+
+    def recording(reader: object, source: object, workers: int) -> object:
+        started.append(workers)
+        return source_class(reader, source, workers)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(publish_run, "SummarySource", recording)
+    source = tmp_path / "source"
+    _corpus(source, 10)
+    # Objects of an old day: the next runs list only recent days, so only naming them reads them.
+    keys = [f"2026/10/01/old-{number}.json" for number in range(100, 140)]
+    for number, key in zip(range(100, 140), keys, strict=True):
+        write_json(source, key, summary(number, tags=["tag1"], published_at="2026-10-01T08:00:00Z"))
+    site = Settings.load(base_url="https://digest.example/").site()
+    for name, count in (("few", 20), ("many", 40)):
+        stores = [open_store(str(source)), open_store(str(tmp_path / name / "dest"))]
+        stores.append(open_store(str(tmp_path / name / "state")))
+        (source / "2026/10").rename(tmp_path / "aside")
+        assert publish(*stores, site, PublishOptions(workers=2)).summaries_new == 10
+        (tmp_path / "aside").rename(source / "2026/10")
+        started.clear()
+        report = publish(*stores, site, PublishOptions(workers=2, keys=tuple(keys[:count])))
+        assert (report.full_scan, report.objects_read, report.summaries_new) == (False, count, count)
+        assert started == [1 if count == 20 else 2]

@@ -43,6 +43,8 @@ log = logging.getLogger("digestpub.publish")
 
 _PARALLEL_READ_BYTES = 4 << 20
 """Below this many bytes to read, one process is faster than starting workers."""
+_NAMED_OBJECT_BYTES = 4 << 10
+"""What a key named by an event or ``--keys`` counts as, unlisted and so of unknown size: about one summary."""
 
 
 def publish(
@@ -96,7 +98,7 @@ def _run(
             named=options.keys,
         )
     reader = SummaryReader(default_lang=site.lang, max_summary_bytes=options.max_summary_bytes)
-    large = sum(info.size for info in listing.changed) >= _PARALLEL_READ_BYTES
+    large = sum(info.size or _NAMED_OBJECT_BYTES for info in listing.changed) >= _PARALLEL_READ_BYTES
     with SummarySource(reader, source, options.workers if large else 1) as summaries:
         with timed(report, "read"):
             read, gone = read_with_copies(partial(summaries.read, progress=progress), catalog, listing)
