@@ -19,6 +19,10 @@ log = logging.getLogger("digestpub.publish")
 Progress = Callable[[str, int, int], None]
 """Called as ``(stage, done, total)`` while a run works, for progress bars."""
 
+ReadObjects = Callable[[list[str], list[int]], dict[str, str | None]]
+"""``read(keys, sizes)``: reads the objects at ``keys`` (listed as ``sizes`` bytes) and
+returns the version read of each, ``None`` for one that is gone."""
+
 
 def full_scan_due(catalog: Catalog, now: datetime, every: timedelta) -> bool:
     last = catalog.head.last_full_scan
@@ -115,14 +119,11 @@ def source_keys(located: Iterable[tuple[str, str]], source: str) -> tuple[list[s
     return inside, outside
 
 
-def read_with_copies(
-    read: Callable[[list[str], list[int]], dict[str, str | None]], catalog: Catalog, listing: Listing
-) -> tuple[list[str], list[str]]:
+def read_with_copies(read: ReadObjects, catalog: Catalog, listing: Listing) -> tuple[list[str], list[str]]:
     """Read the objects ``listing`` names that are still there; returns their keys, and the keys of those gone.
 
-    ``read(keys, sizes)`` reads them and returns the version read of each, ``None``
-    for one gone. Another object that held a gone object's ids (a copy, an older
-    version) is read too: the newest version left is then published in its place.
+    Another object that held a gone object's ids (a copy, an older version) is
+    read too: the newest version left is then published in its place.
     """
     found, missing = _read_marking_seen(read, catalog, listing.changed)
     gone = [*listing.gone, *missing]
@@ -134,9 +135,7 @@ def read_with_copies(
     return found + more, gone + more_missing
 
 
-def _read_marking_seen(
-    read: Callable[[list[str], list[int]], dict[str, str | None]], catalog: Catalog, infos: list[ObjectInfo]
-) -> tuple[list[str], list[str]]:
+def _read_marking_seen(read: ReadObjects, catalog: Catalog, infos: list[ObjectInfo]) -> tuple[list[str], list[str]]:
     versions = read([info.key for info in infos], [info.size for info in infos])
     found: list[str] = []
     missing: list[str] = []  # deleted since it was listed, or named and not there
