@@ -183,6 +183,13 @@ def publish_command(
     base_url: Annotated[str | None, typer.Option(help="Public URL where dest is served.")] = None,
     api_url: Annotated[str | None, typer.Option(help="Public URL of the subscription endpoints.")] = None,
     feed_size: Annotated[int | None, typer.Option(help="Items per feed.")] = None,
+    archive_page_size: Annotated[
+        int | None, typer.Option(help="Summaries per archive page (a site keeps the size of its first run).")
+    ] = None,
+    correction_days: Annotated[
+        float | None, typer.Option(help="Days a correction of an archived summary stays in the feeds.")
+    ] = None,
+    timezone: Annotated[str | None, typer.Option(help="IANA time zone of the dates pages show.")] = None,
     site_title: Annotated[str | None, typer.Option()] = None,
     site_description: Annotated[str | None, typer.Option()] = None,
     lang: Annotated[str | None, typer.Option(help="Default language of summaries and pages.")] = None,
@@ -225,6 +232,9 @@ def publish_command(
         base_url=base_url,
         api_url=api_url,
         feed_size=feed_size,
+        archive_page_size=archive_page_size,
+        correction_days=correction_days,
+        timezone=timezone,
         site_title=site_title,
         site_description=site_description,
         lang=lang,

@@ -6,6 +6,7 @@ import unicodedata
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -38,6 +39,12 @@ class Settings(BaseSettings):
     site_description: str = "Свежая выжимка ml и AI статей - каждый день"
     lang: str = "ru"
     feed_size: int = Field(50, ge=1, le=1000)
+    archive_page_size: int = Field(50, ge=1, le=1000)
+    """Summaries per archive page: a site keeps the size of its first run, so its pages never renumber."""
+    correction_days: float = Field(7.0, ge=0)
+    """Days an edit or deletion of an archived summary stays in the subscription feeds."""
+    timezone: str = "UTC"
+    """The IANA time zone of the dates pages and emails show."""
 
     subscribers: str = "sqlite:///.digestpub/subscribers.db"
     mailer: str = "outbox:outbox"
@@ -75,12 +82,21 @@ class Settings(BaseSettings):
     feed_cache_control: str = "public, max-age=300"
     page_cache_control: str = "public, max-age=300"
     archive_cache_control: str = "public, max-age=604800"
-    """For feed archives and month pages of months before the current one: they rarely change."""
+    """For the complete archive pages, documents and web pages: they change only to correct an entry."""
     log_format: Literal["text", "json"] = "text"
     hubs: str = ""
     """WebSub hub URLs, separated by spaces: every feed names them, and each run tells them what changed."""
 
     _toml_file: ClassVar[Path | None] = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (such as UTC or Europe/Moscow)") from None
+        return value
 
     @field_validator("base_url", "api_url")
     @classmethod
@@ -175,4 +191,5 @@ class Settings(BaseSettings):
             api_url=self.api_url,
             feed_size=self.feed_size,
             hubs=tuple(dict.fromkeys(self.hubs.split())),
+            timezone=self.timezone,
         )

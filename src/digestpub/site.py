@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
 from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
 
 ALL_FEED = "_all"
 """The feed of every summary; a slug never starts with ``_``, so it cannot clash."""
@@ -40,6 +43,22 @@ class Site:
     """WebSub hubs every feed declares, and which each run tells of the feeds it changed."""
     id_year: int = 2026
     """The year in ``tag:`` URIs; fixed, because ids must never change."""
+    timezone: str = "UTC"
+    """The IANA zone of every date a page or an email shows."""
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)  # ZoneInfo keeps one instance per name
+
+    def local(self, moment: datetime) -> datetime:
+        """``moment`` in the site's time zone, as pages show it."""
+        return moment.astimezone(self.zone)
+
+    def month_of(self, sortable: str) -> str:
+        """The month (``YYYY-MM``) in the site's time zone of ``sortable_time`` text (UTC)."""
+        if self.timezone == "UTC":
+            return sortable[:7]
+        return _local_month(self.zone, sortable[:16])
 
     @property
     def authority(self) -> str:
@@ -51,33 +70,38 @@ class Site:
     def feed_id(self, feed: str) -> str:
         return f"tag:{self.authority},{self.id_year}:feed/{'all' if feed == ALL_FEED else quote(feed)}"
 
-    def feed_path(self, feed: str, kind: str, month: str | None = None) -> str:
-        """A feed's file of ``kind``; with ``month`` (``YYYY-MM``), its RFC 5005 archive document of that UTC month."""
+    def feed_path(self, feed: str, kind: str, page: int | None = None) -> str:
+        """A feed's file of ``kind``; with ``page``, its RFC 5005 archive document of that page (1 the oldest)."""
         folder = "feeds" if feed == ALL_FEED else f"feeds/tags/{feed}"
-        if month is not None:
-            folder = f"{folder}/archive/{month}"
+        if page is not None:
+            folder = f"{folder}/archive/{page}"
         return f"{folder}/{FEED_FILE_NAMES[kind]}"
 
-    def page_path(self, feed: str, month: str | None = None) -> str:
-        """A feed's page; with ``month`` (``YYYY-MM``), its page of that UTC month."""
-        if month is not None:
-            year, number = month.split("-")
-            folder = "archive" if feed == ALL_FEED else f"tags/{feed}"
-            return f"{folder}/{year}/{number}/index.html"
+    def page_path(self, feed: str, page: int | None = None) -> str:
+        """A feed's web page; with ``page``, its archive page of that number (1 the oldest)."""
+        if page is not None:
+            folder = "archive" if feed == ALL_FEED else f"tags/{feed}/archive"
+            return f"{folder}/{page}/index.html"
         return INDEX_PATH if feed == ALL_FEED else f"tags/{feed}/index.html"
 
     def archive_index_path(self, feed: str) -> str:
-        """The page listing a feed's months with their counts."""
+        """The page listing a feed's archive pages by date, grouped by month."""
         return "archive/index.html" if feed == ALL_FEED else f"tags/{feed}/archive/index.html"
 
     def url(self, path: str) -> str:
         return self.base_url + path.removesuffix("index.html")
 
-    def feed_url(self, feed: str, kind: str, month: str | None = None) -> str:
-        return self.url(self.feed_path(feed, kind, month))
+    def feed_url(self, feed: str, kind: str, page: int | None = None) -> str:
+        return self.url(self.feed_path(feed, kind, page))
 
-    def page_url(self, feed: str, month: str | None = None) -> str:
-        return self.url(self.page_path(feed, month))
+    def page_url(self, feed: str, page: int | None = None) -> str:
+        return self.url(self.page_path(feed, page))
 
     def api(self, endpoint: str) -> str:
         return self.api_url + endpoint
+
+
+@lru_cache(maxsize=65_536)
+def _local_month(zone: ZoneInfo, minute: str) -> str:
+    # By the minute: a cold run asks for tens of thousands of times, most of them in few minutes' range.
+    return datetime.fromisoformat(minute + ":00+00:00").astimezone(zone).strftime("%Y-%m")

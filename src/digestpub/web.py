@@ -146,9 +146,7 @@ class Endpoints:
         if not self._same_origin(request):
             return self._refused(lang)
         try:
-            self.use().subscribe(
-                fields.get("email", ""), fields.get("tags", ""), fields.get("frequency", "daily"), lang
-            )
+            self.use().subscribe(fields.get("email", ""), _chosen_tags(fields), fields.get("frequency", "daily"), lang)
         except InvalidSubscriber as error:
             return self._invalid(lang, error)
         return self.page(200, lang, message=words_for(lang)["check_inbox"])

@@ -49,6 +49,8 @@ def publish_options(
         feed_cache_control=settings.feed_cache_control,
         page_cache_control=settings.page_cache_control,
         archive_cache_control=settings.archive_cache_control,
+        archive_page_size=settings.archive_page_size,
+        correction_days=settings.correction_days,
         workers=default_workers() if workers is None else workers,
         keys=tuple(found),
     )

@@ -25,9 +25,15 @@ WORDS: dict[str, dict[str, str]] = {
         "updated": "обновлено",
         "nothing_yet": "Здесь пока пусто.",
         "opml": "Все теги одним файлом (OPML)",
-        "in_month": "{heading} за {month}",
-        "archive": "Архив по месяцам",
-        "archive_heading": "{heading}: архив по месяцам",
+        "archive": "Архив",
+        "archive_heading": "{heading}: архив",
+        "page_heading": "{heading}: страница {page}",
+        "page_span": "{first} — {last}",
+        "older": "Раньше",
+        "newer": "Позже",
+        "newest": "Новые",
+        "pages_of_month": "{count} {papers}, со страницы {page}",
+        "skip_nav": "Навигация",
         "feed_of_tag": "{site}: {tag}",
         "view_in_browser": "Открыть в браузере",
         "why_you_get_this": "Письмо пришло на {email}, потому что вы подписались на рассылку.",
@@ -85,9 +91,15 @@ WORDS: dict[str, dict[str, str]] = {
         "updated": "updated",
         "nothing_yet": "Nothing here yet.",
         "opml": "Every tag in one file (OPML)",
-        "in_month": "{heading}, {month}",
-        "archive": "Archive by month",
-        "archive_heading": "{heading}: archive by month",
+        "archive": "Archive",
+        "archive_heading": "{heading}: archive",
+        "page_heading": "{heading}: page {page}",
+        "page_span": "{first} — {last}",
+        "older": "Older",
+        "newer": "Newer",
+        "newest": "Newest",
+        "pages_of_month": "{count} {papers}, from page {page}",
+        "skip_nav": "Navigation",
         "feed_of_tag": "{site}: {tag}",
         "view_in_browser": "View in your browser",
         "why_you_get_this": "Sent to {email} because you subscribed to this newsletter.",
@@ -196,7 +208,7 @@ def long_date(lang: str, moment: date) -> str:
 
 
 def month_name(lang: str, month: str) -> str:
-    """A UTC month (``YYYY-MM``) as a heading names it: "ноябрь 2026", "November 2026"."""
+    """A month (``YYYY-MM``) as a heading names it: "ноябрь 2026", "November 2026"."""
     year, number = month.split("-")
     names = _RU_MONTH_NAMES if lang.split("-")[0].lower() == "ru" else _EN_MONTHS
     return f"{names[int(number) - 1]} {year}"

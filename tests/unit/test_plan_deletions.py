@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from digestpub.model import SummaryRef
-from digestpub.publish.plan import FeedPlan, holdings, lost_ids, merge, refill
+from digestpub.publish.plan import holdings, lost_ids, merge
 from digestpub.site import ALL_FEED
-from digestpub.state.parts import IdEntry, Window, WindowItem
+from digestpub.state.parts import IdEntry
 
 V1, V2 = "2026-11-20T08:00:00.000000+00:00", "2026-11-22T08:00:00.000000+00:00"
 
@@ -15,7 +15,7 @@ def _ref(summary_id: str, key: str, version: str = V1, digest: str = "d1", line:
 
 
 def _entry(key: str, version: str = V1, digest: str = "d1", slugs: tuple[str, ...] = ("mllm",)) -> IdEntry:
-    return IdEntry(version, key, digest, list(slugs), "2026-11")
+    return IdEntry(version, key, digest, list(slugs), list(range(1 + len(slugs))))
 
 
 def test_an_id_lost_by_the_key_it_was_published_from_is_removed_everywhere() -> None:
@@ -25,7 +25,7 @@ def test_an_id_lost_by_the_key_it_was_published_from_is_removed_everywhere() -> 
 
     assert changes.deleted == ["a"] and changes.accepted == []
     assert changes.removals == {ALL_FEED: {"a"}, "mllm": {"a"}, "vqa": {"a"}}
-    assert changes.archive_removals == {(feed, "2026-11"): {"a"} for feed in (ALL_FEED, "mllm", "vqa")}
+    assert changes.earlier == recorded, "its pages are found from where the state placed it"
     assert changes.tag_counts == {"mllm": -1, "vqa": -1}
 
 
@@ -55,25 +55,3 @@ def test_holdings_and_lost_ids() -> None:
     assert holdings(refs) == {"k.jsonl": ["a", "b"]}
     assert lost_ids(["a", "b", "c"], ["a", "b"], whole=True) == {"c"}
     assert lost_ids(["a", "b", "c"], ["a"], whole=False) == set()
-
-
-def test_refill_reads_months_newest_first_until_they_hold_enough() -> None:
-    def item(number: int, month: str) -> WindowItem:
-        return WindowItem(f"s{number}", f"{month}-{number:02d}T08:00:00", f"{month}-{number:02d}T08:00:00", "k", None)
-
-    archives = {
-        "2026-11": [item(2, "2026-11"), item(1, "2026-11")],
-        "2026-10": [item(9, "2026-10"), item(8, "2026-10"), item(7, "2026-10")],
-        "2026-09": [item(5, "2026-09")],
-    }
-    read: list[str] = []
-
-    def month_items(month: str) -> list[WindowItem]:
-        read.append(month)
-        return archives[month]
-
-    plan = FeedPlan(ALL_FEED, [archives["2026-11"][0]], Window(), removed=4)
-    refill(plan, 4, archives, month_items)
-
-    assert [found.id for found in plan.items] == ["s2", "s1", "s9", "s8"]
-    assert read == ["2026-11", "2026-10"], "September is older than all four"

@@ -53,6 +53,10 @@ class Stores:
     def run(self, site: Site = SITE, **options: Any) -> PublishReport:
         options.setdefault("workers", 1)
         options.setdefault("lock_wait", timedelta(seconds=1))
+        # Pages of a feed's size: what a feed shows beyond its newest is the open page.
+        options.setdefault("archive_page_size", site.feed_size)
+        # Corrections of complete pages in the subscription feeds have tests of their own.
+        options.setdefault("correction_days", 0)
         return publish(self.source, self.dest, self.state, site, PublishOptions(**options))
 
     def feed(self, slug: str | None = None) -> dict[str, Any]:
@@ -152,11 +156,9 @@ def test_a_new_summary_puts_only_the_files_it_changes(stores: Stores) -> None:
     expected = {
         "feeds/rss.xml", "feeds/atom.xml", "feeds/feed.json", "index.html",
         "feeds/tags/vqa/rss.xml", "feeds/tags/vqa/atom.xml", "feeds/tags/vqa/feed.json", "tags/vqa/index.html",
-        # its month's archives and pages, and the month counts; no other month, and no sitemap:
-        # the month's newest summary is the same
-        "feeds/archive/2026-11/rss.xml", "feeds/archive/2026-11/atom.xml", "archive/2026/11/index.html",
-        "feeds/tags/vqa/archive/2026-11/rss.xml", "feeds/tags/vqa/archive/2026-11/atom.xml",
-        "tags/vqa/2026/11/index.html", "archive/index.html", "tags/vqa/archive/index.html",
+        # the open pages' web pages and the archive indexes; no archive document (no page is
+        # complete), and no sitemap: each page's newest summary is the same
+        "archive/1/index.html", "tags/vqa/archive/1/index.html", "archive/index.html", "tags/vqa/archive/index.html",
     }  # fmt: skip
     assert sorted(stores.dest.puts) == sorted(expected)
     assert report.files_written == len(expected)
@@ -169,9 +171,8 @@ def test_a_new_summary_puts_only_the_files_it_changes(stores: Stores) -> None:
         {"feeds/rss.xml", "feeds/atom.xml", "feeds/feed.json", "index.html", OPML}
         | {f"feeds/tags/rag/{name}" for name in ("rss.xml", "atom.xml", "feed.json")}
         | {"tags/rag/index.html"}
-        | {"feeds/archive/2026-11/rss.xml", "feeds/archive/2026-11/atom.xml", "archive/2026/11/index.html"}
-        | {f"feeds/tags/rag/archive/2026-11/{name}" for name in ("rss.xml", "atom.xml")}
-        | {"tags/rag/2026/11/index.html", "tags/rag/archive/index.html", "archive/index.html", "sitemap.xml"}
+        | {"archive/1/index.html", "tags/rag/archive/1/index.html"}
+        | {"tags/rag/archive/index.html", "archive/index.html", "sitemap.xml"}
     )
     assert stores.opml_slugs() == {"mllm", "vqa", "rag"}
 
@@ -214,7 +215,7 @@ def test_feeds_are_newest_first_and_capped_at_feed_size(stores: Stores) -> None:
     # A later run adding an older summary leaves the window as it is.
     stores.add("2026/11/20/7.json", doc(7, 7, tags=["odd"]))
     stores.run(site)
-    assert stores.ids("odd") == [sid(3), sid(1), sid(5)]
+    assert stores.ids("odd") == [sid(3), sid(1), sid(5), sid(7)], "the newest, and the open page's one"
     assert stores.index_counts() == {"mllm": 6, "odd": 4, "even": 3}
 
 
@@ -404,10 +405,11 @@ SMALL = replace(SITE, feed_size=4)
 
 
 def _rebuilt(stores: Stores) -> dict[str, bytes]:
-    """What one run over the same source publishes from nothing."""
+    """What one run over the same source publishes from nothing but the places the state gave each summary."""
     fresh = Stores()
     fresh.source = stores.source
-    fresh.run(SMALL)
+    fresh.state.objects = dict(stores.state.objects)
+    fresh.run(SMALL, rebuild=True)
     return {key: value[0] for key, value in fresh.dest.objects.items()}
 
 
@@ -629,7 +631,8 @@ def test_a_run_whose_head_changed_underneath_commits_nothing() -> None:
     first, second = catalog.Catalog(store), catalog.Catalog(store)
     for number, run in ((1, first), (2, second)):
         records = SummaryReader().read_object(f"2026/11/20/{number}.json", json.dumps(doc(number, 9)).encode())
-        run.record([next(record for record in records if isinstance(record, Summary)).ref()])
+        ref = next(record for record in records if isinstance(record, Summary)).ref()
+        run.record([ref], {ref.id: [0]})
         run.count_tags(1, {}, {}, {})
     _save(second)
     committed = dict(store.objects)
@@ -732,7 +735,7 @@ def test_a_kind_added_to_the_registry_is_published_and_its_kept_entries_cut_from
     def frame(view: kinds.FeedView) -> Frame:
         return Frame(f"# {view.feed}\n".encode(), b"\n")
 
-    def path(site: Site, feed: str, month: str | None) -> str:
+    def path(site: Site, feed: str, page: int | None) -> str:
         return f"titles/{feed}.txt"
 
     extra = kinds.Kind("titles", "text/plain; charset=utf-8", b"\n", path, titles, frame)

@@ -21,6 +21,9 @@ class PublishOptions:
     feed_cache_control: str = "public, max-age=300"
     page_cache_control: str = "public, max-age=300"
     archive_cache_control: str = "public, max-age=604800"
+    archive_page_size: int = 50
+    """Used at a site's first run only: the state keeps the size its pages were cut with."""
+    correction_days: float = 7.0
     workers: int = field(default_factory=default_workers)
     hub_policy: HubPolicy = field(default_factory=HubPolicy)
     keys: tuple[str, ...] = ()

@@ -9,22 +9,21 @@ from __future__ import annotations
 from digestpub.model import PublishReport
 from digestpub.ports import ObjectStore
 from digestpub.publish.produce import Producer, digest_of
-from digestpub.render.month import render_archive_index
+from digestpub.render.archive_page import render_archive_index
 from digestpub.render.sitemap import SITEMAP_FILES_FOLDER, render_robots, render_sitemaps
 from digestpub.site import ALL_FEED, NEWSLETTER_ARCHIVE_PAGE
 from digestpub.state.catalog import Catalog
 
 
-def write_outputs(producer: Producer, catalog: Catalog, report: PublishReport, archived: set[str]) -> None:
+def write_outputs(producer: Producer, catalog: Catalog, report: PublishReport, touched: set[str]) -> None:
     """The files beside the feeds, each written when its bytes changed: OPML, the touched feeds' archive
     indexes, the sitemap and ``robots.txt``."""
-    site, head = producer.site, catalog.head
+    site, head, tallies = producer.site, catalog.head, catalog.tallies()
     outputs = [producer.opml()]
-    for feed in sorted(archived):
-        months = head.months.get(feed, {})
+    for feed in sorted(touched):
         tag = None if feed == ALL_FEED else head.tags[feed]
-        outputs.append(render_archive_index(site, feed, tag, {month: tally.count for month, tally in months.items()}))
-    newest = {feed: {month: tally.newest for month, tally in months.items()} for feed, months in head.months.items()}
+        outputs.append(render_archive_index(site, feed, tag, tallies.get(feed, [])))
+    newest = {feed: [page.version for page in pages] for feed, pages in tallies.items()}
     outputs += [*render_sitemaps(site, newest), render_robots(site)]
     for output in outputs:
         digest = producer.write_if_changed(output, head.outputs.get)

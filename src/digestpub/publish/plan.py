@@ -4,10 +4,7 @@
 - ``holdings`` and ``lost_ids``: which ids each source object holds, and which
   ones an object re-read or gone no longer holds;
 - ``merge``: which summaries are new, edited, moved or deleted, and what that
-  does to each feed and tag;
-- ``plan_feed``: each touched feed's new window (its newest items);
-- ``plan_archive``: each touched month's archive of a feed (all its items);
-- ``refill``: a feed that removals left short, made up from its archives;
+  does to each feed and tag (``publish.pages`` then plans each feed's documents);
 - ``news``: what newsletters should carry.
 """
 
@@ -18,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from operator import attrgetter
 
-from digestpub.model import Problem, SummaryRef, month_of, sortable_time
+from digestpub.model import Problem, SummaryRef, sortable_time
 from digestpub.site import ALL_FEED
-from digestpub.state.parts import IdEntry, Window, WindowItem
+from digestpub.state.parts import IdEntry, WindowItem
 
 NEWS_SPAN = timedelta(days=8)
 NEWS_LIMIT = 1_000
@@ -61,9 +58,8 @@ class Merge:
     """The change of each tag's count."""
     tag_newest: dict[str, str] = field(default_factory=dict)
     tag_names: dict[str, str] = field(default_factory=dict)
-    archive_inserts: dict[tuple[str, str], list[SummaryRef]] = field(default_factory=dict)
-    """As ``inserts``, by feed and UTC month of ``published_at``: the archives a run touches."""
-    archive_removals: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    earlier: dict[str, IdEntry] = field(default_factory=dict)
+    """What the state recorded of each summary edited or deleted: where it sits in its feeds."""
 
     @property
     def added(self) -> int:
@@ -84,7 +80,6 @@ class Merge:
             self._leave(summary.id, earlier)
             for feed in new_slugs:
                 self.removals[feed].add(summary.id)
-        self._archive(summary)
         self._count(summary, () if earlier is None else earlier.slugs)
 
     def remove(self, summary_id: str, earlier: IdEntry) -> None:
@@ -95,19 +90,11 @@ class Merge:
             self.tag_counts[slug] = self.tag_counts.get(slug, 0) - 1
 
     def _leave(self, summary_id: str, earlier: IdEntry) -> None:
-        """Out of the feeds and the month archives the published version (``earlier``) was in."""
+        """Out of the feeds the published version (``earlier``) was in, and so out of its pages there."""
+        self.earlier[summary_id] = earlier
         for feed in (ALL_FEED, *earlier.slugs):
             self.inserts.setdefault(feed, [])
             self.removals.setdefault(feed, set()).add(summary_id)
-            self.archive_inserts.setdefault((feed, earlier.month), [])
-            self.archive_removals.setdefault((feed, earlier.month), set()).add(summary_id)
-
-    def _archive(self, summary: SummaryRef) -> None:
-        """Into its month's archive of each of its feeds."""
-        month = month_of(summary.published)
-        for feed in (ALL_FEED, *summary.tag_slugs):
-            self.archive_inserts.setdefault((feed, month), []).append(summary)
-            self.archive_removals.setdefault((feed, month), set())
 
     def _count(self, summary: SummaryRef, old_slugs: Sequence[str]) -> None:
         # Plain dicts, applied to the head once: pydantic attribute writes on
@@ -200,111 +187,6 @@ def _duplicate(summary: SummaryRef, key: str, line: int | None) -> Problem:
             "updated_at; publish an edit with a later updated_at, or remove the copy"
         ),
     )
-
-
-@dataclass
-class FeedPlan:
-    """A touched feed, or one month's archive of it: its new items, newest first, and its window as last published."""
-
-    feed: str
-    items: list[WindowItem]
-    window: Window
-    removed: int
-    """Items of the old window that left it (edits, deletions)."""
-    month: str | None = None
-    """The UTC month (``YYYY-MM``) of an archive; ``None`` for the subscription feed."""
-
-
-def window_size(feed_size: int) -> int:
-    """Items a window keeps: a few more than a feed shows, so an edit that drops an item leaves it full."""
-    return feed_size + max(10, feed_size // 5)
-
-
-def plan_feed(feed: str, window: Window, changes: Merge, keep: int) -> FeedPlan:
-    """The feed's newest ``keep`` items once ``changes`` are in."""
-    items, removed = _changed(window, changes.inserts[feed], changes.removals[feed], keep)
-    return FeedPlan(feed, items, window, removed)
-
-
-def plan_archive(feed: str, month: str, window: Window, changes: Merge) -> FeedPlan:
-    """Every item of the feed's ``month`` once ``changes`` are in."""
-    inserts, removals = changes.archive_inserts[feed, month], changes.archive_removals[feed, month]
-    items, removed = _changed(window, inserts, removals, None)
-    return FeedPlan(feed, items, window, removed, month)
-
-
-def plan_archives(
-    changes: Merge, archive: Callable[[str, str], Window], months_of: Callable[[str], Iterable[str]]
-) -> list[FeedPlan]:
-    """Each touched month's archive of a feed, and the months beside a month that appeared or emptied.
-
-    ``archive`` finds a feed's archive of a month; ``months_of``, a feed's
-    months that held any item before the run. A neighbour's items stay as they
-    are, but its links to the months beside it change.
-    """
-    plans = [
-        plan_archive(feed, month, archive(feed, month), changes) for feed, month in sorted(changes.archive_inserts)
-    ]
-    planned: dict[str, set[str]] = {}
-    for plan in plans:
-        planned.setdefault(plan.feed, set()).add(str(plan.month))
-    for feed, months in sorted(planned.items()):
-        before = set(months_of(feed))
-        emptied = {plan.month for plan in plans if plan.feed == feed and not plan.items}
-        after = sorted((before | months) - emptied)
-        for changed in sorted(before.symmetric_difference(after)):
-            for month in _beside(after, changed):
-                if month not in months:
-                    months.add(month)
-                    window = archive(feed, month)
-                    plans.append(FeedPlan(feed, window.items, window, 0, month))
-    return plans
-
-
-def refill(plan: FeedPlan, keep: int, months: Iterable[str], month_items: Callable[[str], list[WindowItem]]) -> None:
-    """A subscription feed's newest ``keep`` items once more, from its month archives, when removals left it short.
-
-    ``months``: the feed's months once this run's changes are in; ``month_items``,
-    a month's items as this run leaves them. Months are read newest first, until
-    those read hold ``keep`` items: every item newer than them is then known.
-    """
-    have = {item.id for item in plan.items}
-    found = list(plan.items)
-    complete = 0
-    for month in sorted(months, reverse=True):
-        items = month_items(month)
-        found += [item for item in items if item.id not in have]
-        complete += len(items)
-        if complete >= keep:
-            break
-    plan.items = sorted(found, key=newest_first_key, reverse=True)[:keep]
-
-
-def _beside(months: list[str], month: str) -> list[str]:
-    """The months of ``months`` (sorted) just before and just after ``month``."""
-    older = [other for other in months if other < month]
-    newer = [other for other in months if other > month]
-    return older[-1:] + newer[:1]
-
-
-def _changed(
-    window: Window, inserts: list[SummaryRef], removals: set[str], keep: int | None
-) -> tuple[list[WindowItem], int]:
-    """The newest ``keep`` (or all) items of ``window`` with ``removals`` out and ``inserts`` in, and how many left."""
-    kept: list[WindowItem | SummaryRef] = []
-    if window.items:
-        # Inserted ids are dropped too: a run that stopped after saving some
-        # state may have saved this feed with them already.
-        replaced = removals | {summary.id for summary in inserts}
-        kept = [item for item in window.items if item.id not in replaced]
-    # A sort, not heapq.nlargest: the same items, and in C, twice as fast on a cold run's 50,000.
-    newest = sorted([*kept, *inserts], key=newest_first_key, reverse=True)[:keep]
-    items = [_window_item(item) if isinstance(item, SummaryRef) else item for item in newest]
-    return items, len(window.items) - len(kept)
-
-
-def _window_item(summary: SummaryRef) -> WindowItem:
-    return WindowItem(summary.id, summary.published, summary.version, summary.source_key, summary.source_line)
 
 
 def news(changes: Merge, limit: int = NEWS_LIMIT) -> list[SummaryRef]:

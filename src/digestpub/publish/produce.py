@@ -20,14 +20,14 @@ from digestpub.ingest import SummaryReader
 from digestpub.model import TagInfo
 from digestpub.ports import ObjectStore
 from digestpub.publish.entries import read_again, spread
-from digestpub.publish.plan import FeedPlan
+from digestpub.publish.pages import FeedPlan, Paging
 from digestpub.render import Output
 from digestpub.render.entries import EntryPack, render_entries
-from digestpub.render.kinds import FeedView, Kind, all_kinds, archive_kinds
+from digestpub.render.kinds import FeedView, Kind, all_kinds, archive_kinds, open_page_kinds
 from digestpub.render.opml import render_opml
 from digestpub.render.page import page_template
 from digestpub.site import ALL_FEED, OPML_PATH, Site
-from digestpub.state.parts import MonthTally, PublishedFile, Window, WindowItem
+from digestpub.state.parts import PublishedFile, Window, WindowItem
 
 log = logging.getLogger("digestpub.publish")
 
@@ -41,12 +41,10 @@ class CacheControl:
     feeds: str
     pages: str
     archives: str
-    """For the archive documents and pages of months before ``current_month``: they rarely change."""
-    current_month: str
-    """The UTC month (``YYYY-MM``) of the run."""
+    """For the complete archive pages: they change only to correct their own entries."""
 
-    def of(self, path: str, month: str | None = None) -> str:
-        if month is not None and month < self.current_month:
+    def of(self, path: str, archived: bool = False) -> str:
+        if archived:
             return self.archives
         return self.feeds if path.startswith("feeds/") and path != OPML_PATH else self.pages
 
@@ -54,7 +52,8 @@ class CacheControl:
 @dataclass
 class FeedResult:
     feed: str
-    month: str | None
+    page: int | None
+    complete: bool
     window: Window
     written: int
     """How many of the feed's files had new bytes; the others were left as they were."""
@@ -77,10 +76,9 @@ class Producer:
     entries: Mapping[str, EntryPack]
     """Entries rendered this run: the pack that holds each, by summary id."""
     tags: Mapping[str, TagInfo]
-    months: Mapping[str, Mapping[str, MonthTally]]
-    """Each feed's months that hold any item, as the run leaves them (``Head.months``)."""
-    total: int
-    """Summaries in the feed of every summary."""
+    paging: Paging
+    complete_pages: Mapping[str, int]
+    """How many of each touched feed's pages are complete once the run is done."""
 
     def produce_all(self, plans: list[FeedPlan], workers: int) -> Iterator[FeedResult]:
         """Every plan's feed. With local folders and many feeds, forked writers share the CPU-bound
@@ -89,44 +87,62 @@ class Producer:
             many = len(plans) >= _PARALLEL_FEEDS
             # A feed's files grow with the items it shows.
             weights = [len(plan.items) + 1 for plan in plans]
-            planned = {(plan.feed, plan.month): plan.items for plan in plans}
+            planned = {(plan.feed, plan.page): plan.items for plan in plans}
             for result in spread(self._produce_to_send, plans, weights, workers if many else 1, page_template):
                 if result.items_as_planned:
-                    result.window.items = planned[result.feed, result.month]
+                    result.window.items = planned[result.feed, result.page]
                 yield result
         else:
             with ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="digestpub-write") as pool:
                 yield from pool.map(self.produce, plans)
 
+    def _kinds(self, plan: FeedPlan) -> tuple[Kind, ...]:
+        if plan.page is None:
+            return all_kinds()
+        return archive_kinds() if plan.complete else open_page_kinds()
+
+    def _shown(self, plan: FeedPlan, window: Window, kind: Kind) -> list[WindowItem]:
+        """The items a file of ``kind`` shows of ``window``: a page shows all of its own."""
+        if plan.page is not None:
+            return window.items
+        return self.paging.shown(window, newest_only=kind.newest_only)
+
     def produce(self, plan: FeedPlan) -> FeedResult:
-        """Render one feed's (or one month's) files and write those whose bytes changed."""
-        kinds = all_kinds() if plan.month is None else archive_kinds()
-        if plan.month is not None and not plan.items:
-            return self._remove(plan, kinds)
-        # A subscription feed shows its newest; an archive, all of its month.
-        limit = self.site.feed_size if plan.month is None else None
-        cut = self._published_entries(plan, kinds, [item for item in plan.items if item.id not in self.entries])
-        entries, items = self.entries, plan.items
+        """Render one feed's (or one page's) files and write those whose bytes changed."""
+        kinds = self._kinds(plan)
+        window = plan.next
+        window.items = plan.items
+        wanted = {item.id: item for kind in kinds for item in self._shown(plan, window, kind)}
+        cut = self._published_entries(plan, kinds, [item for item in wanted.values() if item.id not in self.entries])
+        entries = self.entries
         while True:
-            shown = items[:limit]
-            missing = [item for item in shown if item.id not in entries and item.id not in cut]
+            missing = {
+                item.id: item
+                for kind in kinds
+                for item in self._shown(plan, window, kind)
+                if item.id not in entries and kind.name not in cut.get(item.id, {})
+            }
             if not missing:
                 break
             # Rare: a file changed by someone else, or an item moved up from below the
             # shown ones (an edit took one out). Its entry is rendered from its source.
-            recovered = self._entries_from_source(plan.feed, missing)
+            recovered = self._entries_from_source(plan.feed, list(missing.values()))
             entries = {**entries, **dict.fromkeys(recovered.ids(), recovered)}
-            gone = {item.id for item in missing} - set(recovered.ids())
+            gone = missing.keys() - set(recovered.ids())
             if not gone:
                 break
-            items = [item for item in items if item.id not in gone]
-        texts = [cut[item.id] if item.id not in entries else entries[item.id].texts(item.id) for item in shown]
-        view = self._view(plan, max((item.version for item in shown), default=None))
+            window.items = [item for item in window.items if item.id not in gone]
         files: dict[str, PublishedFile] = {}
         changed_files: list[tuple[str, str]] = []
+        archived = plan.page is not None and plan.complete
         for kind in kinds:
+            shown = self._shown(plan, window, kind)
+            view = self._view(plan, shown)
             frame = kind.frame(view)
-            own = [entry[kind.name] for entry in texts]
+            own = [
+                cut[item.id][kind.name] if item.id not in entries else entries[item.id].texts(item.id)[kind.name]
+                for item in shown
+            ]
             body = kind.fill(frame, own)
             digest = digest_of(body)
             before = plan.window.files.get(kind.name)
@@ -134,45 +150,45 @@ class Producer:
             if before is not None and before.digest == digest:
                 files[kind.name] = before
                 continue
-            path = kind.path(self.site, plan.feed, plan.month)
-            version = self.put(Output(path, body, kind.content_type), plan.month)
+            path = kind.path(self.site, plan.feed, plan.page)
+            version = self.put(Output(path, body, kind.content_type), archived)
             files[kind.name] = PublishedFile(digest, version, len(frame.head), sizes)
             changed_files.append((kind.name, path))
+        window.files = files
         written = len(changed_files)
-        # Hubs are told of subscription feeds only: an archive month is not subscribed to.
-        announced = changed_files if plan.month is None else []
-        return FeedResult(plan.feed, plan.month, Window(items, files), written, len(kinds) - written, announced)
+        # Hubs are told of subscription feeds only: an archive page is not subscribed to.
+        announced = changed_files if plan.page is None else []
+        return FeedResult(plan.feed, plan.page, plan.complete, window, written, len(kinds) - written, announced)
 
     def _produce_to_send(self, plan: FeedPlan) -> FeedResult:
-        """``produce``, for a forked writer: a cold run's windows hold 100,000 items, and a
-        copy of each unpickled in the run would add a tenth to its peak memory."""
+        """``produce``, for a forked writer: a cold run's windows hold many items, and a
+        copy of each unpickled in the run would add to its peak memory."""
         result = self.produce(plan)
         if result.window.items is plan.items:
-            result.window = Window([], result.window.files)
+            result.window = Window(
+                [], result.window.files, result.window.positions, result.window.corrections, result.window.tombstones
+            )
             result.items_as_planned = True
         return result
 
-    def _view(self, plan: FeedPlan, newest: str | None) -> FeedView:
+    def _view(self, plan: FeedPlan, shown: list[WindowItem]) -> FeedView:
         tag = None if plan.feed == ALL_FEED else self.tags[plan.feed]
-        count = self.total if tag is None else tag.count
+        newest = max((item.version for item in shown), default=None)
+        span = None
+        if plan.page is not None and shown:
+            published = [item.published for item in shown]
+            span = (datetime.fromisoformat(min(published)), datetime.fromisoformat(max(published)))
         return FeedView(
             self.site,
             plan.feed,
             tag,
             self.tags,
             None if newest is None else datetime.fromisoformat(newest),
-            plan.month,
-            tuple(self.months.get(plan.feed, ())),
-            count <= self.site.feed_size,
+            plan.page,
+            self.complete_pages[plan.feed],
+            span,
+            tuple(plan.next.tombstones) if plan.page is None else (),
         )
-
-    def _remove(self, plan: FeedPlan, kinds: tuple[Kind, ...]) -> FeedResult:
-        """A month whose last item left: its files go, and the neighbouring months stop linking to it."""
-        assert plan.month is not None
-        for kind in kinds:
-            if kind.name in plan.window.files:
-                self.dest.delete(kind.path(self.site, plan.feed, plan.month))
-        return FeedResult(plan.feed, plan.month, Window(), len(plan.window.files), 0)
 
     def _published_entries(
         self, plan: FeedPlan, kinds: tuple[Kind, ...], wanted: list[WindowItem]
@@ -188,7 +204,7 @@ class Producer:
         positions: dict[str, dict[str, memoryview]] = {}
         for kind in kinds:
             published = old.files[kind.name]
-            found = self.dest.read(kind.path(self.site, plan.feed, plan.month))
+            found = self.dest.read(kind.path(self.site, plan.feed, plan.page))
             if found is None or found[1] != published.version:
                 log.info(
                     "feed %s: its %s file changed since it was published; rendering it afresh", plan.feed, kind.name
@@ -196,7 +212,7 @@ class Producer:
                 return {}
             body = memoryview(found[0])
             start = published.head
-            for item, size in zip(old.items, published.sizes, strict=False):
+            for item, size in zip(self._shown(plan, old, kind), published.sizes, strict=False):
                 positions.setdefault(item.id, {})[kind.name] = body[start : start + size]
                 start += size + len(kind.separator)
         return {item.id: positions[item.id] for item in wanted if item.id in positions}
@@ -209,9 +225,9 @@ class Producer:
                 log.warning("feed %s: summary %s is gone from %s; it is left out of the feed", feed, item.id, item.key)
         return render_entries(self.site, list(found.values()))
 
-    def put(self, output: Output, month: str | None = None) -> str:
+    def put(self, output: Output, archived: bool = False) -> str:
         """Write one file with its headers; returns the destination's version tag for it."""
-        cache_control = self.cache_control.of(output.path, month)
+        cache_control = self.cache_control.of(output.path, archived)
         return self.dest.put(output.path, output.body, content_type=output.content_type, cache_control=cache_control)
 
     def write_if_changed(self, output: Output, recorded: Callable[[str], str | None]) -> str | None:

@@ -13,7 +13,7 @@ from digestpub.errors import StorageError
 from digestpub.model import Problem, PublishReport, SummaryRef
 from digestpub.ports import ObjectStore
 from digestpub.publish.plan import Merge
-from digestpub.render.kinds import all_kinds, archive_kinds
+from digestpub.render.kinds import all_kinds, archive_kinds, open_page_kinds
 from digestpub.site import ALL_FEED
 from digestpub.state.catalog import Catalog
 from digestpub.state.keys import LATEST_REPORT_KEY, report_key
@@ -62,12 +62,19 @@ def warn_if_short(catalog: Catalog, feed: str, holds: int, removed: int, feed_si
 
 
 def count_published(report: PublishReport, catalog: Catalog) -> None:
-    """Every feed (everything, and each tag) is one file per kind, and each of its months one file per
-    archive kind; the head also names the other files. Counted from the head, so dest is never listed."""
+    """Every feed (everything, and each tag) is one file per kind, each of its complete pages one file per
+    archive kind, and its open page a web page; the head also names the other files. Counted from the
+    state, so dest is never listed."""
     head = catalog.head
     feeds = 1 + len(head.tags) if head.total or head.tags else 0
-    months = sum(len(by_month) for by_month in head.months.values())
-    report.files_published = len(all_kinds()) * feeds + len(archive_kinds()) * months + len(head.outputs)
+    pages = sum(len(by_page) for by_page in catalog.tallies().values())
+    complete = pages - len(catalog.tallies())
+    report.files_published = (
+        len(all_kinds()) * feeds
+        + len(archive_kinds()) * complete
+        + len(open_page_kinds()) * (pages - complete)
+        + len(head.outputs)
+    )
 
 
 def save_report(state: ObjectStore, report: PublishReport) -> None:

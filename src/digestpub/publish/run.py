@@ -11,25 +11,22 @@ from functools import partial
 
 from digestpub.errors import StorageError
 from digestpub.ingest import SummaryReader
-from digestpub.model import PublishReport, Summary, SummaryRef, month_of, sortable_time
+from digestpub.model import PublishReport, Summary, SummaryRef, sortable_time
 from digestpub.ports import HubNotifier, ObjectStore
 from digestpub.publish import announce, outputs
 from digestpub.publish.entries import SummarySource, read_again
 from digestpub.publish.fingerprint import rendering_fingerprint
 from digestpub.publish.listing import Progress, full_scan_due, list_changed, read_with_copies
 from digestpub.publish.options import PublishOptions
+from digestpub.publish.pages import FeedChanges, FeedPlan, Paging, plan_feed, refill, retally
 from digestpub.publish.plan import (
     NEWS_LIMIT,
-    FeedPlan,
+    Merge,
     holdings,
     lost_ids,
     merge,
     news,
     not_published_before,
-    plan_archives,
-    plan_feed,
-    refill,
-    window_size,
 )
 from digestpub.publish.produce import CacheControl, Producer
 from digestpub.publish.report import count_merge, count_published, save_report, sort_out, timed, warn_if_short
@@ -37,7 +34,7 @@ from digestpub.site import ALL_FEED, Site
 from digestpub.state.catalog import Catalog
 from digestpub.state.lock import StateLock
 from digestpub.state.log import logged_versions
-from digestpub.state.parts import WindowItem
+from digestpub.state.parts import PublishedFile, Window, WindowItem
 
 log = logging.getLogger("digestpub.publish")
 
@@ -109,43 +106,39 @@ def _run(
             lost = _note_holdings(catalog, refs, set(read), gone, report)
             changes = merge(refs, catalog.entry, lost)
             count_merge(report, changes)
-            catalog.record(changes.accepted)
-            catalog.forget(changes.deleted)
             catalog.count_tags(
                 changes.added - len(changes.deleted), changes.tag_counts, changes.tag_newest, changes.tag_names
             )
-            plans = [
-                plan_feed(feed, catalog.window(feed), changes, window_size(site.feed_size))
-                for feed in sorted(changes.inserts)
-            ]
-            archives = plan_archives(changes, catalog.archive, lambda feed: catalog.head.months.get(feed, {}))
-            for plan in archives:
-                catalog.tally_month(plan.feed, str(plan.month), plan.items)
-            _refill(catalog, plans, archives, window_size(site.feed_size))
-            for plan in plans:
-                warn_if_short(catalog, plan.feed, len(plan.items), plan.removed, site.feed_size)
+            paging = _paging(catalog, before, options, site, report.started_at)
+            feeds = _plan_feeds(catalog, changes, paging, before)
+            catalog.record(changes.accepted, _positions(changes, feeds))
+            catalog.forget(changes.deleted)
+            _refill(catalog, feeds, paging)
+            for feed, planned in feeds.items():
+                subscription = planned.subscription
+                warn_if_short(catalog, feed, len(subscription.items), subscription.removed, site.feed_size)
+                catalog.set_tallies(feed, retally(catalog.tallies().get(feed, []), _page_plans(planned), site.month_of))
+                catalog.set_corrections_due(feed, _corrections_due(subscription))
             logged, kinds = news(changes, NEWS_LIMIT), changes.kinds
             if options.rebuild or before is not None:
                 logged, kinds = not_published_before(logged, kinds, _published_version(state, before, logged))
-            # Every summary accepted enters its month's archives, whether or not a feed shows it.
+            # Every summary accepted enters its pages, whether or not a feed shows it.
             rendered = summaries.render(site, changes.accepted, logged)
     _log_news(
         catalog, report, logged, kinds, changes.deleted, rendered.summaries, lambda ids: read_again(source, reader, ids)
     )
     with timed(report, "render_and_write"):
         cache_control = CacheControl(
-            options.feed_cache_control,
-            options.page_cache_control,
-            options.archive_cache_control,
-            month_of(sortable_time(report.started_at)),
+            options.feed_cache_control, options.page_cache_control, options.archive_cache_control
         )
-        head = catalog.head
+        complete_pages = {feed: paging.complete_pages(planned.subscription.next) for feed, planned in feeds.items()}
         producer = Producer(
-            site, source, dest, reader, cache_control, rendered.entries, head.tags, head.months, head.total
+            site, source, dest, reader, cache_control, rendered.entries, catalog.head.tags, paging, complete_pages
         )
-        changed_files = _produce(producer, plans + archives, catalog, report, options.workers, progress)
-        if changes.accepted or changes.deleted:
-            outputs.write_outputs(producer, catalog, report, {plan.feed for plan in archives})
+        plans = [plan for planned in feeds.values() for plan in (planned.subscription, *_page_plans(planned))]
+        changed_files = _produce(producer, plans, catalog, report, options.workers, progress)
+        if feeds:
+            outputs.write_outputs(producer, catalog, report, set(feeds))
             outputs.newsletter_archive_if_missing(producer, state, catalog, report)
         count_published(report, catalog)
     topics = announce.record(catalog, site, changed_files, unannounced, report) if notifier and site.hubs else []
@@ -161,23 +154,78 @@ def _run(
     save_report(state, report)
 
 
-def _refill(catalog: Catalog, plans: list[FeedPlan], archives: list[FeedPlan], keep: int) -> None:
-    """Feeds that deletions or edits left short take their next items from their month archives.
+def _paging(catalog: Catalog, before: Catalog | None, options: PublishOptions, site: Site, now: datetime) -> Paging:
+    """How this run cuts feeds into pages: with the page size of the site's first run, even when rendering afresh."""
+    setting = options.archive_page_size
+    if before is not None:
+        setting = before.head.page_size or setting
+    return Paging(
+        catalog.page_size(setting),
+        site.feed_size,
+        sortable_time(now),
+        sortable_time(now + timedelta(days=options.correction_days)),
+    )
 
-    Only then are archives read: a feed that still holds all it can needs none.
+
+def _plan_feeds(catalog: Catalog, changes: Merge, paging: Paging, before: Catalog | None) -> dict[str, FeedChanges]:
+    """Every feed the changes touch, and those whose corrections are due to leave their subscription documents.
+
+    A run that renders afresh (``before``: the state it started over from) keeps each summary's place.
     """
-    planned = {(plan.feed, plan.month): plan.items for plan in archives}
+    for feed, due in catalog.head.corrections_due.items():
+        if due <= paging.now and (feed in catalog.head.tags or feed == ALL_FEED):
+            changes.inserts.setdefault(feed, [])
+            changes.removals.setdefault(feed, set())
+    placed_before = None if before is None else partial(_placed_in, before)
+    return {
+        feed: plan_feed(feed, catalog.window(feed), changes, paging, partial(catalog.page, feed), placed_before)
+        for feed in sorted(changes.inserts)
+    }
+
+
+def _placed_in(state: Catalog, summary_id: str, feed: str) -> int | None:
+    try:
+        entry = state.entry(summary_id)
+    except StorageError:  # a damaged state: its places are lost, and pages are cut afresh
+        return None
+    return None if entry is None else entry.position(feed)
+
+
+def _positions(changes: Merge, feeds: dict[str, FeedChanges]) -> dict[str, list[int]]:
+    """Each accepted summary's position in each of its feeds: everything first, then its tags."""
+    return {
+        summary.id: [feeds[feed].positions[summary.id] for feed in (ALL_FEED, *summary.tag_slugs)]
+        for summary in changes.accepted
+    }
+
+
+def _page_plans(planned: FeedChanges) -> list[FeedPlan]:
+    return [*planned.pages, planned.open_page]
+
+
+def _corrections_due(subscription: FeedPlan) -> str | None:
+    window = subscription.next
+    return min([*window.corrections.values(), *(stone.until for stone in window.tombstones)], default=None)
+
+
+def _refill(catalog: Catalog, feeds: dict[str, FeedChanges], paging: Paging) -> None:
+    """Feeds that deletions or edits left short take their next items from their complete pages.
+
+    Only then are pages read: a feed that still holds all it can needs none.
+    """
     head = catalog.head
+    for feed, planned in feeds.items():
+        count = head.total if feed == ALL_FEED else head.tags[feed].count
+        pages = {plan.page: plan.items for plan in planned.pages}
 
-    def month_items(feed: str, month: str) -> list[WindowItem]:
-        """A month's items as this run leaves them: as planned, or as the state has them."""
-        found = planned.get((feed, month))
-        return catalog.archive(feed, month).items if found is None else found
+        def page_items(
+            number: int, feed: str = feed, pages: dict[int | None, list[WindowItem]] = pages
+        ) -> list[WindowItem]:
+            """A page's items as this run leaves them: as planned, or as the state has them."""
+            found = pages.get(number)
+            return catalog.page(feed, number).items if found is None else found
 
-    for plan in plans:
-        count = head.total if plan.feed == ALL_FEED else head.tags[plan.feed].count
-        if plan.removed and len(plan.items) < min(count, keep):
-            refill(plan, keep, head.months.get(plan.feed, {}), partial(month_items, plan.feed))
+        refill(planned, count, paging, page_items)
 
 
 def _note_holdings(
@@ -229,15 +277,22 @@ def _produce(
 ) -> list[tuple[str, str]]:
     """Every plan's files; returns ``(kind, path)`` of each file written."""
     changed_files: list[tuple[str, str]] = []
+    windows: dict[str, Window] = {}
+    open_files: dict[str, dict[str, PublishedFile]] = {}
     for done, result in enumerate(producer.produce_all(plans, workers), start=1):
-        if result.month is None:
-            catalog.set_window(result.feed, result.window)
+        if result.page is None:
+            windows[result.feed] = result.window
+        elif result.complete:
+            catalog.set_page(result.feed, result.page, result.window)
         else:
-            catalog.set_archive(result.feed, result.month, result.window)
+            open_files[result.feed] = result.window.files
         report.files_written += result.written
         report.files_unchanged += result.unchanged
         changed_files.extend(result.changed_files)
         progress("rendering", done, len(plans))
+    for feed, window in windows.items():
+        window.open_files = open_files[feed]
+        catalog.set_window(feed, window)
     return changed_files
 
 

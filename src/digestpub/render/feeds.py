@@ -47,10 +47,10 @@ def feed_generator(view: FeedView, self_kind: str, self_type: str) -> FeedGenera
     generator.generator("digestpub", __version__, GENERATOR_URI)
     # RSS takes its channel <link> from the last link and emits only the first
     # rel=self: the self link goes first, and the page last.
-    self_link = {"href": site.feed_url(feed, self_kind, view.month), "rel": "self", "type": self_type.split(";")[0]}
-    page = {"href": site.page_url(feed, view.month), "rel": "alternate", "type": "text/html"}
-    # Hubs announce the subscription feeds; an archive month is never pushed.
-    hubs = hub_links(site) if view.month is None else []
+    self_link = {"href": site.feed_url(feed, self_kind, view.page), "rel": "self", "type": self_type.split(";")[0]}
+    page = {"href": site.page_url(feed, view.page), "rel": "alternate", "type": "text/html"}
+    # Hubs announce the subscription feeds; an archive page is never pushed.
+    hubs = hub_links(site) if view.page is None else []
     generator.link([self_link, *hubs, page], replace=True)
     return generator
 

@@ -17,8 +17,8 @@ from digestpub.site import FEED_CONTENT_TYPES, Site
 _CONTENT_TYPE = FEED_CONTENT_TYPES["json"]
 
 
-def _path(site: Site, feed: str, month: str | None) -> str:
-    return site.feed_path(feed, "json", month)
+def _path(site: Site, feed: str, page: int | None) -> str:
+    return site.feed_path(feed, "json", page)
 
 
 def _entries(batch: EntryBatch) -> list[bytes]:

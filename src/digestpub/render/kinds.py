@@ -1,4 +1,4 @@
-"""The registry of output kinds: every file a feed, or one month's archive of it, is published as.
+"""The registry of output kinds: every file a feed, or one archive page of it, is published as.
 
 A kind declares where its file lives, its content type, how one summary's entry
 is rendered and the frame around the entries. Adding an output to every feed is
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from digestpub.model import TagInfo
 from digestpub.render import Frame
 from digestpub.site import ALL_FEED, Site
+from digestpub.state.parts import Tombstone
 
 if TYPE_CHECKING:
     from digestpub.render.entries import EntryBatch
@@ -34,19 +35,23 @@ class FeedView:
     all_tags: Mapping[str, TagInfo]
     updated: datetime | None
     """The newest version among the feed's shown items; ``None`` when it shows none."""
-    month: str | None = None
-    """The UTC month (``YYYY-MM``) of an archive; ``None`` for the subscription feed."""
-    months: tuple[str, ...] = ()
-    """The feed's months that hold any item, oldest first."""
-    complete: bool = True
-    """The subscription feed shows the feed's whole history."""
+    page: int | None = None
+    """The archive page; ``None`` for the subscription documents."""
+    complete_pages: int = 0
+    """How many of the feed's pages are complete once the run is done."""
+    span: tuple[datetime, datetime] | None = None
+    """The oldest and newest ``published`` an archive page shows."""
+    tombstones: tuple[Tombstone, ...] = ()
+    """Summaries that left the feed lately: Atom says so (RFC 6721)."""
 
-    def neighbours(self) -> tuple[str | None, str | None]:
-        """The months before and after this archive's that hold any item."""
-        assert self.month is not None
-        older = [month for month in self.months if month < self.month]
-        newer = [month for month in self.months if month > self.month]
-        return (older[-1] if older else None, newer[0] if newer else None)
+    @property
+    def complete(self) -> bool:
+        """The subscription documents hold the feed's whole history: no page is complete yet."""
+        return self.complete_pages == 0
+
+    @property
+    def page_complete(self) -> bool:
+        return self.page is not None and self.page <= self.complete_pages
 
     @property
     def empty(self) -> bool:
@@ -64,11 +69,14 @@ class Kind:
     content_type: str
     separator: bytes
     """What goes between two entries."""
-    path: Callable[[Site, str, str | None], str]
-    """Where a feed's file of this kind lives, by feed and month (``None`` for the subscription feed)."""
+    path: Callable[[Site, str, int | None], str]
+    """Where a feed's file of this kind lives, by feed and page (``None`` for the subscription documents)."""
     entries: Callable[[EntryBatch], list[bytes]]
     """Each summary's entry, in the batch's order."""
     frame: Callable[[FeedView], Frame]
+    newest_only: bool = False
+    """It shows only a feed's newest summaries, not its open page and corrections (a web page:
+    the open page has a web page of its own)."""
 
     def fill(self, frame: Frame, entries: Sequence[bytes | memoryview]) -> bytes:
         if not entries:
@@ -91,7 +99,15 @@ def all_kinds() -> tuple[Kind, ...]:
 
 @cache
 def archive_kinds() -> tuple[Kind, ...]:
-    """Every kind a month's archive is published as (JSON Feed has no archive standard)."""
-    from digestpub.render import atom, month, rss
+    """Every kind a complete archive page is published as (JSON Feed has no archive standard)."""
+    from digestpub.render import archive_page, atom, rss
 
-    return (rss.KIND, atom.KIND, month.KIND)
+    return (rss.KIND, atom.KIND, archive_page.KIND)
+
+
+@cache
+def open_page_kinds() -> tuple[Kind, ...]:
+    """The page still filling is only a web page: an archive document must not change once published."""
+    from digestpub.render import archive_page
+
+    return (archive_page.KIND,)

@@ -14,7 +14,7 @@ from digestpub.site import HTML_TYPE, Site
 from digestpub.templates import environment
 from digestpub.words import words_for
 
-_CARDS = "\x00cards\x00"
+CARDS = "\x00cards\x00"
 """Where the cards go in a rendered page: NUL never survives into any text it shows."""
 
 
@@ -28,8 +28,14 @@ def page_template() -> Template:
     return environment().get_template("page.html.j2")
 
 
-def page_path(site: Site, feed: str, month: str | None) -> str:
-    return site.page_path(feed, month)
+def page_path(site: Site, feed: str, page: int | None) -> str:
+    return site.page_path(feed, page)
+
+
+def split_at_cards(html: str) -> Frame:
+    """A rendered page cut where its cards go (the template prints ``cards`` there)."""
+    head, _, tail = html.partition(CARDS)
+    return Frame(head.encode(), tail.encode())
 
 
 def cards(batch: EntryBatch) -> list[bytes]:
@@ -52,13 +58,12 @@ def _frame(view: FeedView) -> Frame:
         tag=tag,
         heading=heading,
         title=site.title if tag is None else f"{heading} — {site.title}",
-        cards=None if view.empty else _CARDS,
+        cards=None if view.empty else CARDS,
         tags=listed_tags(view.all_tags.values()) if tag is None else [],
         is_index=view.is_everything,
-        archive_url=site.url(site.archive_index_path(view.feed)) if view.months else None,
+        archive_url=site.url(site.archive_index_path(view.feed)) if not view.empty else None,
     )
-    head, _, tail = html.partition(_CARDS)
-    return Frame(head.encode(), tail.encode())
+    return split_at_cards(html)
 
 
-KIND = Kind("page", HTML_TYPE, b"\n", page_path, cards, _frame)
+KIND = Kind("page", HTML_TYPE, b"\n", page_path, cards, _frame, newest_only=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xml.sax.saxutils import escape, quoteattr
+from html import escape
 
 from lxml import etree  # type: ignore[import-untyped]
 
@@ -18,8 +18,8 @@ _DC_NAMESPACE = "http://purl.org/dc/elements/1.1/"
 _ITEM_END = b"</item>"
 
 
-def _path(site: Site, feed: str, month: str | None) -> str:
-    return site.feed_path(feed, "rss", month)
+def _path(site: Site, feed: str, page: int | None) -> str:
+    return site.feed_path(feed, "rss", page)
 
 
 def _entries(batch: EntryBatch) -> list[bytes]:
@@ -29,7 +29,7 @@ def _entries(batch: EntryBatch) -> list[bytes]:
         if summary.authors:
             # RSS's own <author> must be an email address; readers show dc:creator's
             # name. The frame declares dc on <rss>, so the item need not.
-            creators = "".join(f"<dc:creator>{escape(author)}</dc:creator>" for author in summary.authors)
+            creators = "".join(f"<dc:creator>{escape(author, quote=False)}</dc:creator>" for author in summary.authors)
             item = item[: -len(_ITEM_END)] + creators.encode() + _ITEM_END
         items.append(item)
     return items
@@ -37,7 +37,7 @@ def _entries(batch: EntryBatch) -> list[bytes]:
 
 def _frame(view: FeedView) -> Frame:
     document = feed_generator(view, "rss", _CONTENT_TYPE).rss_str(pretty=False).decode()
-    if view.month is None:  # hubs announce subscription feeds, never an archive month
+    if view.page is None:  # hubs announce subscription feeds, never an archive page
         document = _with_hubs(document, view.site)
     # Declared here for the entries' dc:creator: feedgen's dc extension would do
     # the same at a tenth of a millisecond a feed.
@@ -51,9 +51,9 @@ def _with_hubs(document: str, site: Site) -> str:
         return document
     self_link = document.index("<atom:link ")
     after = document.index("/>", self_link) + 2
-    hubs = "".join(f'<atom:link href={quoteattr(link["href"])} rel="hub"/>' for link in hub_links(site))
+    hubs = "".join(f'<atom:link href="{escape(link["href"])}" rel="hub"/>' for link in hub_links(site))
     return document[:after] + hubs + document[after:]
 
 
 KIND = Kind("rss", _CONTENT_TYPE, b"\n", _path, _entries, _frame)
-"""A feed's RSS document, and each of its monthly archives."""
+"""A feed's RSS document, and each of its archive pages."""

@@ -7,8 +7,8 @@ unchanged site writes the same bytes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from xml.sax.saxutils import escape
+from collections.abc import Iterator, Mapping, Sequence
+from html import escape
 
 from digestpub.render import Output
 from digestpub.site import ALL_FEED, ROBOTS_PATH, SITEMAP_PATH, TEXT_TYPE, XML_TYPE, Site
@@ -20,8 +20,9 @@ SITEMAP_FILES_FOLDER = "sitemaps/"
 _NAMESPACE = "http://www.sitemaps.org/schemas/sitemap/0.9"
 
 
-def render_sitemaps(site: Site, newest: Mapping[str, Mapping[str, str]], limit: int = MAX_URLS) -> list[Output]:
-    """The sitemap, from each feed's newest version per month (``sortable_time`` text), by feed and month.
+def render_sitemaps(site: Site, newest: Mapping[str, Sequence[str]], limit: int = MAX_URLS) -> list[Output]:
+    """The sitemap, from the newest version (``sortable_time`` text) of each of each feed's archive pages in
+    order, by feed ("" for a page with nothing in it).
 
     One file when every URL fits in ``limit``; else ``sitemap.xml`` is an index
     of ``sitemaps/sitemap-N.xml``.
@@ -38,17 +39,18 @@ def render_sitemaps(site: Site, newest: Mapping[str, Mapping[str, str]], limit: 
     return [*outputs, Output(SITEMAP_PATH, index.encode(), XML_TYPE)]
 
 
-def _pages(site: Site, newest: Mapping[str, Mapping[str, str]]) -> Iterator[tuple[str, str]]:
-    """Every page's URL and ``lastmod``: each feed's page and archive index, then its month pages."""
+def _pages(site: Site, newest: Mapping[str, Sequence[str]]) -> Iterator[tuple[str, str]]:
+    """Every page's URL and ``lastmod``: each feed's page and archive index, then its archive pages."""
     for feed in sorted(newest, key=lambda feed: (feed != ALL_FEED, feed)):
-        months = newest[feed]
-        if not months:
-            continue
-        latest = _w3c(max(months.values()))
+        pages = newest[feed]
+        if not any(pages):
+            continue  # a tag left with no summary leaves the sitemap
+        latest = _w3c(max(pages))
         yield site.page_url(feed), latest
         yield site.url(site.archive_index_path(feed)), latest
-        for month in sorted(months):
-            yield site.page_url(feed, month), _w3c(months[month])
+        for number, version in enumerate(pages, start=1):
+            if version:
+                yield site.page_url(feed, number), _w3c(version)
 
 
 def _urlset(urls: list[tuple[str, str]]) -> bytes:

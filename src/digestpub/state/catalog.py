@@ -31,7 +31,7 @@ import orjson
 from pydantic import ValidationError
 
 from digestpub.errors import PreconditionFailed, StorageError
-from digestpub.model import Problem, Summary, SummaryRef, TagInfo, month_of, sortable_time
+from digestpub.model import Problem, Summary, SummaryRef, TagInfo, sortable_time
 from digestpub.ports import ObjectStore
 from digestpub.state.keys import (
     HEAD_KEY,
@@ -39,10 +39,12 @@ from digestpub.state.keys import (
     LATEST_REPORT_KEY,
     PART_FOLDERS,
     RECENT_IDS_KEY,
+    TALLIES_KEY,
     WINDOWS_KEY,
     is_part_file,
     log_key,
-    month_key,
+    pages_key,
+    pages_shard,
     part_file,
     seen_key,
     seen_month,
@@ -57,10 +59,10 @@ from digestpub.state.parts import (
     Announcement,
     Head,
     IdEntry,
-    MonthTally,
+    PageTally,
     SeenObject,
+    Tallies,
     Window,
-    WindowItem,
     checksum,
     holds,
     id_hash,
@@ -69,6 +71,10 @@ from digestpub.state.parts import (
     ids_to_json,
     known_from_bytes,
     known_to_bytes,
+    page_name,
+    page_shard,
+    tallies_from_json,
+    tallies_to_json,
     window_from_line,
     window_line,
     window_lines,
@@ -99,7 +105,8 @@ class Catalog:
         self._known_loaded = False
         self._newly_known: set[int] = set()
         self._windows: _WindowFile | None = None
-        self._months: dict[str, _WindowFile] = {}
+        self._pages: dict[str, _WindowFile] = {}
+        self._tallies: Tallies | None = None
         self._logs: dict[str, bytes] = {}
         found = None if fresh else store.read(HEAD_KEY)
         if found is None and not fresh:
@@ -302,8 +309,9 @@ class Catalog:
             self._ids[shard] = self._load(shard_key(shard), ids_from_json) or {}
         return self._ids[shard]
 
-    def record(self, summaries: Iterable[SummaryRef]) -> None:
-        """Note the newest version of summaries, in the file of recent ids (folded into shards on commit)."""
+    def record(self, summaries: Iterable[SummaryRef], positions: Mapping[str, list[int]]) -> None:
+        """Note the newest version of summaries, and their ``positions`` in their feeds, by id,
+        in the file of recent ids (folded into shards on commit)."""
         recent = self._recent()
         recorded = False
         for summary in summaries:
@@ -312,7 +320,7 @@ class Catalog:
                 summary.source_key,
                 summary.digest,
                 list(summary.tag_slugs),
-                month_of(summary.published),
+                positions[summary.id],
             )
             self._newly_known.add(id_hash(summary.id))
             recorded = True
@@ -364,30 +372,48 @@ class Catalog:
         self._windows.windows[feed] = window
         self._dirty.add(WINDOWS_KEY)
 
-    def archive(self, feed: str, month: str) -> Window:
-        """A feed's archive of one UTC month (``YYYY-MM``): every item of that month, and its files."""
-        if month not in self._months:
-            self._months[month] = self._window_file(month_key(month))
-        return self._months[month].window(feed)
+    def page_size(self, setting: int) -> int:
+        """Summaries per archive page: ``setting`` at a site's first run, then what that run fixed."""
+        if self._head.page_size is None:
+            self._head.page_size = setting
+            self._touch_head()
+        return self._head.page_size
 
-    def set_archive(self, feed: str, month: str, window: Window) -> None:
-        self.archive(feed, month)
-        self._months[month].windows[feed] = window
-        self._dirty.add(month_key(month))
+    def page(self, feed: str, number: int) -> Window:
+        """A complete archive page of a feed: its items and its files as published."""
+        name = page_name(feed, number)
+        shard = page_shard(name)
+        if shard not in self._pages:
+            self._pages[shard] = self._window_file(pages_key(shard))
+        return self._pages[shard].window(name)
 
-    def tally_month(self, feed: str, month: str, items: list[WindowItem]) -> None:
-        """Count a feed's items of one month in the head, where runs find the neighbouring months."""
-        months = self._head.months.setdefault(feed, {})
-        tally = MonthTally(count=len(items), newest=max(item.version for item in items)) if items else None
-        if months.get(month) == tally:
+    def set_page(self, feed: str, number: int, window: Window) -> None:
+        name = page_name(feed, number)
+        self.page(feed, number)
+        shard = page_shard(name)
+        self._pages[shard].windows[name] = window
+        self._dirty.add(pages_key(shard))
+
+    def tallies(self) -> Tallies:
+        """Each feed's pages in numbers, read once a run asks."""
+        if self._tallies is None:
+            self._tallies = self._load(TALLIES_KEY, tallies_from_json) or {}
+        return self._tallies
+
+    def set_tallies(self, feed: str, pages: list[PageTally]) -> None:
+        tallies = self.tallies()
+        if tallies.get(feed) != pages:
+            tallies[feed] = pages
+            self._dirty.add(TALLIES_KEY)
+
+    def set_corrections_due(self, feed: str, due: str | None) -> None:
+        """When the oldest correction carried by ``feed``'s subscription documents leaves them."""
+        if self._head.corrections_due.get(feed) == due:
             return
-        if tally is None:
-            del months[month]
-            if not months:
-                del self._head.months[feed]
+        if due is None:
+            del self._head.corrections_due[feed]
         else:
-            months[month] = tally
-            self._head.months[feed] = dict(sorted(months.items()))
+            self._head.corrections_due[feed] = due
         self._touch_head()
 
     def _window_file(self, key: str) -> _WindowFile:
@@ -418,8 +444,11 @@ class Catalog:
             return self._logs[key]
         if key == WINDOWS_KEY and self._windows is not None:
             return self._windows.serialise()
-        if key.startswith("catalog/months/"):
-            return self._months[key.removeprefix("catalog/months/").removesuffix(".jsonl")].serialise()
+        shard = pages_shard(key)
+        if shard is not None:
+            return self._pages[shard].serialise()
+        if key == TALLIES_KEY:
+            return tallies_to_json(self.tallies())
         if key == RECENT_IDS_KEY:
             return ids_to_json(self._recent())
         if key == KNOWN_IDS_KEY:
@@ -542,7 +571,7 @@ class Catalog:
 
 
 class _WindowFile:
-    """One file of window lines, by feed: the feeds' windows, or one month's archives.
+    """One file of window lines, by name: the feeds' windows, or a shard of their complete pages.
 
     Lines stay bytes until a run touches their feed: most runs touch a few.
     """

@@ -21,7 +21,8 @@ SEND_LOCK_KEY = "newsletter/send-lock.json"
 LATEST_REPORT_KEY = "reports/latest.json"
 """Written after every committed run: a state without a head but with this has lost its head."""
 
-PART_FOLDERS = ("catalog/ids/", "catalog/months/", "catalog/seen/")
+TALLIES_KEY = "catalog/tallies.json"
+PART_FOLDERS = ("catalog/ids/", "catalog/pages/", "catalog/seen/")
 LOG_FOLDER = "catalog/log/"
 
 _GENERATION_FILE = re.compile(r"\.[0-9a-f]{12}\.[a-z]+\Z")
@@ -42,9 +43,19 @@ def seen_month(part: str) -> str | None:
     return part.removeprefix(_SEEN_FOLDER).removesuffix(".json")
 
 
-def month_key(month: str) -> str:
-    """The part of every feed's archive of one UTC month (``YYYY-MM``)."""
-    return f"catalog/months/{month}.jsonl"
+_PAGES_FOLDER = "catalog/pages/"
+
+
+def pages_key(shard: str) -> str:
+    """The part of the complete archive pages whose names hash to ``shard``."""
+    return f"{_PAGES_FOLDER}{shard}.jsonl"
+
+
+def pages_shard(part: str) -> str | None:
+    """The shard of a pages part's name; ``None`` for another part."""
+    if not part.startswith(_PAGES_FOLDER):
+        return None
+    return part.removeprefix(_PAGES_FOLDER).removesuffix(".jsonl")
 
 
 def shard_key(shard: str) -> str:

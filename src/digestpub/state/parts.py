@@ -11,10 +11,11 @@
   an edit that drops an item leaves the feed full) and its files as published,
   with where each entry sits in them. A run parses only the lines of the feeds
   it touches;
-- months: a file per UTC month of ``published_at``, in the same lines: each
-  feed's archive of that month (every item of the month, and its archive files
-  as published). A run reads only the months it touches; the head counts each
-  feed's items per month, for the links between months and the sitemap.
+- pages: each feed's complete archive pages (``page_size`` summaries each, numbered
+  from the oldest), in the same lines, spread over a few files by the hash of
+  ``<feed>/<page>``: a run reads a page only to correct it;
+- tallies: per feed, each page's count, date range, newest version and counts per
+  month, for the archive indexes and the sitemap.
 """
 
 from __future__ import annotations
@@ -32,16 +33,10 @@ import orjson
 from pydantic import BaseModel, Field, TypeAdapter
 
 from digestpub.model import Problem, TagInfo
+from digestpub.site import ALL_FEED
 
-STATE_FORMAT = 6
-"""6: seen records the ids each source object held, so a deleted object's summaries can leave the site."""
-
-
-class MonthTally(BaseModel):
-    """One feed's items in one month: how many, and the newest version among them (``sortable_time`` text)."""
-
-    count: int
-    newest: str
+STATE_FORMAT = 7
+"""7: archives are pages numbered from the oldest, fixed when each summary is first published."""
 
 
 class Announcement(BaseModel):
@@ -73,8 +68,10 @@ class Head(BaseModel):
     """Each part's file, by the part's name."""
     checksums: dict[str, str] = Field(default_factory=dict)
     """The checksum of each part's file, by the part's name: a file that does not match is refused."""
-    months: dict[str, dict[str, MonthTally]] = Field(default_factory=dict)
-    """Per feed, its non-empty UTC months (``YYYY-MM``), oldest first."""
+    page_size: int | None = None
+    """Summaries per archive page: fixed at a site's first run, so a later setting cannot renumber it."""
+    corrections_due: dict[str, str] = Field(default_factory=dict)
+    """Per feed, when its oldest correction leaves its subscription documents (``sortable_time`` text)."""
     announcing: Announcement | None = None
     """What the run that last changed feeds had to tell the hubs."""
 
@@ -102,8 +99,18 @@ class IdEntry:
     key: str
     digest: str
     slugs: list[str]
-    month: str
-    """The UTC month (``YYYY-MM``) of its ``published_at``: whose archives hold it."""
+    positions: list[int]
+    """Its place in the order of first publication of each of its feeds: everything, then ``slugs``.
+    It fixes the archive page that holds it there (``position // page_size + 1``)."""
+
+    def position(self, feed: str) -> int | None:
+        """Its place in ``feed`` (``ALL_FEED`` or a slug), ``None`` where it is not in that feed."""
+        if feed == ALL_FEED:
+            return self.positions[0]
+        try:
+            return self.positions[1 + self.slugs.index(feed)]
+        except ValueError:
+            return None
 
 
 def ids_from_json(data: bytes) -> dict[str, IdEntry]:
@@ -111,7 +118,9 @@ def ids_from_json(data: bytes) -> dict[str, IdEntry]:
 
 
 def ids_to_json(ids: dict[str, IdEntry]) -> bytes:
-    return orjson.dumps({summary_id: (e.version, e.key, e.digest, e.slugs, e.month) for summary_id, e in ids.items()})
+    return orjson.dumps(
+        {summary_id: (e.version, e.key, e.digest, e.slugs, e.positions) for summary_id, e in ids.items()}
+    )
 
 
 ID_SHARDS = 256
@@ -160,6 +169,7 @@ class WindowItem:
 
     Times are ``sortable_time`` text. ``key`` and ``line`` say where the summary
     was read, to render it again when its bytes cannot be cut out of a published file.
+    ``position`` is its place in the feed's order of first publication.
     """
 
     id: str
@@ -167,11 +177,12 @@ class WindowItem:
     version: str
     key: str
     line: int | None
+    position: int
 
     def __reduce__(self) -> tuple[type[WindowItem], tuple[Any, ...]]:
-        # Forked writers send a cold run's 30,000 of these back: as constructor
-        # arguments they unpickle five times faster than as slot state.
-        return (WindowItem, (self.id, self.published, self.version, self.key, self.line))
+        # Forked writers send a cold run's windows back: as constructor
+        # arguments they unpickle faster than as slot state.
+        return (WindowItem, (self.id, self.published, self.version, self.key, self.line, self.position))
 
 
 @dataclass(slots=True)
@@ -185,16 +196,81 @@ class PublishedFile:
     head: int
     """Bytes before the first entry."""
     sizes: list[int]
-    """The byte length of each entry in it: those of the window's first items, in order."""
+    """The byte length of each entry in it: those of the items it shows (``Window.shown``), in order."""
+
+
+@dataclass(slots=True)
+class Tombstone:
+    """A summary that left a feed: Atom documents say so (RFC 6721) until ``until``."""
+
+    id: str
+    when: str
+    until: str
 
 
 @dataclass(slots=True)
 class Window:
-    """A feed's newest items (a few more than it shows) and its files as last published."""
+    """What a feed's subscription documents hold, or one archive page of it, and its files as last published.
+
+    A subscription window's ``items`` are its newest (a few more than it shows),
+    every item of its open page (``position`` from ``opened``) and its
+    corrections, newest first. A page's ``items`` are all of its own.
+    """
 
     items: list[WindowItem] = field(default_factory=list)
     files: dict[str, PublishedFile] = field(default_factory=dict)
     """By output kind (``render.kinds``)."""
+    positions: int = 0
+    """Summaries the feed has placed in its order of first publication: the next one's ``position``."""
+    corrections: dict[str, str] = field(default_factory=dict)
+    """Corrected summaries of complete pages, by id, with when they leave the subscription documents."""
+    tombstones: list[Tombstone] = field(default_factory=list)
+    open_files: dict[str, PublishedFile] = field(default_factory=dict)
+    """The open page's files (its web page), as last published."""
+
+
+@dataclass(slots=True)
+class PageTally:
+    """One page of a feed, in numbers: for the archive indexes and the sitemap. Times are ``sortable_time`` text."""
+
+    count: int
+    oldest: str
+    """The oldest ``published`` among its items ("" for an empty page); ``newest`` likewise."""
+    newest: str
+    version: str
+    """The newest version among its items: the page's ``lastmod``."""
+    months: dict[str, int]
+    """How many of its items were published in each month (``YYYY-MM``, in the site's time zone)."""
+
+
+Tallies = dict[str, list[PageTally]]
+"""Per feed, each of its pages in order (page 1 first), the open page last."""
+
+
+def tallies_from_json(data: bytes) -> Tallies:
+    return {feed: [PageTally(*row) for row in rows] for feed, rows in orjson.loads(data).items()}
+
+
+def tallies_to_json(tallies: Tallies) -> bytes:
+    return orjson.dumps(
+        {
+            feed: [(page.count, page.oldest, page.newest, page.version, page.months) for page in pages]
+            for feed, pages in sorted(tallies.items())
+        }
+    )
+
+
+PAGE_SHARDS = 64
+"""Files the complete pages are spread over: a run that corrects or completes a few pages rewrites a few of them."""
+
+
+def page_name(feed: str, page: int) -> str:
+    return f"{feed}/{page}"
+
+
+def page_shard(name: str) -> str:
+    digest = hashlib.blake2b(name.encode(), digest_size=2).digest()
+    return f"{int.from_bytes(digest, 'big') % PAGE_SHARDS:02x}"
 
 
 _WINDOW_LINE_START = b'{"feed":"'
@@ -204,20 +280,39 @@ def window_from_line(line: bytes) -> Window:
     rows = orjson.loads(line)
     return Window(
         [WindowItem(*item) for item in rows["items"]],
-        {kind: PublishedFile(*published) for kind, published in rows["files"].items()},
+        _files_from_rows(rows["files"]),
+        rows.get("positions", 0),
+        rows.get("corrections", {}),
+        [Tombstone(*row) for row in rows.get("tombstones", ())],
+        _files_from_rows(rows.get("open_files", {})),
     )
+
+
+def _files_from_rows(rows: dict[str, list[Any]]) -> dict[str, PublishedFile]:
+    return {kind: PublishedFile(*published) for kind, published in rows.items()}
+
+
+def _files_to_rows(files: dict[str, PublishedFile]) -> dict[str, tuple[str, str, int, list[int]]]:
+    return {kind: (file.digest, file.version, file.head, file.sizes) for kind, file in files.items()}
 
 
 def window_line(feed: str, window: Window) -> bytes:
     # Rows rather than objects: one file holds every feed's window. The feed
     # first, so a line says whose it is without being parsed.
-    return orjson.dumps(
-        {
-            "feed": feed,
-            "items": [(item.id, item.published, item.version, item.key, item.line) for item in window.items],
-            "files": {kind: (file.digest, file.version, file.head, file.sizes) for kind, file in window.files.items()},
-        }
-    )
+    line: dict[str, Any] = {
+        "feed": feed,
+        "items": [(item.id, item.published, item.version, item.key, item.line, item.position) for item in window.items],
+        "files": _files_to_rows(window.files),
+    }
+    if window.positions:
+        line["positions"] = window.positions
+    if window.corrections:
+        line["corrections"] = window.corrections
+    if window.tombstones:
+        line["tombstones"] = [(stone.id, stone.when, stone.until) for stone in window.tombstones]
+    if window.open_files:
+        line["open_files"] = _files_to_rows(window.open_files)
+    return orjson.dumps(line)
 
 
 def window_lines(data: bytes) -> dict[str, bytes]:
