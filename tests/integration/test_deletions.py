@@ -2,9 +2,10 @@
 
 A summary whose object is gone (found by a full scan, or named and missing) or
 whose line left a ``.jsonl`` leaves every file that held it: the subscription
-feeds of every format, its month's archives and pages, the tag pages, the
-sitemap. The site then matches, byte for byte, a clean build of the source
-without it; a summary that moved to another key stays, once.
+feeds of every format, its archive pages, the tag pages, the sitemap. With
+corrections carried for no time (``correction_days`` 0) the site then matches,
+byte for byte, a clean build of the source without it; a summary that moved to
+another key stays, once. With the default, Atom says it was deleted for a while.
 """
 
 from __future__ import annotations
@@ -24,12 +25,19 @@ from digestpub.newsletter.issues import prepare_issue
 from digestpub.newsletter.run import build_issue
 from digestpub.state.log import DELETED, logged_records
 from tests.conftest import summary, write_json
-from tests.integration.test_publish_folder import entry_id, feed_files, files_of, json_ids, make_site, run
+from tests.integration import test_publish_folder
+from tests.integration.test_publish_folder import entry_id, feed_files, files_of, json_ids, make_site
 from tests.newsletter_support import FAST, Scenario, body_parts, paper
 
 OLD_KEY = "2026/10/15/old.json"
 """The only summary of October, and of the tag "solo"."""
 JSONL_KEY = "2026/11/21/c.jsonl"
+
+
+def run(*where: Any, **options: Any) -> Any:
+    """A run whose corrections leave the subscription feeds at once: what stays is what a clean build makes."""
+    options.setdefault("correction_days", 0)
+    return test_publish_folder.run(*where, **options)
 
 
 def _jsonl(documents: list[dict[str, Any]]) -> str:
@@ -106,8 +114,8 @@ def test_a_deleted_object_leaves_every_file_that_held_it(source: Path, tmp_path:
     run(source, dest, state)
     before = files_of(dest)
     held = _holding(before, "2610.00009")
-    assert {"feeds/archive/2026-10/atom.xml", "archive/2026/10/index.html", "tags/solo/index.html"} <= set(held)
-    assert "2026/10" in before["sitemap.xml"].decode()
+    assert {"archive/1/index.html", "tags/solo/archive/1/index.html", "tags/solo/index.html"} <= set(held)
+    assert "/solo/" in before["sitemap.xml"].decode()
 
     (source / OLD_KEY).unlink()
     report = run(source, dest, state, **({"keys": (OLD_KEY,)} if how == "named" else {"full_scan": True}))
@@ -119,9 +127,8 @@ def test_a_deleted_object_leaves_every_file_that_held_it(source: Path, tmp_path:
     for path, ids in _parsed_ids(dest).items():
         assert entry_id("2610.00009") not in ids, path
     assert entry_id("2611.00001") in _parsed_ids(dest)["feeds/atom.xml"], "the others stay"
-    # October emptied: its archive files and month pages are gone, and nothing links or maps them.
-    assert not [path for path in after if "2026-10" in path or "2026/10" in path]
-    assert not [path for path, data in after.items() if b"2026-10" in data or b"2026/10/" in data]
+    # Pages keep their numbers and URLs, without it.
+    assert "tags/solo/archive/1/index.html" in after
     # The tag "solo" has nothing left: out of the index, the OPML and the sitemap; its feeds stay, empty,
     # so a reader subscribed to one sees the entry go rather than an error.
     assert b"/solo/" not in after["index.html"] and b"solo" not in after["feeds/tags.opml"]
@@ -152,7 +159,7 @@ def test_an_incremental_listing_finds_a_deleted_object_of_its_own_days(
 
 def test_a_feed_that_deletions_left_short_is_made_up_from_its_archives(tmp_path: Path) -> None:
     source, dest, state = tmp_path / "source", tmp_path / "dest", tmp_path / "state"
-    site = make_site(feed_size=3)  # a window keeps 13 items
+    site = make_site(feed_size=3)  # a window keeps 13 items; pages of 3 are all complete
     documents = [
         summary(
             f"2611.{number:05d}",
@@ -164,7 +171,7 @@ def test_a_feed_that_deletions_left_short_is_made_up_from_its_archives(tmp_path:
     key = "2026/11/20/many.jsonl"
     (source / key).parent.mkdir(parents=True)
     (source / key).write_text(_jsonl(documents), encoding="utf-8")
-    run(source, dest, state, site)
+    run(source, dest, state, site, archive_page_size=3)
     (source / key).write_text(_jsonl(documents[:15]), encoding="utf-8")  # the newest 15 go: all of November
 
     report = run(source, dest, state, site)
@@ -172,10 +179,14 @@ def test_a_feed_that_deletions_left_short_is_made_up_from_its_archives(tmp_path:
     assert report.summaries_deleted == 15
     newest = [entry_id(f"2611.{number:05d}") for number in (14, 13, 12)]
     assert json_ids(dest) == json_ids(dest, "mllm") == newest
+    # Their pages stay where they were, emptied: later pages never move.
+    emptied = feedparser.parse((dest / "feeds/archive/10/atom.xml").read_bytes())
+    assert emptied.entries == [] and not emptied.bozo
     clean = tmp_path / "clean"
     shutil.copytree(source, clean / "source")
-    run(clean / "source", clean / "dest", clean / "state", site)
-    assert files_of(dest) == files_of(clean / "dest")
+    run(clean / "source", clean / "dest", clean / "state", site, archive_page_size=3)
+    for path in ("feeds/feed.json", "feeds/tags/mllm/feed.json", "index.html"):
+        assert files_of(dest)[path] == files_of(clean / "dest")[path], path
 
 
 def test_a_source_that_lists_nothing_deletes_nothing(
@@ -352,6 +363,19 @@ def test_feeds_parse_before_and_after_a_deletion(source: Path, tmp_path: Path) -
     for path in feed_files(dest):
         data = (dest / path).read_bytes()
         assert entry_id("2611.00002").encode() not in data, path
+
+
+def test_atom_feeds_say_a_summary_was_deleted_for_correction_days(source: Path, tmp_path: Path) -> None:
+    dest, state = tmp_path / "dest", tmp_path / "state"
+    run(source, dest, state)
+    (source / "2026/11/20/b.json").unlink()
+    test_publish_folder.run(source, dest, state, keys=("2026/11/20/b.json",))  # the default correction_days
+    for path in feed_files(dest):
+        parsed = feedparser.parse((dest / path).read_bytes())
+        assert entry_id("2611.00002") not in {entry.get("id") for entry in parsed.entries}, path
+        data = (dest / path).read_text()
+        tombstone = f'<at:deleted-entry ref="{entry_id("2611.00002")}"'
+        assert (tombstone in data) == (path in {"feeds/atom.xml", "feeds/tags/mllm/atom.xml"}), path
 
 
 def test_a_summary_deleted_after_its_issue_was_built_reaches_no_reader_not_sent_it_yet(tmp_path: Path) -> None:

@@ -173,7 +173,7 @@ def feed_files(dest: Path) -> list[str]:
 
 
 def archive_files(dest: Path) -> list[str]:
-    """The RFC 5005 archive documents, one per feed and month."""
+    """The RFC 5005 archive documents: each complete page of each feed."""
     return [path for path in _feed_documents(dest) if "/archive/" in path]
 
 
@@ -277,6 +277,11 @@ def local_target(dest: Path, url: str) -> Path | None:
 # Fixtures --------------------------------------------------------------------------
 
 
+EXAMPLE_PAGE_SIZE = 5
+EXAMPLE_COMPLETE_PAGES = sum(count // EXAMPLE_PAGE_SIZE for count in (28, *EXAMPLE_TAG_COUNTS.values()))
+"""Complete archive pages of the examples, over every feed."""
+
+
 @dataclass
 class Published:
     dest: Path
@@ -286,9 +291,10 @@ class Published:
 
 @pytest.fixture(scope="module")
 def examples_published(tmp_path_factory: pytest.TempPathFactory) -> Published:
-    """The examples, published once into folders; tests only read the result."""
+    """The examples, published once into folders, in archive pages of ``EXAMPLE_PAGE_SIZE``; tests only read
+    the result."""
     root = tmp_path_factory.mktemp("examples")
-    report = run(EXAMPLES, root / "dest", root / "state")
+    report = run(EXAMPLES, root / "dest", root / "state", archive_page_size=EXAMPLE_PAGE_SIZE)
     return Published(root / "dest", root / "state", report)
 
 
@@ -345,9 +351,8 @@ def test_every_xml_feed_parses_without_bozo(examples_published: Published) -> No
     dest = examples_published.dest
     paths = [path for path in feed_files(dest) if path.endswith(".xml")]
     assert len(paths) == 2 * (1 + len(EXAMPLE_TAG_COUNTS))
-    # Every example is of November 2026: one archive month per feed.
     archives = archive_files(dest)
-    assert len(archives) == 2 * (1 + len(EXAMPLE_TAG_COUNTS))
+    assert len(archives) == 2 * EXAMPLE_COMPLETE_PAGES
     for path in paths + archives:
         result = parsed(dest, path)
         assert result.bozo == 0, f"{path}: {result.get('bozo_exception')}"
@@ -360,7 +365,7 @@ def test_every_atom_feed_validates_against_rfc4287_schema(examples_published: Pu
     atoms = [path for path in feed_files(dest) if path.endswith("atom.xml")]
     assert len(atoms) == 1 + len(EXAMPLE_TAG_COUNTS)
     archives = [path for path in archive_files(dest) if path.endswith("atom.xml")]
-    assert len(archives) == 1 + len(EXAMPLE_TAG_COUNTS)
+    assert len(archives) == EXAMPLE_COMPLETE_PAGES
     for path in atoms + archives:
         document = etree.parse(str(dest / path))
         assert atom_schema.validate(document), f"{path}: {atom_schema.error_log}"
@@ -409,8 +414,8 @@ def test_every_feed_names_each_summarys_authors(examples_published: Published) -
 
 def test_every_page_is_valid_html(examples_published: Published) -> None:
     pages = sorted(examples_published.dest.rglob("*.html"))
-    # Each feed's page, its page of November 2026 and its archive index; the newsletter's archive.
-    assert len(pages) == 3 * (1 + len(EXAMPLE_TAG_COUNTS)) + 1
+    # Each feed's page, its archive index, its complete pages and its open one; the newsletter's archive.
+    assert len(pages) == 3 * (1 + len(EXAMPLE_TAG_COUNTS)) + EXAMPLE_COMPLETE_PAGES + 1
     assert html_problems(pages) == []
 
 
@@ -514,7 +519,8 @@ def test_items_per_feed_are_the_distinct_summaries_newest_first(examples_publish
 
 
 def test_feeds_are_capped_at_feed_size_keeping_the_newest(tmp_path: Path) -> None:
-    report = run(EXAMPLES, tmp_path / "dest", tmp_path / "state", make_site(feed_size=4))
+    # Pages of 4: once one is complete, a feed shows its newest 4 and the few of its open page.
+    report = run(EXAMPLES, tmp_path / "dest", tmp_path / "state", make_site(feed_size=4), archive_page_size=4)
     dest = tmp_path / "dest"
     assert report.summaries_new == 28
     expected = expected_examples()
@@ -697,21 +703,18 @@ def _feed_and_page(slug: str | None) -> set[str]:
     return {f"feeds/tags/{slug}/{name}" for name in ("rss.xml", "atom.xml", "feed.json")} | {f"tags/{slug}/index.html"}
 
 
-def _month_of(slug: str | None, month: str) -> set[str]:
-    """A feed's archive documents and page of one month, and its archive index (its counts change)."""
-    year, number = month.split("-")
+def _open_page_of(slug: str | None) -> set[str]:
+    """A feed's open archive page on the web (no archive document: none is complete), and its archive index."""
     if slug is None:
-        archive = {f"feeds/archive/{month}/rss.xml", f"feeds/archive/{month}/atom.xml"}
-        return archive | {f"archive/{year}/{number}/index.html", "archive/index.html"}
-    archive = {f"feeds/tags/{slug}/archive/{month}/rss.xml", f"feeds/tags/{slug}/archive/{month}/atom.xml"}
-    return archive | {f"tags/{slug}/{year}/{number}/index.html", f"tags/{slug}/archive/index.html"}
+        return {"archive/1/index.html", "archive/index.html"}
+    return {f"tags/{slug}/archive/1/index.html", f"tags/{slug}/archive/index.html"}
 
 
 @pytest.mark.parametrize(
     ("tags", "published_at", "slug", "opml_changes", "sitemap_changes"),
     [
         pytest.param(["vqa"], "2026-11-25T09:00:00+03:00", "vqa", False, True, id="existing-tag-newest"),
-        # Not the newest of its month anywhere: every lastmod in the sitemap stays.
+        # Not the newest of its page anywhere: every lastmod in the sitemap stays.
         pytest.param(["VQA"], "2026-11-18T07:00:00+03:00", "vqa", False, False, id="existing-tag-older-other-case"),
         pytest.param(["Новый тег"], "2026-11-25T09:00:00+03:00", "novyi-teg", True, True, id="new-tag"),
     ],
@@ -733,9 +736,7 @@ def test_one_new_summary_rewrites_only_its_feeds_and_pages(
     report = run(source, recorder, state)
     assert report.summaries_new == 1
     expected = _feed_and_page(None) | _feed_and_page(slug) | ({OPML} if opml_changes else set())
-    expected |= (
-        _month_of(None, "2026-11") | _month_of(slug, "2026-11") | ({"sitemap.xml"} if sitemap_changes else set())
-    )
+    expected |= _open_page_of(None) | _open_page_of(slug) | ({"sitemap.xml"} if sitemap_changes else set())
     assert sorted(recorder.puts) == sorted(expected), "written: " + ", ".join(sorted(recorder.puts))
     assert report.files_written == len(expected)
     after = snapshot(dest)
@@ -766,7 +767,7 @@ def test_state_kept_by_earlier_builds_is_refused_until_a_rebuild(source: Path, t
     assert rebuilt.summaries_new > 0
     assert entry_id("2611.07001") in json_ids(dest, "vqa")
     head = json.loads((state / "catalog" / "head.json").read_text())
-    assert head["format"] == STATE_FORMAT == 6
+    assert head["format"] == STATE_FORMAT == 7
     # The head names a file for every part, and only the files it names are left.
     assert _part_files(state) == _named_files(state)
     assert run(source, dest, state).files_written == 0

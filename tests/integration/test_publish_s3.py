@@ -178,18 +178,10 @@ def tag_files(slug: str) -> set[str]:
     return feed_files(f"feeds/tags/{slug}") | {f"tags/{slug}/index.html"}
 
 
-def month_files(slug: str | None, month: str = "2026-11") -> set[str]:
-    """A feed's archive documents and page of one month, and its archive index."""
-    year, number = month.split("-")
-    if slug is None:
-        folder, pages = "feeds", "archive"
-    else:
-        folder, pages = f"feeds/tags/{slug}", f"tags/{slug}"
-    archive = {f"{folder}/archive/{month}/rss.xml", f"{folder}/archive/{month}/atom.xml"}
-    return archive | {
-        f"{pages}/{year}/{number}/index.html",
-        f"{pages}/archive/index.html" if slug else "archive/index.html",
-    }
+def open_page_files(slug: str | None) -> set[str]:
+    """A feed's open archive page on the web (no page of 50 is complete here), and its archive index."""
+    pages = "archive" if slug is None else f"tags/{slug}/archive"
+    return {f"{pages}/1/index.html", f"{pages}/index.html"}
 
 
 def get(s3: Any, bucket: str, key: str) -> bytes:
@@ -243,10 +235,10 @@ def test_full_run_writes_every_feed_and_page_with_headers(s3: Any, s3_bucket: st
 
     keys = {item["Key"] for page in client().get_paginator("list_objects_v2").paginate(
         Bucket=s3_bucket, Prefix="site/") for item in page.get("Contents", [])}  # fmt: skip
-    expected = {f"site/{path}" for path in all_feed_files() | month_files(None) | {"feeds/tags.opml"}}
+    expected = {f"site/{path}" for path in all_feed_files() | open_page_files(None) | {"feeds/tags.opml"}}
     expected |= {"site/sitemap.xml", "site/robots.txt", "site/newsletter/index.html", "site/feeds/newsletter.xml"}
     for slug in slugs:
-        expected |= {f"site/{path}" for path in tag_files(slug) | month_files(slug)}
+        expected |= {f"site/{path}" for path in tag_files(slug) | open_page_files(slug)}
     assert keys == expected
     assert report.files_written == len(expected)
 
@@ -254,11 +246,7 @@ def test_full_run_writes_every_feed_and_page_with_headers(s3: Any, s3_bucket: st
     for key in sorted(expected):
         head = s3.head_object(Bucket=s3_bucket, Key=key)
         name = key.rsplit("/", 1)[-1]
-        if "/archive/2026-11/" in key or "/2026/11/" in key:
-            # A month before the run's: its documents may be cached far longer.
-            assert head["CacheControl"] == ARCHIVE_CACHE, key
-            assert head["ContentType"] == types.get(name, HTML_TYPE), key
-        elif name in types:
+        if name in types:
             assert head["ContentType"] == types[name], key
             assert head["CacheControl"] == FEED_CACHE, key
         elif name == "index.html":
@@ -328,9 +316,9 @@ def test_put_requests_are_exactly_the_changed_files(s3: Any, s3_bucket: str) -> 
     report = stores.publish()
     assert report.summaries_new == 1
     slug = "roboty-pylesosy"
-    everything = all_feed_files() | month_files(None)
+    everything = all_feed_files() | open_page_files(None)
     assert sorted(puts.take()) == sorted(
-        everything | tag_files(slug) | month_files(slug) | {"feeds/tags.opml", "sitemap.xml"}
+        everything | tag_files(slug) | open_page_files(slug) | {"feeds/tags.opml", "sitemap.xml"}
     )
     assert f"feeds/tags/{slug}/atom.xml" in get(s3, s3_bucket, "site/feeds/tags.opml").decode()
 
@@ -340,7 +328,7 @@ def test_put_requests_are_exactly_the_changed_files(s3: Any, s3_bucket: str) -> 
     report = stores.publish()
     assert report.summaries_new == 1
     # The newest of "moe": the lastmod of its pages in the sitemap moves.
-    assert sorted(puts.take()) == sorted(everything | tag_files("moe") | month_files("moe") | {"sitemap.xml"})
+    assert sorted(puts.take()) == sorted(everything | tag_files("moe") | open_page_files("moe") | {"sitemap.xml"})
 
     # One new summary with an existing tag, the newest of all (the everyday case):
     # the list of tag feeds is the same, so feeds/tags.opml is not uploaded either.
@@ -349,8 +337,46 @@ def test_put_requests_are_exactly_the_changed_files(s3: Any, s3_bucket: str) -> 
     report = stores.publish()
     assert report.summaries_new == 1
     assert sorted(puts.take()) == sorted(
-        everything | tag_files("reasoning") | month_files("reasoning") | {"sitemap.xml"}
+        everything | tag_files("reasoning") | open_page_files("reasoning") | {"sitemap.xml"}
     )
+
+
+def test_a_page_is_put_once_when_it_fills_and_again_only_to_correct_it(s3: Any, s3_bucket: str) -> None:
+    upload_examples(s3, s3_bucket)
+    stores = Stores(s3_bucket)
+    puts = PutCounter(stores.dest, "site/")
+    stores.publish(archive_page_size=5)  # 28 summaries: pages 1 to 5 of everything are complete
+    puts.take()
+    for number in (1, 2, 3, 4, 5):
+        head = s3.head_object(Bucket=s3_bucket, Key=f"site/feeds/archive/{number}/atom.xml")
+        assert head["CacheControl"] == ARCHIVE_CACHE
+    assert s3.head_object(Bucket=s3_bucket, Key="site/archive/6/index.html")["CacheControl"] == PAGE_CACHE
+
+    # Two new summaries of a tag of one: everything's open page fills (page 6), and no tag's page does.
+    for number in (91101, 91102):
+        put_json(s3, s3_bucket, f"summaries/2026/11/25/{number}.json",
+                 summary(number, tags=["speech"], published_at="2026-11-25T09:00:00+03:00"))  # fmt: skip
+    assert stores.publish().summaries_new == 2
+    written = puts.take()
+    archived = sorted(key for key in written if "/archive/" in key and not key.endswith("index.html"))
+    assert archived == ["feeds/archive/6/atom.xml", "feeds/archive/6/rss.xml"]
+    assert s3.head_object(Bucket=s3_bucket, Key="site/feeds/archive/6/atom.xml")["CacheControl"] == ARCHIVE_CACHE
+    assert len(written) <= 16, written
+
+    # An edit of a summary on page 1 rewrites page 1 and no other page.
+    oldest = "summaries/2026/11/18/2611.03117.json"
+    document = json.loads(get(s3, s3_bucket, oldest))
+    document.update(title="Исправленный заголовок", updated_at="2026-11-30T10:00:00Z")
+    put_json(s3, s3_bucket, oldest, document)
+    assert stores.publish(keys=("2026/11/18/2611.03117.json",)).summaries_updated == 1
+    written = puts.take()
+    archived = sorted(key for key in written if "/archive/" in key and not key.endswith("index.html"))
+    assert {key.split("/archive/")[1].split("/")[0] for key in archived} == {"1"}, archived
+    assert "Исправленный заголовок" in get(s3, s3_bucket, "site/feeds/archive/1/atom.xml").decode()
+    assert "Исправленный заголовок" in get(s3, s3_bucket, "site/feeds/atom.xml").decode(), "a correction is news"
+
+    assert stores.publish().files_written == 0
+    assert puts.take() == []
 
 
 # 3. conditional writes on S3 ---------------------------------------------
