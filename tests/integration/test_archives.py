@@ -132,10 +132,11 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
         history.write(number, _document(number))
     history.run()
     chosen = random.Random(5005).sample(range(1, 1001), 40)
+    edited = "2026-12-01T00:00:00Z"
     for number in chosen[:10]:  # edits: a new title
-        history.write(number, {**history.documents[number], "title": f"Правка {number}", "updated_at": "2026-12-01T00:00:00Z"})
+        history.write(number, {**history.documents[number], "title": f"Правка {number}", "updated_at": edited})
     for number in chosen[10:20]:  # retags
-        history.write(number, {**history.documents[number], "tags": ["rag", "Редкий"], "updated_at": "2026-12-01T00:00:00Z"})
+        history.write(number, {**history.documents[number], "tags": ["rag", "Редкий"], "updated_at": edited})
     for number in chosen[20:30]:
         history.delete(number)
     history.run()
@@ -156,9 +157,7 @@ def test_walking_prev_archive_from_every_feed_yields_each_summary_once_in_its_ne
         entries, walked = _walk(history.dest, url, kind)
         assert entries.keys() == summaries.keys(), feed
         # Wherever a summary appears, it is in its newest version: corrections rewrote its page.
-        assert {entry_id: titles for entry_id, titles in entries.items()} == {
-            entry_id: {title} for entry_id, title in summaries.items()
-        }, feed
+        assert entries == {entry_id: {title} for entry_id, title in summaries.items()}, feed
         pages = [int(walked_url.split("/archive/")[1].split("/")[0]) for walked_url in walked[1:]]
         assert pages == list(range(len(pages), 0, -1)), f"{feed}: pages walked newest first, down to page 1"
         subscription = etree.parse(str(local_target(history.dest, url))).getroot()
