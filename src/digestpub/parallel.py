@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from multiprocessing.connection import Connection, wait
-from multiprocessing.process import BaseProcess
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from digestpub.errors import WorkerFailed
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
 
 log = logging.getLogger("digestpub.parallel")
 
@@ -56,7 +57,7 @@ class ForkedWorkers:
         self._connections: list[Connection] = []
         self._processes: list[BaseProcess] = []
         self._abandoned = False
-        if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        if workers > 1 and _can_fork():
             try:
                 self._start(workers)
             except OSError as error:
@@ -66,6 +67,8 @@ class ForkedWorkers:
                 self._memory = {}  # the workers have it
 
     def _start(self, workers: int) -> None:
+        import multiprocessing
+
         context = multiprocessing.get_context("fork")
         for number in range(workers):
             ours, theirs = context.Pipe()
@@ -89,6 +92,8 @@ class ForkedWorkers:
             for argument in arguments:
                 yield from task(self._memory, argument)
             return
+        from multiprocessing.connection import Connection, wait
+
         for connection, argument in zip(self._connections, arguments, strict=True):
             connection.send((task, argument))
         busy = dict(zip(self._connections, self._processes, strict=True))
@@ -133,6 +138,13 @@ class ForkedWorkers:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _can_fork() -> bool:
+    # Imported here: a run that needs no workers does not pay for multiprocessing's start-up.
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
 
 
 def _serve(connection: Connection, memory: dict[Any, Any], parent: int) -> None:

@@ -161,7 +161,8 @@ def test_defaults_work_from_a_folder_holding_examples(tmp_path: Path) -> None:
 
 def test_settings_from_environment_variables(tmp_path: Path) -> None:
     base = "https://digest.example.org/sub"  # no trailing slash: one is added
-    env = _env(DIGESTPUB_FEED_SIZE="3", DIGESTPUB_BASE_URL=base)
+    # Pages of one summary: a feed shows only its newest, no open page beside them.
+    env = _env(DIGESTPUB_FEED_SIZE="3", DIGESTPUB_BASE_URL=base, DIGESTPUB_ARCHIVE_PAGE_SIZE="1")
     result = run(tmp_path, *publish_args(), env=env)
     assert result.returncode == 0, result.stderr
     dest = tmp_path / "D"
@@ -205,6 +206,7 @@ def test_settings_from_a_toml_file(tmp_path: Path) -> None:
         site_title="Дайджест из файла",
         base_url="https://file.example/",
         feed_size=5,
+        archive_page_size=1,
     )
     result = run(tmp_path, "--config", str(config), "publish")
     assert result.returncode == 0, result.stderr
@@ -260,7 +262,7 @@ def test_config_file_named_by_variable(tmp_path: Path) -> None:
 
 
 def test_flags_override_variables_which_override_the_file(tmp_path: Path) -> None:
-    config = _write_config(tmp_path / "digestpub.toml", site_title="Файл", feed_size=4, lang="ru")
+    config = _write_config(tmp_path / "digestpub.toml", site_title="Файл", feed_size=4, lang="ru", archive_page_size=1)
     env = _env(DIGESTPUB_SITE_TITLE="Окружение", DIGESTPUB_FEED_SIZE="6")
 
     only_file = run(tmp_path, "--config", str(config), *publish_args("D1", "S1"))

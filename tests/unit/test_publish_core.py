@@ -24,6 +24,7 @@ from digestpub.publish import PublishOptions, publish
 from digestpub.publish import run as publish_run
 from digestpub.site import Site
 from digestpub.state import catalog, keys
+from digestpub.state import ids as state_ids
 from digestpub.state.lock import StateLock
 from tests.conftest import state_part, summary
 from tests.fakes import MemoryStore
@@ -474,7 +475,7 @@ def test_a_summary_gone_from_its_source_is_left_out_when_it_must_be_rendered_aga
 def test_ids_stay_in_the_recent_file_until_many_then_move_to_their_shards(
     stores: Stores, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(catalog, "RECENT_IDS_LIMIT", 3)
+    monkeypatch.setattr(state_ids, "RECENT_IDS_LIMIT", 3)
 
     def shards() -> list[str]:
         head = json.loads(stores.state.objects[keys.HEAD_KEY][0])
@@ -632,7 +633,7 @@ def test_a_run_whose_head_changed_underneath_commits_nothing() -> None:
     for number, run in ((1, first), (2, second)):
         records = SummaryReader().read_object(f"2026/11/20/{number}.json", json.dumps(doc(number, 9)).encode())
         ref = next(record for record in records if isinstance(record, Summary)).ref()
-        run.record([ref], {ref.id: [0]})
+        run.ids.record([ref], {ref.id: [0]})
         run.count_tags(1, {}, {}, {})
     _save(second)
     committed = dict(store.objects)
@@ -641,8 +642,8 @@ def test_a_run_whose_head_changed_underneath_commits_nothing() -> None:
     # The head is the second run's, and names only its files; the first run's are strays.
     assert store.objects[keys.HEAD_KEY] == committed[keys.HEAD_KEY]
     after = catalog.Catalog(store)
-    assert after.entry(sid(2)) is not None
-    assert after.entry(sid(1)) is None
+    assert after.ids.entry(sid(2)) is not None
+    assert after.ids.entry(sid(1)) is None
     strays = [key for key in store.objects if key not in committed]
     assert strays
     assert sorted(after.sweep()) == sorted(strays)
@@ -663,7 +664,7 @@ class _ShardReads(MemoryStore):
 
 
 def test_new_ids_are_told_new_without_reading_their_shards(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(catalog, "RECENT_IDS_LIMIT", 3)
+    monkeypatch.setattr(state_ids, "RECENT_IDS_LIMIT", 3)
     stores = Stores(state=_ShardReads())
     for number in range(1, 5):
         stores.add(f"2026/11/20/{number}.json", doc(number, number))
@@ -690,7 +691,7 @@ def test_new_ids_are_told_new_without_reading_their_shards(monkeypatch: pytest.M
 def test_a_state_without_known_id_hashes_gets_them_and_still_knows_every_id(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(catalog, "RECENT_IDS_LIMIT", 3)
+    monkeypatch.setattr(state_ids, "RECENT_IDS_LIMIT", 3)
     stores = Stores()
     for number in range(1, 5):
         stores.add(f"2026/11/20/{number}.json", doc(number, number))

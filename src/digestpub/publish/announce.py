@@ -34,19 +34,14 @@ def unannounced(state: ObjectStore, catalog: Catalog) -> list[str]:
     return announcing.topics
 
 
-def record(
-    catalog: Catalog,
-    site: Site,
-    changed_files: list[tuple[str, str]],
-    unannounced: list[str],
-    report: PublishReport,
-) -> list[str]:
-    """The feeds to tell the hubs of (those whose bytes changed, and any a stopped run left), recorded in the
-    head this run commits."""
-    topics = sorted({*changed_feed_urls(site, changed_files), *unannounced})
-    if topics:
-        catalog.set_announcement(Announcement(report=report_key(report.started_at, report.run_id), topics=topics))
-    return topics
+def topics(site: Site, changed_files: list[tuple[str, str]], unannounced: list[str]) -> list[str]:
+    """The feeds to tell the hubs of: those whose bytes changed, and any a stopped run left."""
+    return sorted({*changed_feed_urls(site, changed_files), *unannounced})
+
+
+def announcement(topics: list[str], report: PublishReport) -> Announcement:
+    """What the head this run commits records of the hubs it has to tell."""
+    return Announcement(report=report_key(report.started_at, report.run_id), topics=topics)
 
 
 def tell_hubs(

@@ -37,6 +37,18 @@ class Listing:
     """Objects whose version differs from the one seen last, and the keys the run was named."""
     gone: list[str] = field(default_factory=list)
     """Keys the state has seen that the listing no longer holds."""
+    newest_day: str | None = None
+    """The newest day (``YYYY/MM/DD``) of a summary key seen so far: where the next listing starts from."""
+
+
+@dataclass
+class Read:
+    """What reading the objects of a listing found."""
+
+    versions: dict[str, str] = field(default_factory=dict)
+    """The version read of each object still there, by key: what the state records as seen."""
+    gone: list[str] = field(default_factory=list)
+    """Keys of objects gone: listed gone, deleted since listed, or named and not there."""
 
 
 def list_changed(
@@ -59,24 +71,25 @@ def list_changed(
     progress("listing", 0, 0)
     listing = Listing()
     listed: set[str] = set()
-    newest_day = catalog.head.cursor
+    listing.newest_day = catalog.head.cursor
     for info in source.list(start_after=start_after):
         found = summary_key(info.key)
         if found is None:
             continue
         listed.add(info.key)
         day = found[0]
-        if newest_day is None or day > newest_day:
-            newest_day = day
-        seen = catalog.seen(day).get(info.key)
+        if listing.newest_day is None or day > listing.newest_day:
+            listing.newest_day = day
+        seen = catalog.seen.objects(day).get(info.key)
         if seen is None or seen[0] != info.etag:
             listing.changed.append(info)
-    catalog.set_cursor(newest_day)
     first_month = None if start_after is None else start_after[:7]
-    for month in catalog.seen_months():
+    for month in catalog.seen.months():
         if first_month is None or month >= first_month:
             listing.gone += [
-                key for key in catalog.seen(month) if key not in listed and (start_after is None or key > start_after)
+                key
+                for key in catalog.seen.objects(month)
+                if key not in listed and (start_after is None or key > start_after)
             ]
     if listing.gone and not listed:
         # Everything gone at once is far likelier a wrong or empty source than an
@@ -119,33 +132,32 @@ def source_keys(located: Iterable[tuple[str, str]], source: str) -> tuple[list[s
     return inside, outside
 
 
-def read_with_copies(read: ReadObjects, catalog: Catalog, listing: Listing) -> tuple[list[str], list[str]]:
-    """Read the objects ``listing`` names that are still there; returns their keys, and the keys of those gone.
+def read_with_copies(read: ReadObjects, catalog: Catalog, listing: Listing) -> Read:
+    """Read the objects ``listing`` names that are still there.
 
     Another object that held a gone object's ids (a copy, an older version) is
     read too: the newest version left is then published in its place.
     """
-    found, missing = _read_marking_seen(read, catalog, listing.changed)
-    gone = [*listing.gone, *missing]
-    held = {summary_id for key in gone for summary_id in catalog.held(key)}
-    copies = catalog.holders(held, set(found) | set(gone))
-    if not copies:
-        return found, gone
-    more, more_missing = _read_marking_seen(read, catalog, [ObjectInfo(key=key, etag="") for key in copies])
-    return found + more, gone + more_missing
+    result = _read(read, listing.changed)
+    result.gone[:0] = listing.gone
+    held = {summary_id for key in result.gone for summary_id in catalog.seen.held(key)}
+    copies = catalog.seen.holders(held, set(result.versions) | set(result.gone))
+    if copies:
+        more = _read(read, [ObjectInfo(key=key, etag="") for key in copies])
+        result.versions |= more.versions
+        result.gone += more.gone
+    return result
 
 
-def _read_marking_seen(read: ReadObjects, catalog: Catalog, infos: list[ObjectInfo]) -> tuple[list[str], list[str]]:
+def _read(read: ReadObjects, infos: list[ObjectInfo]) -> Read:
     versions = read([info.key for info in infos], [info.size for info in infos])
-    found: list[str] = []
-    missing: list[str] = []  # deleted since it was listed, or named and not there
+    result = Read()
     for info in infos:
         version = versions[info.key]
         if version is None:
-            missing.append(info.key)
+            result.gone.append(info.key)  # deleted since it was listed, or named and not there
         else:
-            # Seen is recorded with the version actually read, so a rewrite between
-            # listing and reading is not mistaken for the listed version.
-            catalog.mark_seen(info.key[:10], info.key, version)
-            found.append(info.key)
-    return found, missing
+            # The version actually read, so a rewrite between listing and reading
+            # is not mistaken for the listed version.
+            result.versions[info.key] = version
+    return result

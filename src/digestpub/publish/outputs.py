@@ -1,7 +1,8 @@
 """The files beside the feeds: OPML, the archive indexes, the sitemap, ``robots.txt`` and the newsletter's archive.
 
 Each is written when its bytes changed (its hash is in the state's head), so a
-run with nothing new writes none of them.
+run with nothing new writes none of them. What was written comes back as the
+hashes to record (``None`` for a file deleted): the run records them.
 """
 
 from __future__ import annotations
@@ -12,13 +13,19 @@ from digestpub.publish.produce import Producer, digest_of
 from digestpub.render.archive_page import render_archive_index
 from digestpub.render.sitemap import SITEMAP_FILES_FOLDER, render_robots, render_sitemaps
 from digestpub.site import ALL_FEED, NEWSLETTER_ARCHIVE_PAGE
-from digestpub.state.catalog import Catalog
+from digestpub.state.parts import Head, Tallies
+
+Recorded = dict[str, str | None]
+"""The new hash of each file written, by path; ``None`` for a file deleted."""
 
 
-def write_outputs(producer: Producer, catalog: Catalog, report: PublishReport, touched: set[str]) -> None:
+def write_outputs(
+    producer: Producer, head: Head, tallies: Tallies, report: PublishReport, touched: set[str]
+) -> Recorded:
     """The files beside the feeds, each written when its bytes changed: OPML, the touched feeds' archive
     indexes, the sitemap and ``robots.txt``."""
-    site, head, tallies = producer.site, catalog.head, catalog.tallies()
+    site = producer.site
+    recorded: Recorded = {}
     outputs = [producer.opml()]
     for feed in sorted(touched):
         tag = None if feed == ALL_FEED else head.tags[feed]
@@ -30,36 +37,39 @@ def write_outputs(producer: Producer, catalog: Catalog, report: PublishReport, t
         if digest is None:
             report.files_unchanged += 1
         else:
-            catalog.set_output_digest(output.path, digest)
+            recorded[output.path] = digest
             report.files_written += 1
     # A sitemap index that shrank: its last files would list pages no more.
     written = {output.path for output in outputs}
     for path in sorted(head.outputs):
         if path.startswith(SITEMAP_FILES_FOLDER) and path not in written:
             producer.dest.delete(path)
-            catalog.forget_output(path)
+            recorded[path] = None
+    return recorded
 
 
 def newsletter_archive_if_missing(
-    producer: Producer, state: ObjectStore, catalog: Catalog, report: PublishReport
-) -> None:
+    producer: Producer, state: ObjectStore, head: Head, report: PublishReport
+) -> Recorded:
     """The newsletter's archive, from the state's list of issues, when this state has not written it yet.
 
     The index page links it, and the newsletter writes it only with an issue: so
     a new site gets it (empty) at once, and a new look or a rebuilt destination
     renders it again as it does every feed.
     """
-    if NEWSLETTER_ARCHIVE_PAGE in catalog.head.outputs:
-        return
+    if NEWSLETTER_ARCHIVE_PAGE in head.outputs:
+        return {}
     # Here once a site: the newsletter's modules (MJML among them) stay out of every other run's start-up.
     from digestpub.newsletter.archive import archive_outputs
     from digestpub.newsletter.archive_index import load_archive
 
     written = None
+    recorded: Recorded = {}
     # Again if an issue was recorded meanwhile: its run may have written the archive before this one did.
     while (issues := load_archive(state)) != written:
         for output in archive_outputs(producer.site, issues):
             producer.put(output)
-            catalog.set_output_digest(output.path, digest_of(output.body))
+            recorded[output.path] = digest_of(output.body)
         written = issues
     report.files_written += 2  # the page and the feed
+    return recorded

@@ -67,8 +67,8 @@ def count_published(report: PublishReport, catalog: Catalog) -> None:
     state, so dest is never listed."""
     head = catalog.head
     feeds = 1 + len(head.tags) if head.total or head.tags else 0
-    pages = sum(len(by_page) for by_page in catalog.tallies().values())
-    complete = pages - len(catalog.tallies())
+    pages = sum(len(by_page) for by_page in catalog.feeds.tallies().values())
+    complete = pages - len(catalog.feeds.tallies())
     report.files_published = (
         len(all_kinds()) * feeds
         + len(archive_kinds()) * complete

@@ -94,30 +94,35 @@ def _run(
             progress=progress,
             named=options.keys,
         )
+        catalog.set_cursor(listing.newest_day)
     reader = SummaryReader(default_lang=site.lang, max_summary_bytes=options.max_summary_bytes)
     large = sum(info.size or _NAMED_OBJECT_BYTES for info in listing.changed) >= _PARALLEL_READ_BYTES
     with SummarySource(reader, source, options.workers if large else 1) as summaries:
         with timed(report, "read"):
-            read, gone = read_with_copies(partial(summaries.read, progress=progress), catalog, listing)
+            found = read_with_copies(partial(summaries.read, progress=progress), catalog, listing)
+            for key, version in found.versions.items():
+                catalog.seen.mark(key, version)
+            read, gone = list(found.versions), found.gone
             report.objects_read = len(read)
             # A gone object's problems are forgotten with it: there is nothing left to fix.
             refs = sort_out(summaries.records(), {*read, *gone}, catalog, report)
         with timed(report, "merge"):
             lost = _note_holdings(catalog, refs, set(read), gone, report)
-            changes = merge(refs, catalog.entry, lost)
+            changes = merge(refs, catalog.ids.entry, lost)
             count_merge(report, changes)
             catalog.count_tags(
                 changes.added - len(changes.deleted), changes.tag_counts, changes.tag_newest, changes.tag_names
             )
             paging = _paging(catalog, before, options, site, report.started_at)
             feeds = _plan_feeds(catalog, changes, paging, before)
-            catalog.record(changes.accepted, _positions(changes, feeds))
-            catalog.forget(changes.deleted)
+            catalog.ids.record(changes.accepted, _positions(changes, feeds))
+            catalog.ids.forget(changes.deleted)
             _refill(catalog, feeds, paging)
             for feed, planned in feeds.items():
                 subscription = planned.subscription
                 warn_if_short(catalog, feed, len(subscription.items), subscription.removed, site.feed_size)
-                catalog.set_tallies(feed, retally(catalog.tallies().get(feed, []), _page_plans(planned), site.month_of))
+                pages = retally(catalog.feeds.tallies().get(feed, []), _page_plans(planned), site.month_of)
+                catalog.feeds.set_tallies(feed, pages)
                 catalog.set_corrections_due(feed, _corrections_due(subscription))
             logged, kinds = news(changes, NEWS_LIMIT), changes.kinds
             if options.rebuild or before is not None:
@@ -138,10 +143,17 @@ def _run(
         plans = [plan for planned in feeds.values() for plan in (planned.subscription, *_page_plans(planned))]
         changed_files = _produce(producer, plans, catalog, report, options.workers, progress)
         if feeds:
-            outputs.write_outputs(producer, catalog, report, set(feeds))
-            outputs.newsletter_archive_if_missing(producer, state, catalog, report)
+            head = catalog.head
+            recorded = outputs.write_outputs(producer, head, catalog.feeds.tallies(), report, set(feeds))
+            recorded |= outputs.newsletter_archive_if_missing(producer, state, head, report)
+            for path, digest in recorded.items():
+                catalog.set_output_digest(path, digest)
         count_published(report, catalog)
-    topics = announce.record(catalog, site, changed_files, unannounced, report) if notifier and site.hubs else []
+    topics: list[str] = []
+    if notifier and site.hubs:
+        topics = announce.topics(site, changed_files, unannounced)
+        if topics:
+            catalog.set_announcement(announce.announcement(topics, report))
     with timed(report, "save_state"):
         catalog.commit(threads=not getattr(state, "is_local", False))
         if report.full_scan:
@@ -178,14 +190,16 @@ def _plan_feeds(catalog: Catalog, changes: Merge, paging: Paging, before: Catalo
             changes.removals.setdefault(feed, set())
     placed_before = None if before is None else partial(_placed_in, before)
     return {
-        feed: plan_feed(feed, catalog.window(feed), changes, paging, partial(catalog.page, feed), placed_before)
+        feed: plan_feed(
+            feed, catalog.feeds.window(feed), changes, paging, partial(catalog.feeds.page, feed), placed_before
+        )
         for feed in sorted(changes.inserts)
     }
 
 
 def _placed_in(state: Catalog, summary_id: str, feed: str) -> int | None:
     try:
-        entry = state.entry(summary_id)
+        entry = state.ids.entry(summary_id)
     except StorageError:  # a damaged state: its places are lost, and pages are cut afresh
         return None
     return None if entry is None else entry.position(feed)
@@ -223,7 +237,7 @@ def _refill(catalog: Catalog, feeds: dict[str, FeedChanges], paging: Paging) -> 
         ) -> list[WindowItem]:
             """A page's items as this run leaves them: as planned, or as the state has them."""
             found = pages.get(number)
-            return catalog.page(feed, number).items if found is None else found
+            return catalog.feeds.page(feed, number).items if found is None else found
 
         refill(planned, count, paging, page_items)
 
@@ -234,20 +248,20 @@ def _note_holdings(
     """Record the ids each object read holds, forget the objects gone; returns the ids each key lost."""
     lost: dict[str, set[str]] = {}
     for key in gone:
-        held = catalog.forget_seen(key)
+        held = catalog.seen.forget(key)
         if held:
             lost[key] = set(held)
         log.info("%s is gone from the source", key)
     now = holdings(summaries)
     partial = {problem.key for problem in report.problems if problem.kind == "skipped"}
     for key in sorted(read):
-        before, after = catalog.held(key), now.get(key, [])
+        before, after = catalog.seen.held(key), now.get(key, [])
         whole = key not in partial
         ids = lost_ids(before, after, whole=whole)
         if ids:
             lost[key] = ids
         # With a part skipped, the ids held before stay on record until the object is whole or gone.
-        catalog.set_held(key, after if whole else list(dict.fromkeys([*before, *after])))
+        catalog.seen.set_held(key, after if whole else list(dict.fromkeys([*before, *after])))
     return lost
 
 
@@ -283,7 +297,7 @@ def _produce(
         if result.page is None:
             windows[result.feed] = result.window
         elif result.complete:
-            catalog.set_page(result.feed, result.page, result.window)
+            catalog.feeds.set_page(result.feed, result.page, result.window)
         else:
             open_files[result.feed] = result.window.files
         report.files_written += result.written
@@ -292,7 +306,7 @@ def _produce(
         progress("rendering", done, len(plans))
     for feed, window in windows.items():
         window.open_files = open_files[feed]
-        catalog.set_window(feed, window)
+        catalog.feeds.set_window(feed, window)
     return changed_files
 
 
@@ -339,7 +353,7 @@ def _published_version(
         entry = None
         if before is not None:
             try:
-                entry = before.entry(summary_id)
+                entry = before.ids.entry(summary_id)
             except StorageError:  # the old state is damaged: the log alone says what was published
                 entry = None
         known = [found for found in (None if entry is None else entry.version, logged.get(summary_id)) if found]
