@@ -7,17 +7,16 @@ them, with a ``.jsonl`` row beside them now and then (``corpus.write_corpus``),
 tags drawn from a Zipf law. Prints, against the targets:
 
 - a cold run of ``--summaries`` (the median of three): wall seconds, peak RSS
-  of the run, peak memory of the run with its worker processes, and the files
-  and bytes it wrote, the monthly archives (RFC 5005 documents and month pages)
-  among them;
-- incremental runs of ``--new`` summaries on that history (the median of three),
-  and a run with nothing new;
+  of the run, peak memory of the run with its worker processes, the files and
+  bytes it wrote, the archive pages among them, and the largest web page;
+- incremental runs of ``--new`` summaries on that history (the median of three)
+  with the files and bytes each wrote (archive documents among them), a run
+  with nothing new, and an incremental run in a warm process
+  (``warm_publish.py``, as a cloud function runs it) with the published files
+  it read back;
 - ``digestpub --version`` (the median of five): the start-up every run pays;
 - incremental runs on ``--small`` and ``--large`` histories, and their ratio.
-  Every history ends when the main one does, and the new summaries follow
-  it: a run rewrites its month's archives, so a history that ended
-  early in a month would be measured against one that ended late in one, and the
-  ratio would tell the calendar, not the history.
+  Every history ends when the main one does, and the new summaries follow it.
 
 The first line times a fixed Python loop: shared machines drift, and it tells a
 slow hour from a slow change. The last line is every figure as one JSON object,
@@ -31,6 +30,7 @@ import compileall
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,7 +44,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus import write_corpus
 
-TARGETS = {"cold_seconds": 8.0, "cold_peak_rss_mb": 400, "incremental_seconds": 0.4, "version_seconds": 0.15}
+TARGETS = {
+    "cold_seconds": 8.0,
+    "cold_peak_rss_mb": 400,
+    "incremental_seconds": 0.7,
+    "warm_incremental_seconds": 0.3,
+    "nothing_new_seconds": 0.3,
+    "version_seconds": 0.15,
+}
+INCREMENTAL_LIMITS = {"files": 500, "bytes": 70e6, "archive_bytes": 5e6}
+"""What one incremental run of 100 may write: files, bytes, and bytes of archive documents."""
+LARGEST_PAGE_LIMIT = 500_000
+"""No web page a phone has to open is larger."""
 HISTORY_RATIO_TARGET = 1.5
 CORPUS_START = datetime(2026, 1, 1, tzinfo=UTC)
 PER_DAY = 150
@@ -124,20 +135,44 @@ def _anonymous_kb() -> int:
     raise RuntimeError("no AnonPages in /proc/meminfo")
 
 
-def _bytes_under(folder: Path, within: str = "") -> tuple[int, int]:
-    """Files under ``folder`` (those whose path holds ``within``) and their bytes."""
-    files = [path for path in folder.rglob("*") if path.is_file() and within in path.relative_to(folder).as_posix()]
-    return len(files), sum(path.stat().st_size for path in files)
+_ARCHIVE_DOCUMENT = re.compile(r"/archive/\d+/(atom|rss)\.xml\Z")
+
+
+def _files(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``folder``: its size and modification time, by path."""
+    found = {}
+    for path in folder.rglob("*"):
+        if path.is_file():
+            status = path.stat()
+            found[path.relative_to(folder).as_posix()] = (status.st_size, status.st_mtime_ns)
+    return found
+
+
+def _written(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> dict[str, float]:
+    changed = {path: size for path, (size, mtime) in after.items() if before.get(path, (0, 0))[1] != mtime}
+    archives = [size for path, size in changed.items() if _ARCHIVE_DOCUMENT.search(path)]
+    return {"files": len(changed), "bytes": sum(changed.values()), "archive_bytes": sum(archives)}
 
 
 def incremental(root: Path, history: int, tags: int, new: int, start: datetime) -> dict[str, float | str]:
-    """The median of three runs, each with ``new`` more summaries on the history."""
+    """The median of three runs, each with ``new`` more summaries on the history, with what it wrote."""
     results = []
     rounds = 3
     for round_number in range(rounds):
         write_corpus(root / "source", new, tags, start_number=history + round_number * new, start=start)
-        results.append(publish(root))
+        before = _files(root / "dest")
+        result = publish(root)
+        result.update(_written(before, _files(root / "dest")))
+        results.append(result)
     return sorted(results, key=lambda result: float(result["seconds"]))[rounds // 2]
+
+
+def warm_incremental(root: Path, history: int, tags: int, new: int, start: datetime) -> dict[str, float | str]:
+    script = Path(__file__).resolve().parent / "warm_publish.py"
+    arguments = [sys.executable, str(script), str(root), "--history", str(history), "--tags", str(tags)]
+    arguments += ["--new", str(new), "--start", start.isoformat()]
+    found: dict[str, float | str] = json.loads(subprocess.run(arguments, check=True, capture_output=True).stdout)
+    return found
 
 
 def cold_then_incremental(
@@ -156,25 +191,46 @@ def cold_then_incremental(
             # into folders of its own, kept to the end: a deletion's freed blocks slow what follows.
             colds = [cold, publish(root, "-2"), publish(root, "-3")]
             cold = sorted(colds, key=lambda result: float(result["seconds"]))[1]
-        files, size = _bytes_under(root / "dest")
+        files = _files(root / "dest")
         if name == "main":
             show(f"cold, {history:,}", cold, TARGETS["cold_seconds"])
-            print(f"{'':<30} {files:,} files, {size:,} bytes written ({size / 1e6:.0f} MB)")
-            archives, archive_size = _bytes_under(root / "dest", "/20")  # feeds/…/archive/YYYY-MM/, …/YYYY/MM/
-            print(f"{'':<30} of them monthly archives: {archives:,} files, {archive_size / 1e6:.0f} MB")
+            size = sum(file_size for file_size, _ in files.values())
+            print(f"{'':<30} {len(files):,} files, {size:,} bytes written ({size / 1e6:.0f} MB)")
+            archives = [file_size for path, (file_size, _) in files.items() if "/archive/" in path]
+            print(f"{'':<30} of them archive pages: {len(archives):,} files, {sum(archives) / 1e6:.0f} MB")
+            largest = max((file_size, path) for path, (file_size, _) in files.items() if path.endswith(".html"))
+            verdict = "ok" if largest[0] <= LARGEST_PAGE_LIMIT else f"OVER {LARGEST_PAGE_LIMIT:,}"
+            print(f"{'':<30} largest web page: {largest[1]}, {largest[0]:,} bytes {verdict}")
             figures.update(cold_seconds=cold["seconds"], cold_peak_rss_mb=cold["peak_rss_mb"],
-                           cold_with_workers_mb=cold["with_workers_mb"], cold_bytes=size, cold_files=files,
-                           cold_archive_files=archives, cold_archive_bytes=archive_size)  # fmt: skip
+                           cold_with_workers_mb=cold["with_workers_mb"], cold_bytes=size, cold_files=len(files),
+                           cold_archive_files=len(archives), cold_archive_bytes=sum(archives),
+                           largest_page_bytes=largest[0])  # fmt: skip
         else:
             show(f"cold, {history:,}", cold)
         result = incremental(root, history, tags, new, start)
         show(f"incremental +{new}, {history:,}", result, TARGETS["incremental_seconds"])
         figures[f"incremental_seconds_{name}"] = result["seconds"]
         if name == "main":
+            _show_written(result)
+            figures.update({f"incremental_{what}": result[what] for what in INCREMENTAL_LIMITS})
             nothing = publish(root)
-            show("nothing new", nothing)
+            show("nothing new", nothing, TARGETS["nothing_new_seconds"])
             figures["nothing_new_seconds"] = nothing["seconds"]
+            warm = warm_incremental(root, history + 3 * new, tags, new, start)
+            verdict = "ok" if float(warm["warm_seconds"]) <= TARGETS["warm_incremental_seconds"] else "OVER"
+            print(f"{'incremental, warm process':<30} {warm['warm_seconds']:6.2f} s {verdict:<10} "
+                  f"read back {warm['files_read_back']} files ({int(warm['bytes_read_back']) / 1e6:.1f} MB); "
+                  f"{warm['line']}")  # fmt: skip
+            figures.update({f"warm_{key}": value for key, value in warm.items() if key != "line"})
         shutil.rmtree(root / "source")
+
+
+def _show_written(result: dict[str, float | str]) -> None:
+    verdicts = [
+        f"{what} {float(result[what]):,.0f}" + ("" if float(result[what]) <= limit else f" OVER {limit:,.0f}")
+        for what, limit in INCREMENTAL_LIMITS.items()
+    ]
+    print(f"{'':<30} wrote: {', '.join(verdicts)}")
 
 
 def _compile_package() -> None:
