@@ -12,8 +12,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from digestpub.errors import ConfigError
-from digestpub.ingest import SummaryReader, summary_key
-from digestpub.model import Problem, Summary, SummaryRef
+from digestpub.ingest import SummaryReader, readable_key, refused_key, summary_key
+from digestpub.model import Problem, Summary, SummaryRef, count_problems
 from digestpub.publish.plan import merge
 
 _KEY_PARTS = 4
@@ -30,7 +30,11 @@ class CheckResult:
 
     @property
     def skipped(self) -> int:
-        return sum(1 for problem in self.problems if problem.kind == "skipped")
+        return count_problems(self.problems, "skipped")
+
+    @property
+    def cleaned(self) -> int:
+        return count_problems(self.problems, "cleaned")
 
     @property
     def ok(self) -> bool:
@@ -52,14 +56,22 @@ def check_paths(paths: Sequence[Path], reader: SummaryReader, exclude: Sequence[
         return not any(fnmatchcase(where, pattern) for pattern in exclude)
 
     for path, lines in _summary_files(paths):
-        shown = path.as_posix()
+        shown = readable_key(path.as_posix())
         if not wanted(shown):
             continue
         result.files += 1
+        refused = refused_key(path.as_posix())
+        if refused is not None:
+            result.problems.append(refused)
+            continue
         if lines is None:
             result.problems.append(
                 Problem(key=shown, reason="not a summary file: publish reads only <name>.json and <name>.jsonl")
             )
+            continue
+        size = _size(path)
+        if size > reader.max_object_bytes:
+            result.problems.append(reader.too_large(shown, size))
             continue
         for record in reader.read_summaries(shown, _read(path), lines=lines):
             where = record.where() if isinstance(record, Problem) else _where(record)
@@ -78,6 +90,13 @@ def check_paths(paths: Sequence[Path], reader: SummaryReader, exclude: Sequence[
 def _where(summary: Summary) -> str:
     key, line = summary.source_key, summary.source_line
     return f"{key}:{line}" if line is not None else key
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
 
 
 def _read(path: Path) -> bytes:

@@ -10,15 +10,15 @@ import hashlib
 import html
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from functools import lru_cache
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, NamedTuple, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from digestpub.model import MAX_TAG_LENGTH, MAX_TAGS, Problem, Summary, sortable_time
+from digestpub.model import MAX_TAG_LENGTH, MAX_TAGS, Problem, ProblemKind, Summary, sortable_time
 from digestpub.text import (
     clean_text,
     is_blank,
@@ -31,6 +31,7 @@ from digestpub.text import (
 
 # `<prefix>/YYYY/MM/DD/<name>.json|.jsonl`; any other key is not a summary.
 _SUMMARY_KEY = re.compile(r"^(?P<day>\d{4}/\d{2}/\d{2})/[^/]+\.(?P<kind>jsonl?)$")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$")
 
 
@@ -49,6 +50,33 @@ def summary_key(key: str) -> tuple[str, str] | None:
     return match["day"], match["kind"]
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def readable_key(key: str) -> str:
+    """``key`` as a person can read it: a byte that is not UTF-8, or a control character, as ``\\xNN``.
+
+    A file name that is not UTF-8 comes from ``os.fsdecode`` with lone surrogates,
+    which neither a state file nor a terminal can hold.
+    """
+    try:
+        raw = key.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = key.encode("utf-8", "backslashreplace")
+    readable = raw.decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda match: f"\\x{ord(match[0]):02x}", readable)
+
+
+def refused_key(key: str) -> Problem | None:
+    """The problem with a summary key's name that stops it from being read, if any."""
+    shown = readable_key(key)
+    if shown == key:
+        return None
+    if _LONE_SURROGATE.search(key):
+        return Problem(key=shown, reason="its name is not valid UTF-8: rename it")
+    return Problem(key=shown, reason="its name holds control characters: rename it")
+
+
 # What the sanitiser removes that a reader would call unsafe: active elements,
 # event handlers, and script or data URLs as a link target (not "big data: …").
 _UNSAFE_MARKUP = re.compile(
@@ -60,6 +88,7 @@ _NONCHARACTER_FFFE = "\ufffe".encode()
 _NONCHARACTER_FFFF = "\uffff".encode()
 _MAX_TITLE_LENGTH = 1_000
 
+_ESCAPED_TEXT_GROWTH = 4
 _BLANK_REASON = "is empty once whitespace and invisible characters are removed"
 
 NonBlank = Annotated[str, StringConstraints(min_length=1)]
@@ -176,12 +205,51 @@ def _clean_strings(value: Any, touched: list[bool]) -> Any:
     return value
 
 
+_Record = TypeVar("_Record")
+
+PROBLEMS_LISTED = 10
+"""Problems of each kind reported one by one per object; the rest are summed up in one."""
+
+
+def listing_the_first(key: str, records: Iterable[_Record]) -> Iterator[_Record | Problem]:
+    """``records`` with each kind of problem past the first ``PROBLEMS_LISTED`` summed up in one, at the end.
+
+    However many lines of an object are broken, its report, log and record in the
+    state stay small. The sum is told at the line of the first problem it holds.
+    """
+    listed: dict[ProblemKind, int] = {"skipped": 0, "cleaned": 0}
+    unlisted: dict[ProblemKind, list[Any]] = {}  # kind: [count, first line]
+    for record in records:
+        if isinstance(record, Problem):
+            if listed[record.kind] == PROBLEMS_LISTED:
+                unlisted.setdefault(record.kind, [0, record.line])[0] += record.count
+                continue
+            listed[record.kind] += 1
+        yield record
+    for kind, (count, line) in unlisted.items():
+        yield Problem(
+            key=key, line=line, kind=kind, count=count, reason=f"{count:,} {kind} from here on, not listed one by one"
+        )
+
+
 class SummaryReader:
     """Turns objects into summaries under one configuration."""
 
-    def __init__(self, default_lang: str = "ru", max_summary_bytes: int = 65_536) -> None:
+    def __init__(
+        self, default_lang: str = "ru", max_summary_bytes: int = 65_536, max_object_bytes: int = 1_048_576
+    ) -> None:
         self.default_lang = default_lang
         self.max_summary_bytes = max_summary_bytes
+        self.max_object_bytes = max_object_bytes
+        # A line holding a summary at the limit, its other fields, and text written
+        # as \u escapes (three times the UTF-8 of Cyrillic) is never longer than this.
+        self.max_line_bytes = _ESCAPED_TEXT_GROWTH * max_summary_bytes
+
+    def too_large(self, key: str, size: int) -> Problem:
+        """The problem of an object not read for its size."""
+        return Problem(
+            key=key, reason=f"{size:,} bytes is over the limit of {self.max_object_bytes:,} (max_object_bytes)"
+        )
 
     def read_object(self, key: str, data: bytes) -> Iterator[Summary | Problem]:
         """Every summary in one object, and a ``Problem`` for whatever is wrong."""
@@ -198,10 +266,16 @@ class SummaryReader:
         if not lines:
             yield from self._read_bytes(key, None, data)
             return
+        yield from listing_the_first(key, self._read_lines(key, data))
+
+    def _read_lines(self, key: str, data: bytes) -> Iterator[Summary | Problem]:
         # JSON Lines: only \n ends a line (U+2028 and friends are legal inside strings),
         # and each line is decoded alone, so one bad line costs only itself.
         for number, line in enumerate(data.split(b"\n"), start=1):
-            if line.strip():
+            if len(line) > self.max_line_bytes:
+                reason = f"line of {len(line):,} bytes is over the limit of {self.max_line_bytes:,} for one summary"
+                yield Problem(key=key, line=number, reason=reason)
+            elif line.strip():
                 yield from self._read_bytes(key, number, line.removesuffix(b"\r"))
 
     def _read_bytes(self, key: str, line: int | None, data: bytes) -> Iterator[Summary | Problem]:

@@ -128,9 +128,16 @@ class Problem(BaseModel):
     line: int | None = None
     kind: ProblemKind = "skipped"
     reason: str
+    count: int = 1
+    """How many problems this one stands for: more than one when it sums up the lines of an
+    object past the first few, which are reported one by one."""
 
     def where(self) -> str:
         return f"{self.key}:{self.line}" if self.line is not None else self.key
+
+
+def count_problems(problems: list[Problem], kind: ProblemKind) -> int:
+    return sum(problem.count for problem in problems if problem.kind == kind)
 
 
 class ObjectInfo(BaseModel):
@@ -189,11 +196,11 @@ class PublishReport(BaseModel):
 
     @property
     def skipped(self) -> int:
-        return sum(1 for problem in self.problems if problem.kind == "skipped")
+        return count_problems(self.problems, "skipped")
 
     @property
     def cleaned(self) -> int:
-        return sum(1 for problem in self.problems if problem.kind == "cleaned")
+        return count_problems(self.problems, "cleaned")
 
     @property
     def unfixed(self) -> list[Problem]:
@@ -213,7 +220,7 @@ class PublishReport(BaseModel):
             f"files: {self.files_written} written, {self.files_kept} unchanged"
         )
         if self.still_broken:
-            line += f"; {len(self.still_broken)} earlier skipped still unfixed"
+            line += f"; {count_problems(self.still_broken, 'skipped')} earlier skipped still unfixed"
         if self.hub_failures:
             line += f"; {len(self.hub_failures)} WebSub hub(s) not told"
         return line

@@ -405,10 +405,19 @@ CASES: list[Case] = [
     Case(
         "huge-summary",
         _key("huge-summary"),
-        _bad("huge-summary", summary="очень длинно " * 90_000),
+        _bad("huge-summary", summary="очень длинно " * 5_000),
         "skipped",
         ("summary", "limit"),
         absent_id="huge-summary",
+    ),
+    Case(
+        # Over max_object_bytes: skipped before it is read, whatever it holds.
+        "huge-object",
+        _key("huge-object"),
+        _bad("huge-object", notes="x" * 1_100_000),
+        "skipped",
+        ("1,100,", "max_object_bytes"),
+        absent_id="huge-object",
     ),
     Case(
         "too-many-tags",

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pydantic import ValidationError
 
 from digestpub.errors import StorageError
+from digestpub.ingest import PROBLEMS_LISTED, listing_the_first
 from digestpub.model import Problem, PublishReport, SummaryRef
 from digestpub.ports import ObjectStore
 from digestpub.publish.plan import Merge
@@ -33,13 +34,25 @@ def sort_out(
             summaries.append(record)
             continue
         report_problem(report, record)
-        if record.kind == "skipped":
+        # A key refused for its name was never read, so would never be forgotten:
+        # it is reported each run that lists it instead.
+        if record.kind == "skipped" and record.key in read:
             catalog.add_broken(record)
+    _shorten_broken(catalog)
     broken = catalog.head.broken
     report.still_broken = [
         problem for key, problems in sorted(broken.items()) if key not in read for problem in problems
     ]
     return summaries
+
+
+def _shorten_broken(catalog: Catalog) -> None:
+    """Sum up the long records of broken objects that runs kept before they were summed up when read."""
+    for key, problems in list(catalog.head.broken.items()):
+        if len(problems) > 2 * PROBLEMS_LISTED + 2:
+            catalog.forget_broken(key)
+            for problem in listing_the_first(key, problems):
+                catalog.add_broken(problem)
 
 
 def report_problem(report: PublishReport, problem: Problem) -> None:

@@ -94,14 +94,14 @@ def _run(
             progress=progress,
             named=options.keys,
         )
-    reader = SummaryReader(default_lang=site.lang, max_summary_bytes=options.max_summary_bytes)
+    reader = SummaryReader(site.lang, options.max_summary_bytes, options.max_object_bytes)
     large = sum(info.size or _NAMED_OBJECT_BYTES for info in listing.changed) >= _PARALLEL_READ_BYTES
     with SummarySource(reader, source, options.workers if large else 1) as summaries:
         with timed(report, "read"):
             read, gone = read_with_copies(partial(summaries.read, progress=progress), catalog, listing)
             report.objects_read = len(read)
             # A gone object's problems are forgotten with it: there is nothing left to fix.
-            refs = sort_out(summaries.records(), {*read, *gone}, catalog, report)
+            refs = sort_out([*listing.refused, *summaries.records()], {*read, *gone}, catalog, report)
         with timed(report, "merge"):
             lost = _note_holdings(catalog, refs, set(read), gone, report)
             changes = merge(refs, catalog.entry, lost)
