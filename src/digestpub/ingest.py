@@ -27,6 +27,7 @@ from digestpub.text import (
     plain_text,
     references_unsafe_characters,
     tag_slug,
+    without_hidden_controls,
 )
 
 # `<prefix>/YYYY/MM/DD/<name>.json|.jsonl`; any other key is not a summary.
@@ -114,11 +115,18 @@ class SummaryInput(BaseModel):
     image_url: str | None = None
 
 
+_HIDDEN_CONTROLS_NOTE = "removed bidirectional controls and zero-width spaces (they can make text read as another)"
+
+
 @lru_cache(maxsize=16_384)
-def _tag_name_and_slug(value: str) -> tuple[str, str]:
-    # A digest uses a few hundred tags over and over: each is cleaned once a run.
-    name = plain_text(value)[:MAX_TAG_LENGTH]
-    return name, tag_slug(name)
+def _tag_name_and_slug(value: str) -> tuple[str, str, bool]:
+    """The tag's name, its slug, and whether hidden controls were removed from it.
+
+    A digest uses a few hundred tags over and over: each is cleaned once a run.
+    """
+    plain = plain_text(value)
+    name = without_hidden_controls(plain)
+    return name[:MAX_TAG_LENGTH], tag_slug(name[:MAX_TAG_LENGTH]), name != plain
 
 
 def _looks_unsafe(text: str) -> bool:
@@ -347,6 +355,7 @@ class SummaryReader:
                 f"summary: {len(raw.summary.encode('utf-8')):,} bytes is over the limit of {self.max_summary_bytes:,}"
             )
         title = plain_text(raw.title)
+        hidden = title != (title := without_hidden_controls(title))
         if is_blank(title):
             raise Rejected("title: nothing is left once markup is removed")
         if len(title) > _MAX_TITLE_LENGTH:
@@ -372,7 +381,11 @@ class SummaryReader:
             _looks_unsafe(text) for text in (raw.summary, raw.title, *raw.tags, *(raw.authors or []))
         ):
             notes.append("removed unsafe markup (scripts, event handlers, javascript:/data: links)")
-        authors = tuple(name for name in (plain_text(author) for author in raw.authors or []) if not is_blank(name))
+        plain_authors = [plain_text(author) for author in raw.authors or []]
+        shown_authors = [without_hidden_controls(author) for author in plain_authors]
+        if (hidden or shown_authors != plain_authors) and _HIDDEN_CONTROLS_NOTE not in notes:
+            notes.append(_HIDDEN_CONTROLS_NOTE)
+        authors = tuple(name for name in shown_authors if not is_blank(name))
         return Summary(
             id=raw.id,
             title=title,
@@ -396,7 +409,9 @@ class SummaryReader:
         tags: list[str] = []
         slugs: list[str] = []
         for value in values:
-            name, slug = _tag_name_and_slug(value)
+            name, slug, hidden = _tag_name_and_slug(value)
+            if hidden and _HIDDEN_CONTROLS_NOTE not in notes:
+                notes.append(_HIDDEN_CONTROLS_NOTE)
             if not slug:
                 notes.append(f"dropped tag {value!r}: it has no letters or digits to name it by")
             elif slug not in slugs:

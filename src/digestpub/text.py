@@ -38,6 +38,11 @@ _BLANK = re.compile(
     "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]*\\Z"
 )
 
+# Bidirectional embedding, override and isolate controls can make text display as
+# something else than it says (CVE-2021-42574); zero-width spaces hide in words.
+# Joiners (U+200C, U+200D) stay: scripts and emoji need them.
+_HIDDEN_CONTROLS = re.compile("[\u200b\u202a-\u202e\u2066-\u2069\ufeff]")
+
 # BCP 47's shape, loosely: a 2-3 letter language, then subtags of 1-8 letters or digits.
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*\Z")
 
@@ -113,6 +118,13 @@ def plain_text(value: str) -> str:
         value = value.replace("<", "").replace(">", "")
     # split() breaks at exactly what \s matches, at a third of the cost of the regex.
     return " ".join(clean_text(value)[0].split())
+
+
+def without_hidden_controls(value: str) -> str:
+    """``value`` without bidirectional controls and zero-width spaces, for names shown as plain text."""
+    cleaned = _HIDDEN_CONTROLS.sub("", value)
+    # A space each side of a removed control would now be two.
+    return value if cleaned == value else " ".join(cleaned.split())
 
 
 def is_blank(value: str) -> bool:

@@ -365,6 +365,19 @@ CASES: list[Case] = [
         absent_id="not-utf8",
     ),
     Case(
+        "bidi-controls",
+        _key("bidi-controls"),
+        doc(
+            "bidi-controls",
+            title="Оплата \u202eтxт.exe\u202c и \u2066изоляция\u2069 с\u200bкрытым пробелом",
+            tags=["\u202eбиди\u202c"],
+            authors=["Автор\ufeff Один"],
+        ),
+        "cleaned",
+        ("bidirectional", "zero-width"),
+        published_id="bidi-controls",
+    ),
+    Case(
         "bom",
         _key("bom"),
         b"\xef\xbb\xbf" + json.dumps(_bad("bom"), ensure_ascii=False).encode(),
@@ -664,6 +677,16 @@ def test_unsafe_markup_is_removed_but_the_text_is_kept(published: Published) -> 
 def test_pages_are_valid_html_whatever_the_input_held(published: Published) -> None:
     # Links whose targets were removed, stray markup, odd tags: still valid HTML.
     assert html_problems(sorted(published.public.rglob("*.html"))) == []
+
+
+def test_bidi_controls_and_zero_width_spaces_reach_no_page_or_feed(published: Published) -> None:
+    # Only titles, tags and authors are cleaned of them: a summary's body may hold zero-width spaces.
+    hidden = ("\u202eтxт", "\u2066изоляция", "с\u200bкрытым", "\u202eбиди", "Автор\ufeff")
+    for path in output_files(published.public):
+        text = path.read_text(encoding="utf-8")
+        assert not [found for found in hidden if found in text], path.relative_to(published.public)
+    assert "Оплата тxт.exe и изоляция скрытым пробелом" in rss_titles(published.public)
+    assert (published.public / "tags" / "bidi" / "index.html").is_file()
 
 
 def test_xml_forbidden_characters_are_removed_from_the_text(published: Published) -> None:

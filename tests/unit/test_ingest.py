@@ -657,3 +657,31 @@ def test_published_at_keeps_its_offset() -> None:
     record, _ = read_one(doc(published_at="2026-11-20T10:00:00+03:00"))
     assert record.published_at.tzinfo is not None
     assert record.published_at.utcoffset() == timezone(timedelta(hours=3)).utcoffset(None)
+
+
+# --- text that reads as it is -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "control",
+    ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u200b", "\ufeff"],
+)
+def test_bidi_controls_and_zero_width_spaces_leave_titles_tags_and_authors(control: str) -> None:
+    record, problems = read_one(
+        doc(title=f"Заго{control}ловок {control} статьи", tags=[f"ml{control}lm"], authors=[f"Ав{control}тор"])
+    )
+    assert (record.title, record.tags, record.tag_slugs, record.authors) == (
+        "Заголовок статьи",
+        ("mllm",),
+        ("mllm",),
+        ("Автор",),
+    )
+    assert [(problem.kind, problem.reason) for problem in problems] == [
+        ("cleaned", "removed bidirectional controls and zero-width spaces (they can make text read as another)")
+    ]
+
+
+def test_joiners_and_clean_names_are_kept_without_a_note() -> None:
+    record, problems = read_one(doc(title="Команда 👩\u200d💻 и ZWNJ\u200cтекст", tags=["ml"], authors=["Автор"]))
+    assert record.title == "Команда 👩\u200d💻 и ZWNJ\u200cтекст"
+    assert problems == []
