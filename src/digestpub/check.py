@@ -37,6 +37,10 @@ class CheckResult:
         return count_problems(self.problems, "cleaned")
 
     @property
+    def warnings(self) -> int:
+        return count_problems(self.problems, "warning")
+
+    @property
     def ok(self) -> bool:
         """Nothing here would be skipped; cleaned text is published, so it passes."""
         return self.skipped == 0

@@ -344,7 +344,7 @@ def check_command(
             typer.echo(f"{problem.where()}: {problem.kind}: {problem.reason}")
         stderr.print(
             f"checked {result.files} file(s): {result.summaries} summaries, "
-            f"{result.skipped} would be skipped, {result.cleaned} cleaned"
+            f"{result.skipped} would be skipped, {result.cleaned} cleaned, {result.warnings} warning(s)"
         )
     if not result.ok:
         raise typer.Exit(EXIT_PROBLEMS)

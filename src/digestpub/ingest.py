@@ -6,6 +6,7 @@ reported with its key, line and reason, and never stops the good ones.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import html
 import json
@@ -118,6 +119,26 @@ class SummaryInput(BaseModel):
 _HIDDEN_CONTROLS_NOTE = "removed bidirectional controls and zero-width spaces (they can make text read as another)"
 
 
+_FIELDS = frozenset(SummaryInput.model_fields)
+
+
+def _squashed(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "")
+
+
+@lru_cache(maxsize=1_024)
+def _meant_field(name: str) -> str | None:
+    """The known field an unknown one is likely a misspelling of (``tag``: ``tags``), if any.
+
+    Unknown fields are the upstream's own and are ignored; only one this close is named.
+    """
+    squashed = {_squashed(field): field for field in _FIELDS}
+    if _squashed(name) in squashed:
+        return squashed[_squashed(name)]
+    close = difflib.get_close_matches(_squashed(name), squashed, n=1, cutoff=0.8)
+    return squashed[close[0]] if close else None
+
+
 @lru_cache(maxsize=16_384)
 def _tag_name_and_slug(value: str) -> tuple[str, str, bool]:
     """The tag's name, its slug, and whether hidden controls were removed from it.
@@ -225,7 +246,7 @@ def listing_the_first(key: str, records: Iterable[_Record]) -> Iterator[_Record 
     However many lines of an object are broken, its report, log and record in the
     state stay small. The sum is told at the line of the first problem it holds.
     """
-    listed: dict[ProblemKind, int] = {"skipped": 0, "cleaned": 0}
+    listed: dict[ProblemKind, int] = {"skipped": 0, "cleaned": 0, "warning": 0}
     unlisted: dict[ProblemKind, list[Any]] = {}  # kind: [count, first line]
     for record in records:
         if isinstance(record, Problem):
@@ -271,10 +292,8 @@ class SummaryReader:
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
             yield Problem(key=key, kind="cleaned", reason="removed a UTF-8 byte order mark")
-        if not lines:
-            yield from self._read_bytes(key, None, data)
-            return
-        yield from listing_the_first(key, self._read_lines(key, data))
+        records = self._read_lines(key, data) if lines else self._read_bytes(key, None, data)
+        yield from listing_the_first(key, records)
 
     def _read_lines(self, key: str, data: bytes) -> Iterator[Summary | Problem]:
         # JSON Lines: only \n ends a line (U+2028 and friends are legal inside strings),
@@ -308,6 +327,11 @@ class SummaryReader:
         if not isinstance(document, dict):
             yield Problem(key=key, line=line, reason=f"expected a JSON object, got {type(document).__name__}")
             return
+        for name in sorted(document.keys() - _FIELDS):
+            meant = _meant_field(name)
+            if meant is not None:
+                reason = f"`{name}`: unknown field; did you mean `{meant}`?"
+                yield Problem(key=key, line=line, kind="warning", reason=reason)
         notes: list[str] = []
         try:
             digest = hashlib.blake2b(data, digest_size=8).hexdigest()

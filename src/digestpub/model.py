@@ -112,14 +112,15 @@ class SummaryRef(NamedTuple):
     tag_slugs: tuple[str, ...]
 
 
-ProblemKind = Literal["skipped", "cleaned"]
+ProblemKind = Literal["skipped", "cleaned", "warning"]
 
 
 class Problem(BaseModel):
     """Something wrong with one input object or line, reported with where it was.
 
     ``skipped`` means the summary was not published; ``cleaned`` means it was
-    published after unsafe or invalid parts were removed.
+    published after unsafe or invalid parts were removed; ``warning`` means it
+    was published as it is, but likely not as meant (a misspelt field name).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -203,6 +204,10 @@ class PublishReport(BaseModel):
         return count_problems(self.problems, "cleaned")
 
     @property
+    def warnings(self) -> int:
+        return count_problems(self.problems, "warning")
+
+    @property
     def unfixed(self) -> list[Problem]:
         """Every input skipped and not fixed since: by this run, and by earlier ones."""
         skipped = [problem for problem in self.problems if problem.kind == "skipped"]
@@ -219,6 +224,8 @@ class PublishReport(BaseModel):
             f"{self.summaries_deleted} deleted, {self.skipped} skipped, {self.cleaned} cleaned; "
             f"files: {self.files_written} written, {self.files_kept} unchanged"
         )
+        if self.warnings:
+            line += f"; {self.warnings} warning(s)"
         if self.still_broken:
             line += f"; {count_problems(self.still_broken, 'skipped')} earlier skipped still unfixed"
         if self.hub_failures:

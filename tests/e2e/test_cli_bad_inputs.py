@@ -78,3 +78,22 @@ def test_max_object_bytes_from_a_flag_and_a_variable(tmp_path: Path) -> None:
     assert reason in " ".join(published.stderr.split())
 
     assert run(tmp_path, "check", "src").returncode == 0  # the default limit, 1 MB, takes it
+
+
+def test_check_and_publish_name_a_misspelt_field_and_still_pass_it(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    document = summary(1)
+    document["tag"] = document.pop("tags")
+    write(source, b"typo.json", document)
+    warning = "`tag`: unknown field; did you mean `tags`?"
+
+    checked = run(tmp_path, "check", "src")
+    assert checked.returncode == 0, checked.stdout
+    assert checked.stdout.splitlines() == [f"src/{DAY}/typo.json: warning: {warning}"]
+    assert "0 would be skipped, 0 cleaned, 1 warning(s)" in checked.stderr
+
+    published = run(tmp_path, *publish_args(source))
+    assert published.returncode == 0, published.stderr
+    assert summary_of(published)["new"] == 1
+    assert published.stdout.strip().endswith("; 1 warning(s)")
+    assert warning in published.stderr

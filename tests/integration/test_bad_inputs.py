@@ -365,6 +365,15 @@ CASES: list[Case] = [
         absent_id="not-utf8",
     ),
     Case(
+        # Published as the contract says (unknown fields are ignored), with the likely typo named.
+        "misspelt-field",
+        _key("misspelt-field"),
+        {key: value for key, value in {**doc("misspelt-field"), "tag": ["typo"]}.items() if key != "tags"},
+        "warning",
+        ("`tag`: unknown field; did you mean `tags`?",),
+        published_id="misspelt-field",
+    ),
+    Case(
         "bidi-controls",
         _key("bidi-controls"),
         doc(
@@ -607,7 +616,7 @@ def test_each_bad_input_is_in_the_log(published: Published, case: Case) -> None:
     )
 
 
-@pytest.mark.parametrize("case", [case for case in CASES if case.kind == "cleaned"], ids=lambda case: case.name)
+@pytest.mark.parametrize("case", [case for case in CASES if case.published_id is not None], ids=lambda case: case.name)
 def test_cleaned_inputs_are_published(published: Published, case: Case) -> None:
     assert case.published_id is not None
     wanted = entry_id(case.published_id)
@@ -638,11 +647,12 @@ def test_every_good_summary_is_in_rss_and_json_feed(published: Published) -> Non
 
 def test_counts_in_the_report(published: Published) -> None:
     report = published.report
-    expected_published = len(GOOD_IDS) + sum(1 for case in CASES if case.kind == "cleaned")
+    expected_published = len(GOOD_IDS) + sum(1 for case in CASES if case.published_id is not None)
     assert report.summaries_new == expected_published
     assert len(json_ids(published.public)) == expected_published
     skipped_cases = [case for case in CASES if case.kind == "skipped"]
     assert report.skipped == len(skipped_cases)
+    assert report.warnings == sum(1 for case in CASES if case.kind == "warning")
     assert report.finished_at is not None
 
 

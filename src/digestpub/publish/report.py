@@ -57,7 +57,7 @@ def _shorten_broken(catalog: Catalog) -> None:
 
 def report_problem(report: PublishReport, problem: Problem) -> None:
     report.problems.append(problem)
-    level = logging.WARNING if problem.kind == "skipped" else logging.INFO
+    level = logging.INFO if problem.kind == "cleaned" else logging.WARNING
     log.log(level, "%s %s: %s", problem.kind, problem.where(), problem.reason)
 
 
