@@ -12,7 +12,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from digestpub.errors import ConfigError
-from digestpub.ingest import SummaryReader, readable_key, refused_key, summary_key
+from digestpub.ingest import SummaryReader, readable_key, refused_key, shared_slugs, summary_key
 from digestpub.model import Problem, Summary, SummaryRef, count_problems
 from digestpub.publish.plan import merge
 
@@ -88,6 +88,7 @@ def check_paths(paths: Sequence[Path], reader: SummaryReader, exclude: Sequence[
     result.summaries = len(refs)
     # Ids across the files checked, as one run would see them; the state's ids are not known here.
     result.problems.extend(merge(refs, lambda _: None).duplicates)
+    result.problems.extend(shared_slugs(refs, {}))
     return result
 
 

@@ -11,7 +11,7 @@ import hashlib
 import html
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Annotated, Any, NamedTuple, TypeVar
@@ -19,7 +19,16 @@ from typing import Annotated, Any, NamedTuple, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from digestpub.model import MAX_TAG_LENGTH, MAX_TAGS, Problem, ProblemKind, Summary, sortable_time
+from digestpub.model import (
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    Problem,
+    ProblemKind,
+    Summary,
+    SummaryRef,
+    TagInfo,
+    sortable_time,
+)
 from digestpub.text import (
     clean_text,
     is_blank,
@@ -27,6 +36,7 @@ from digestpub.text import (
     is_safe_url,
     plain_text,
     references_unsafe_characters,
+    tag_identity,
     tag_slug,
     without_hidden_controls,
 )
@@ -120,6 +130,31 @@ _HIDDEN_CONTROLS_NOTE = "removed bidirectional controls and zero-width spaces (t
 
 
 _FIELDS = frozenset(SummaryInput.model_fields)
+
+
+def kept_slugs(published: Mapping[str, TagInfo]) -> dict[str, str]:
+    """The published slugs that the current rule would give another slug, by tag identity.
+
+    A tag keeps its URL, which readers follow: ``C++`` published as ``c`` (before
+    ``+`` counted) stays ``c``, where a new ``C++`` is ``c-plus-plus``.
+    """
+    return {tag_identity(tag.name): slug for slug, tag in published.items() if tag_slug(tag.name) != slug}
+
+
+def shared_slugs(refs: Iterable[SummaryRef], names: dict[str, str]) -> Iterator[Problem]:
+    """A warning for each tag whose slug another tag already has (``names``: each slug's first name).
+
+    Tags that differ only in case or script are one tag; any other pair shares a
+    page by accident. ``names`` gains the slugs first named in ``refs``.
+    """
+    warned: set[tuple[str, str]] = set()
+    for ref in refs:
+        for name, slug in zip(ref.tags, ref.tag_slugs, strict=True):
+            first = names.setdefault(slug, name)
+            if first != name and (slug, name) not in warned and tag_identity(first) != tag_identity(name):
+                warned.add((slug, name))
+                reason = f"tag `{name}` shares the page tags/{slug}/ with `{first}`: rename one to keep them apart"
+                yield Problem(key=ref.source_key, line=ref.source_line, kind="warning", reason=reason)
 
 
 def _squashed(name: str) -> str:
@@ -265,9 +300,15 @@ class SummaryReader:
     """Turns objects into summaries under one configuration."""
 
     def __init__(
-        self, default_lang: str = "ru", max_summary_bytes: int = 65_536, max_object_bytes: int = 1_048_576
+        self,
+        default_lang: str = "ru",
+        max_summary_bytes: int = 65_536,
+        max_object_bytes: int = 1_048_576,
+        kept_slugs: Mapping[str, str] | None = None,
     ) -> None:
         self.default_lang = default_lang
+        self.kept_slugs = kept_slugs or {}
+        """Published slugs that the current rule would move, by tag identity (see ``kept_slugs``)."""
         self.max_summary_bytes = max_summary_bytes
         self.max_object_bytes = max_object_bytes
         # A line holding a summary at the limit, its other fields, and text written
@@ -428,12 +469,13 @@ class SummaryReader:
             **optional_urls,
         )
 
-    @staticmethod
-    def _tags(values: list[str], notes: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def _tags(self, values: list[str], notes: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         tags: list[str] = []
         slugs: list[str] = []
         for value in values:
             name, slug, hidden = _tag_name_and_slug(value)
+            if self.kept_slugs and slug:
+                slug = self.kept_slugs.get(tag_identity(name), slug)
             if hidden and _HIDDEN_CONTROLS_NOTE not in notes:
                 notes.append(_HIDDEN_CONTROLS_NOTE)
             if not slug:

@@ -185,7 +185,25 @@ def _is_relative(html: str, at: int) -> bool:
     return not html.startswith(("http://", "https://", "mailto:"), at)
 
 
+# What slugify would drop and tells tags apart: C++, C# and C are three tags.
+_KEPT_APART = [["+", "-plus-"], ["#", "-sharp-"]]
+
+
 @lru_cache(maxsize=8192)
 def tag_slug(tag: str) -> str:
     """Lowercase ASCII slug of a tag; Cyrillic is transliterated, path tricks vanish."""
-    return slugify(tag, max_length=MAX_SLUG_LENGTH, word_boundary=True)
+    return slugify(tag, max_length=MAX_SLUG_LENGTH, word_boundary=True, replacements=_KEPT_APART)
+
+
+@lru_cache(maxsize=8192)
+def tag_identity(tag: str) -> str:
+    """The same for tags that differ only in case or script (``Вопрос``, ``vopros``): they are one tag.
+
+    Two tags of one slug and different identities are a collision to report.
+    """
+    return "".join(char.lower() if char.isascii() else _transliterated(char) for char in " ".join(tag.split()))
+
+
+@lru_cache(maxsize=4096)
+def _transliterated(char: str) -> str:
+    return slugify(char, regex_pattern=r"\s+", separator=" ")

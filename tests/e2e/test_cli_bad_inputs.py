@@ -97,3 +97,15 @@ def test_check_and_publish_name_a_misspelt_field_and_still_pass_it(tmp_path: Pat
     assert summary_of(published)["new"] == 1
     assert published.stdout.strip().endswith("; 1 warning(s)")
     assert warning in published.stderr
+
+
+def test_check_reports_two_tags_that_share_a_slug_and_not_one_tag_in_two_scripts(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    for number, tag in enumerate(["C++", "C#", "C", "Вопрос", "vopros", "machine learning", "machine-learning"], 1):
+        write(source, f"tagged-{number}.json".encode(), summary(number, tags=[tag]))
+    result = run(tmp_path, "check", "src")
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.splitlines() == [
+        f"src/{DAY}/tagged-7.json: warning: tag `machine-learning` shares the page tags/machine-learning/ "
+        "with `machine learning`: rename one to keep them apart"
+    ]

@@ -228,3 +228,70 @@ def test_an_s3_object_over_max_object_bytes_is_skipped(s3: Any, s3_bucket: str) 
         (f"{DAY}/big.json", f"{len(big):,} bytes is over the limit of 4,096 (max_object_bytes)")
     ]
     assert report.summaries_new == 1
+
+
+# --- tags keep their meaning -----------------------------------------------------------
+
+
+def tag_pages(public: Path) -> set[str]:
+    return {path.name for path in (public / "tags").iterdir() if (path / "index.html").is_file()}
+
+
+def tag_feed_ids(public: Path, slug: str) -> set[str]:
+    items = json.loads((public / "feeds" / "tags" / slug / "feed.json").read_text(encoding="utf-8"))["items"]
+    return {item["id"].rsplit("/", 1)[-1] for item in items}
+
+
+def write_tagged(source: Path, number: int, *tags: str) -> None:
+    write_json(source, f"{DAY}/tagged-{number}.json", summary(number, tags=list(tags)))
+
+
+def test_tags_told_apart_by_plus_and_sharp_get_pages_of_their_own(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    for number, tag in enumerate(["C++", "C#", "C", "Вопрос", "vopros", "machine learning", "machine-learning"], 1):
+        write_tagged(source, number, tag)
+    report = run_publish(tmp_path)
+    public = tmp_path / "public"
+    assert tag_pages(public) == {"c-plus-plus", "c-sharp", "c", "vopros", "machine-learning"}
+    assert tag_feed_ids(public, "c-plus-plus") == {"2611.00001"}
+    assert tag_feed_ids(public, "vopros") == {"2611.00004", "2611.00005"}  # one tag, as the contract says
+    # Any other pair that shares a slug is published together, and reported.
+    assert [(problem.kind, problem.key, problem.reason) for problem in report.problems] == [
+        (
+            "warning",
+            f"{DAY}/tagged-7.json",
+            "tag `machine-learning` shares the page tags/machine-learning/ with `machine learning`: "
+            "rename one to keep them apart",
+        )
+    ]
+
+
+def test_a_tag_published_by_the_old_rule_keeps_its_url(tmp_path: Path) -> None:
+    from slugify import slugify
+
+    from digestpub import ingest
+
+    source = tmp_path / "source"
+    write_tagged(source, 1, "C++", "Вопрос")
+    with pytest.MonkeyPatch.context() as old_rule:
+        ingest._tag_name_and_slug.cache_clear()
+        # Slugs as runs made them before + and # counted: C++, C# and C were all c.
+        old_rule.setattr(ingest, "tag_slug", lambda tag: slugify(tag, max_length=64, word_boundary=True))
+        run_publish(tmp_path)
+    ingest._tag_name_and_slug.cache_clear()
+    public = tmp_path / "public"
+    assert tag_pages(public) == {"c", "vopros"}
+
+    write_tagged(source, 2, "c++")
+    write_tagged(source, 3, "C#")
+    second = run_publish(tmp_path)
+    assert second.problems == []
+    assert tag_pages(public) == {"c", "c-sharp", "vopros"}
+    assert tag_feed_ids(public, "c") == {"2611.00001", "2611.00002"}
+
+    # The slug it keeps is still one tag's: another that takes it is reported.
+    write_tagged(source, 4, "C")
+    third = run_publish(tmp_path)
+    assert [problem.reason for problem in third.problems] == [
+        "tag `C` shares the page tags/c/ with `C++`: rename one to keep them apart"
+    ]

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pydantic import ValidationError
 
 from digestpub.errors import StorageError
-from digestpub.ingest import PROBLEMS_LISTED, listing_the_first
+from digestpub.ingest import PROBLEMS_LISTED, listing_the_first, shared_slugs
 from digestpub.model import Problem, PublishReport, SummaryRef
 from digestpub.ports import ObjectStore
 from digestpub.publish.plan import Merge
@@ -43,6 +43,9 @@ def sort_out(
     report.still_broken = [
         problem for key, problems in sorted(broken.items()) if key not in read for problem in problems
     ]
+    names = {slug: tag.name for slug, tag in catalog.head.tags.items()}
+    for problem in shared_slugs(summaries, names):
+        report_problem(report, problem)
     return summaries
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
 from digestpub.errors import StorageError
-from digestpub.ingest import SummaryReader
+from digestpub.ingest import SummaryReader, kept_slugs
 from digestpub.model import PublishReport, Summary, SummaryRef, sortable_time
 from digestpub.ports import HubNotifier, ObjectStore
 from digestpub.publish import announce, outputs
@@ -94,7 +94,9 @@ def _run(
             progress=progress,
             named=options.keys,
         )
-    reader = SummaryReader(site.lang, options.max_summary_bytes, options.max_object_bytes)
+    reader = SummaryReader(
+        site.lang, options.max_summary_bytes, options.max_object_bytes, kept_slugs(catalog.head.tags)
+    )
     large = sum(info.size or _NAMED_OBJECT_BYTES for info in listing.changed) >= _PARALLEL_READ_BYTES
     with SummarySource(reader, source, options.workers if large else 1) as summaries:
         with timed(report, "read"):
