@@ -162,6 +162,26 @@ def test_a_flood_of_broken_lines_keeps_the_report_the_log_and_the_state_small(
     assert len(second.still_broken) == PROBLEMS_LISTED + 1
 
 
+def test_a_long_record_kept_by_an_older_run_is_summed_up_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from digestpub import ingest
+
+    source = tmp_path / "source"
+    write_good(source, 1)
+    (source / DAY / "flood.jsonl").write_bytes(b"{broken\n" * 2_000)
+    with monkeypatch.context() as before_the_cap:
+        before_the_cap.setattr(ingest, "PROBLEMS_LISTED", 10_000)  # as runs kept every line
+        first = run_publish(tmp_path)
+    assert len(first.problems) == 2_000
+    inflated = state_bytes(tmp_path / "state")
+
+    second = run_publish(tmp_path)
+    assert len(second.still_broken) == PROBLEMS_LISTED + 1
+    assert sum(problem.count for problem in second.still_broken) == 2_000
+    assert state_bytes(tmp_path / "state") < inflated / 10
+
+
 # --- objects too large ---------------------------------------------------------------
 
 
