@@ -13,7 +13,7 @@ from pathlib import Path
 
 from digestpub.errors import ConfigError
 from digestpub.ingest import SummaryReader, readable_key, refused_key, shared_slugs, summary_key
-from digestpub.model import Problem, Summary, SummaryRef, count_problems
+from digestpub.model import Problem, ProblemCounts, Summary, SummaryRef
 from digestpub.publish.plan import merge
 
 _KEY_PARTS = 4
@@ -23,22 +23,10 @@ _SUFFIXES = {".json": False, ".jsonl": True}
 
 
 @dataclass
-class CheckResult:
+class CheckResult(ProblemCounts):
     files: int = 0
     summaries: int = 0
     problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def skipped(self) -> int:
-        return count_problems(self.problems, "skipped")
-
-    @property
-    def cleaned(self) -> int:
-        return count_problems(self.problems, "cleaned")
-
-    @property
-    def warnings(self) -> int:
-        return count_problems(self.problems, "warning")
 
     @property
     def ok(self) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -141,6 +141,25 @@ def count_problems(problems: list[Problem], kind: ProblemKind) -> int:
     return sum(problem.count for problem in problems if problem.kind == kind)
 
 
+class ProblemCounts:
+    """How many inputs ``problems`` stand for, by kind: a run's report and a check count them alike."""
+
+    if TYPE_CHECKING:
+        problems: list[Problem]
+
+    @property
+    def skipped(self) -> int:
+        return count_problems(self.problems, "skipped")
+
+    @property
+    def cleaned(self) -> int:
+        return count_problems(self.problems, "cleaned")
+
+    @property
+    def warnings(self) -> int:
+        return count_problems(self.problems, "warning")
+
+
 class ObjectInfo(BaseModel):
     """A listed object: its key and a version tag that changes when its bytes do."""
 
@@ -169,7 +188,7 @@ class HubFailure(BaseModel):
     reason: str
 
 
-class PublishReport(BaseModel):
+class PublishReport(BaseModel, ProblemCounts):
     """What one publish run did; saved as JSON in the state store and printed."""
 
     run_id: str
@@ -194,18 +213,6 @@ class PublishReport(BaseModel):
     feeds_announced: int = 0
     """Changed feed URLs the WebSub hubs were told of (each hub counts its own)."""
     hub_failures: list[HubFailure] = Field(default_factory=list)
-
-    @property
-    def skipped(self) -> int:
-        return count_problems(self.problems, "skipped")
-
-    @property
-    def cleaned(self) -> int:
-        return count_problems(self.problems, "cleaned")
-
-    @property
-    def warnings(self) -> int:
-        return count_problems(self.problems, "warning")
 
     @property
     def unfixed(self) -> list[Problem]:
