@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pydantic import ValidationError
 
 from digestpub.errors import StorageError
-from digestpub.ingest import PROBLEMS_LISTED, listing_the_first, shared_slugs
+from digestpub.ingest import PROBLEMS_LISTED, listing_the_first
 from digestpub.model import Problem, PublishReport, SummaryRef
 from digestpub.ports import ObjectStore
 from digestpub.publish.plan import Merge
@@ -18,6 +18,7 @@ from digestpub.render.kinds import all_kinds, archive_kinds, open_page_kinds
 from digestpub.site import ALL_FEED
 from digestpub.state.catalog import Catalog
 from digestpub.state.keys import LATEST_REPORT_KEY, report_key
+from digestpub.tagging import shared_slugs
 
 log = logging.getLogger("digestpub.publish")
 

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
 from digestpub.errors import StorageError
-from digestpub.ingest import SummaryReader, kept_slugs
+from digestpub.ingest import SummaryReader
 from digestpub.model import PublishReport, Summary, SummaryRef, sortable_time
 from digestpub.ports import HubNotifier, ObjectStore
 from digestpub.publish import announce, outputs
@@ -35,6 +35,7 @@ from digestpub.state.catalog import Catalog
 from digestpub.state.lock import StateLock
 from digestpub.state.log import logged_versions
 from digestpub.state.parts import PublishedFile, Window, WindowItem
+from digestpub.tagging import kept_slugs
 
 log = logging.getLogger("digestpub.publish")
 
