@@ -315,3 +315,9 @@ def test_a_tag_published_by_the_old_rule_keeps_its_url(tmp_path: Path) -> None:
     assert [problem.reason for problem in third.problems] == [
         "tag `C` shares the page tags/c/ with `C++`: rename one to keep them apart"
     ]
+
+    # A rebuild keeps the slugs the state it replaces published.
+    rebuilt = run_publish(tmp_path, rebuild=True)
+    assert [problem.kind for problem in rebuilt.problems] == ["warning"]
+    assert tag_feed_ids(public, "c") == {"2611.00001", "2611.00002", "2611.00004"}
+    assert not (public / "tags" / "c-plus-plus").exists()

@@ -96,7 +96,7 @@ def _run(
             named=options.keys,
         )
     reader = SummaryReader(
-        site.lang, options.max_summary_bytes, options.max_object_bytes, kept_slugs(catalog.head.tags)
+        site.lang, options.max_summary_bytes, options.max_object_bytes, kept_slugs((before or catalog).head.tags)
     )
     large = sum(info.size or _NAMED_OBJECT_BYTES for info in listing.changed) >= _PARALLEL_READ_BYTES
     with SummarySource(reader, source, options.workers if large else 1) as summaries:
