@@ -49,7 +49,7 @@ def main() -> None:
         show("flood run", timed(command))
         files, state = _bytes_under(root / "state")
         _, reports = _bytes_under(root / "state", "reports/")
-        print(f"state: {files} files, {(state - reports) / 1e3:,.0f} KB, of which reports {reports / 1e3:,.0f} KB")
+        print(f"state: {files} files, {(state - reports) / 1e3:,.0f} KB and its reports {reports / 1e3:,.0f} KB")
         show("run after the flood", timed(command))
 
 
