@@ -56,8 +56,8 @@ class CountingStore:
     def list(self, prefix: str = "", start_after: str | None = None) -> Iterator[ObjectInfo]:
         return self.inner.list(prefix, start_after)
 
-    def read(self, key: str) -> tuple[bytes, str] | None:
-        found = self.inner.read(key)
+    def read(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str] | None:
+        found = self.inner.read(key, max_bytes)
         if found is not None:
             self.reads += 1
             self.read_bytes += len(found[0])

@@ -6,7 +6,7 @@ import hashlib
 import threading
 from collections.abc import Iterator
 
-from digestpub.errors import PreconditionFailed
+from digestpub.errors import ObjectTooLarge, PreconditionFailed
 from digestpub.model import ObjectInfo
 
 
@@ -31,9 +31,11 @@ class MemoryStore:
                 data, etag, _ = self.objects[key]
                 yield ObjectInfo(key=key, etag=etag, size=len(data))
 
-    def read(self, key: str) -> tuple[bytes, str] | None:
+    def read(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str] | None:
         with self._lock:
             found = self.objects.get(key)
+        if found is not None and max_bytes is not None and len(found[0]) > max_bytes:
+            raise ObjectTooLarge(len(found[0]), found[1])
         return None if found is None else (found[0], found[1])
 
     def put(

@@ -12,9 +12,10 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from digestpub.errors import ConfigError
-from digestpub.ingest import SummaryReader, summary_key
-from digestpub.model import Problem, Summary, SummaryRef
+from digestpub.ingest import SummaryReader, readable_key, refused_key, summary_key
+from digestpub.model import Problem, ProblemCounts, Summary, SummaryRef
 from digestpub.publish.plan import merge
+from digestpub.tagging import shared_slugs
 
 _KEY_PARTS = 4
 """``YYYY/MM/DD/<name>.json``: the tail of a path that makes it a summary key."""
@@ -23,14 +24,10 @@ _SUFFIXES = {".json": False, ".jsonl": True}
 
 
 @dataclass
-class CheckResult:
+class CheckResult(ProblemCounts):
     files: int = 0
     summaries: int = 0
     problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def skipped(self) -> int:
-        return sum(1 for problem in self.problems if problem.kind == "skipped")
 
     @property
     def ok(self) -> bool:
@@ -52,14 +49,22 @@ def check_paths(paths: Sequence[Path], reader: SummaryReader, exclude: Sequence[
         return not any(fnmatchcase(where, pattern) for pattern in exclude)
 
     for path, lines in _summary_files(paths):
-        shown = path.as_posix()
+        shown = readable_key(path.as_posix())
         if not wanted(shown):
             continue
         result.files += 1
+        refused = refused_key(path.as_posix())
+        if refused is not None:
+            result.problems.append(refused)
+            continue
         if lines is None:
             result.problems.append(
                 Problem(key=shown, reason="not a summary file: publish reads only <name>.json and <name>.jsonl")
             )
+            continue
+        size = _size(path)
+        if size > reader.max_object_bytes:
+            result.problems.append(reader.too_large(shown, size))
             continue
         for record in reader.read_summaries(shown, _read(path), lines=lines):
             where = record.where() if isinstance(record, Problem) else _where(record)
@@ -72,12 +77,20 @@ def check_paths(paths: Sequence[Path], reader: SummaryReader, exclude: Sequence[
     result.summaries = len(refs)
     # Ids across the files checked, as one run would see them; the state's ids are not known here.
     result.problems.extend(merge(refs, lambda _: None).duplicates)
+    result.problems.extend(shared_slugs(refs, {}))
     return result
 
 
 def _where(summary: Summary) -> str:
     key, line = summary.source_key, summary.source_line
     return f"{key}:{line}" if line is not None else key
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
 
 
 def _read(path: Path) -> bytes:

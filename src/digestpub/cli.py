@@ -174,6 +174,11 @@ ConfigOption = Annotated[
 ]
 
 
+MaxObjectBytesOption = Annotated[
+    int | None, typer.Option(help="Larger source objects are skipped before they are read.", show_default=False)
+]
+
+
 @app.command("publish")
 def publish_command(
     context: typer.Context,
@@ -193,6 +198,7 @@ def publish_command(
     site_title: Annotated[str | None, typer.Option()] = None,
     site_description: Annotated[str | None, typer.Option()] = None,
     lang: Annotated[str | None, typer.Option(help="Default language of summaries and pages.")] = None,
+    max_object_bytes: MaxObjectBytesOption = None,
     hubs: Annotated[
         str | None, typer.Option(help="WebSub hub URLs, separated by spaces: told of every changed feed.")
     ] = None,
@@ -238,6 +244,7 @@ def publish_command(
         site_title=site_title,
         site_description=site_description,
         lang=lang,
+        max_object_bytes=max_object_bytes,
         hubs=hubs,
     )
     try:
@@ -311,13 +318,14 @@ def check_command(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    max_object_bytes: MaxObjectBytesOption = None,
 ) -> None:
     """Check summaries with publish's rules before they are uploaded; exit 1 if publish would skip any."""
     from digestpub.check import check_paths
     from digestpub.ingest import SummaryReader
 
-    settings = _settings(context)
-    reader = SummaryReader(default_lang=settings.lang, max_summary_bytes=settings.max_summary_bytes)
+    settings = _settings(context, max_object_bytes=max_object_bytes)
+    reader = SummaryReader(settings.lang, settings.max_summary_bytes, settings.max_object_bytes)
     try:
         result = check_paths(paths, reader, exclude or ())
     except DigestpubError as error:
@@ -336,7 +344,7 @@ def check_command(
             typer.echo(f"{problem.where()}: {problem.kind}: {problem.reason}")
         stderr.print(
             f"checked {result.files} file(s): {result.summaries} summaries, "
-            f"{result.skipped} would be skipped, {len(result.problems) - result.skipped} cleaned"
+            f"{result.skipped} would be skipped, {result.cleaned} cleaned, {result.warnings} warning(s)"
         )
     if not result.ok:
         raise typer.Exit(EXIT_PROBLEMS)

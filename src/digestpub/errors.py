@@ -19,6 +19,15 @@ class PreconditionFailed(StorageError):
     """A conditional write lost: the object changed since it was read."""
 
 
+class ObjectTooLarge(DigestpubError):
+    """An object is larger than a read allowed, so it was not read: its ``size`` and ``version``."""
+
+    def __init__(self, size: int, version: str) -> None:
+        super().__init__(f"{size:,} bytes")
+        self.size = size
+        self.version = version
+
+
 class StateLocked(DigestpubError):
     """Another run holds the state lock and did not release it in time."""
 

@@ -6,19 +6,27 @@ reported with its key, line and reason, and never stops the good ones.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import html
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from functools import lru_cache
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, NamedTuple, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from digestpub.model import MAX_TAG_LENGTH, MAX_TAGS, Problem, Summary, sortable_time
+from digestpub.model import (
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    Problem,
+    ProblemKind,
+    Summary,
+    sortable_time,
+)
 from digestpub.text import (
     clean_text,
     is_blank,
@@ -26,11 +34,14 @@ from digestpub.text import (
     is_safe_url,
     plain_text,
     references_unsafe_characters,
+    tag_identity,
     tag_slug,
+    without_hidden_controls,
 )
 
 # `<prefix>/YYYY/MM/DD/<name>.json|.jsonl`; any other key is not a summary.
 _SUMMARY_KEY = re.compile(r"^(?P<day>\d{4}/\d{2}/\d{2})/[^/]+\.(?P<kind>jsonl?)$")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$")
 
 
@@ -49,6 +60,33 @@ def summary_key(key: str) -> tuple[str, str] | None:
     return match["day"], match["kind"]
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def readable_key(key: str) -> str:
+    """``key`` as a person can read it: a byte that is not UTF-8, or a control character, as ``\\xNN``.
+
+    A file name that is not UTF-8 comes from ``os.fsdecode`` with lone surrogates,
+    which neither a state file nor a terminal can hold.
+    """
+    try:
+        raw = key.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = key.encode("utf-8", "backslashreplace")
+    readable = raw.decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda match: f"\\x{ord(match[0]):02x}", readable)
+
+
+def refused_key(key: str) -> Problem | None:
+    """The problem with a summary key's name that stops it from being read, if any."""
+    shown = readable_key(key)
+    if shown == key:
+        return None
+    if _LONE_SURROGATE.search(key):
+        return Problem(key=shown, reason="its name is not valid UTF-8: rename it")
+    return Problem(key=shown, reason="its name holds control characters: rename it")
+
+
 # What the sanitiser removes that a reader would call unsafe: active elements,
 # event handlers, and script or data URLs as a link target (not "big data: …").
 _UNSAFE_MARKUP = re.compile(
@@ -60,6 +98,7 @@ _NONCHARACTER_FFFE = "\ufffe".encode()
 _NONCHARACTER_FFFF = "\uffff".encode()
 _MAX_TITLE_LENGTH = 1_000
 
+_ESCAPED_TEXT_GROWTH = 4
 _BLANK_REASON = "is empty once whitespace and invisible characters are removed"
 
 NonBlank = Annotated[str, StringConstraints(min_length=1)]
@@ -85,11 +124,38 @@ class SummaryInput(BaseModel):
     image_url: str | None = None
 
 
+_HIDDEN_CONTROLS_NOTE = "removed bidirectional controls and zero-width spaces (they can make text read as another)"
+
+
+_FIELDS = frozenset(SummaryInput.model_fields)
+
+
+def _squashed(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "")
+
+
+@lru_cache(maxsize=1_024)
+def _meant_field(name: str) -> str | None:
+    """The known field an unknown one is likely a misspelling of (``tag``: ``tags``), if any.
+
+    Unknown fields are the upstream's own and are ignored; only one this close is named.
+    """
+    squashed = {_squashed(field): field for field in _FIELDS}
+    if _squashed(name) in squashed:
+        return squashed[_squashed(name)]
+    close = difflib.get_close_matches(_squashed(name), squashed, n=1, cutoff=0.8)
+    return squashed[close[0]] if close else None
+
+
 @lru_cache(maxsize=16_384)
-def _tag_name_and_slug(value: str) -> tuple[str, str]:
-    # A digest uses a few hundred tags over and over: each is cleaned once a run.
-    name = plain_text(value)[:MAX_TAG_LENGTH]
-    return name, tag_slug(name)
+def _tag_name_and_slug(value: str) -> tuple[str, str, bool]:
+    """The tag's name, its slug, and whether hidden controls were removed from it.
+
+    A digest uses a few hundred tags over and over: each is cleaned once a run.
+    """
+    plain = plain_text(value)
+    name = without_hidden_controls(plain)
+    return name[:MAX_TAG_LENGTH], tag_slug(name[:MAX_TAG_LENGTH]), name != plain
 
 
 def _looks_unsafe(text: str) -> bool:
@@ -176,12 +242,57 @@ def _clean_strings(value: Any, touched: list[bool]) -> Any:
     return value
 
 
+_Record = TypeVar("_Record")
+
+PROBLEMS_LISTED = 10
+"""Problems of each kind reported one by one per object; the rest are summed up in one."""
+
+
+def listing_the_first(key: str, records: Iterable[_Record]) -> Iterator[_Record | Problem]:
+    """``records`` with each kind of problem past the first ``PROBLEMS_LISTED`` summed up in one, at the end.
+
+    However many lines of an object are broken, its report, log and record in the
+    state stay small. The sum is told at the line of the first problem it holds.
+    """
+    listed: dict[ProblemKind, int] = {"skipped": 0, "cleaned": 0, "warning": 0}
+    unlisted: dict[ProblemKind, list[Any]] = {}  # kind: [count, first line]
+    for record in records:
+        if isinstance(record, Problem):
+            if listed[record.kind] == PROBLEMS_LISTED:
+                unlisted.setdefault(record.kind, [0, record.line])[0] += record.count
+                continue
+            listed[record.kind] += 1
+        yield record
+    for kind, (count, line) in unlisted.items():
+        yield Problem(
+            key=key, line=line, kind=kind, count=count, reason=f"{count:,} {kind} from here on, not listed one by one"
+        )
+
+
 class SummaryReader:
     """Turns objects into summaries under one configuration."""
 
-    def __init__(self, default_lang: str = "ru", max_summary_bytes: int = 65_536) -> None:
+    def __init__(
+        self,
+        default_lang: str = "ru",
+        max_summary_bytes: int = 65_536,
+        max_object_bytes: int = 1_048_576,
+        kept_slugs: Mapping[str, str] | None = None,
+    ) -> None:
         self.default_lang = default_lang
+        self.kept_slugs = kept_slugs or {}
+        """Published slugs that the current rule would move, by tag identity (see ``kept_slugs``)."""
         self.max_summary_bytes = max_summary_bytes
+        self.max_object_bytes = max_object_bytes
+        # A line holding a summary at the limit, its other fields, and text written
+        # as \u escapes (three times the UTF-8 of Cyrillic) is never longer than this.
+        self.max_line_bytes = _ESCAPED_TEXT_GROWTH * max_summary_bytes
+
+    def too_large(self, key: str, size: int) -> Problem:
+        """The problem of an object not read for its size."""
+        return Problem(
+            key=key, reason=f"{size:,} bytes is over the limit of {self.max_object_bytes:,} (max_object_bytes)"
+        )
 
     def read_object(self, key: str, data: bytes) -> Iterator[Summary | Problem]:
         """Every summary in one object, and a ``Problem`` for whatever is wrong."""
@@ -195,13 +306,17 @@ class SummaryReader:
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
             yield Problem(key=key, kind="cleaned", reason="removed a UTF-8 byte order mark")
-        if not lines:
-            yield from self._read_bytes(key, None, data)
-            return
+        records = self._read_lines(key, data) if lines else self._read_bytes(key, None, data)
+        yield from listing_the_first(key, records)
+
+    def _read_lines(self, key: str, data: bytes) -> Iterator[Summary | Problem]:
         # JSON Lines: only \n ends a line (U+2028 and friends are legal inside strings),
         # and each line is decoded alone, so one bad line costs only itself.
         for number, line in enumerate(data.split(b"\n"), start=1):
-            if line.strip():
+            if len(line) > self.max_line_bytes:
+                reason = f"line of {len(line):,} bytes is over the limit of {self.max_line_bytes:,} for one summary"
+                yield Problem(key=key, line=number, reason=reason)
+            elif line.strip():
                 yield from self._read_bytes(key, number, line.removesuffix(b"\r"))
 
     def _read_bytes(self, key: str, line: int | None, data: bytes) -> Iterator[Summary | Problem]:
@@ -226,6 +341,11 @@ class SummaryReader:
         if not isinstance(document, dict):
             yield Problem(key=key, line=line, reason=f"expected a JSON object, got {type(document).__name__}")
             return
+        for name in sorted(document.keys() - _FIELDS):
+            meant = _meant_field(name)
+            if meant is not None:
+                reason = f"`{name}`: unknown field; did you mean `{meant}`?"
+                yield Problem(key=key, line=line, kind="warning", reason=reason)
         notes: list[str] = []
         try:
             digest = hashlib.blake2b(data, digest_size=8).hexdigest()
@@ -273,6 +393,7 @@ class SummaryReader:
                 f"summary: {len(raw.summary.encode('utf-8')):,} bytes is over the limit of {self.max_summary_bytes:,}"
             )
         title = plain_text(raw.title)
+        hidden = title != (title := without_hidden_controls(title))
         if is_blank(title):
             raise Rejected("title: nothing is left once markup is removed")
         if len(title) > _MAX_TITLE_LENGTH:
@@ -298,7 +419,11 @@ class SummaryReader:
             _looks_unsafe(text) for text in (raw.summary, raw.title, *raw.tags, *(raw.authors or []))
         ):
             notes.append("removed unsafe markup (scripts, event handlers, javascript:/data: links)")
-        authors = tuple(name for name in (plain_text(author) for author in raw.authors or []) if not is_blank(name))
+        plain_authors = [plain_text(author) for author in raw.authors or []]
+        shown_authors = [without_hidden_controls(author) for author in plain_authors]
+        if (hidden or shown_authors != plain_authors) and _HIDDEN_CONTROLS_NOTE not in notes:
+            notes.append(_HIDDEN_CONTROLS_NOTE)
+        authors = tuple(name for name in shown_authors if not is_blank(name))
         return Summary(
             id=raw.id,
             title=title,
@@ -317,12 +442,15 @@ class SummaryReader:
             **optional_urls,
         )
 
-    @staticmethod
-    def _tags(values: list[str], notes: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def _tags(self, values: list[str], notes: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         tags: list[str] = []
         slugs: list[str] = []
         for value in values:
-            name, slug = _tag_name_and_slug(value)
+            name, slug, hidden = _tag_name_and_slug(value)
+            if self.kept_slugs and slug:
+                slug = self.kept_slugs.get(tag_identity(name), slug)
+            if hidden and _HIDDEN_CONTROLS_NOTE not in notes:
+                notes.append(_HIDDEN_CONTROLS_NOTE)
             if not slug:
                 notes.append(f"dropped tag {value!r}: it has no letters or digits to name it by")
             elif slug not in slugs:

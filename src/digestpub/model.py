@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -112,14 +112,15 @@ class SummaryRef(NamedTuple):
     tag_slugs: tuple[str, ...]
 
 
-ProblemKind = Literal["skipped", "cleaned"]
+ProblemKind = Literal["skipped", "cleaned", "warning"]
 
 
 class Problem(BaseModel):
     """Something wrong with one input object or line, reported with where it was.
 
     ``skipped`` means the summary was not published; ``cleaned`` means it was
-    published after unsafe or invalid parts were removed.
+    published after unsafe or invalid parts were removed; ``warning`` means it
+    was published as it is, but likely not as meant (a misspelt field name).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -128,9 +129,35 @@ class Problem(BaseModel):
     line: int | None = None
     kind: ProblemKind = "skipped"
     reason: str
+    count: int = 1
+    """How many problems this one stands for: more than one when it sums up the lines of an
+    object past the first few, which are reported one by one."""
 
     def where(self) -> str:
         return f"{self.key}:{self.line}" if self.line is not None else self.key
+
+
+def count_problems(problems: list[Problem], kind: ProblemKind) -> int:
+    return sum(problem.count for problem in problems if problem.kind == kind)
+
+
+class ProblemCounts:
+    """How many inputs ``problems`` stand for, by kind: a run's report and a check count them alike."""
+
+    if TYPE_CHECKING:
+        problems: list[Problem]
+
+    @property
+    def skipped(self) -> int:
+        return count_problems(self.problems, "skipped")
+
+    @property
+    def cleaned(self) -> int:
+        return count_problems(self.problems, "cleaned")
+
+    @property
+    def warnings(self) -> int:
+        return count_problems(self.problems, "warning")
 
 
 class ObjectInfo(BaseModel):
@@ -161,7 +188,7 @@ class HubFailure(BaseModel):
     reason: str
 
 
-class PublishReport(BaseModel):
+class PublishReport(BaseModel, ProblemCounts):
     """What one publish run did; saved as JSON in the state store and printed."""
 
     run_id: str
@@ -188,14 +215,6 @@ class PublishReport(BaseModel):
     hub_failures: list[HubFailure] = Field(default_factory=list)
 
     @property
-    def skipped(self) -> int:
-        return sum(1 for problem in self.problems if problem.kind == "skipped")
-
-    @property
-    def cleaned(self) -> int:
-        return sum(1 for problem in self.problems if problem.kind == "cleaned")
-
-    @property
     def unfixed(self) -> list[Problem]:
         """Every input skipped and not fixed since: by this run, and by earlier ones."""
         skipped = [problem for problem in self.problems if problem.kind == "skipped"]
@@ -212,8 +231,10 @@ class PublishReport(BaseModel):
             f"{self.summaries_deleted} deleted, {self.skipped} skipped, {self.cleaned} cleaned; "
             f"files: {self.files_written} written, {self.files_kept} unchanged"
         )
+        if self.warnings:
+            line += f"; {self.warnings} warning(s)"
         if self.still_broken:
-            line += f"; {len(self.still_broken)} earlier skipped still unfixed"
+            line += f"; {count_problems(self.still_broken, 'skipped')} earlier skipped still unfixed"
         if self.hub_failures:
             line += f"; {len(self.hub_failures)} WebSub hub(s) not told"
         return line

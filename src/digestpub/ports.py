@@ -24,8 +24,11 @@ class ObjectStore(Protocol):
         """Every object under ``prefix`` whose key sorts after ``start_after``."""
         ...
 
-    def read(self, key: str) -> tuple[bytes, str] | None:
-        """The object's bytes and version tag, or ``None`` when it does not exist."""
+    def read(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str] | None:
+        """The object's bytes and version tag, or ``None`` when it does not exist.
+
+        Raises ``ObjectTooLarge``, without reading the bytes, for an object over ``max_bytes``.
+        """
         ...
 
     def put(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from digestpub.model import PublishReport
+from digestpub.model import PublishReport, count_problems
 
 
 def print_report(report: PublishReport, console: Console | None = None) -> None:
@@ -21,7 +21,7 @@ def print_report(report: PublishReport, console: Console | None = None) -> None:
     if not unfixed:
         console.print("no skipped input is waiting for a fix")
         return
-    table = Table(title=f"{len(unfixed)} skipped input(s) still unfixed", title_justify="left")
+    table = Table(title=f"{count_problems(unfixed, 'skipped')} skipped input(s) still unfixed", title_justify="left")
     table.add_column("key", overflow="fold")
     table.add_column("line", justify="right")
     table.add_column("reason", overflow="fold")

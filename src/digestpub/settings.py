@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     lock_timeout: float = Field(120.0, ge=0)
     lock_ttl: float = Field(900.0, gt=0)
     max_summary_bytes: int = Field(65_536, ge=1_024)
+    max_object_bytes: int = Field(1_048_576, ge=1_024)
+    """Larger source objects are skipped before they are read."""
     feed_cache_control: str = "public, max-age=300"
     page_cache_control: str = "public, max-age=300"
     archive_cache_control: str = "public, max-age=604800"

@@ -38,6 +38,11 @@ _BLANK = re.compile(
     "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]*\\Z"
 )
 
+# Bidirectional embedding, override and isolate controls can make text display as
+# something else than it says (CVE-2021-42574); zero-width spaces hide in words.
+# Joiners (U+200C, U+200D) stay: scripts and emoji need them.
+_HIDDEN_CONTROLS = re.compile("[\u200b\u202a-\u202e\u2066-\u2069\ufeff]")
+
 # BCP 47's shape, loosely: a 2-3 letter language, then subtags of 1-8 letters or digits.
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*\Z")
 
@@ -115,6 +120,13 @@ def plain_text(value: str) -> str:
     return " ".join(clean_text(value)[0].split())
 
 
+def without_hidden_controls(value: str) -> str:
+    """``value`` without bidirectional controls and zero-width spaces, for names shown as plain text."""
+    cleaned = _HIDDEN_CONTROLS.sub("", value)
+    # A space each side of a removed control would now be two.
+    return value if cleaned == value else " ".join(cleaned.split())
+
+
 def is_blank(value: str) -> bool:
     """Whether nothing would be seen: only whitespace and invisible characters, or nothing at all."""
     # A match stops at the first visible character: a long summary costs no more than a short one.
@@ -173,7 +185,25 @@ def _is_relative(html: str, at: int) -> bool:
     return not html.startswith(("http://", "https://", "mailto:"), at)
 
 
+# What slugify would drop and tells tags apart: C++, C# and C are three tags.
+_KEPT_APART = [["+", "-plus-"], ["#", "-sharp-"]]
+
+
 @lru_cache(maxsize=8192)
 def tag_slug(tag: str) -> str:
     """Lowercase ASCII slug of a tag; Cyrillic is transliterated, path tricks vanish."""
-    return slugify(tag, max_length=MAX_SLUG_LENGTH, word_boundary=True)
+    return slugify(tag, max_length=MAX_SLUG_LENGTH, word_boundary=True, replacements=_KEPT_APART)
+
+
+@lru_cache(maxsize=8192)
+def tag_identity(tag: str) -> str:
+    """The same for tags that differ only in case or script (``Вопрос``, ``vopros``): they are one tag.
+
+    Two tags of one slug and different identities are a collision to report.
+    """
+    return "".join(char.lower() if char.isascii() else _transliterated(char) for char in " ".join(tag.split()))
+
+
+@lru_cache(maxsize=4096)
+def _transliterated(char: str) -> str:
+    return slugify(char, regex_pattern=r"\s+", separator=" ")

@@ -46,6 +46,7 @@ def publish_options(
         lock_ttl=timedelta(seconds=settings.lock_ttl),
         lock_wait=timedelta(seconds=settings.lock_timeout),
         max_summary_bytes=settings.max_summary_bytes,
+        max_object_bytes=settings.max_object_bytes,
         feed_cache_control=settings.feed_cache_control,
         page_cache_control=settings.page_cache_control,
         archive_cache_control=settings.archive_cache_control,

@@ -365,6 +365,28 @@ CASES: list[Case] = [
         absent_id="not-utf8",
     ),
     Case(
+        # Published as the contract says (unknown fields are ignored), with the likely typo named.
+        "misspelt-field",
+        _key("misspelt-field"),
+        {key: value for key, value in {**doc("misspelt-field"), "tag": ["typo"]}.items() if key != "tags"},
+        "warning",
+        ("`tag`: unknown field; did you mean `tags`?",),
+        published_id="misspelt-field",
+    ),
+    Case(
+        "bidi-controls",
+        _key("bidi-controls"),
+        doc(
+            "bidi-controls",
+            title="Оплата \u202eтxт.exe\u202c и \u2066изоляция\u2069 с\u200bкрытым пробелом",
+            tags=["\u202eбиди\u202c"],
+            authors=["Автор\ufeff Один"],
+        ),
+        "cleaned",
+        ("bidirectional", "zero-width"),
+        published_id="bidi-controls",
+    ),
+    Case(
         "bom",
         _key("bom"),
         b"\xef\xbb\xbf" + json.dumps(_bad("bom"), ensure_ascii=False).encode(),
@@ -405,10 +427,19 @@ CASES: list[Case] = [
     Case(
         "huge-summary",
         _key("huge-summary"),
-        _bad("huge-summary", summary="очень длинно " * 90_000),
+        _bad("huge-summary", summary="очень длинно " * 5_000),
         "skipped",
         ("summary", "limit"),
         absent_id="huge-summary",
+    ),
+    Case(
+        # Over max_object_bytes: skipped before it is read, whatever it holds.
+        "huge-object",
+        _key("huge-object"),
+        _bad("huge-object", notes="x" * 1_100_000),
+        "skipped",
+        ("1,100,", "max_object_bytes"),
+        absent_id="huge-object",
     ),
     Case(
         "too-many-tags",
@@ -585,7 +616,7 @@ def test_each_bad_input_is_in_the_log(published: Published, case: Case) -> None:
     )
 
 
-@pytest.mark.parametrize("case", [case for case in CASES if case.kind == "cleaned"], ids=lambda case: case.name)
+@pytest.mark.parametrize("case", [case for case in CASES if case.published_id is not None], ids=lambda case: case.name)
 def test_cleaned_inputs_are_published(published: Published, case: Case) -> None:
     assert case.published_id is not None
     wanted = entry_id(case.published_id)
@@ -616,11 +647,12 @@ def test_every_good_summary_is_in_rss_and_json_feed(published: Published) -> Non
 
 def test_counts_in_the_report(published: Published) -> None:
     report = published.report
-    expected_published = len(GOOD_IDS) + sum(1 for case in CASES if case.kind == "cleaned")
+    expected_published = len(GOOD_IDS) + sum(1 for case in CASES if case.published_id is not None)
     assert report.summaries_new == expected_published
     assert len(json_ids(published.public)) == expected_published
     skipped_cases = [case for case in CASES if case.kind == "skipped"]
     assert report.skipped == len(skipped_cases)
+    assert report.warnings == sum(1 for case in CASES if case.kind == "warning")
     assert report.finished_at is not None
 
 
@@ -655,6 +687,16 @@ def test_unsafe_markup_is_removed_but_the_text_is_kept(published: Published) -> 
 def test_pages_are_valid_html_whatever_the_input_held(published: Published) -> None:
     # Links whose targets were removed, stray markup, odd tags: still valid HTML.
     assert html_problems(sorted(published.public.rglob("*.html"))) == []
+
+
+def test_bidi_controls_and_zero_width_spaces_reach_no_page_or_feed(published: Published) -> None:
+    # Only titles, tags and authors are cleaned of them: a summary's body may hold zero-width spaces.
+    hidden = ("\u202eтxт", "\u2066изоляция", "с\u200bкрытым", "\u202eбиди", "Автор\ufeff")
+    for path in output_files(published.public):
+        text = path.read_text(encoding="utf-8")
+        assert not [found for found in hidden if found in text], path.relative_to(published.public)
+    assert "Оплата тxт.exe и изоляция скрытым пробелом" in rss_titles(published.public)
+    assert (published.public / "tags" / "bidi" / "index.html").is_file()
 
 
 def test_xml_forbidden_characters_are_removed_from_the_text(published: Published) -> None:

@@ -321,8 +321,8 @@ class RecordingStore:
     def list(self, prefix: str = "", start_after: str | None = None) -> Iterator[ObjectInfo]:
         return self.inner.list(prefix, start_after)
 
-    def read(self, key: str) -> tuple[bytes, str] | None:
-        return self.inner.read(key)
+    def read(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str] | None:
+        return self.inner.read(key, max_bytes)
 
     def put(self, key: str, data: bytes, **arguments: Any) -> str:
         with self._lock:

@@ -168,10 +168,10 @@ def test_a_file_a_worker_cannot_read_fails_the_run_as_in_one_process(
     _corpus(tmp_path / "source", 200)
     read = FolderStore.read
 
-    def failing_read(self: FolderStore, key: str) -> tuple[bytes, str] | None:
+    def failing_read(self: FolderStore, key: str, max_bytes: int | None = None) -> tuple[bytes, str] | None:
         if key == "2026/11/15/105.json":
             raise StorageError(f"cannot read {key}: Input/output error")
-        return read(self, key)
+        return read(self, key, max_bytes)
 
     monkeypatch.setattr(FolderStore, "read", failing_read)
     for name, workers in (("serial", 1), ("parallel", 2)):

@@ -657,3 +657,65 @@ def test_published_at_keeps_its_offset() -> None:
     record, _ = read_one(doc(published_at="2026-11-20T10:00:00+03:00"))
     assert record.published_at.tzinfo is not None
     assert record.published_at.utcoffset() == timezone(timedelta(hours=3)).utcoffset(None)
+
+
+# --- text that reads as it is -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "control",
+    ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u200b", "\ufeff"],
+)
+def test_bidi_controls_and_zero_width_spaces_leave_titles_tags_and_authors(control: str) -> None:
+    record, problems = read_one(
+        doc(title=f"Заго{control}ловок {control} статьи", tags=[f"ml{control}lm"], authors=[f"Ав{control}тор"])
+    )
+    assert (record.title, record.tags, record.tag_slugs, record.authors) == (
+        "Заголовок статьи",
+        ("mllm",),
+        ("mllm",),
+        ("Автор",),
+    )
+    assert [(problem.kind, problem.reason) for problem in problems] == [
+        ("cleaned", "removed bidirectional controls and zero-width spaces (they can make text read as another)")
+    ]
+
+
+def test_joiners_and_clean_names_are_kept_without_a_note() -> None:
+    record, problems = read_one(doc(title="Команда 👩\u200d💻 и ZWNJ\u200cтекст", tags=["ml"], authors=["Автор"]))
+    assert record.title == "Команда 👩\u200d💻 и ZWNJ\u200cтекст"
+    assert problems == []
+
+
+# --- typos named ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("tag", "tags"),
+        ("titel", "title"),
+        ("publishedAt", "published_at"),
+        ("Image-URL", "image_url"),
+        ("author", "authors"),
+    ],
+)
+def test_an_unknown_field_close_to_a_known_one_is_named_and_the_summary_published(typo: str, meant: str) -> None:
+    record, problems = read_one({**doc(), typo: "x"})
+    assert record.id == "2611.00001"
+    assert [(problem.kind, problem.reason) for problem in problems] == [
+        ("warning", f"`{typo}`: unknown field; did you mean `{meant}`?")
+    ]
+
+
+def test_a_typo_of_a_required_field_is_named_beside_the_reason_it_is_skipped() -> None:
+    document = {key: value for key, value in doc().items() if key != "title"} | {"titel": "Заголовок"}
+    summaries, problems = read(encode(document))
+    assert summaries == []
+    assert [problem.kind for problem in problems] == ["warning", "skipped"]
+    assert "did you mean `title`" in problems[0].reason and "title" in problems[1].reason
+
+
+def test_unknown_fields_far_from_every_known_one_pass_silently() -> None:
+    _, problems = read_one({**doc(), "notes": "x", "score": 5, "category": "cs.CL", "language": "ru"})
+    assert problems == []

@@ -657,10 +657,10 @@ class _ShardReads(MemoryStore):
         super().__init__("state")
         self.shard_reads = 0
 
-    def read(self, key: str) -> tuple[bytes, str] | None:
+    def read(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str] | None:
         if key.startswith("catalog/ids/") and "recent" not in key and "known" not in key:
             self.shard_reads += 1
-        return super().read(key)
+        return super().read(key, max_bytes)
 
 
 def test_new_ids_are_told_new_without_reading_their_shards(monkeypatch: pytest.MonkeyPatch) -> None:

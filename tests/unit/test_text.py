@@ -13,6 +13,7 @@ from digestpub.text import (
     is_safe_url,
     markdown_to_safe_html,
     plain_text,
+    tag_identity,
     tag_slug,
 )
 
@@ -328,10 +329,28 @@ def test_markdown_text_is_escaped_not_interpreted() -> None:
         pytest.param("🔥", "", id="emoji-only"),
         pytest.param("..", "", id="dots-only"),
         pytest.param("   ", "", id="blank"),
+        pytest.param("C++", "c-plus-plus", id="plus"),
+        pytest.param("C#", "c-sharp", id="sharp"),
+        pytest.param("C", "c", id="c"),
+        pytest.param("A+B", "a-plus-b", id="plus-inside"),
     ],
 )
 def test_tag_slug(tag: str, slug: str) -> None:
     assert tag_slug(tag) == slug
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "same"),
+    [
+        ("Вопрос", "vopros", True),
+        ("MLLM", "mllm", True),
+        ("Ёлка", "ёлка", True),
+        ("C++", "C", False),
+        ("machine learning", "machine-learning", False),
+    ],
+)
+def test_tags_that_differ_only_in_case_or_script_are_one_tag(first: str, second: str, same: bool) -> None:
+    assert (tag_identity(first) == tag_identity(second)) is same
 
 
 @pytest.mark.parametrize(

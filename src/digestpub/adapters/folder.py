@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from digestpub.errors import PreconditionFailed, StorageError
+from digestpub.errors import ObjectTooLarge, PreconditionFailed, StorageError
 from digestpub.model import ObjectInfo
 from digestpub.private import SECRETS_PREFIX, open_private, refuse_if_shared
 
@@ -85,7 +85,7 @@ class FolderStore:
                 stat = entry.stat(follow_symlinks=False)
                 yield ObjectInfo(key=key, etag=_version_tag(stat), size=stat.st_size)
 
-    def read(self, key: str) -> tuple[bytes, str] | None:
+    def read(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str] | None:
         path = self._path(key)
         if key.startswith(SECRETS_PREFIX):
             refuse_if_shared(Path(path))
@@ -97,6 +97,8 @@ class FolderStore:
             raise StorageError(f"cannot read {path}: {error}") from error
         try:
             stat = os.fstat(descriptor)
+            if max_bytes is not None and stat.st_size > max_bytes:
+                raise ObjectTooLarge(stat.st_size, _version_tag(stat))
             return _read_to_end(descriptor, stat.st_size), _version_tag(stat)
         except OSError as error:
             raise StorageError(f"cannot read {path}: {error}") from error

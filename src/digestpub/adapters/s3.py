@@ -10,7 +10,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from digestpub.errors import PreconditionFailed, StorageError
+from digestpub.errors import ObjectTooLarge, PreconditionFailed, StorageError
 from digestpub.model import ObjectInfo
 
 if TYPE_CHECKING:
@@ -65,10 +65,15 @@ class S3Store:
         except (ClientError, BotoCoreError) as error:
             raise StorageError(f"cannot list {self.url}{prefix}: {error}") from error
 
-    def read(self, key: str) -> tuple[bytes, str] | None:
+    def read(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str] | None:
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
-            return response["Body"].read(), response["ETag"].strip('"')
+            version = response["ETag"].strip('"')
+            if max_bytes is not None and response["ContentLength"] > max_bytes:
+                # The headers tell the size: the body is dropped unread.
+                response["Body"].close()
+                raise ObjectTooLarge(response["ContentLength"], version)
+            return response["Body"].read(), version
         except ClientError as error:
             if _error_code(error) in _MISSING_CODES:
                 return None

@@ -15,8 +15,10 @@ import heapq
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
+from digestpub.errors import ObjectTooLarge
 from digestpub.ingest import SummaryReader
 from digestpub.model import Problem, Summary, SummaryRef
 from digestpub.parallel import ForkedWorkers
@@ -46,6 +48,7 @@ class SummarySource:
 
     def __init__(self, reader: SummaryReader, source: ObjectStore, workers: int) -> None:
         self._source = source
+        self._max_bytes = reader.max_object_bytes
         self._workers = ForkedWorkers(workers, {"reader": reader, "source": source})
         self._reader_of: dict[str, int] = {}
         """Which worker read each object, by key: it holds that object's summaries."""
@@ -71,7 +74,7 @@ class SummarySource:
         for worker, share in enumerate(shares):
             self._reader_of.update((keys[index], worker) for index in share)
         local = getattr(self._source, "is_local", False)
-        fetched = None if local else _fetch(self._source, keys, progress)
+        fetched = None if local else _fetch(self._source, keys, self._max_bytes, progress)
         work = [
             _Share([keys[index] for index in share], None if fetched is None else [fetched[index] for index in share])
             for share in shares
@@ -123,8 +126,8 @@ def read_again(source: ObjectStore, reader: SummaryReader, wanted: dict[str, str
     """
     found: dict[str, Summary] = {}
     for key in sorted(set(wanted.values())):
-        read = source.read(key)
-        if read is None:
+        read = _read_within(source, key, reader.max_object_bytes)
+        if not isinstance(read, tuple):
             continue
         for record in reader.read_object(key, read[0]):
             if isinstance(record, Summary) and wanted.get(record.id) == key:
@@ -180,15 +183,26 @@ class _Share:
     """The objects one worker reads."""
 
     keys: list[str]
-    fetched: list[tuple[bytes, str] | None] | None
+    fetched: list[_Fetched] | None
     """Their bytes and version as this process fetched them, ``None`` for one gone;
     the list is ``None`` when the worker reads them itself from a local folder."""
 
 
-def _fetch(source: ObjectStore, keys: Sequence[str], progress: Progress) -> list[tuple[bytes, str] | None]:
-    found: list[tuple[bytes, str] | None] = []
+_Fetched = tuple[bytes, str] | ObjectTooLarge | None
+"""An object's bytes and version; what stopped its reading for its size; ``None``: it is gone."""
+
+
+def _read_within(source: ObjectStore, key: str, max_bytes: int) -> _Fetched:
+    try:
+        return source.read(key, max_bytes)
+    except ObjectTooLarge as error:
+        return error
+
+
+def _fetch(source: ObjectStore, keys: Sequence[str], max_bytes: int, progress: Progress) -> list[_Fetched]:
+    found: list[_Fetched] = []
     with ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="digestpub-read") as pool:
-        for done, read in enumerate(pool.map(source.read, keys), start=1):
+        for done, read in enumerate(pool.map(partial(_read_within, source, max_bytes=max_bytes), keys), start=1):
             found.append(read)
             if done % 256 == 0 or done == len(keys):
                 progress("reading", done, len(keys))
@@ -207,12 +221,15 @@ def _read_objects(
     reads: list[tuple[str, str | None]] = []
     for index, key in enumerate(share.keys):
         if share.fetched is None:
-            found = source.read(key)
+            found = _read_within(source, key, reader.max_object_bytes)
         else:
             found, share.fetched[index] = share.fetched[index], None  # each object is freed once it is read
-        reads.append((key, None if found is None else found[1]))
-        if found is not None:
-            for record in reader.read_object(key, found[0]):
+        if isinstance(found, ObjectTooLarge):
+            reads.append((key, found.version))
+            records.append(reader.too_large(key, found.size))
+        else:
+            reads.append((key, None if found is None else found[1]))
+            for record in () if found is None else reader.read_object(key, found[0]):
                 if isinstance(record, Summary):
                     summaries[record.source_key, record.source_line] = record
                     records.append(record.ref())

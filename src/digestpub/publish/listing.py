@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from digestpub.ingest import summary_key
-from digestpub.model import ObjectInfo
+from digestpub.ingest import refused_key, summary_key
+from digestpub.model import ObjectInfo, Problem
 from digestpub.ports import ObjectStore
 from digestpub.publish.plan import listing_start
 from digestpub.state.catalog import Catalog
@@ -39,6 +39,8 @@ class Listing:
     """Keys the state has seen that the listing no longer holds."""
     newest_day: str | None = None
     """The newest day (``YYYY/MM/DD``) of a summary key seen so far: where the next listing starts from."""
+    refused: list[Problem] = field(default_factory=list)
+    """Summary keys not read for their name (not UTF-8, control characters): reported, never kept."""
 
 
 @dataclass
@@ -76,6 +78,9 @@ def list_changed(
         found = summary_key(info.key)
         if found is None:
             continue
+        if refused := refused_key(info.key):
+            listing.refused.append(refused)
+            continue
         listed.add(info.key)
         day = found[0]
         if listing.newest_day is None or day > listing.newest_day:
@@ -103,7 +108,11 @@ def list_changed(
         listing.gone = []
     # No version to compare: a named key is read, and an unchanged one costs a read.
     known = listed.union(listing.gone)
-    listing.changed += [ObjectInfo(key=key, etag="") for key in dict.fromkeys(named) if key not in known]
+    for key in dict.fromkeys(named):
+        if refused := refused_key(key):
+            listing.refused.append(refused)
+        elif key not in known:
+            listing.changed.append(ObjectInfo(key=key, etag=""))
     return listing
 
 

@@ -18,6 +18,7 @@ class PublishOptions:
     lock_ttl: timedelta = timedelta(minutes=15)
     lock_wait: timedelta = timedelta(minutes=2)
     max_summary_bytes: int = 65_536
+    max_object_bytes: int = 1_048_576
     feed_cache_control: str = "public, max-age=300"
     page_cache_control: str = "public, max-age=300"
     archive_cache_control: str = "public, max-age=604800"

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pydantic import ValidationError
 
 from digestpub.errors import StorageError
+from digestpub.ingest import PROBLEMS_LISTED, listing_the_first
 from digestpub.model import Problem, PublishReport, SummaryRef
 from digestpub.ports import ObjectStore
 from digestpub.publish.plan import Merge
@@ -17,6 +18,7 @@ from digestpub.render.kinds import all_kinds, archive_kinds, open_page_kinds
 from digestpub.site import ALL_FEED
 from digestpub.state.catalog import Catalog
 from digestpub.state.keys import LATEST_REPORT_KEY, report_key
+from digestpub.tagging import shared_slugs
 
 log = logging.getLogger("digestpub.publish")
 
@@ -33,18 +35,33 @@ def sort_out(
             summaries.append(record)
             continue
         report_problem(report, record)
-        if record.kind == "skipped":
+        # A key refused for its name was never read, so would never be forgotten:
+        # it is reported each run that lists it instead.
+        if record.kind == "skipped" and record.key in read:
             catalog.add_broken(record)
+    _shorten_broken(catalog)
     broken = catalog.head.broken
     report.still_broken = [
         problem for key, problems in sorted(broken.items()) if key not in read for problem in problems
     ]
+    names = {slug: tag.name for slug, tag in catalog.head.tags.items()}
+    for problem in shared_slugs(summaries, names):
+        report_problem(report, problem)
     return summaries
+
+
+def _shorten_broken(catalog: Catalog) -> None:
+    """Sum up the long records of broken objects that runs kept before they were summed up when read."""
+    for key, problems in list(catalog.head.broken.items()):
+        if len(problems) > 2 * PROBLEMS_LISTED + 2:
+            catalog.forget_broken(key)
+            for problem in listing_the_first(key, problems):
+                catalog.add_broken(problem)
 
 
 def report_problem(report: PublishReport, problem: Problem) -> None:
     report.problems.append(problem)
-    level = logging.WARNING if problem.kind == "skipped" else logging.INFO
+    level = logging.INFO if problem.kind == "cleaned" else logging.WARNING
     log.log(level, "%s %s: %s", problem.kind, problem.where(), problem.reason)
 
 

@@ -35,6 +35,7 @@ from digestpub.state.catalog import Catalog
 from digestpub.state.lock import StateLock
 from digestpub.state.log import logged_versions
 from digestpub.state.parts import PublishedFile, Window, WindowItem
+from digestpub.tagging import kept_slugs
 
 log = logging.getLogger("digestpub.publish")
 
@@ -95,7 +96,9 @@ def _run(
             named=options.keys,
         )
         catalog.set_cursor(listing.newest_day)
-    reader = SummaryReader(default_lang=site.lang, max_summary_bytes=options.max_summary_bytes)
+    reader = SummaryReader(
+        site.lang, options.max_summary_bytes, options.max_object_bytes, kept_slugs((before or catalog).head.tags)
+    )
     large = sum(info.size or _NAMED_OBJECT_BYTES for info in listing.changed) >= _PARALLEL_READ_BYTES
     with SummarySource(reader, source, options.workers if large else 1) as summaries:
         with timed(report, "read"):
@@ -105,7 +108,7 @@ def _run(
             read, gone = list(found.versions), found.gone
             report.objects_read = len(read)
             # A gone object's problems are forgotten with it: there is nothing left to fix.
-            refs = sort_out(summaries.records(), {*read, *gone}, catalog, report)
+            refs = sort_out([*listing.refused, *summaries.records()], {*read, *gone}, catalog, report)
         with timed(report, "merge"):
             lost = _note_holdings(catalog, refs, set(read), gone, report)
             changes = merge(refs, catalog.ids.entry, lost)
