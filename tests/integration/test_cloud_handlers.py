@@ -334,8 +334,8 @@ def test_publish_feeds_reads_and_deletes_the_objects_its_events_name_whatever_th
     assert handler(sqs_event([created]), FakeLambdaContext("publish-feeds")) == {"batchItemFailures": []}
     for path in feeds:
         assert entry in _feed_ids(deployed, path), path
-    # The tag's open archive page: its web page holds the card until the page fills.
-    archive = "tags/late/archive/1/index.html"
+    # The tag's page holds the card of its open archive page until that page fills.
+    archive = "tags/late/index.html"
     assert b"2611.00002" in deployed.site.read(archive)[0]  # type: ignore[index]
 
     boto3.client("s3").delete_object(Bucket=deployed.bucket, Key=key)
@@ -344,7 +344,7 @@ def test_publish_feeds_reads_and_deletes_the_objects_its_events_name_whatever_th
 
     for path in feeds:
         assert entry not in _feed_ids(deployed, path), path
-    assert b"2611.00002" not in deployed.site.read(archive)[0], "the page keeps its URL, without the card"  # type: ignore[index]
+    assert b"2611.00002" not in deployed.site.read(archive)[0], "the tag's page stays, without the card"  # type: ignore[index]
     sitemap = deployed.site.read("sitemap.xml")[0]  # type: ignore[index]
     assert b"/late/" not in sitemap and b"2611.00002" not in deployed.site.read("index.html")[0]  # type: ignore[index]
     report = load_latest_report(S3Store(deployed.bucket, "state"))

@@ -178,10 +178,9 @@ def tag_files(slug: str) -> set[str]:
     return feed_files(f"feeds/tags/{slug}") | {f"tags/{slug}/index.html"}
 
 
-def open_page_files(slug: str | None) -> set[str]:
-    """A feed's open archive page on the web (no page of 50 is complete here), and its archive index."""
-    pages = "archive" if slug is None else f"tags/{slug}/archive"
-    return {f"{pages}/1/index.html", f"{pages}/index.html"}
+def archive_index(slug: str | None) -> set[str]:
+    """A feed's archive index: it changes only as pages complete (none of 50 does here), or a feed appears."""
+    return {"archive/index.html" if slug is None else f"tags/{slug}/archive/index.html"}
 
 
 def get(s3: Any, bucket: str, key: str) -> bytes:
@@ -235,10 +234,10 @@ def test_full_run_writes_every_feed_and_page_with_headers(s3: Any, s3_bucket: st
 
     keys = {item["Key"] for page in client().get_paginator("list_objects_v2").paginate(
         Bucket=s3_bucket, Prefix="site/") for item in page.get("Contents", [])}  # fmt: skip
-    expected = {f"site/{path}" for path in all_feed_files() | open_page_files(None) | {"feeds/tags.opml"}}
+    expected = {f"site/{path}" for path in all_feed_files() | archive_index(None) | {"feeds/tags.opml"}}
     expected |= {"site/sitemap.xml", "site/robots.txt", "site/newsletter/index.html", "site/feeds/newsletter.xml"}
     for slug in slugs:
-        expected |= {f"site/{path}" for path in tag_files(slug) | open_page_files(slug)}
+        expected |= {f"site/{path}" for path in tag_files(slug) | archive_index(slug)}
     assert keys == expected
     assert report.files_written == len(expected)
 
@@ -316,9 +315,9 @@ def test_put_requests_are_exactly_the_changed_files(s3: Any, s3_bucket: str) -> 
     report = stores.publish()
     assert report.summaries_new == 1
     slug = "roboty-pylesosy"
-    everything = all_feed_files() | open_page_files(None)
+    everything = all_feed_files()
     assert sorted(puts.take()) == sorted(
-        everything | tag_files(slug) | open_page_files(slug) | {"feeds/tags.opml", "sitemap.xml"}
+        everything | tag_files(slug) | archive_index(slug) | {"feeds/tags.opml", "sitemap.xml"}
     )
     assert f"feeds/tags/{slug}/atom.xml" in get(s3, s3_bucket, "site/feeds/tags.opml").decode()
 
@@ -328,7 +327,7 @@ def test_put_requests_are_exactly_the_changed_files(s3: Any, s3_bucket: str) -> 
     report = stores.publish()
     assert report.summaries_new == 1
     # The newest of "moe": the lastmod of its pages in the sitemap moves.
-    assert sorted(puts.take()) == sorted(everything | tag_files("moe") | open_page_files("moe") | {"sitemap.xml"})
+    assert sorted(puts.take()) == sorted(everything | tag_files("moe") | {"sitemap.xml"})
 
     # One new summary with an existing tag, the newest of all (the everyday case):
     # the list of tag feeds is the same, so feeds/tags.opml is not uploaded either.
@@ -336,9 +335,7 @@ def test_put_requests_are_exactly_the_changed_files(s3: Any, s3_bucket: str) -> 
              summary(91003, tags=["reasoning"], published_at="2026-11-25T12:00:00+03:00"))  # fmt: skip
     report = stores.publish()
     assert report.summaries_new == 1
-    assert sorted(puts.take()) == sorted(
-        everything | tag_files("reasoning") | open_page_files("reasoning") | {"sitemap.xml"}
-    )
+    assert sorted(puts.take()) == sorted(everything | tag_files("reasoning") | {"sitemap.xml"})
 
 
 def test_a_page_is_put_once_when_it_fills_and_again_only_to_correct_it(s3: Any, s3_bucket: str) -> None:
@@ -350,6 +347,7 @@ def test_a_page_is_put_once_when_it_fills_and_again_only_to_correct_it(s3: Any, 
     for number in (1, 2, 3, 4, 5):
         head = s3.head_object(Bucket=s3_bucket, Key=f"site/feeds/archive/{number}/atom.xml")
         assert head["CacheControl"] == ARCHIVE_CACHE
+    # The page to come: on the feed's page until it is complete.
     assert s3.head_object(Bucket=s3_bucket, Key="site/archive/6/index.html")["CacheControl"] == PAGE_CACHE
 
     # Two new summaries of a tag of one: everything's open page fills (page 6), and no tag's page does.
@@ -361,6 +359,7 @@ def test_a_page_is_put_once_when_it_fills_and_again_only_to_correct_it(s3: Any, 
     archived = sorted(key for key in written if "/archive/" in key and not key.endswith("index.html"))
     assert archived == ["feeds/archive/6/atom.xml", "feeds/archive/6/rss.xml"]
     assert s3.head_object(Bucket=s3_bucket, Key="site/feeds/archive/6/atom.xml")["CacheControl"] == ARCHIVE_CACHE
+    assert "archive/7/index.html" in written, "the page to come after the one completed"
     assert len(written) <= 16, written
 
     # An edit of a summary on page 1 rewrites page 1 and no other page.

@@ -10,7 +10,8 @@ from digestpub.site import ALL_FEED, Site
 SITE = Site(title="Ай Дайджест", description="", lang="ru", base_url="https://aidigest.example/", api_url="")
 NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 NEWEST = {
-    ALL_FEED: ["2026-10-30T09:00:00.000000+00:00", "2026-11-20T09:00:00.500000+00:00"],
+    # Complete pages, then the open page: it is on the feed's page until it is complete.
+    ALL_FEED: ["2026-10-30T09:00:00.000000+00:00", "2026-11-01T09:00:00.000000+00:00", "2026-11-20T09:00:00.5+00:00"],
     "mllm": ["2026-11-20T09:00:00.500000+00:00", ""],
     "gone": ["", ""],
 }
@@ -28,7 +29,7 @@ def test_one_sitemap_lists_each_feeds_pages_with_the_newest_version_they_show() 
         "https://aidigest.example/": "2026-11-20T09:00:00+00:00",
         "https://aidigest.example/archive/": "2026-11-20T09:00:00+00:00",
         "https://aidigest.example/archive/1/": "2026-10-30T09:00:00+00:00",
-        "https://aidigest.example/archive/2/": "2026-11-20T09:00:00+00:00",
+        "https://aidigest.example/archive/2/": "2026-11-01T09:00:00+00:00",
         "https://aidigest.example/tags/mllm/": "2026-11-20T09:00:00+00:00",
         "https://aidigest.example/tags/mllm/archive/": "2026-11-20T09:00:00+00:00",
         "https://aidigest.example/tags/mllm/archive/1/": "2026-11-20T09:00:00+00:00",

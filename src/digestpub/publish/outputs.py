@@ -10,7 +10,7 @@ from __future__ import annotations
 from digestpub.model import PublishReport
 from digestpub.ports import ObjectStore
 from digestpub.publish.produce import Producer, digest_of
-from digestpub.render.archive_page import render_archive_index
+from digestpub.render.archive_page import render_archive_index, render_page_to_come
 from digestpub.render.sitemap import SITEMAP_FILES_FOLDER, render_robots, render_sitemaps
 from digestpub.site import ALL_FEED, NEWSLETTER_ARCHIVE_PAGE
 from digestpub.state.parts import Head, Tallies
@@ -20,16 +20,21 @@ Recorded = dict[str, str | None]
 
 
 def write_outputs(
-    producer: Producer, head: Head, tallies: Tallies, report: PublishReport, touched: set[str]
+    producer: Producer, head: Head, tallies: Tallies, report: PublishReport, touched: set[str], completed: set[str]
 ) -> Recorded:
     """The files beside the feeds, each written when its bytes changed: OPML, the touched feeds' archive
-    indexes, the sitemap and ``robots.txt``."""
+    indexes, the sitemap and ``robots.txt``; and for each feed that ``completed`` pages, the page to come."""
     site = producer.site
     recorded: Recorded = {}
     outputs = [producer.opml()]
     for feed in sorted(touched):
         tag = None if feed == ALL_FEED else head.tags[feed]
-        outputs.append(render_archive_index(site, feed, tag, tallies.get(feed, [])))
+        outputs.append(render_archive_index(site, feed, tag, tallies.get(feed, [])[:-1]))
+    for feed in sorted(completed):
+        # The page its newest complete page names as the next: on the feed's own page until it is complete.
+        tag = None if feed == ALL_FEED else head.tags[feed]
+        producer.put(render_page_to_come(site, feed, tag, len(tallies[feed])))
+        report.files_written += 1
     newest = {feed: [page.version for page in pages] for feed, pages in tallies.items()}
     outputs += [*render_sitemaps(site, newest), render_robots(site)]
     for output in outputs:

@@ -4,10 +4,11 @@ A feed's history is cut into pages of ``page_size`` summaries, numbered from
 the oldest, in the order each summary first entered the feed (its
 ``position``): a summary's page never changes, so a complete page is written
 once and changes only to correct its own entries (RFC 5005 §4). The
-subscription documents hold the newest summaries, every summary of the open
-(not yet complete) page, and for a while the corrections of complete pages:
-edits, and in Atom the summaries that left (RFC 6721 tombstones). Nothing here
-reads or writes: the run hands in what the state holds.
+subscription documents and the feed's web page hold the newest summaries,
+every summary of the open (not yet complete) page, and for a while the
+corrections of complete pages: edits, and in Atom the summaries that left
+(RFC 6721 tombstones). Nothing here reads or writes: the run hands in what the
+state holds.
 """
 
 from __future__ import annotations
@@ -42,24 +43,18 @@ class Paging:
         """Newest items a window keeps: a few more than a feed shows, so an edit that drops one leaves it full."""
         return self.feed_size + max(10, self.feed_size // 5)
 
-    def shown(self, window: Window, *, newest_only: bool) -> list[WindowItem]:
-        """The items a subscription document shows, newest first.
+    def open_items(self, window: Window) -> list[WindowItem]:
+        first_open = self.complete_pages(window) * self.page_size
+        return [item for item in window.items if item.position >= first_open]
 
-        The feeds show the newest, the open page and the corrections; a web page
-        (``newest_only``) only the newest, as the open page has a web page of its own.
-        """
-        if newest_only:
-            return window.items[: self.feed_size]
+    def shown(self, window: Window) -> list[WindowItem]:
+        """The items the subscription documents show, newest first: the newest, the open page, the corrections."""
         first_open = self.complete_pages(window) * self.page_size
         return [
             item
             for index, item in enumerate(window.items)
             if index < self.feed_size or item.position >= first_open or item.id in window.corrections
         ]
-
-    def open_items(self, window: Window) -> list[WindowItem]:
-        first_open = self.complete_pages(window) * self.page_size
-        return [item for item in window.items if item.position >= first_open]
 
 
 @dataclass
@@ -78,8 +73,6 @@ class FeedPlan:
     """Items of the old window that left it (edits, deletions)."""
     page: int | None = None
     """The archive page; ``None`` for the subscription documents."""
-    complete: bool = True
-    """A complete page is published as archive documents too; the open page only as a web page."""
 
 
 @dataclass
@@ -87,7 +80,6 @@ class FeedChanges:
     """Everything one feed's changes touch."""
 
     subscription: FeedPlan
-    open_page: FeedPlan
     pages: list[FeedPlan] = field(default_factory=list)
     """The pages this run completes, then those it corrects."""
     positions: dict[str, int] = field(default_factory=dict)
@@ -157,7 +149,6 @@ def plan_feed(
             next_window,
             removed=len(window.items) - len(kept),
         ),
-        _open_page(feed, window, next_window, paging),
         positions=placed,
     )
     completing: dict[int, list[WindowItem]] = {}
@@ -206,13 +197,6 @@ def _place(
     return placed
 
 
-def _open_page(feed: str, window: Window, next_window: Window, paging: Paging) -> FeedPlan:
-    """The web page of the page still filling: it changes with every summary that joins it."""
-    before = Window(paging.open_items(window), window.open_files)
-    items = paging.open_items(next_window)
-    return FeedPlan(feed, items, before, Window(items), page=paging.complete_pages(next_window) + 1, complete=False)
-
-
 def refill(
     plan: FeedChanges,
     count: int,
@@ -258,14 +242,17 @@ def tally(items: Sequence[WindowItem], month_of: Callable[[str], str]) -> PageTa
     return PageTally(len(items), min(published), max(published), max(item.version for item in items), months)
 
 
-def retally(tallies: list[PageTally], plans: Sequence[FeedPlan], month_of: Callable[[str], str]) -> list[PageTally]:
-    """A feed's page tallies once ``plans`` of its pages are in: complete pages, then the open one last."""
-    by_page = {plan.page: plan for plan in plans if plan.page is not None}
-    last = max(by_page, default=len(tallies))
-    result = list(tallies[:last]) + [PageTally(0, "", "", "", {}) for _ in range(last - len(tallies))]
-    for number, plan in by_page.items():
-        result[number - 1] = tally(plan.items, month_of)
-    return result
+def retally(
+    tallies: list[PageTally], plan: FeedChanges, paging: Paging, month_of: Callable[[str], str]
+) -> list[PageTally]:
+    """A feed's tallies once ``plan`` is in: its complete pages in order, then its open page."""
+    complete = tallies[:-1]
+    by_page = {page.page: page for page in plan.pages if page.page is not None}
+    last = max([len(complete), *by_page])
+    result = [*complete, *(PageTally(0, "", "", "", {}) for _ in range(last - len(complete)))]
+    for number, page in by_page.items():
+        result[number - 1] = tally(page.items, month_of)
+    return [*result, tally(paging.open_items(plan.subscription.next), month_of)]
 
 
 def _item(summary: SummaryRef, position: int) -> WindowItem:

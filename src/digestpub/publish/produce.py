@@ -23,7 +23,7 @@ from digestpub.publish.entries import read_again, spread
 from digestpub.publish.pages import FeedPlan, Paging
 from digestpub.render import Output
 from digestpub.render.entries import EntryPack, render_entries
-from digestpub.render.kinds import FeedView, Kind, all_kinds, archive_kinds, open_page_kinds
+from digestpub.render.kinds import FeedView, Kind, all_kinds, archive_kinds
 from digestpub.render.opml import render_opml
 from digestpub.render.page import page_template
 from digestpub.site import ALL_FEED, OPML_PATH, Site
@@ -53,7 +53,6 @@ class CacheControl:
 class FeedResult:
     feed: str
     page: int | None
-    complete: bool
     window: Window
     written: int
     """How many of the feed's files had new bytes; the others were left as they were."""
@@ -96,32 +95,20 @@ class Producer:
             with ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="digestpub-write") as pool:
                 yield from pool.map(self.produce, plans)
 
-    def _kinds(self, plan: FeedPlan) -> tuple[Kind, ...]:
-        if plan.page is None:
-            return all_kinds()
-        return archive_kinds() if plan.complete else open_page_kinds()
-
-    def _shown(self, plan: FeedPlan, window: Window, kind: Kind) -> list[WindowItem]:
-        """The items a file of ``kind`` shows of ``window``: a page shows all of its own."""
-        if plan.page is not None:
-            return window.items
-        return self.paging.shown(window, newest_only=kind.newest_only)
+    def _shown(self, plan: FeedPlan, window: Window) -> list[WindowItem]:
+        """The items the files of ``window`` show: a page shows all of its own."""
+        return window.items if plan.page is not None else self.paging.shown(window)
 
     def produce(self, plan: FeedPlan) -> FeedResult:
         """Render one feed's (or one page's) files and write those whose bytes changed."""
-        kinds = self._kinds(plan)
+        kinds = all_kinds() if plan.page is None else archive_kinds()
         window = plan.next
         window.items = plan.items
-        wanted = {item.id: item for kind in kinds for item in self._shown(plan, window, kind)}
-        cut = self._published_entries(plan, kinds, [item for item in wanted.values() if item.id not in self.entries])
+        wanted = self._shown(plan, window)
+        cut = self._published_entries(plan, kinds, [item for item in wanted if item.id not in self.entries])
         entries = self.entries
         while True:
-            missing = {
-                item.id: item
-                for kind in kinds
-                for item in self._shown(plan, window, kind)
-                if item.id not in entries and kind.name not in cut.get(item.id, {})
-            }
+            missing = {item.id: item for item in self._shown(plan, window) if item.id not in entries | cut.keys()}
             if not missing:
                 break
             # Rare: a file changed by someone else, or an item moved up from below the
@@ -132,12 +119,11 @@ class Producer:
             if not gone:
                 break
             window.items = [item for item in window.items if item.id not in gone]
+        shown = self._shown(plan, window)
+        view = self._view(plan, shown)
         files: dict[str, PublishedFile] = {}
         changed_files: list[tuple[str, str]] = []
-        archived = plan.page is not None and plan.complete
         for kind in kinds:
-            shown = self._shown(plan, window, kind)
-            view = self._view(plan, shown)
             frame = kind.frame(view)
             own = [
                 cut[item.id][kind.name] if item.id not in entries else entries[item.id].texts(item.id)[kind.name]
@@ -151,14 +137,14 @@ class Producer:
                 files[kind.name] = before
                 continue
             path = kind.path(self.site, plan.feed, plan.page)
-            version = self.put(Output(path, body, kind.content_type), archived)
+            version = self.put(Output(path, body, kind.content_type), archived=plan.page is not None)
             files[kind.name] = PublishedFile(digest, version, len(frame.head), sizes)
             changed_files.append((kind.name, path))
         window.files = files
         written = len(changed_files)
         # Hubs are told of subscription feeds only: an archive page is not subscribed to.
         announced = changed_files if plan.page is None else []
-        return FeedResult(plan.feed, plan.page, plan.complete, window, written, len(kinds) - written, announced)
+        return FeedResult(plan.feed, plan.page, window, written, len(kinds) - written, announced)
 
     def _produce_to_send(self, plan: FeedPlan) -> FeedResult:
         """``produce``, for a forked writer: a cold run's windows hold many items, and a
@@ -212,7 +198,7 @@ class Producer:
                 return {}
             body = memoryview(found[0])
             start = published.head
-            for item, size in zip(self._shown(plan, old, kind), published.sizes, strict=False):
+            for item, size in zip(self._shown(plan, old), published.sizes, strict=False):
                 positions.setdefault(item.id, {})[kind.name] = body[start : start + size]
                 start += size + len(kind.separator)
         return {item.id: positions[item.id] for item in wanted if item.id in positions}

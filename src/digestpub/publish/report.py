@@ -14,7 +14,7 @@ from digestpub.ingest import PROBLEMS_LISTED, listing_the_first
 from digestpub.model import Problem, PublishReport, SummaryRef
 from digestpub.ports import ObjectStore
 from digestpub.publish.plan import Merge
-from digestpub.render.kinds import all_kinds, archive_kinds, open_page_kinds
+from digestpub.render.kinds import all_kinds, archive_kinds
 from digestpub.site import ALL_FEED
 from digestpub.state.catalog import Catalog
 from digestpub.state.keys import LATEST_REPORT_KEY, report_key
@@ -79,18 +79,15 @@ def warn_if_short(catalog: Catalog, feed: str, holds: int, removed: int, feed_si
 
 
 def count_published(report: PublishReport, catalog: Catalog) -> None:
-    """Every feed (everything, and each tag) is one file per kind, each of its complete pages one file per
-    archive kind, and its open page a web page; the head also names the other files. Counted from the
-    state, so dest is never listed."""
-    head = catalog.head
+    """Every feed (everything, and each tag) is one file per kind and its archive index, each of its complete
+    pages one file per archive kind, and the page after them a web page; the head also names the other files.
+    Counted from the state, so dest is never listed."""
+    head, tallies = catalog.head, catalog.feeds.tallies()
     feeds = 1 + len(head.tags) if head.total or head.tags else 0
-    pages = sum(len(by_page) for by_page in catalog.feeds.tallies().values())
-    complete = pages - len(catalog.feeds.tallies())
+    complete = sum(len(pages) - 1 for pages in tallies.values())
+    following = sum(1 for pages in tallies.values() if len(pages) > 1)
     report.files_published = (
-        len(all_kinds()) * feeds
-        + len(archive_kinds()) * complete
-        + len(open_page_kinds()) * (pages - complete)
-        + len(head.outputs)
+        (len(all_kinds()) + 1) * feeds + len(archive_kinds()) * complete + following + len(head.outputs)
     )
 
 

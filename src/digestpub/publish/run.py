@@ -34,7 +34,7 @@ from digestpub.site import ALL_FEED, Site
 from digestpub.state.catalog import Catalog
 from digestpub.state.lock import StateLock
 from digestpub.state.log import logged_versions
-from digestpub.state.parts import PublishedFile, Window, WindowItem
+from digestpub.state.parts import WindowItem
 from digestpub.tagging import kept_slugs
 
 log = logging.getLogger("digestpub.publish")
@@ -124,7 +124,7 @@ def _run(
             for feed, planned in feeds.items():
                 subscription = planned.subscription
                 warn_if_short(catalog, feed, len(subscription.items), subscription.removed, site.feed_size)
-                pages = retally(catalog.feeds.tallies().get(feed, []), _page_plans(planned), site.month_of)
+                pages = retally(catalog.feeds.tallies().get(feed, []), planned, paging, site.month_of)
                 catalog.feeds.set_tallies(feed, pages)
                 catalog.set_corrections_due(feed, _corrections_due(subscription))
             logged, kinds = news(changes, NEWS_LIMIT), changes.kinds
@@ -143,11 +143,12 @@ def _run(
         producer = Producer(
             site, source, dest, reader, cache_control, rendered.entries, catalog.head.tags, paging, complete_pages
         )
-        plans = [plan for planned in feeds.values() for plan in (planned.subscription, *_page_plans(planned))]
+        plans = [plan for planned in feeds.values() for plan in (planned.subscription, *planned.pages)]
         changed_files = _produce(producer, plans, catalog, report, options.workers, progress)
         if feeds:
             head = catalog.head
-            recorded = outputs.write_outputs(producer, head, catalog.feeds.tallies(), report, set(feeds))
+            completed = {feed for feed, planned in feeds.items() if _completes_pages(planned, paging)}
+            recorded = outputs.write_outputs(producer, head, catalog.feeds.tallies(), report, set(feeds), completed)
             recorded |= outputs.newsletter_archive_if_missing(producer, state, head, report)
             for path, digest in recorded.items():
                 catalog.set_output_digest(path, digest)
@@ -216,8 +217,9 @@ def _positions(changes: Merge, feeds: dict[str, FeedChanges]) -> dict[str, list[
     }
 
 
-def _page_plans(planned: FeedChanges) -> list[FeedPlan]:
-    return [*planned.pages, planned.open_page]
+def _completes_pages(planned: FeedChanges, paging: Paging) -> bool:
+    subscription = planned.subscription
+    return paging.complete_pages(subscription.next) > paging.complete_pages(subscription.window)
 
 
 def _corrections_due(subscription: FeedPlan) -> str | None:
@@ -294,22 +296,15 @@ def _produce(
 ) -> list[tuple[str, str]]:
     """Every plan's files; returns ``(kind, path)`` of each file written."""
     changed_files: list[tuple[str, str]] = []
-    windows: dict[str, Window] = {}
-    open_files: dict[str, dict[str, PublishedFile]] = {}
     for done, result in enumerate(producer.produce_all(plans, workers), start=1):
         if result.page is None:
-            windows[result.feed] = result.window
-        elif result.complete:
-            catalog.feeds.set_page(result.feed, result.page, result.window)
+            catalog.feeds.set_window(result.feed, result.window)
         else:
-            open_files[result.feed] = result.window.files
+            catalog.feeds.set_page(result.feed, result.page, result.window)
         report.files_written += result.written
         report.files_unchanged += result.unchanged
         changed_files.extend(result.changed_files)
         progress("rendering", done, len(plans))
-    for feed, window in windows.items():
-        window.open_files = open_files[feed]
-        catalog.feeds.set_window(feed, window)
     return changed_files
 
 

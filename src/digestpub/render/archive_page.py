@@ -53,9 +53,8 @@ def _frame(view: FeedView) -> Frame:
             feed_name=site.title if view.tag is None else feed_heading(site, view.tag),
             cards=None if view.empty else CARDS,
             older=page - 1 if page > 1 else None,
-            # A complete page names the next one: its URL is fixed, and it is on the web as the open page.
-            newer=page + 1 if view.page_complete else None,
-            complete=view.page_complete,
+            # The next page's URL is fixed: until it is complete, it shows the way to the feed's page.
+            newer=page + 1,
         )
     )
     return split_at_cards(html)
@@ -83,6 +82,26 @@ def months_of(pages: Sequence[PageTally]) -> list[MonthLine]:
             counts[month] = counts.get(month, 0) + count
             first.setdefault(month, number)
     return [MonthLine(month, counts[month], first[month]) for month in sorted(counts, reverse=True)]
+
+
+def render_page_to_come(site: Site, feed: str, tag: TagInfo | None, page: int) -> Output:
+    """The page after a feed's newest complete one, until it is complete: its summaries are on the feed's page."""
+    words = words_for(site.lang)
+    heading = words["page_heading"].format(heading=feed_heading(site, tag), page=page)
+    html = (
+        environment()
+        .get_template("archive_to_come.html.j2")
+        .render(
+            site=site,
+            words=words,
+            feed=feed,
+            page=page,
+            heading=heading,
+            title=f"{heading} — {site.title}",
+            feed_name=site.title if tag is None else feed_heading(site, tag),
+        )
+    )
+    return Output(site.page_path(feed, page), html.encode(), HTML_TYPE)
 
 
 def render_archive_index(site: Site, feed: str, tag: TagInfo | None, pages: Sequence[PageTally]) -> Output:

@@ -50,10 +50,6 @@ class FeedView:
         return self.complete_pages == 0
 
     @property
-    def page_complete(self) -> bool:
-        return self.page is not None and self.page <= self.complete_pages
-
-    @property
     def empty(self) -> bool:
         return self.updated is None
 
@@ -74,9 +70,6 @@ class Kind:
     entries: Callable[[EntryBatch], list[bytes]]
     """Each summary's entry, in the batch's order."""
     frame: Callable[[FeedView], Frame]
-    newest_only: bool = False
-    """It shows only a feed's newest summaries, not its open page and corrections (a web page:
-    the open page has a web page of its own)."""
 
     def fill(self, frame: Frame, entries: Sequence[bytes | memoryview]) -> bytes:
         if not entries:
@@ -103,11 +96,3 @@ def archive_kinds() -> tuple[Kind, ...]:
     from digestpub.render import archive_page, atom, rss
 
     return (rss.KIND, atom.KIND, archive_page.KIND)
-
-
-@cache
-def open_page_kinds() -> tuple[Kind, ...]:
-    """The page still filling is only a web page: an archive document must not change once published."""
-    from digestpub.render import archive_page
-
-    return (archive_page.KIND,)

@@ -66,4 +66,4 @@ def _frame(view: FeedView) -> Frame:
     return split_at_cards(html)
 
 
-KIND = Kind("page", HTML_TYPE, b"\n", page_path, cards, _frame, newest_only=True)
+KIND = Kind("page", HTML_TYPE, b"\n", page_path, cards, _frame)

@@ -21,8 +21,8 @@ _NAMESPACE = "http://www.sitemaps.org/schemas/sitemap/0.9"
 
 
 def render_sitemaps(site: Site, newest: Mapping[str, Sequence[str]], limit: int = MAX_URLS) -> list[Output]:
-    """The sitemap, from the newest version (``sortable_time`` text) of each of each feed's archive pages in
-    order, by feed ("" for a page with nothing in it).
+    """The sitemap, from the newest version (``sortable_time`` text) of each of each feed's pages in order,
+    its open page last, by feed ("" for a page with nothing in it).
 
     One file when every URL fits in ``limit``; else ``sitemap.xml`` is an index
     of ``sitemaps/sitemap-N.xml``.
@@ -48,7 +48,8 @@ def _pages(site: Site, newest: Mapping[str, Sequence[str]]) -> Iterator[tuple[st
         latest = _w3c(max(pages))
         yield site.page_url(feed), latest
         yield site.url(site.archive_index_path(feed)), latest
-        for number, version in enumerate(pages, start=1):
+        # The open page is on the feed's page until it is complete.
+        for number, version in enumerate(pages[:-1], start=1):
             if version:
                 yield site.page_url(feed, number), _w3c(version)
 

@@ -225,8 +225,6 @@ class Window:
     corrections: dict[str, str] = field(default_factory=dict)
     """Corrected summaries of complete pages, by id, with when they leave the subscription documents."""
     tombstones: list[Tombstone] = field(default_factory=list)
-    open_files: dict[str, PublishedFile] = field(default_factory=dict)
-    """The open page's files (its web page), as last published."""
 
 
 @dataclass(slots=True)
@@ -244,7 +242,7 @@ class PageTally:
 
 
 Tallies = dict[str, list[PageTally]]
-"""Per feed, each of its pages in order (page 1 first), the open page last."""
+"""Per feed, each of its complete pages in order, page 1 first, then its open page."""
 
 
 def tallies_from_json(data: bytes) -> Tallies:
@@ -284,7 +282,6 @@ def window_from_line(line: bytes) -> Window:
         rows.get("positions", 0),
         rows.get("corrections", {}),
         [Tombstone(*row) for row in rows.get("tombstones", ())],
-        _files_from_rows(rows.get("open_files", {})),
     )
 
 
@@ -310,8 +307,6 @@ def window_line(feed: str, window: Window) -> bytes:
         line["corrections"] = window.corrections
     if window.tombstones:
         line["tombstones"] = [(stone.id, stone.when, stone.until) for stone in window.tombstones]
-    if window.open_files:
-        line["open_files"] = _files_to_rows(window.open_files)
     return orjson.dumps(line)
 
 
