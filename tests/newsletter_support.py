@@ -311,7 +311,9 @@ class Recorder:
     answers by address; ``busy``: addresses answered 451 on DATA that many times;
     ``data``: other DATA answers by address;
     ``mail``: an answer to every MAIL FROM once ``accept_first`` messages were
-    accepted (``None``: accept). Tests change these between runs. ``events`` logs
+    accepted (``None``: accept); ``drop``: addresses whose message is kept and the
+    connection then dropped before the answer, ``drop_at_rcpt``: addresses whose RCPT
+    drops it (once each). Tests change these between runs. ``events`` logs
     (time, command, address) of every MAIL, RCPT and accepted message, in order.
     """
 
@@ -323,6 +325,8 @@ class Recorder:
         data: dict[str, str] | None = None,
         mail: str | None = None,
         accept_first: int = 0,
+        drop: set[str] | None = None,
+        drop_at_rcpt: set[str] | None = None,
     ) -> None:
         self.refuse = refuse or set()
         self.busy = dict(busy or {})
@@ -330,6 +334,9 @@ class Recorder:
         self.data = dict(data or {})
         self.mail = mail
         self.accept_first = accept_first
+        self.drop = set(drop or ())
+        self.drop_at_rcpt = set(drop_at_rcpt or ())
+        self.dropped: list[str] = []
         self.accepted: list[tuple[list[str], bytes]] = []
         self.sessions: list[Any] = []
         self.data_attempts: dict[str, int] = {}
@@ -347,6 +354,10 @@ class Recorder:
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
         self.events.append((time.monotonic(), "RCPT", address))
+        if address in self.drop_at_rcpt:
+            self.drop_at_rcpt.discard(address)
+            server.transport.abort()
+            return "451 never heard"
         if address in self.refuse:
             return "550 no such user"
         if address in self.rcpt:
@@ -365,6 +376,10 @@ class Recorder:
             return self.data[address]
         self.accepted.append((list(envelope.rcpt_tos), bytes(envelope.content)))
         self.events.append((time.monotonic(), "ACCEPTED", address))
+        if address in self.drop:
+            self.drop.discard(address)
+            self.dropped.append(address)
+            server.transport.abort()  # the message is taken; its 250 never reaches the client
         return "250 Message accepted for delivery"
 
 

@@ -53,6 +53,14 @@ class AddressRefused(MailError):
     """
 
 
+class MailOutcomeUnknown(MailError):
+    """The whole message went out and the connection failed before the service answered.
+
+    The service has probably taken it: sending again could deliver it twice, so the
+    claim stays in the ledger as "unknown" and only ``--resend-unknown`` sends it again.
+    """
+
+
 class MessageRefused(MailError):
     """The service refuses this sender or this message (unverified identity, auth, policy).
 

@@ -7,10 +7,12 @@ SQLite file. Exit codes are checked on ``python -m digestpub`` as a process.
 
 from __future__ import annotations
 
+import itertools
 import re
 import sqlite3
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,9 +20,12 @@ from pathlib import Path
 import boto3
 import pytest
 import requests
+from botocore.config import Config
 
+from digestpub.adapters.ses import CLIENT_CONFIG, SesMailer
 from digestpub.adapters.smtp import SmtpMailer
 from digestpub.newsletter.send import SendOptions, SendReport
+from tests.fault_proxy import Action, fault_proxy
 from tests.newsletter_support import Recorder, Scenario, free_port, paper, parse, recipients, run_cli
 
 StartSmtp = Callable[..., tuple[Recorder, str]]
@@ -285,6 +290,62 @@ def test_an_outbox_that_cannot_be_written_stops_the_run(scenario: Scenario) -> N
     assert ledger_rows(scenario) == []
 
 
+# --- a connection lost after the whole message: exactly once --------------------------------
+
+
+def test_a_drop_after_data_for_one_message_in_ten_among_500_sends_nobody_two_copies_and_nobody_none(
+    scenario: Scenario, smtp_server: StartSmtp
+) -> None:
+    addresses = readers(scenario, 500)
+    dropped = set(addresses[3::10])
+    handler, url = smtp_server(drop=dropped)
+    mailer = ("--mailer", url, "--send-rate", "1000")
+
+    result = run_cli(scenario, "newsletter", *mailer)
+
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert sorted(handler.dropped) == sorted(dropped) and len(dropped) == 50
+    assert summary(result) == {"sent": 450, "bounced": 0, "deferred": 0, "failed": 0, "unknown": 50, "not_reached": 0}
+    assert "50 unknown: the server may have delivered them; `--resend-unknown` sends them again" in " ".join(
+        result.stderr.split()
+    )
+    copies = recipients([parse(content) for _, content in handler.accepted])
+    assert copies == dict.fromkeys(addresses, 1), "an address got two copies, or none"
+    # The ledger keeps the 50 as claims nobody confirmed: a plain rerun sends nothing again.
+    ids = scenario.ids_by_email()
+    claimed = {subscriber_id for subscriber_id, state, _detail in ledger_rows(scenario) if state == "claimed"}
+    assert claimed == {ids[address] for address in dropped}
+
+    rerun = run_cli(scenario, "newsletter", *mailer)
+
+    assert rerun.returncode == 0, (rerun.stdout, rerun.stderr)
+    assert summary(rerun) == {"sent": 0, "bounced": 0, "deferred": 0, "failed": 0, "unknown": 50, "not_reached": 0}
+    assert len(handler.accepted) == 500
+
+    # Asked to, a run sends those 50 once more, and nobody else.
+    resend = run_cli(scenario, "newsletter", *mailer, "--resend-unknown")
+
+    assert resend.returncode == 0, (resend.stdout, resend.stderr)
+    assert summary(resend)["sent"] == 50 and summary(resend)["unknown"] == 0
+    resent = recipients([parse(content) for _, content in handler.accepted[500:]])
+    assert resent == dict.fromkeys(dropped, 1)
+
+
+def test_a_drop_before_the_message_went_out_is_try_later_and_the_same_run_sends_it_once(
+    scenario: Scenario, smtp_server: StartSmtp
+) -> None:
+    addresses = readers(scenario, 10)
+    handler, url = smtp_server(drop_at_rcpt={addresses[4]})
+
+    report = send_smtp(scenario, url)
+
+    assert (report.sent, report.deferred, report.unknown) == (10, 0, [])
+    assert recipients([parse(content) for _, content in handler.accepted]) == dict.fromkeys(addresses, 1)
+    tries = [address for _, command, address in handler.events if command == "RCPT"]
+    assert tries.count(addresses[4]) == 2, "the dropped message was not tried again"
+    assert [state for _id, state, _detail in ledger_rows(scenario)] == ["sent"] * 10
+
+
 # --- SES ------------------------------------------------------------------------------------
 
 
@@ -326,3 +387,34 @@ def test_ses_with_an_unverified_sender_stops_after_one_attempt_and_a_rerun_sends
     assert summary(rerun)["sent"] == 8
     assert sorted(ses_recipients(ses)) == sorted(addresses)
     assert set(statuses(scenario).values()) == {"confirmed"}
+
+
+def test_ses_without_an_answer_after_the_request_is_unknown_and_sent_once(scenario: Scenario, ses: str) -> None:
+    """A read timeout, or a connection closed, after SES took the request: it may have sent the message."""
+    addresses = readers(scenario, 60)
+    boto3.client("sesv2").create_email_identity(EmailIdentity="digest.example")
+    sends = itertools.count()
+
+    def every_tenth_send_unanswered(method: str, path: str) -> Action:
+        if method != "POST" or "/outbound-emails" not in path:
+            return "pass"
+        number = next(sends)
+        if number % 10 != 3:
+            return "pass"
+        return "apply_then_hang" if number % 20 == 3 else "apply_then_drop"
+
+    with fault_proxy(ses, every_tenth_send_unanswered, hang=2.0) as (endpoint, faults):
+        client = boto3.client(
+            "sesv2",
+            endpoint_url=endpoint,
+            config=CLIENT_CONFIG.merge(Config(read_timeout=0.5)),
+        )
+        report = scenario.send(
+            SesMailer(client=client), options=QUICK, from_address="AI Digest <digest@digest.example>"
+        )
+
+    assert Counter(ses_recipients(ses)) == dict.fromkeys(addresses, 1), "an address got two copies, or none"
+    assert (faults.counts.get("apply_then_hang"), faults.counts.get("apply_then_drop")) == (3, 3)
+    assert (report.sent, len(report.unknown), report.deferred, report.stopped) == (54, 6, 0, "")
+    unanswered = [subscriber_id for subscriber_id, state, _detail in ledger_rows(scenario) if state == "claimed"]
+    assert unanswered == report.unknown

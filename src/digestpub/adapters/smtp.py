@@ -18,6 +18,7 @@ from digestpub.errors import (
     AddressRefused,
     ConfigError,
     MailError,
+    MailOutcomeUnknown,
     MailTransient,
     MailUnreachable,
     MessageRefused,
@@ -30,6 +31,8 @@ _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 _MAILBOX_CODES = frozenset({550, 551, 553})
 """Answers to RCPT about the mailbox itself, when no enhanced code says more."""
 _LOGIN_CODES = frozenset({530, 534, 535, 538})
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+"""A line of the message starting with a dot gets a second one (RFC 5321 4.5.2)."""
 
 
 class SmtpMailer:
@@ -54,26 +57,59 @@ class SmtpMailer:
 
     def send(self, sender: str, recipient: str, message: bytes) -> str:
         connection = self._connect()
-        options = [] if (sender + recipient).isascii() else ["SMTPUTF8"]
         try:
-            refused = connection.sendmail(sender, [recipient], message, mail_options=options)
-        except smtplib.SMTPRecipientsRefused as error:
-            code, reply = next(iter(error.recipients.values()), (450, b""))
-            raise self._refusal(code, reply, recipient, "RCPT") from error
-        except smtplib.SMTPSenderRefused as error:
-            raise self._refusal(error.smtp_code, error.smtp_error, recipient, "MAIL") from error
-        except smtplib.SMTPDataError as error:
-            raise self._refusal(error.smtp_code, error.smtp_error, recipient, "DATA") from error
-        except (smtplib.SMTPException, OSError) as error:
-            # A dropped connection or a timeout mid-message: a new connection may work.
-            self._drop()
-            raise MailTransient(f"{self.where}: {error}") from error
+            self._transmit(connection, sender, recipient, message)
+            code, reply = self._answer_to_message(connection)
         finally:
             self._last_used = time.monotonic()
-        if refused:
-            code, reply = refused[recipient]
-            raise self._refusal(code, reply, recipient, "RCPT")
+        if code != 250:
+            raise self._refused(connection, code, reply, recipient, "DATA")
         return ""
+
+    def _transmit(self, connection: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> None:
+        """MAIL, RCPT, DATA and every byte of the message; the server's answer to it is left to read.
+
+        ``sendmail`` would hide whether a dropped connection came before the last byte (the
+        message was not taken: try later) or after it (it may have been: unknown).
+        """
+        options = [] if (sender + recipient).isascii() else ["SMTPUTF8"]
+        try:
+            code, reply = connection.mail(sender, options)
+            if code != 250:
+                raise self._refused(connection, code, reply, recipient, "MAIL")
+            code, reply = connection.rcpt(recipient)
+            if code not in (250, 251):
+                raise self._refused(connection, code, reply, recipient, "RCPT")
+            connection.putcmd("data")
+            code, reply = connection.getreply()
+            if code != 354:
+                raise self._refused(connection, code, reply, recipient, "DATA")
+            body = _LEADING_DOT.sub(b"..", message)
+            connection.send(body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n")
+        except (smtplib.SMTPException, OSError) as error:
+            # A dropped connection or a timeout before the message's end: a new connection may work.
+            self._drop()
+            raise MailTransient(f"{self.where}: {error}") from error
+
+    def _answer_to_message(self, connection: smtplib.SMTP) -> tuple[int, bytes]:
+        try:
+            return connection.getreply()
+        except (smtplib.SMTPException, OSError) as error:
+            self._drop()
+            raise MailOutcomeUnknown(
+                f"{self.where} received the whole message and the connection failed before its answer "
+                f"({error}): it may have been delivered"
+            ) from error
+
+    def _refused(self, connection: smtplib.SMTP, code: int, reply: bytes, recipient: str, command: str) -> MailError:
+        """The answer's error class; the session is reset, so that it can carry the next message."""
+        error = self._refusal(code, reply, recipient, command)
+        if self._connection is connection:
+            try:
+                connection.rset()
+            except (smtplib.SMTPException, OSError):
+                self._drop()
+        return error
 
     def _refusal(self, code: int, reply: bytes | str, recipient: str, command: str) -> MailError:
         """The one place an SMTP answer to a message becomes an error class."""
