@@ -26,7 +26,16 @@ from digestpub.adapters.ses import CLIENT_CONFIG, SesMailer
 from digestpub.adapters.smtp import SmtpMailer
 from digestpub.newsletter.send import SendOptions, SendReport
 from tests.fault_proxy import Action, fault_proxy
-from tests.newsletter_support import Recorder, Scenario, free_port, paper, parse, recipients, run_cli
+from tests.newsletter_support import (
+    Recorder,
+    Scenario,
+    free_port,
+    localhost_certificate,
+    paper,
+    parse,
+    recipients,
+    run_cli,
+)
 
 StartSmtp = Callable[..., tuple[Recorder, str]]
 QUICK = SendOptions(send_rate=1000, backoff_first=0.05, backoff_cap=0.2, retry_limit=0.6)
@@ -195,12 +204,17 @@ def test_each_smtp_answer_has_one_meaning(
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # 127.0.0.1 only
-def test_an_smtp_login_refused_stops_the_run_and_says_what_to_fix(scenario: Scenario, smtp_server: StartSmtp) -> None:
+def test_an_smtp_login_refused_stops_the_run_and_says_what_to_fix(
+    scenario: Scenario, smtp_server: StartSmtp, tmp_path: Path
+) -> None:
     addresses = readers(scenario, 6)
-    handler, url = smtp_server(login=("digest", "right-password"))
+    certificate, key = localhost_certificate(tmp_path)
+    handler, url = smtp_server(login=("digest", "right-password"), certificate=(certificate, key))
     host = url.removeprefix("smtp://")
 
-    result = run_cli(scenario, "newsletter", "--mailer", f"smtp://digest:wrong-password@{host}")
+    result = run_cli(
+        scenario, "newsletter", "--mailer", f"smtp://digest:wrong-password@{host}", SSL_CERT_FILE=str(certificate)
+    )
 
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert summary(result) == {"sent": 0, "bounced": 0, "deferred": 0, "failed": 1, "unknown": 0, "not_reached": 5}
@@ -209,8 +223,77 @@ def test_an_smtp_login_refused_stops_the_run_and_says_what_to_fix(scenario: Scen
     assert set(statuses(scenario).values()) == {"confirmed"}
     assert ledger_rows(scenario) == []
 
-    rerun = run_cli(scenario, "newsletter", "--mailer", f"smtp://digest:right-password@{host}")
+    rerun = run_cli(
+        scenario, "newsletter", "--mailer", f"smtp://digest:right-password@{host}", SSL_CERT_FILE=str(certificate)
+    )
     assert rerun.returncode == 0, (rerun.stdout, rerun.stderr)
+    assert recipients([parse(content) for _, content in handler.accepted]) == dict.fromkeys(addresses, 1)
+    # Over STARTTLS, as the server requires: its AUTH took both logins.
+    assert {given for _mechanism, given in handler.logins} == {
+        (b"digest", b"wrong-password"),
+        (b"digest", b"right-password"),
+    }
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_a_login_never_crosses_without_tls_and_a_relay_without_login_still_works(
+    scenario: Scenario, smtp_server: StartSmtp, tmp_path: Path
+) -> None:
+    """A server (or a man in the middle) that offers AUTH but no STARTTLS never gets the password."""
+    addresses = readers(scenario, 6)
+    handler, url = smtp_server(login=("digest", "secret-password"))
+    host = url.removeprefix("smtp://")
+
+    result = run_cli(scenario, "newsletter", "--mailer", f"smtp://digest:secret-password@{host}")
+
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert handler.logins == [], "the login was sent without TLS"
+    stderr = " ".join(result.stderr.split())
+    assert f"SMTP server {host} offers no STARTTLS" in stderr and "smtps://" in stderr, stderr
+    assert "secret-password" not in result.stderr
+    assert summary(result)["failed"] == 1 and handler.accepted == []
+    assert ledger_rows(scenario) == [] and set(statuses(scenario).values()) == {"confirmed"}
+
+    # A relay that needs no login: STARTTLS is taken, its certificate unchecked (nobody trusts it here).
+    relay, relay_url = smtp_server(certificate=localhost_certificate(tmp_path))
+    rerun = run_cli(scenario, "newsletter", "--mailer", relay_url)
+    assert rerun.returncode == 0, (rerun.stdout, rerun.stderr)
+    assert recipients([parse(content) for _, content in relay.accepted]) == dict.fromkeys(addresses, 1)
+
+
+def test_a_login_waits_for_a_certificate_that_verifies(
+    scenario: Scenario, smtp_server: StartSmtp, tmp_path: Path
+) -> None:
+    readers(scenario, 3)
+    handler, url = smtp_server(login=("digest", "secret-password"), certificate=localhost_certificate(tmp_path))
+    host = url.removeprefix("smtp://")
+
+    result = run_cli(scenario, "newsletter", "--mailer", f"smtp://digest:secret-password@{host}")
+
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert handler.logins == [], "the login was sent to a server whose certificate did not verify"
+    assert "certificate verify failed" in " ".join(result.stderr.split())
+    assert ledger_rows(scenario) == []
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_smtps_checks_the_certificate_and_logs_in_over_tls(
+    scenario: Scenario, smtp_server: StartSmtp, tmp_path: Path
+) -> None:
+    addresses = readers(scenario, 3)
+    certificate, key = localhost_certificate(tmp_path)
+    handler, url = smtp_server(login=("digest", "secret-password"), certificate=(certificate, key), implicit_tls=True)
+    login = url.replace("smtps://", "smtps://digest:secret-password@")
+
+    untrusted = run_cli(scenario, "newsletter", "--mailer", login)
+
+    assert untrusted.returncode == 1, (untrusted.stdout, untrusted.stderr)
+    assert "certificate verify failed" in " ".join(untrusted.stderr.split())
+    assert handler.logins == [] and handler.accepted == []
+
+    trusted = run_cli(scenario, "newsletter", "--mailer", login, SSL_CERT_FILE=str(certificate))
+
+    assert trusted.returncode == 0, (trusted.stdout, trusted.stderr)
     assert recipients([parse(content) for _, content in handler.accepted]) == dict.fromkeys(addresses, 1)
 
 
