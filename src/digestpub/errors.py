@@ -19,6 +19,11 @@ class PreconditionFailed(StorageError):
     """A conditional write lost: the object changed since it was read."""
 
 
+class StoreBusy(StorageError):
+    """A conditional update kept losing to racing writes of the same item, backoff and all:
+    nothing is wrong but the moment, so the caller may try again shortly."""
+
+
 class StateLocked(DigestpubError):
     """Another run holds the state lock and did not release it in time."""
 
