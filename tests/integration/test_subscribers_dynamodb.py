@@ -395,15 +395,23 @@ def racing_store(table: str, person: Subscriber, races: int) -> DynamoSubscriber
     return DynamoSubscriberStore(table, RacedClient(races, change))
 
 
+@pytest.fixture
+def backoff_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The seconds the DynamoDB store would sleep between attempts (it sleeps none of them)."""
+    from digestpub.adapters import dynamodb
+
+    waits: list[float] = []
+    monkeypatch.setattr(dynamodb, "_sleep", waits.append)
+    return waits
+
+
 def test_an_update_that_loses_races_backs_off_with_jitter_until_it_holds(
-    table: str, monkeypatch: pytest.MonkeyPatch
+    table: str, backoff_waits: list[float]
 ) -> None:
     from datetime import UTC, datetime
 
     from digestpub.adapters import dynamodb
 
-    waits: list[float] = []
-    monkeypatch.setattr(dynamodb, "_sleep", waits.append)
     person = make("racer@example.com", status="pending")
     DynamoSubscriberStore(table).save(person)
 
@@ -412,14 +420,15 @@ def test_an_update_that_loses_races_backs_off_with_jitter_until_it_holds(
     )
 
     assert changed is not None and changed.status == "confirmed"
-    assert len(waits) == 4, waits
+    assert len(backoff_waits) == 4, backoff_waits
     ceilings = [min(dynamodb._BACKOFF_CAP, dynamodb._BACKOFF_FIRST * 2**number) for number in range(4)]
-    assert all(0 <= wait <= ceiling for wait, ceiling in zip(waits, ceilings, strict=True)), (waits, ceilings)
+    waits_and_ceilings = zip(backoff_waits, ceilings, strict=True)
+    assert all(0 <= wait <= ceiling for wait, ceiling in waits_and_ceilings), (backoff_waits, ceilings)
     assert ceilings == sorted(ceilings) and ceilings[0] < ceilings[-1]
 
 
 def test_an_update_that_keeps_losing_is_store_busy_and_the_endpoint_answers_503_with_retry_after(
-    table: str, monkeypatch: pytest.MonkeyPatch
+    table: str, backoff_waits: list[float]
 ) -> None:
     from datetime import UTC, datetime
 
@@ -432,8 +441,6 @@ def test_an_update_that_keeps_losing_is_store_busy_and_the_endpoint_answers_503_
     from digestpub.web import Endpoints
     from tests.cloud_support import http_event
 
-    waits: list[float] = []
-    monkeypatch.setattr(dynamodb, "_sleep", waits.append)
     person = make("loser@example.com", status="confirmed")
     DynamoSubscriberStore(table).save(person)
 
@@ -441,7 +448,7 @@ def test_an_update_that_keeps_losing_is_store_busy_and_the_endpoint_answers_503_
         racing_store(table, person, races=1000).transition(
             person.id, "unsubscribed", only_from={"confirmed"}, now=datetime.now(UTC)
         )
-    assert len(waits) == dynamodb._ATTEMPTS - 1
+    assert len(backoff_waits) == dynamodb._ATTEMPTS - 1
 
     key = b"k" * 32
     site = Settings.load(base_url="https://digest.example/").site()
