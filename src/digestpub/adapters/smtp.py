@@ -5,7 +5,7 @@ STARTTLS (or a man in the middle who strips the offer) never gets the password.
 
 Every answer of the server is sorted into one of the mail error classes here, by
 its reply code (RFC 5321), its enhanced status code (RFC 3463) and the command it
-answered: ``_refusal`` for answers to a message, ``_connect`` for the session.
+answered: ``_refusal`` for answers to a message, ``_session_error`` for the session.
 """
 
 from __future__ import annotations
