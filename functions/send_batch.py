@@ -33,6 +33,8 @@ def record_handler(record: SQSRecord) -> None:
     metrics.add_metric("EmailsSent", MetricUnit.Count, report.sent)
     metrics.add_metric("EmailsBounced", MetricUnit.Count, report.bounced)
     metrics.add_metric("EmailsFailed", MetricUnit.Count, report.left)
+    # Not failures: their claims stay, so a redelivered batch does not send them twice.
+    metrics.add_metric("EmailsUnknown", MetricUnit.Count, len(report.unknown))
     logger.info(report.summary_line())
     if report.stopped:
         stopped.append(report.stopped)

@@ -1,4 +1,4 @@
-"""An HTTP proxy on 127.0.0.1 in front of moto's server that fails requests the way S3 can.
+"""An HTTP proxy on 127.0.0.1 in front of moto's server that fails requests the way S3 and SES can.
 
 For each request a ``Rule`` decides what happens:
 
@@ -6,7 +6,11 @@ For each request a ``Rule`` decides what happens:
 - ``"apply_then_500"``: forwarded (moto applies it), then answered 500 InternalError,
   as S3 does when it applied a write but could not say so;
 - ``"refuse"``: not forwarded; answered 503 SlowDown;
-- ``"drop"``: not forwarded; the connection is closed without an answer.
+- ``"drop"``: not forwarded; the connection is closed without an answer;
+- ``"apply_then_drop"``: forwarded (moto applies it), then the connection is closed
+  without an answer;
+- ``"apply_then_hang"``: forwarded, then no answer for ``hang`` seconds (past the
+  client's read timeout), then the connection is closed.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import http.client
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from urllib.parse import urlsplit
 
-Action = Literal["pass", "apply_then_500", "refuse", "drop"]
+Action = Literal["pass", "apply_then_500", "refuse", "drop", "apply_then_drop", "apply_then_hang"]
 Rule = Callable[[str, str], Action]
 """``rule(method, path)``: what to do with one request."""
 
@@ -82,7 +87,7 @@ def once_for(fragment: str, action: Action, method: str = "PUT") -> Rule:
 
 
 @contextmanager
-def fault_proxy(upstream: str, rule: Rule) -> Iterator[tuple[str, Faults]]:
+def fault_proxy(upstream: str, rule: Rule, hang: float = 3.0) -> Iterator[tuple[str, Faults]]:
     """A proxy to ``upstream`` (``http://127.0.0.1:port``); yields its endpoint URL and what it did."""
     target = urlsplit(upstream)
     faults = Faults()
@@ -136,7 +141,12 @@ def fault_proxy(upstream: str, rule: Rule) -> Iterator[tuple[str, Faults]]:
                 status, answer_headers = response.status, response.getheaders()
             finally:
                 connection.close()
-            if action == "apply_then_500":
+            if action in ("apply_then_drop", "apply_then_hang"):
+                if action == "apply_then_hang":
+                    time.sleep(hang)
+                self.close_connection = True
+                self.connection.close()
+            elif action == "apply_then_500":
                 self._answer(500, [("Content-Type", "application/xml")], _INTERNAL_ERROR)
             else:
                 self._answer(status, answer_headers, answer)

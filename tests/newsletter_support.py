@@ -12,15 +12,17 @@ import asyncio
 import contextlib
 import email
 import email.policy
+import ipaddress
 import os
 import socket
+import ssl
 import subprocess
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, cast
@@ -28,6 +30,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from digestpub.adapters.folder import FolderStore
 from digestpub.adapters.ledger_sqlite import SqliteLedger
@@ -311,7 +317,9 @@ class Recorder:
     answers by address; ``busy``: addresses answered 451 on DATA that many times;
     ``data``: other DATA answers by address;
     ``mail``: an answer to every MAIL FROM once ``accept_first`` messages were
-    accepted (``None``: accept). Tests change these between runs. ``events`` logs
+    accepted (``None``: accept); ``drop``: addresses whose message is kept and the
+    connection then dropped before the answer, ``drop_at_rcpt``: addresses whose RCPT
+    drops it (once each). Tests change these between runs. ``events`` logs
     (time, command, address) of every MAIL, RCPT and accepted message, in order.
     """
 
@@ -323,6 +331,8 @@ class Recorder:
         data: dict[str, str] | None = None,
         mail: str | None = None,
         accept_first: int = 0,
+        drop: set[str] | None = None,
+        drop_at_rcpt: set[str] | None = None,
     ) -> None:
         self.refuse = refuse or set()
         self.busy = dict(busy or {})
@@ -330,6 +340,10 @@ class Recorder:
         self.data = dict(data or {})
         self.mail = mail
         self.accept_first = accept_first
+        self.drop = set(drop or ())
+        self.drop_at_rcpt = set(drop_at_rcpt or ())
+        self.dropped: list[str] = []
+        self.logins: list[tuple[str, object]] = []
         self.accepted: list[tuple[list[str], bytes]] = []
         self.sessions: list[Any] = []
         self.data_attempts: dict[str, int] = {}
@@ -347,6 +361,10 @@ class Recorder:
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
         self.events.append((time.monotonic(), "RCPT", address))
+        if address in self.drop_at_rcpt:
+            self.drop_at_rcpt.discard(address)
+            server.transport.abort()
+            return "451 never heard"
         if address in self.refuse:
             return "550 no such user"
         if address in self.rcpt:
@@ -365,19 +383,59 @@ class Recorder:
             return self.data[address]
         self.accepted.append((list(envelope.rcpt_tos), bytes(envelope.content)))
         self.events.append((time.monotonic(), "ACCEPTED", address))
+        if address in self.drop:
+            self.drop.discard(address)
+            self.dropped.append(address)
+            server.transport.abort()  # the message is taken; its 250 never reaches the client
         return "250 Message accepted for delivery"
+
+
+def localhost_certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (PEM files in ``folder``).
+
+    A client trusts it when ``SSL_CERT_FILE`` names the certificate.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    certificate_path, key_path = folder / "smtp-cert.pem", folder / "smtp-key.pem"
+    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return certificate_path, key_path
 
 
 @contextlib.contextmanager
 def smtp_servers() -> Iterator[Callable[..., tuple[Recorder, str]]]:
     """Starts aiosmtpd on 127.0.0.1 (on ``port``, or a free one) with a ``Recorder``; stops them all after.
 
-    With ``login=(user, password)`` the server wants AUTH and takes only that login.
+    With ``login=(user, password)`` the server wants AUTH and takes only that login
+    (every AUTH it is sent is kept in ``Recorder.logins``). ``certificate`` (a
+    certificate and its key) makes it offer STARTTLS and AUTH only after it, or with
+    ``implicit_tls`` speak TLS from the start (``smtps://``); without, it offers AUTH
+    in clear, as a man in the middle who strips STARTTLS would.
     """
     controllers: list[Controller] = []
 
     def start(
-        port: int | None = None, login: tuple[str, str] | None = None, **handler_options: Any
+        port: int | None = None,
+        login: tuple[str, str] | None = None,
+        certificate: tuple[Path, Path] | None = None,
+        implicit_tls: bool = False,
+        **handler_options: Any,
     ) -> tuple[Recorder, str]:
         handler = Recorder(**handler_options)
         port = port or free_port()
@@ -387,13 +445,20 @@ def smtp_servers() -> Iterator[Callable[..., tuple[Recorder, str]]]:
 
             def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
                 given = (data.login, data.password) if isinstance(data, LoginPassword) else None
+                handler.logins.append((mechanism, given))
                 return AuthResult(success=given == wanted, handled=False)
 
-            auth = {"authenticator": authenticator, "auth_required": True, "auth_require_tls": False}
+            auth = {"authenticator": authenticator, "auth_required": True, "auth_require_tls": certificate is not None}
+            if implicit_tls:
+                auth["auth_require_tls"] = False  # aiosmtpd counts only STARTTLS as TLS
+        if certificate is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*certificate)
+            auth["ssl_context" if implicit_tls else "tls_context"] = context
         controller = Controller(handler, hostname="127.0.0.1", port=port, **auth)
         controller.start()
         controllers.append(controller)
-        return handler, f"smtp://127.0.0.1:{port}"
+        return handler, f"{'smtps' if implicit_tls else 'smtp'}://127.0.0.1:{port}"
 
     try:
         yield start

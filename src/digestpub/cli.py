@@ -504,6 +504,10 @@ def newsletter_command(
     typer.echo(report.summary_line())
     if report.stopped:
         stderr.print(f"[red]mail service failed:[/] {report.stopped}")
+    if report.unknown:
+        stderr.print(
+            f"{len(report.unknown)} unknown: the server may have delivered them; `--resend-unknown` sends them again"
+        )
     if report.left:
         stderr.print(
             f"{report.left} left to send ({report.deferred} deferred, {report.failed} failed, "

@@ -28,6 +28,11 @@ class ObjectTooLarge(DigestpubError):
         self.version = version
 
 
+class StoreBusy(StorageError):
+    """A conditional update kept losing to racing writes of the same item, backoff and all:
+    nothing is wrong but the moment, so the caller may try again shortly."""
+
+
 class StateLocked(DigestpubError):
     """Another run holds the state lock and did not release it in time."""
 
@@ -59,6 +64,14 @@ class AddressRefused(MailError):
     """This address is refused for good (SMTP 5.1.x on RCPT): a hard bounce of one subscriber.
 
     The message never names the address, so it can be kept in the ledger.
+    """
+
+
+class MailOutcomeUnknown(MailError):
+    """The whole message went out and the connection failed before the service answered.
+
+    The service has probably taken it: sending again could deliver it twice, so the
+    claim stays in the ledger as "unknown" and only ``--resend-unknown`` sends it again.
     """
 
 

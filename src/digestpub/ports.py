@@ -135,7 +135,9 @@ class Mailer(Protocol):
 
     Every failure is one of ``digestpub.errors``' mail classes: ``MailTransient``
     (try later), ``MailUnreachable`` (the service cannot be reached), ``AddressRefused``
-    (this address, for good) or ``MessageRefused`` (this sender or message).
+    (this address, for good), ``MessageRefused`` (this sender or message) or
+    ``MailOutcomeUnknown`` (the whole message went out and no answer came back: it may
+    have been delivered, so it must not be sent again by itself).
     """
 
     def send(self, sender: str, recipient: str, message: bytes) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from digestpub.errors import BadRequest, DigestpubError
+from digestpub.errors import BadRequest, DigestpubError, StoreBusy
 from digestpub.model import Subscriber
 from digestpub.site import Site
 from digestpub.subscribers import InvalidAddress, InvalidSubscriber, UnknownTags
@@ -32,6 +32,8 @@ from digestpub.words import words_for
 log = logging.getLogger("digestpub.web")
 
 HTML = "text/html; charset=utf-8"
+_RETRY_AFTER = "2"
+"""Seconds a client is asked to wait when racing writes to one subscriber outlasted the retries."""
 _PAGE_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
 
 
@@ -80,9 +82,13 @@ class Endpoints:
         except BadRequest as error:
             log.info("request refused (%s): %s", error.status, error.reason)
             reply = self.refusal(error.status, error.reason)
+        except StoreBusy as error:
+            # Racing writes to one subscriber outlasted the store's retries: the moment, not a fault.
+            log.warning("subscription request not served, try later: %s", error)
+            reply = self._try_later(retry_after=_RETRY_AFTER)
         except DigestpubError:
             log.exception("subscription request failed")
-            reply = self.page(503, self.site.lang, message=words_for(self.site.lang)["try_later"])
+            reply = self._try_later()
         # Anything else is a bug: it propagates, so the function's error metric and alarm see it.
         return reply.to_event_response()
 
@@ -100,6 +106,13 @@ class Endpoints:
         template = environment().get_template("web/page.html.j2")
         body = template.render(site=self.site, words=words, lang=lang, title=self.site.title, **{"kind": "", **context})
         return Reply(status, body, headers=_PAGE_HEADERS)
+
+    def _try_later(self, retry_after: str | None = None) -> Reply:
+        """503: a store or the mail service failed; with ``Retry-After`` when a moment's wait will do."""
+        reply = self.page(503, self.site.lang, message=words_for(self.site.lang)["try_later"])
+        if retry_after is None:
+            return reply
+        return Reply(reply.status, reply.body, headers={**reply.headers, "Retry-After": retry_after})
 
     def refusal(self, status: int, reason: str) -> Reply:
         """The short page for a request that cannot be served as sent (any 4xx)."""

@@ -273,6 +273,31 @@ def test_a_full_send_batch_fits_in_the_timeout(service: dict[str, Any], stage: s
     assert seconds <= 0.9 * int(_param(service, "sendBatchTimeout", stage)), (stage, seconds)
 
 
+# Each /subscribe holds an instance of subscriptions at least this long (INLINE_SEND_ANSWER_FLOOR).
+SUBSCRIBE_SECONDS = 0.3
+
+
+@pytest.mark.parametrize("stage", ["default", *STAGES])
+def test_the_subscription_endpoints_keep_to_their_lane(service: dict[str, Any], stage: str) -> None:
+    """The API stage is throttled, and the function's reserved instances can serve that rate."""
+    rate = float(_param(service, "apiRateLimit", stage))
+    burst = int(_param(service, "apiBurstLimit", stage))
+    reserved = int(_param(service, "subscriptionsReservedConcurrency", stage))
+    assert 0 < rate <= burst, (stage, rate, burst)
+    assert reserved >= rate * SUBSCRIBE_SECONDS, (stage, reserved, rate)
+    assert service["functions"]["subscriptions"]["reservedConcurrency"] == "${param:subscriptionsReservedConcurrency}"
+    (extensions,) = [
+        item["extensions"] for item in service["resources"] if isinstance(item, dict) and "extensions" in item
+    ]
+    stage_properties = extensions["HttpApiStage"]["Properties"]
+    assert stage_properties["DefaultRouteSettings"]["ThrottlingRateLimit"] == "${param:apiRateLimit}"
+    assert stage_properties["DefaultRouteSettings"]["ThrottlingBurstLimit"] == "${param:apiBurstLimit}"
+    assert stage_properties["AccessLogSettings"]["DestinationArn"] == {"Fn::GetAtt": ["HttpApiAccessLogGroup", "Arn"]}
+    access_log = json.loads(stage_properties["AccessLogSettings"]["Format"])
+    assert {"requestId", "ip", "route", "status"} <= set(access_log)
+    assert not any("querystring" in value.lower() for value in access_log.values()), "tokens would be logged"
+
+
 def test_events(service: dict[str, Any]) -> None:
     functions = service["functions"]
 
@@ -406,3 +431,33 @@ def test_package_and_lint() -> None:
         assert properties["Runtime"] == "python3.12", name
         assert properties["Code"]["S3Key"].endswith("/digestpub-lambda.zip"), name
         assert "DIGESTPUB_SEND_QUEUE_URL" in properties["Environment"]["Variables"], name
+    reserved = {name for name, properties in functions.items() if "ReservedConcurrentExecutions" in properties}
+    assert reserved == {"digestpub-dev-subscriptions"}, "only the endpoints have a lane of their own"
+
+    for stage in STAGES:
+        path = ".serverless" if stage == "dev" else "build/serverless-prod"
+        packaged = json.loads((ROOT / path / "cloudformation-template-update-stack.json").read_text())
+        _check_the_api_lane(packaged, stage)
+
+
+def _check_the_api_lane(template: dict[str, Any], stage: str) -> None:
+    """The packaged HTTP API stage: throttled at the stage's params, logging to infra/api.yml's group."""
+    service = load(ROOT / "serverless.yml")
+    resources = template["Resources"]
+    (api_stage,) = [resource for resource in resources.values() if resource["Type"] == "AWS::ApiGatewayV2::Stage"]
+    settings = api_stage["Properties"]["DefaultRouteSettings"]
+    assert settings["ThrottlingRateLimit"] == _param(service, "apiRateLimit", stage)
+    assert settings["ThrottlingBurstLimit"] == _param(service, "apiBurstLimit", stage)
+    log_group = api_stage["Properties"]["AccessLogSettings"]["DestinationArn"]
+    assert log_group == {"Fn::GetAtt": ["HttpApiAccessLogGroup", "Arn"]}
+    assert "HttpApiAccessLogGroup" in api_stage["DependsOn"]
+    assert resources["HttpApiAccessLogGroup"]["Properties"]["RetentionInDays"] == {"Ref": "ApiAccessLogRetentionDays"}
+    passed = {item["ParameterKey"]: item["ParameterValue"] for item in service["provider"]["stackParameters"]}
+    assert passed["ApiAccessLogRetentionDays"] == "${param:logRetentionDays}"
+    (subscriptions,) = [
+        resource["Properties"]
+        for resource in resources.values()
+        if resource["Type"] == "AWS::Lambda::Function"
+        and resource["Properties"]["FunctionName"].endswith("-subscriptions")
+    ]
+    assert subscriptions["ReservedConcurrentExecutions"] == _param(service, "subscriptionsReservedConcurrency", stage)

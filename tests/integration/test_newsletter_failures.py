@@ -7,10 +7,12 @@ SQLite file. Exit codes are checked on ``python -m digestpub`` as a process.
 
 from __future__ import annotations
 
+import itertools
 import re
 import sqlite3
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,10 +20,22 @@ from pathlib import Path
 import boto3
 import pytest
 import requests
+from botocore.config import Config
 
+from digestpub.adapters.ses import CLIENT_CONFIG, SesMailer
 from digestpub.adapters.smtp import SmtpMailer
 from digestpub.newsletter.send import SendOptions, SendReport
-from tests.newsletter_support import Recorder, Scenario, free_port, paper, parse, recipients, run_cli
+from tests.fault_proxy import Action, fault_proxy
+from tests.newsletter_support import (
+    Recorder,
+    Scenario,
+    free_port,
+    localhost_certificate,
+    paper,
+    parse,
+    recipients,
+    run_cli,
+)
 
 StartSmtp = Callable[..., tuple[Recorder, str]]
 QUICK = SendOptions(send_rate=1000, backoff_first=0.05, backoff_cap=0.2, retry_limit=0.6)
@@ -190,12 +204,17 @@ def test_each_smtp_answer_has_one_meaning(
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # 127.0.0.1 only
-def test_an_smtp_login_refused_stops_the_run_and_says_what_to_fix(scenario: Scenario, smtp_server: StartSmtp) -> None:
+def test_an_smtp_login_refused_stops_the_run_and_says_what_to_fix(
+    scenario: Scenario, smtp_server: StartSmtp, tmp_path: Path
+) -> None:
     addresses = readers(scenario, 6)
-    handler, url = smtp_server(login=("digest", "right-password"))
+    certificate, key = localhost_certificate(tmp_path)
+    handler, url = smtp_server(login=("digest", "right-password"), certificate=(certificate, key))
     host = url.removeprefix("smtp://")
 
-    result = run_cli(scenario, "newsletter", "--mailer", f"smtp://digest:wrong-password@{host}")
+    result = run_cli(
+        scenario, "newsletter", "--mailer", f"smtp://digest:wrong-password@{host}", SSL_CERT_FILE=str(certificate)
+    )
 
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert summary(result) == {"sent": 0, "bounced": 0, "deferred": 0, "failed": 1, "unknown": 0, "not_reached": 5}
@@ -204,8 +223,77 @@ def test_an_smtp_login_refused_stops_the_run_and_says_what_to_fix(scenario: Scen
     assert set(statuses(scenario).values()) == {"confirmed"}
     assert ledger_rows(scenario) == []
 
-    rerun = run_cli(scenario, "newsletter", "--mailer", f"smtp://digest:right-password@{host}")
+    rerun = run_cli(
+        scenario, "newsletter", "--mailer", f"smtp://digest:right-password@{host}", SSL_CERT_FILE=str(certificate)
+    )
     assert rerun.returncode == 0, (rerun.stdout, rerun.stderr)
+    assert recipients([parse(content) for _, content in handler.accepted]) == dict.fromkeys(addresses, 1)
+    # Over STARTTLS, as the server requires: its AUTH took both logins.
+    assert {given for _mechanism, given in handler.logins} == {
+        (b"digest", b"wrong-password"),
+        (b"digest", b"right-password"),
+    }
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_a_login_never_crosses_without_tls_and_a_relay_without_login_still_works(
+    scenario: Scenario, smtp_server: StartSmtp, tmp_path: Path
+) -> None:
+    """A server (or a man in the middle) that offers AUTH but no STARTTLS never gets the password."""
+    addresses = readers(scenario, 6)
+    handler, url = smtp_server(login=("digest", "secret-password"))
+    host = url.removeprefix("smtp://")
+
+    result = run_cli(scenario, "newsletter", "--mailer", f"smtp://digest:secret-password@{host}")
+
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert handler.logins == [], "the login was sent without TLS"
+    stderr = " ".join(result.stderr.split())
+    assert f"SMTP server {host} offers no STARTTLS" in stderr and "smtps://" in stderr, stderr
+    assert "secret-password" not in result.stderr
+    assert summary(result)["failed"] == 1 and handler.accepted == []
+    assert ledger_rows(scenario) == [] and set(statuses(scenario).values()) == {"confirmed"}
+
+    # A relay that needs no login: STARTTLS is taken, its certificate unchecked (nobody trusts it here).
+    relay, relay_url = smtp_server(certificate=localhost_certificate(tmp_path))
+    rerun = run_cli(scenario, "newsletter", "--mailer", relay_url)
+    assert rerun.returncode == 0, (rerun.stdout, rerun.stderr)
+    assert recipients([parse(content) for _, content in relay.accepted]) == dict.fromkeys(addresses, 1)
+
+
+def test_a_login_waits_for_a_certificate_that_verifies(
+    scenario: Scenario, smtp_server: StartSmtp, tmp_path: Path
+) -> None:
+    readers(scenario, 3)
+    handler, url = smtp_server(login=("digest", "secret-password"), certificate=localhost_certificate(tmp_path))
+    host = url.removeprefix("smtp://")
+
+    result = run_cli(scenario, "newsletter", "--mailer", f"smtp://digest:secret-password@{host}")
+
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert handler.logins == [], "the login was sent to a server whose certificate did not verify"
+    assert "certificate verify failed" in " ".join(result.stderr.split())
+    assert ledger_rows(scenario) == []
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_smtps_checks_the_certificate_and_logs_in_over_tls(
+    scenario: Scenario, smtp_server: StartSmtp, tmp_path: Path
+) -> None:
+    addresses = readers(scenario, 3)
+    certificate, key = localhost_certificate(tmp_path)
+    handler, url = smtp_server(login=("digest", "secret-password"), certificate=(certificate, key), implicit_tls=True)
+    login = url.replace("smtps://", "smtps://digest:secret-password@")
+
+    untrusted = run_cli(scenario, "newsletter", "--mailer", login)
+
+    assert untrusted.returncode == 1, (untrusted.stdout, untrusted.stderr)
+    assert "certificate verify failed" in " ".join(untrusted.stderr.split())
+    assert handler.logins == [] and handler.accepted == []
+
+    trusted = run_cli(scenario, "newsletter", "--mailer", login, SSL_CERT_FILE=str(certificate))
+
+    assert trusted.returncode == 0, (trusted.stdout, trusted.stderr)
     assert recipients([parse(content) for _, content in handler.accepted]) == dict.fromkeys(addresses, 1)
 
 
@@ -285,6 +373,62 @@ def test_an_outbox_that_cannot_be_written_stops_the_run(scenario: Scenario) -> N
     assert ledger_rows(scenario) == []
 
 
+# --- a connection lost after the whole message: exactly once --------------------------------
+
+
+def test_a_drop_after_data_for_one_message_in_ten_among_500_sends_nobody_two_copies_and_nobody_none(
+    scenario: Scenario, smtp_server: StartSmtp
+) -> None:
+    addresses = readers(scenario, 500)
+    dropped = set(addresses[3::10])
+    handler, url = smtp_server(drop=dropped)
+    mailer = ("--mailer", url, "--send-rate", "1000")
+
+    result = run_cli(scenario, "newsletter", *mailer)
+
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert sorted(handler.dropped) == sorted(dropped) and len(dropped) == 50
+    assert summary(result) == {"sent": 450, "bounced": 0, "deferred": 0, "failed": 0, "unknown": 50, "not_reached": 0}
+    assert "50 unknown: the server may have delivered them; `--resend-unknown` sends them again" in " ".join(
+        result.stderr.split()
+    )
+    copies = recipients([parse(content) for _, content in handler.accepted])
+    assert copies == dict.fromkeys(addresses, 1), "an address got two copies, or none"
+    # The ledger keeps the 50 as claims nobody confirmed: a plain rerun sends nothing again.
+    ids = scenario.ids_by_email()
+    claimed = {subscriber_id for subscriber_id, state, _detail in ledger_rows(scenario) if state == "claimed"}
+    assert claimed == {ids[address] for address in dropped}
+
+    rerun = run_cli(scenario, "newsletter", *mailer)
+
+    assert rerun.returncode == 0, (rerun.stdout, rerun.stderr)
+    assert summary(rerun) == {"sent": 0, "bounced": 0, "deferred": 0, "failed": 0, "unknown": 50, "not_reached": 0}
+    assert len(handler.accepted) == 500
+
+    # Asked to, a run sends those 50 once more, and nobody else.
+    resend = run_cli(scenario, "newsletter", *mailer, "--resend-unknown")
+
+    assert resend.returncode == 0, (resend.stdout, resend.stderr)
+    assert summary(resend)["sent"] == 50 and summary(resend)["unknown"] == 0
+    resent = recipients([parse(content) for _, content in handler.accepted[500:]])
+    assert resent == dict.fromkeys(dropped, 1)
+
+
+def test_a_drop_before_the_message_went_out_is_try_later_and_the_same_run_sends_it_once(
+    scenario: Scenario, smtp_server: StartSmtp
+) -> None:
+    addresses = readers(scenario, 10)
+    handler, url = smtp_server(drop_at_rcpt={addresses[4]})
+
+    report = send_smtp(scenario, url)
+
+    assert (report.sent, report.deferred, report.unknown) == (10, 0, [])
+    assert recipients([parse(content) for _, content in handler.accepted]) == dict.fromkeys(addresses, 1)
+    tries = [address for _, command, address in handler.events if command == "RCPT"]
+    assert tries.count(addresses[4]) == 2, "the dropped message was not tried again"
+    assert [state for _id, state, _detail in ledger_rows(scenario)] == ["sent"] * 10
+
+
 # --- SES ------------------------------------------------------------------------------------
 
 
@@ -326,3 +470,34 @@ def test_ses_with_an_unverified_sender_stops_after_one_attempt_and_a_rerun_sends
     assert summary(rerun)["sent"] == 8
     assert sorted(ses_recipients(ses)) == sorted(addresses)
     assert set(statuses(scenario).values()) == {"confirmed"}
+
+
+def test_ses_without_an_answer_after_the_request_is_unknown_and_sent_once(scenario: Scenario, ses: str) -> None:
+    """A read timeout, or a connection closed, after SES took the request: it may have sent the message."""
+    addresses = readers(scenario, 60)
+    boto3.client("sesv2").create_email_identity(EmailIdentity="digest.example")
+    sends = itertools.count()
+
+    def every_tenth_send_unanswered(method: str, path: str) -> Action:
+        if method != "POST" or "/outbound-emails" not in path:
+            return "pass"
+        number = next(sends)
+        if number % 10 != 3:
+            return "pass"
+        return "apply_then_hang" if number % 20 == 3 else "apply_then_drop"
+
+    with fault_proxy(ses, every_tenth_send_unanswered, hang=2.0) as (endpoint, faults):
+        client = boto3.client(
+            "sesv2",
+            endpoint_url=endpoint,
+            config=CLIENT_CONFIG.merge(Config(read_timeout=0.5)),
+        )
+        report = scenario.send(
+            SesMailer(client=client), options=QUICK, from_address="AI Digest <digest@digest.example>"
+        )
+
+    assert Counter(ses_recipients(ses)) == dict.fromkeys(addresses, 1), "an address got two copies, or none"
+    assert (faults.counts.get("apply_then_hang"), faults.counts.get("apply_then_drop")) == (3, 3)
+    assert (report.sent, len(report.unknown), report.deferred, report.stopped) == (54, 6, 0, "")
+    unanswered = [subscriber_id for subscriber_id, state, _detail in ledger_rows(scenario) if state == "claimed"]
+    assert unanswered == report.unknown

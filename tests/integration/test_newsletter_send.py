@@ -316,6 +316,22 @@ def test_smtp_delivers_everything_over_one_connection(
         assert PAPER_LINK.search(text) and PAPER_LINK.search(html)
 
 
+def test_smtp_carries_a_message_byte_for_byte_lines_starting_with_a_dot_too(
+    smtp_server: Callable[..., tuple[Recorder, str]],
+) -> None:
+    handler, url = smtp_server()
+    message = b"Subject: dots\r\nTo: a@example.com\r\n\r\n.\r\n..two\r\nend.\r\n.last"
+    mailer = SmtpMailer(url)
+    try:
+        mailer.send("digest@digest.example", "a@example.com", message)
+        mailer.send("digest@digest.example", "b@example.com", message + b"\r\n")
+    finally:
+        mailer.close()
+
+    assert [content for _rcpts, content in handler.accepted] == [message + b"\r\n", message + b"\r\n"]
+    assert len(handler.sessions) == 1
+
+
 def test_smtp_550_marks_that_subscriber_bounced_and_the_rest_still_go(
     scenario: Scenario, smtp_server: Callable[..., tuple[Recorder, str]]
 ) -> None:

@@ -300,3 +300,166 @@ def test_the_endpoints_on_dynamodb_let_an_unsubscribe_win(
         assert answers[:2] == [200, 200] and answers[2] in (200, 403), answers
         final = store.get(person.id)
         assert final is not None and final.status == "unsubscribed", f"round {number}: {final}"
+
+
+def test_twenty_concurrent_flows_for_one_address_end_with_no_error(table: str, tmp_path: Path) -> None:
+    """Each flow subscribes (daily or weekly), confirms, saves preferences, unsubscribes and
+    opts in again, over and over: every conditional update that loses a race is retried with
+    backoff until it holds, so no call fails."""
+    from datetime import UTC, datetime, timedelta
+    from functools import partial
+
+    from digestpub.adapters.outbox import OutboxMailer
+    from digestpub.model import TagInfo
+    from digestpub.settings import Settings
+    from digestpub.subscribers import ACTIVE
+    from digestpub.subscriptions import Subscriptions
+
+    site = Settings.load(base_url="https://digest.example/").site()
+    known = {tag: TagInfo(slug=tag, name=tag, count=1) for tag in contract.KNOWN_TAGS}
+    address = "Race@Example.com"
+    calls: list[str] = []
+    store = DynamoSubscriberStore(table)
+    person = make(address, status="pending")
+    store.save(person)
+
+    def flow(frequency: str, rounds: int) -> list[Exception]:
+        store = DynamoSubscriberStore(table)
+        use = Subscriptions(
+            site,
+            store,
+            OutboxMailer(tmp_path / "outbox"),
+            b"k" * 32,
+            "D <d@example.com>",
+            tags=lambda: known,
+            answer_floor=timedelta(0),
+        )
+        failures: list[Exception] = []
+        for _ in range(rounds):
+            now = datetime.now(UTC)
+            steps = [
+                partial(use.subscribe, address, "", frequency, "ru"),
+                partial(store.transition, person.id, "confirmed", only_from=ACTIVE, now=now),
+                partial(store.set_preferences, person.id, tags=(), frequency=frequency, lang="en", now=now),
+                partial(store.transition, person.id, "unsubscribed", only_from=ACTIVE, now=now),
+                partial(store.transition, person.id, "pending", only_from={"unsubscribed"}, now=now),
+            ]
+            for step in steps:
+                calls.append(frequency)
+                try:
+                    step()
+                except Exception as error:
+                    failures.append(error)
+        return failures
+
+    results = contract.run_together([partial(flow, ("daily", "weekly")[number % 2], 6) for number in range(20)])
+
+    failures = [failure for result in results for failure in (result if isinstance(result, list) else [result])]
+    assert failures == [], f"{len(failures)} of {len(calls)} calls failed: {failures[:3]}"
+    assert len(calls) == 600
+    final = store.find(address)
+    assert final is not None and final.id == person.id
+
+
+class RacedClient:
+    """A DynamoDB client before whose first ``races`` updates ``rival`` changes the item."""
+
+    def __init__(self, races: int, rival: Callable[[], object]) -> None:
+        import boto3
+
+        self.client = boto3.client("dynamodb")
+        self.races = races
+        self.rival = rival
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def update_item(self, **arguments: Any) -> Any:
+        if self.races > 0:
+            self.races -= 1
+            self.rival()
+        return self.client.update_item(**arguments)
+
+
+def racing_store(table: str, person: Subscriber, races: int) -> DynamoSubscriberStore:
+    """A store whose updates of ``person`` each lose to a rival's change of frequency, ``races`` times."""
+    from datetime import UTC, datetime
+    from itertools import cycle
+
+    rival = DynamoSubscriberStore(table)
+    frequencies = cycle(["weekly", "daily"])
+
+    def change() -> None:
+        rival.set_preferences(person.id, tags=(), frequency=next(frequencies), lang="ru", now=datetime.now(UTC))
+
+    return DynamoSubscriberStore(table, RacedClient(races, change))
+
+
+@pytest.fixture
+def backoff_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The seconds the DynamoDB store would sleep between attempts (it sleeps none of them)."""
+    from digestpub.adapters import dynamodb
+
+    waits: list[float] = []
+    monkeypatch.setattr(dynamodb, "_sleep", waits.append)
+    return waits
+
+
+def test_an_update_that_loses_races_backs_off_with_jitter_until_it_holds(
+    table: str, backoff_waits: list[float]
+) -> None:
+    from datetime import UTC, datetime
+
+    from digestpub.adapters import dynamodb
+
+    person = make("racer@example.com", status="pending")
+    DynamoSubscriberStore(table).save(person)
+
+    changed = racing_store(table, person, races=4).transition(
+        person.id, "confirmed", only_from={"pending"}, now=datetime.now(UTC)
+    )
+
+    assert changed is not None and changed.status == "confirmed"
+    assert len(backoff_waits) == 4, backoff_waits
+    ceilings = [min(dynamodb._BACKOFF_CAP, dynamodb._BACKOFF_FIRST * 2**number) for number in range(4)]
+    waits_and_ceilings = zip(backoff_waits, ceilings, strict=True)
+    assert all(0 <= wait <= ceiling for wait, ceiling in waits_and_ceilings), (backoff_waits, ceilings)
+    assert ceilings == sorted(ceilings) and ceilings[0] < ceilings[-1]
+
+
+def test_an_update_that_keeps_losing_is_store_busy_and_the_endpoint_answers_503_with_retry_after(
+    table: str, backoff_waits: list[float]
+) -> None:
+    from datetime import UTC, datetime
+
+    from digestpub.adapters import dynamodb
+    from digestpub.adapters.outbox import OutboxMailer
+    from digestpub.errors import StoreBusy
+    from digestpub.settings import Settings
+    from digestpub.subscriptions import Subscriptions
+    from digestpub.tokens import make_token
+    from digestpub.web import Endpoints
+    from tests.cloud_support import http_event
+
+    person = make("loser@example.com", status="confirmed")
+    DynamoSubscriberStore(table).save(person)
+
+    with pytest.raises(StoreBusy, match="kept changing during"):
+        racing_store(table, person, races=1000).transition(
+            person.id, "unsubscribed", only_from={"confirmed"}, now=datetime.now(UTC)
+        )
+    assert len(backoff_waits) == dynamodb._ATTEMPTS - 1
+
+    key = b"k" * 32
+    site = Settings.load(base_url="https://digest.example/").site()
+    store = racing_store(table, person, races=1000)
+    endpoints = Endpoints(
+        lambda: Subscriptions(site, store, OutboxMailer(Path("unused")), key, "D <d@example.com>"), site
+    )
+    unsubscribe = f"{site.api_url}unsubscribe?token={make_token(key, person.id, 'unsubscribe')}"
+
+    answer = endpoints.handle(http_event("POST", unsubscribe, body="List-Unsubscribe=One-Click"))
+
+    assert answer["statusCode"] == 503 and answer["headers"]["Retry-After"] == "2", answer["headers"]
+    final = DynamoSubscriberStore(table).get(person.id)
+    assert final is not None and final.status == "confirmed"

@@ -39,14 +39,17 @@ consistent: someone confirmed a second before a send starts may wait for the nex
 
 from __future__ import annotations
 
+import enum
+import random
+import time
 from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from digestpub.errors import StorageError
+from digestpub.errors import StorageError, StoreBusy
 from digestpub.model import SUPPRESSED, ConfirmationLimits, Subscriber, SubscriberStatus, sortable_time
 from digestpub.subscribers import AddressTaken, InvalidAddress, address_key, normalise_email
 
@@ -55,7 +58,13 @@ CONFIRM_PREFIX = "CONFIRM#"
 ERASED_PREFIX = "ERASED#"
 SENDING_INDEX = "status-frequency-index"
 TTL_ATTRIBUTE = "expires_at"
-_ATTEMPTS = 5
+_ATTEMPTS = 12
+"""Attempts of a conditional update that loses to racing writes of the same item."""
+_BACKOFF_FIRST = 0.05
+_BACKOFF_CAP = 2.0
+"""Seconds before the second attempt, and at most before any: exponential, with full jitter,
+so that writers racing for one item spread out instead of colliding again."""
+_sleep = time.sleep
 MIGRATED_MARKER = "SCHEMA#address-keys"
 """Present once every subscriber has an ``email_key`` and a lock named by it."""
 _RESERVED = (EMAIL_PREFIX, CONFIRM_PREFIX, ERASED_PREFIX, "SCHEMA#")
@@ -128,6 +137,27 @@ def _subscriber(item: dict[str, Any]) -> Subscriber:
 def _lock_of(item: dict[str, Any]) -> str:
     """The address lock a stored subscriber holds (by the key, or by the address in older items)."""
     return EMAIL_PREFIX + str((item.get("email_key") or item["email"])["S"])
+
+
+class _Again(enum.Enum):
+    """An attempt lost to a racing write: read again, and try again."""
+
+    AGAIN = enum.auto()
+
+
+_AGAIN = _Again.AGAIN
+_T = TypeVar("_T")
+
+
+def _until_it_holds(attempt: Callable[[], _T | _Again], what: str) -> _T:
+    """``attempt``'s outcome, retried with backoff and jitter while it answers ``_AGAIN``."""
+    for number in range(_ATTEMPTS):
+        outcome = attempt()
+        if outcome is not _AGAIN:
+            return outcome
+        if number + 1 < _ATTEMPTS:
+            _sleep(random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_FIRST * 2**number)))
+    raise StoreBusy(f"{what} kept changing during {_ATTEMPTS} attempts")
 
 
 def _error_code(error: ClientError) -> str:
@@ -270,10 +300,12 @@ class DynamoSubscriberStore:
         address = normalise_email(subscriber.email)
         self._ensure_address_keys()
         stale_owner: str | None = None
-        for _ in range(_ATTEMPTS):
+
+        def attempt() -> _Again | None:
+            nonlocal stale_owner
             outcome = self._write(subscriber, address, self._get_item(subscriber.id), stale_owner)
             if outcome == "saved":
-                return
+                return None
             stale_owner = None
             if outcome == "address taken":
                 lock = self._get_item(EMAIL_PREFIX + address.lower())
@@ -283,7 +315,9 @@ class DynamoSubscriberStore:
                     if holder is not None and holder.get("email", {}).get("S", "").lower() == address.lower():
                         raise AddressTaken("the address already belongs to another subscriber")
                     stale_owner = owner
-        raise StorageError(f"{self.url}: {subscriber.id} kept changing during {_ATTEMPTS} attempts to save")
+            return _AGAIN
+
+        _until_it_holds(attempt, f"{self.url}: {subscriber.id} (saving)")
 
     def _write(
         self,
@@ -373,30 +407,34 @@ class DynamoSubscriberStore:
         subscriber_id: str,
         allowed: Callable[[dict[str, Any]], bool],
         arguments: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        reads_frequency: bool = True,
     ) -> Subscriber | None:
         """A change conditioned on the item as read: retried (read again) when a racing
-        change moved ``status`` or ``frequency`` on, given up when ``allowed`` no longer holds."""
+        change moved ``status`` (or, if the change is built from it, ``frequency``) on, given
+        up when ``allowed`` no longer holds."""
         if subscriber_id.startswith(_RESERVED):
             return None
-        for _ in range(_ATTEMPTS):
+
+        def attempt() -> Subscriber | _Again | None:
             current = self._get_item(subscriber_id)
             if current is None or "email" not in current or not allowed(current):
                 return None
             changed = arguments(current)
-            guard = "#status = :seen_status AND frequency = :seen_frequency"
+            guard = "#status = :seen_status"
+            seen = {":seen_status": current["status"]}
+            if reads_frequency:
+                guard += " AND frequency = :seen_frequency"
+                seen[":seen_frequency"] = current["frequency"]
             changed["ConditionExpression"] = (
                 f"{changed['ConditionExpression']} AND {guard}" if "ConditionExpression" in changed else guard
             )
             changed["ExpressionAttributeNames"] = {**_STATUS, **changed.get("ExpressionAttributeNames", {})}
-            changed["ExpressionAttributeValues"] = {
-                ":seen_status": current["status"],
-                ":seen_frequency": current["frequency"],
-                **changed.get("ExpressionAttributeValues", {}),
-            }
+            changed["ExpressionAttributeValues"] = {**seen, **changed.get("ExpressionAttributeValues", {})}
             item = self._update(subscriber_id, **changed)
-            if item is not None:
-                return _subscriber(item)
-        raise StorageError(f"{self.url}: {subscriber_id} kept changing during {_ATTEMPTS} attempts to update")
+            return _AGAIN if item is None else _subscriber(item)
+
+        return _until_it_holds(attempt, f"{self.url}: {subscriber_id} (updating)")
 
     def transition(
         self, subscriber_id: str, status: SubscriberStatus, *, only_from: Collection[str], now: datetime
@@ -446,7 +484,8 @@ class DynamoSubscriberStore:
                 },
             }
 
-        return self._change(subscriber_id, lambda current: True, arguments)
+        # The new frequency replaces whatever a racing save wrote: only the status is read.
+        return self._change(subscriber_id, lambda current: True, arguments, reads_frequency=False)
 
     def request_confirmation(self, subscriber_id: str, *, nonce: str, expires_at: datetime, now: datetime) -> bool:
         if subscriber_id.startswith(_RESERVED):
@@ -534,16 +573,15 @@ class DynamoSubscriberStore:
                 },
             }
         }
-        for _ in range(_ATTEMPTS):
-            outcome = self._count_email(address_hash, (within_day, new_day), global_hour)
-            if outcome is not None:
-                return outcome
-        raise StorageError(f"{self.url}: confirmation counts kept changing during {_ATTEMPTS} attempts")
+        return _until_it_holds(
+            lambda: self._count_email(address_hash, (within_day, new_day), global_hour),
+            f"{self.url}: confirmation counts",
+        )
 
     def _count_email(
         self, address_hash: str, address_updates: tuple[dict[str, Any], ...], global_hour: dict[str, Any]
-    ) -> bool | None:
-        """``None`` when another transaction on the same counters got in the way: try again."""
+    ) -> bool | _Again:
+        """``_AGAIN`` when another transaction on the same counters got in the way."""
         for address_update in address_updates:
             actions = [
                 {
@@ -560,7 +598,7 @@ class DynamoSubscriberStore:
             except ClientError as error:
                 codes = _cancellation_codes(error)
                 if "TransactionConflict" in codes:
-                    return None
+                    return _AGAIN
                 if not codes:
                     raise StorageError(f"cannot count a confirmation email in {self.url}: {error}") from error
                 if codes[1] == "ConditionalCheckFailed":
@@ -572,14 +610,12 @@ class DynamoSubscriberStore:
         return False
 
     def erase(self, address_hash: str, subscriber_id: str | None, *, now: datetime) -> bool:
-        for _ in range(_ATTEMPTS):
-            erased = self._erase_once(address_hash, subscriber_id, now)
-            if erased is not None:
-                return erased
-        raise StorageError(f"{self.url}: {subscriber_id} kept changing during {_ATTEMPTS} attempts to erase")
+        return _until_it_holds(
+            lambda: self._erase_once(address_hash, subscriber_id, now), f"{self.url}: {subscriber_id} (erasing)"
+        )
 
-    def _erase_once(self, address_hash: str, subscriber_id: str | None, now: datetime) -> bool | None:
-        """One transaction; ``None`` when the subscriber changed since it was read."""
+    def _erase_once(self, address_hash: str, subscriber_id: str | None, now: datetime) -> bool | _Again:
+        """One transaction; ``_AGAIN`` when the subscriber changed since it was read."""
         current = None
         if subscriber_id is not None and not subscriber_id.startswith(_RESERVED):
             current = self._get_item(subscriber_id)
@@ -611,7 +647,7 @@ class DynamoSubscriberStore:
         except ClientError as error:
             codes = _cancellation_codes(error)
             if "ConditionalCheckFailed" in codes or "TransactionConflict" in codes:
-                return None
+                return _AGAIN
             raise StorageError(f"cannot erase from {self.url}: {error}") from error
         except BotoCoreError as error:
             raise StorageError(f"cannot erase from {self.url}: {error}") from error

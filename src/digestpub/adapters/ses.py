@@ -14,13 +14,15 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
+    ReadTimeoutError,
 )
 
-from digestpub.errors import MailError, MailTransient, MailUnreachable, MessageRefused
+from digestpub.errors import MailError, MailOutcomeUnknown, MailTransient, MailUnreachable, MessageRefused
 
 _TRY_LATER = frozenset(
     {
@@ -45,12 +47,15 @@ _WHAT_TO_FIX = {
     "AccessDeniedException": "the function's role needs ses:SendEmail and ses:SendRawEmail on the identity",
 }
 
+CLIENT_CONFIG = Config(retries={"total_max_attempts": 1, "mode": "standard"})
+"""One attempt: retries are the send loop's, with its pacing. botocore's own would hide
+throttling, and would resend a message that SES took but did not answer."""
+
 
 class SesMailer:
     def __init__(self, configuration_set: str | None = None, client: Any = None) -> None:
         self.configuration_set = configuration_set or None
-        # Retries are the send loop's, with its pacing; botocore's own would hide throttling.
-        self.client = client or boto3.client("sesv2", config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+        self.client = client or boto3.client("sesv2", config=CLIENT_CONFIG)
 
     def send(self, sender: str, recipient: str, message: bytes) -> str:
         arguments: dict[str, Any] = {
@@ -74,6 +79,9 @@ def _classify(error: ClientError | BotoCoreError, sender: str) -> MailError:
     """The one place an SES answer becomes an error class."""
     if isinstance(error, (EndpointConnectionError, ConnectTimeoutError)):
         return MailUnreachable(f"cannot reach SES: {error}")
+    if isinstance(error, (ReadTimeoutError, ConnectionClosedError)):
+        # The request went out and no answer came back: SES may have sent the message.
+        return MailOutcomeUnknown(f"SES took the request and gave no answer ({error}): it may have sent it")
     if isinstance(error, (NoCredentialsError, NoRegionError)):
         return MessageRefused(f"SES: {error}; set AWS credentials and region for the sender")
     if isinstance(error, BotoCoreError):

@@ -1,8 +1,11 @@
 """Any SMTP server: one connection reused across messages, STARTTLS or implicit TLS, auth.
 
+A login goes only over TLS whose certificate was verified: a server that offers no
+STARTTLS (or a man in the middle who strips the offer) never gets the password.
+
 Every answer of the server is sorted into one of the mail error classes here, by
 its reply code (RFC 5321), its enhanced status code (RFC 3463) and the command it
-answered: ``_refusal`` for answers to a message, ``_connect`` for the session.
+answered: ``_refusal`` for answers to a message, ``_session_error`` for the session.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from digestpub.errors import (
     AddressRefused,
     ConfigError,
     MailError,
+    MailOutcomeUnknown,
     MailTransient,
     MailUnreachable,
     MessageRefused,
@@ -30,10 +34,12 @@ _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 _MAILBOX_CODES = frozenset({550, 551, 553})
 """Answers to RCPT about the mailbox itself, when no enhanced code says more."""
 _LOGIN_CODES = frozenset({530, 534, 535, 538})
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+"""A line of the message starting with a dot gets a second one (RFC 5321 4.5.2)."""
 
 
 class SmtpMailer:
-    """``smtp://user:pass@host:port`` (STARTTLS when offered) or ``smtps://`` (TLS from the start)."""
+    """``smtp://user:pass@host:port`` (STARTTLS; without a login, when offered) or ``smtps://`` (TLS from the start)."""
 
     def __init__(self, url: str, *, timeout: float = _TIMEOUT) -> None:
         parts = urlsplit(url)
@@ -54,26 +60,59 @@ class SmtpMailer:
 
     def send(self, sender: str, recipient: str, message: bytes) -> str:
         connection = self._connect()
-        options = [] if (sender + recipient).isascii() else ["SMTPUTF8"]
         try:
-            refused = connection.sendmail(sender, [recipient], message, mail_options=options)
-        except smtplib.SMTPRecipientsRefused as error:
-            code, reply = next(iter(error.recipients.values()), (450, b""))
-            raise self._refusal(code, reply, recipient, "RCPT") from error
-        except smtplib.SMTPSenderRefused as error:
-            raise self._refusal(error.smtp_code, error.smtp_error, recipient, "MAIL") from error
-        except smtplib.SMTPDataError as error:
-            raise self._refusal(error.smtp_code, error.smtp_error, recipient, "DATA") from error
-        except (smtplib.SMTPException, OSError) as error:
-            # A dropped connection or a timeout mid-message: a new connection may work.
-            self._drop()
-            raise MailTransient(f"{self.where}: {error}") from error
+            self._transmit(connection, sender, recipient, message)
+            code, reply = self._answer_to_message(connection)
         finally:
             self._last_used = time.monotonic()
-        if refused:
-            code, reply = refused[recipient]
-            raise self._refusal(code, reply, recipient, "RCPT")
+        if code != 250:
+            raise self._refused(connection, code, reply, recipient, "DATA")
         return ""
+
+    def _transmit(self, connection: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> None:
+        """MAIL, RCPT, DATA and every byte of the message; the server's answer to it is left to read.
+
+        ``sendmail`` would hide whether a dropped connection came before the last byte (the
+        message was not taken: try later) or after it (it may have been: unknown).
+        """
+        options = [] if (sender + recipient).isascii() else ["SMTPUTF8"]
+        try:
+            code, reply = connection.mail(sender, options)
+            if code != 250:
+                raise self._refused(connection, code, reply, recipient, "MAIL")
+            code, reply = connection.rcpt(recipient)
+            if code not in (250, 251):
+                raise self._refused(connection, code, reply, recipient, "RCPT")
+            connection.putcmd("data")
+            code, reply = connection.getreply()
+            if code != 354:
+                raise self._refused(connection, code, reply, recipient, "DATA")
+            body = _LEADING_DOT.sub(b"..", message)
+            connection.send(body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n")
+        except (smtplib.SMTPException, OSError) as error:
+            # A dropped connection or a timeout before the message's end: a new connection may work.
+            self._drop()
+            raise MailTransient(f"{self.where}: {error}") from error
+
+    def _answer_to_message(self, connection: smtplib.SMTP) -> tuple[int, bytes]:
+        try:
+            return connection.getreply()
+        except (smtplib.SMTPException, OSError) as error:
+            self._drop()
+            raise MailOutcomeUnknown(
+                f"{self.where} received the whole message and the connection failed before its answer "
+                f"({error}): it may have been delivered"
+            ) from error
+
+    def _refused(self, connection: smtplib.SMTP, code: int, reply: bytes, recipient: str, command: str) -> MailError:
+        """The answer's error class; the session is reset, so that it can carry the next message."""
+        error = self._refusal(code, reply, recipient, command)
+        if self._connection is connection:
+            try:
+                connection.rset()
+            except (smtplib.SMTPException, OSError):
+                self._drop()
+        return error
 
     def _refusal(self, code: int, reply: bytes | str, recipient: str, command: str) -> MailError:
         """The one place an SMTP answer to a message becomes an error class."""
@@ -119,57 +158,74 @@ class SmtpMailer:
             except (smtplib.SMTPException, OSError):
                 pass
             self._drop()
-        context = ssl.create_default_context()
-        connection = (
-            smtplib.SMTP_SSL(timeout=self.timeout, context=context)
-            if self.implicit_tls
-            else smtplib.SMTP(timeout=self.timeout)
-        )
         try:
-            try:
-                connection.connect(self.host, self.port)
-            except (smtplib.SMTPException, ssl.SSLError):
-                raise  # the server answered: sorted below
-            except OSError as error:
-                raise MailUnreachable(f"cannot reach {self.where}: {error}") from error
-            connection.ehlo()
-            if not self.implicit_tls and connection.has_extn("starttls"):
-                connection.starttls(context=context)
-                connection.ehlo()
-            if self.username:
-                connection.login(self.username, self.password or "")
+            connection = self._open()
+        except (smtplib.SMTPException, OSError) as error:
+            raise self._session_error(error) from error
+        try:
+            self._start(connection)
         except MailError:
             connection.close()
             raise
-        except smtplib.SMTPAuthenticationError as error:
-            connection.close()
-            raise MessageRefused(
-                f"{self.where} refused the login: {error.smtp_code} {error.smtp_error!r}; "
-                "check user and password in mailer"
-            ) from error
-        except smtplib.SMTPNotSupportedError as error:
-            connection.close()
-            raise MessageRefused(f"{self.where} offers no login (AUTH): {error}; drop user:pass from mailer") from error
-        except smtplib.SMTPResponseException as error:
-            connection.close()
-            if 400 <= error.smtp_code < 500:
-                raise MailTransient(
-                    f"{self.where} is not taking mail now: {error.smtp_code} {error.smtp_error!r}"
-                ) from error
-            raise MessageRefused(
-                f"{self.where} refused the session: {error.smtp_code} {error.smtp_error!r}; "
-                "check that it accepts mail from this host"
-            ) from error
-        except ssl.SSLError as error:
-            connection.close()
-            raise MessageRefused(
-                f"TLS with {self.where} failed: {error}; smtps:// is TLS from the start, smtp:// uses STARTTLS"
-            ) from error
         except (smtplib.SMTPException, OSError) as error:
             connection.close()
-            raise MailTransient(f"{self.where} dropped the session: {error}") from error
+            raise self._session_error(error) from error
         self._connection = connection
         return connection
+
+    def _open(self) -> smtplib.SMTP:
+        """A session with the server's greeting read. Given the host here, smtplib keeps it for
+        TLS to check the certificate against."""
+        try:
+            if self.implicit_tls:
+                return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=_verified())
+            return smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        except (smtplib.SMTPException, ssl.SSLError):
+            raise  # the server answered: sorted by _session_error
+        except OSError as error:
+            raise MailUnreachable(f"cannot reach {self.where}: {error}") from error
+
+    def _start(self, connection: smtplib.SMTP) -> None:
+        """EHLO, STARTTLS, and the login, which goes only over TLS with a verified certificate.
+
+        Without a login nothing secret is sent: STARTTLS is taken when offered, with any
+        certificate, as relays do (a local relay's is rarely one a client can verify).
+        """
+        connection.ehlo()
+        if not self.implicit_tls and connection.has_extn("starttls"):
+            connection.starttls(context=_verified() if self.username else _unverified())
+            connection.ehlo()
+        elif not self.implicit_tls and self.username:
+            raise MessageRefused(
+                f"{self.where} offers no STARTTLS, so the login in mailer would cross the network in "
+                "clear: it was not sent. Use smtps:// if the server speaks TLS from the start, make it "
+                "offer STARTTLS, or drop user:pass from mailer for a relay that needs no login"
+            )
+        if self.username:
+            connection.login(self.username, self.password or "")
+
+    def _session_error(self, error: smtplib.SMTPException | OSError) -> MailError:
+        """The one place a failure to open a session becomes an error class."""
+        if isinstance(error, smtplib.SMTPAuthenticationError):
+            return MessageRefused(
+                f"{self.where} refused the login: {error.smtp_code} {error.smtp_error!r}; "
+                "check user and password in mailer"
+            )
+        if isinstance(error, smtplib.SMTPNotSupportedError):
+            return MessageRefused(f"{self.where} offers no login (AUTH): {error}; drop user:pass from mailer")
+        if isinstance(error, smtplib.SMTPResponseException):
+            if 400 <= error.smtp_code < 500:
+                return MailTransient(f"{self.where} is not taking mail now: {error.smtp_code} {error.smtp_error!r}")
+            return MessageRefused(
+                f"{self.where} refused the session: {error.smtp_code} {error.smtp_error!r}; "
+                "check that it accepts mail from this host"
+            )
+        if isinstance(error, ssl.SSLError):
+            return MessageRefused(
+                f"TLS with {self.where} failed: {error}; smtps:// is TLS from the start, smtp:// uses STARTTLS, "
+                "and a login needs a certificate valid for the host in mailer"
+            )
+        return MailTransient(f"{self.where} dropped the session: {error}")
 
     def _drop(self) -> None:
         if self._connection is not None:
@@ -183,3 +239,16 @@ class SmtpMailer:
             with contextlib.suppress(smtplib.SMTPException, OSError):
                 self._connection.quit()
             self._connection = None
+
+
+def _verified() -> ssl.SSLContext:
+    """TLS that checks the server's certificate and host name against the system's CAs."""
+    return ssl.create_default_context()
+
+
+def _unverified() -> ssl.SSLContext:
+    """Opportunistic TLS: encrypted against listeners, the certificate unchecked."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context

@@ -14,11 +14,14 @@ wait for the pace, send once, and act on the mail service's answer:
   for the next run. When every answer has been "try later" for ``outage_limit``
   seconds, the service is down and the run stops;
 - the sender or message is refused (``MessageRefused``) or the service cannot be
-  reached (``MailUnreachable``): the run stops at once and marks nobody.
+  reached (``MailUnreachable``): the run stops at once and marks nobody;
+- the whole message went out and no answer came back (``MailOutcomeUnknown``): the
+  service may have delivered it, so the claim stays, "unknown", and the run goes on.
 
 A stopped run frees its claims, so a rerun sends exactly the rest. A run that dies
-between the mail service accepting a message and the confirmation leaves a claim:
-the next run reports it as "unknown" and sends it again only when asked.
+between the mail service accepting a message and the confirmation leaves a claim,
+as does a send with an unknown outcome: runs report it as "unknown" and send it
+again only when asked (``--resend-unknown``).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, Field
 
-from digestpub.errors import AddressRefused, MailError, MailTransient, MailUnreachable
+from digestpub.errors import AddressRefused, MailError, MailOutcomeUnknown, MailTransient, MailUnreachable
 from digestpub.model import Subscriber
 from digestpub.newsletter.message import MessageFactory
 from digestpub.newsletter.render import IssueRenderer, Segment
@@ -87,6 +90,8 @@ class SendReport(BaseModel):
     """Subscribers with something to read that a stopped run did not try."""
     resent_unknown: int = 0
     unknown: list[str] = Field(default_factory=list)
+    """Subscribers whose message may or may not have been delivered (this run's or an earlier
+    one's): their claims stay, and only ``--resend-unknown`` sends them again."""
     stopped: str = ""
     """Why the run stopped before the end (empty when it did not): what to fix."""
     seconds: float = 0.0
@@ -165,20 +170,22 @@ class Sender:
         self._failing_since: float | None = None
         self._failing = 0
         """Recipients answered "try later" at their first attempt since the last answer that was not."""
+        self._unknown: set[str] = set()
+        """Claims whose outcome is unknown: other runs' found at the start, and this run's own."""
 
     def run(self, subscribers: Iterable[Subscriber], total: int = 0) -> SendReport:
         started = time.perf_counter()
         # Every claim another run left unconfirmed is reported; only those older than
         # unknown_after are resent with resend_unknown, so a live run is not doubled.
         started_at = datetime.now(UTC)
-        unknown = set(self.ledger.unknown(self.issue.id, self.run_id, started_at))
+        self._unknown = set(self.ledger.unknown(self.issue.id, self.run_id, started_at))
         resendable = set(self.ledger.unknown(self.issue.id, self.run_id, started_at - self.options.unknown_after))
         stream = iter(subscribers)
         if self.progress is not None:
             self.progress("sending", 0, total)
         try:
             for done, subscriber in enumerate(stream, start=1):
-                self._first_try(subscriber, unknown, resendable)
+                self._first_try(subscriber, resendable)
                 if self.progress is not None and (done % 100 == 0 or done == total):
                     self.progress("sending", done, total)
                 if self.report.stopped:
@@ -192,13 +199,13 @@ class Sender:
         finally:
             self._free_refusals()
             self.ledger.flush()
-        self.report.unknown = sorted(unknown)
+        self.report.unknown = sorted(self._unknown)
         self.report.segments = len(self.renderer.segments())
         self.report.seconds = round(time.perf_counter() - started, 3)
         if self.report.unknown:
             log.warning(
-                "%d subscriber(s) of %s have an unknown outcome from an earlier run that stopped "
-                "mid-send; not sent again (use --resend-unknown to send them)",
+                "%d subscriber(s) of %s have an unknown outcome (a send with no answer, or a run that "
+                "stopped mid-send); not sent again (use --resend-unknown to send them)",
                 len(self.report.unknown),
                 self.issue.id,
             )
@@ -207,7 +214,7 @@ class Sender:
     def _segment(self, subscriber: Subscriber) -> Segment:
         return self.renderer.segment(subscriber.tags, subscriber.lang)
 
-    def _first_try(self, subscriber: Subscriber, unknown: set[str], resendable: set[str]) -> None:
+    def _first_try(self, subscriber: Subscriber, resendable: set[str]) -> None:
         segment = self._segment(subscriber)
         if segment.empty:
             self.report.nothing_to_read += 1
@@ -222,10 +229,10 @@ class Sender:
                 and subscriber.id in resendable
                 and self.ledger.reclaim(self.issue.id, subscriber.id, self.run_id)
             ):
-                if subscriber.id not in unknown:
+                if subscriber.id not in self._unknown:
                     self.report.already_sent += 1
                 return
-            unknown.discard(subscriber.id)
+            self._unknown.discard(subscriber.id)
             self.report.resent_unknown += 1
         self._attempt(subscriber, segment, attempts=0)
 
@@ -267,6 +274,11 @@ class Sender:
             return
         except MailUnreachable as error:
             self._give_up(subscriber, str(error))
+            return
+        except MailOutcomeUnknown as error:
+            # The claim stays, so neither this run nor a rerun sends it again unless asked.
+            self._unknown.add(subscriber.id)
+            log.warning("unknown outcome for %s: %s", subscriber.id, error)
             return
         except MailTransient as error:
             self.ledger.release(self.issue.id, subscriber.id)
