@@ -25,13 +25,13 @@ import digestpub
 from tests.conftest import EXAMPLES
 
 # From examples/summaries/README.md: 28 distinct ids, 2 rejected inputs, 1 cleaned
-# summary, 13 tags (so 14 feeds, each with 3 feed files, 1 page and the web page of its open archive page).
+# summary, 13 tags (so 14 feeds, each with 3 feed files, 1 page and an archive index: no page of 50 is complete).
 EXAMPLE_IDS = 28
 EXAMPLE_SKIPPED = 2
 EXAMPLE_CLEANED = 1
 EXAMPLE_TAGS = 13
-EXAMPLE_FILES = (EXAMPLE_TAGS + 1) * (4 + 1 + 1) + 3 + 2
-"""Per feed: 4 kinds, its open page (no page of 50 is complete yet) and its archive index; OPML, sitemap and robots.txt;
+EXAMPLE_FILES = (EXAMPLE_TAGS + 1) * (4 + 1) + 3 + 2
+"""Per feed: 4 kinds and its archive index; OPML, sitemap and robots.txt;
 the newsletter's archive (page and feed), still without an issue."""
 
 SUMMARY_LINE = re.compile(

@@ -79,16 +79,14 @@ def warn_if_short(catalog: Catalog, feed: str, holds: int, removed: int, feed_si
 
 
 def count_published(report: PublishReport, catalog: Catalog) -> None:
-    """Every feed (everything, and each tag) is one file per kind and its archive index, each of its complete
-    pages one file per archive kind, and the page after them a web page; the head also names the other files.
-    Counted from the state, so dest is never listed."""
+    """Every feed (everything, and each tag) is one file per kind, each of its complete pages one file per
+    archive kind, and the page after them a web page; the head names the other files (archive indexes among
+    them). Counted from the state, so dest is never listed."""
     head, tallies = catalog.head, catalog.feeds.tallies()
     feeds = 1 + len(head.tags) if head.total or head.tags else 0
     complete = sum(len(pages) - 1 for pages in tallies.values())
     following = sum(1 for pages in tallies.values() if len(pages) > 1)
-    report.files_published = (
-        (len(all_kinds()) + 1) * feeds + len(archive_kinds()) * complete + following + len(head.outputs)
-    )
+    report.files_published = len(all_kinds()) * feeds + len(archive_kinds()) * complete + following + len(head.outputs)
 
 
 def save_report(state: ObjectStore, report: PublishReport) -> None:
