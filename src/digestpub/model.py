@@ -206,6 +206,8 @@ class PublishReport(BaseModel, ProblemCounts):
     files_published: int = 0
     """Every file the site has after the run, as the state counts them, written or not."""
     full_scan: bool = False
+    rendered_again: bool = False
+    """The site's settings or templates changed since the last run: every file was rendered again."""
     seconds: dict[str, float] = Field(default_factory=dict)
     problems: list[Problem] = Field(default_factory=list)
     still_broken: list[Problem] = Field(default_factory=list)
@@ -225,11 +227,14 @@ class PublishReport(BaseModel, ProblemCounts):
         """The site's files this run left as they were: rendered the same, or not touched at all."""
         return max(self.files_published - self.files_written, self.files_unchanged)
 
+    def _written_as(self) -> str:
+        return "rewritten (settings or templates changed)" if self.rendered_again else "written"
+
     def summary_line(self) -> str:
         line = (
             f"summaries: {self.summaries_new} new, {self.summaries_updated} updated, "
             f"{self.summaries_deleted} deleted, {self.skipped} skipped, {self.cleaned} cleaned; "
-            f"files: {self.files_written} written, {self.files_kept} unchanged"
+            f"files: {self.files_written} {self._written_as()}, {self.files_kept} unchanged"
         )
         if self.warnings:
             line += f"; {self.warnings} warning(s)"

@@ -36,7 +36,8 @@ the newsletter's archive (page and feed), still without an issue."""
 
 SUMMARY_LINE = re.compile(
     r"summaries: (?P<new>\d+) new, (?P<updated>\d+) updated, (?P<deleted>\d+) deleted, (?P<skipped>\d+) skipped, "
-    r"(?P<cleaned>\d+) cleaned; files: (?P<written>\d+) written, (?P<unchanged>\d+) unchanged"
+    r"(?P<cleaned>\d+) cleaned; files: (?P<written>\d+) (?:written|rewritten \(settings or templates changed\)), "
+    r"(?P<unchanged>\d+) unchanged"
     r"(?:; .*)?"
 )
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -157,6 +158,17 @@ def test_defaults_work_from_a_folder_holding_examples(tmp_path: Path) -> None:
 
 
 # settings: variables, TOML file, and their order -------------------------------
+
+
+def test_a_change_of_settings_says_what_it_is(tmp_path: Path) -> None:
+    assert run(tmp_path, *publish_args()).returncode == 0
+    result = run(tmp_path, *publish_args(), "--site-description", "Другое описание")
+    assert result.returncode == 0, result.stderr
+    counts = summary_of(result)
+    assert (counts["new"], counts["updated"], counts["skipped"]) == (0, 0, 0)
+    assert "rewritten (settings or templates changed)" in result.stdout
+    assert "broken.json" not in result.stderr, "an old skip was reported again"
+    assert f"{EXAMPLE_SKIPPED} earlier skipped still unfixed" in result.stdout
 
 
 def test_settings_from_environment_variables(tmp_path: Path) -> None:

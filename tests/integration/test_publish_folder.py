@@ -663,6 +663,12 @@ def test_a_new_look_renders_every_feed_again_and_logs_no_news(
     again = run(source, dest, state, site)
 
     assert again.files_written == first.files_written
+    # A change of settings says what it is: no summary is news, no old skip is reported again.
+    assert again.rendered_again and not first.rendered_again
+    assert (again.summaries_new, again.summaries_updated, again.skipped) == (0, 0, 0)
+    assert again.summaries_unchanged == first.summaries_new
+    assert "rewritten (settings or templates changed)" in again.summary_line()
+    assert "2 earlier skipped still unfixed" in again.summary_line()
     assert {path: data for path, (data, _) in snapshot(dest).items()} == {
         path: data for path, (data, _) in snapshot(fresh / "dest").items()
     }

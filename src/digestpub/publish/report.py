@@ -4,59 +4,82 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 
 from digestpub.errors import StorageError
 from digestpub.ingest import PROBLEMS_LISTED, listing_the_first
-from digestpub.model import Problem, PublishReport, SummaryRef
+from digestpub.model import Problem, PublishReport, SummaryRef, TagInfo
 from digestpub.ports import ObjectStore
 from digestpub.publish.plan import Merge
 from digestpub.render.kinds import all_kinds, archive_kinds
 from digestpub.site import ALL_FEED
 from digestpub.state.catalog import Catalog
 from digestpub.state.keys import LATEST_REPORT_KEY, report_key
+from digestpub.state.parts import IdEntry
 from digestpub.tagging import shared_slugs
 
 log = logging.getLogger("digestpub.publish")
 
 
+@dataclass
+class SortedOut:
+    """The summaries among what a run read, and the skipped inputs to keep on record."""
+
+    summaries: list[SummaryRef]
+    broken: dict[str, list[Problem]]
+    """Every skipped input on record once the run is done, by key: kept until its object changes."""
+
+
 def sort_out(
-    records: list[SummaryRef | Problem], read: set[str], catalog: Catalog, report: PublishReport
-) -> list[SummaryRef]:
-    """The summaries among ``records``; the problems go in the report, and skipped objects stay on record."""
-    for key in read:
-        catalog.forget_broken(key)
+    records: list[SummaryRef | Problem],
+    read: set[str],
+    known: Mapping[str, list[Problem]],
+    tags: Mapping[str, TagInfo],
+    report: PublishReport,
+    *,
+    rendering_again: bool = False,
+) -> SortedOut:
+    """The summaries among ``records``; the problems go in the report, and skipped objects stay on record.
+
+    ``known`` is what the state has on record. A run ``rendering_again`` (the
+    settings or templates changed) reads every object once more: a problem the
+    state knew is still unfixed, not news, and is not reported again.
+    """
+    broken = {key: problems for key, problems in known.items() if key not in read}
+    still_broken: list[Problem] = []
     summaries: list[SummaryRef] = []
     for record in records:
         if isinstance(record, SummaryRef):
             summaries.append(record)
             continue
-        report_problem(report, record)
+        if rendering_again and record in known.get(record.key, ()):
+            still_broken.append(record)
+        else:
+            report_problem(report, record)
         # A key refused for its name was never read, so would never be forgotten:
         # it is reported each run that lists it instead.
         if record.kind == "skipped" and record.key in read:
-            catalog.add_broken(record)
-    _shorten_broken(catalog)
-    broken = catalog.head.broken
+            broken.setdefault(record.key, []).append(record)
+    broken = _shortened(broken)
     report.still_broken = [
         problem for key, problems in sorted(broken.items()) if key not in read for problem in problems
-    ]
-    names = {slug: tag.name for slug, tag in catalog.head.tags.items()}
+    ] + [problem for problem in still_broken if problem.kind == "skipped"]
+    names = {slug: tag.name for slug, tag in tags.items()}
     for problem in shared_slugs(summaries, names):
         report_problem(report, problem)
-    return summaries
+    return SortedOut(summaries, broken)
 
 
-def _shorten_broken(catalog: Catalog) -> None:
-    """Sum up the long records of broken objects that runs kept before they were summed up when read."""
-    for key, problems in list(catalog.head.broken.items()):
-        if len(problems) > 2 * PROBLEMS_LISTED + 2:
-            catalog.forget_broken(key)
-            for problem in listing_the_first(key, problems):
-                catalog.add_broken(problem)
+def _shortened(broken: dict[str, list[Problem]]) -> dict[str, list[Problem]]:
+    """The long records of broken objects that runs kept before they were summed up when read, summed up."""
+    return {
+        key: list(listing_the_first(key, problems)) if len(problems) > 2 * PROBLEMS_LISTED + 2 else problems
+        for key, problems in broken.items()
+    }
 
 
 def report_problem(report: PublishReport, problem: Problem) -> None:
@@ -117,10 +140,29 @@ def timed(report: PublishReport, stage: str) -> Iterator[None]:
         report.seconds[stage] = round(report.seconds.get(stage, 0) + time.perf_counter() - started, 4)
 
 
-def count_merge(report: PublishReport, changes: Merge) -> None:
+def count_merge(
+    report: PublishReport, changes: Merge, published_before: Callable[[str], IdEntry | None] | None = None
+) -> None:
+    """What the merge decided, in the report.
+
+    A run that renders everything again for new settings or templates merges
+    into a fresh state: ``published_before`` finds what the state it started
+    over from published, so that only what changed counts as new or updated.
+    """
     for problem in changes.duplicates:
         report_problem(report, problem)
-    report.summaries_new += changes.added
-    report.summaries_updated += len(changes.accepted) - changes.added
+    if published_before is None:
+        kinds = [changes.kinds[summary.id] for summary in changes.accepted]
+    else:
+        kinds = [_kind(summary, published_before(summary.id)) for summary in changes.accepted]
+    report.summaries_new += kinds.count("new")
+    report.summaries_updated += kinds.count("updated")
     report.summaries_deleted += len(changes.deleted)
-    report.summaries_unchanged += changes.unchanged
+    report.summaries_unchanged += changes.unchanged + kinds.count("unchanged")
+
+
+def _kind(summary: SummaryRef, earlier: IdEntry | None) -> str:
+    if earlier is None:
+        return "new"
+    same = earlier.version == summary.version and earlier.digest == summary.digest
+    return "unchanged" if same else "updated"

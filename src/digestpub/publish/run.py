@@ -81,6 +81,7 @@ def _run(
     notifier: HubNotifier | None,
 ) -> None:
     catalog, before = _open_state(state, site, options.rebuild)
+    report.rendered_again = before is not None and not options.rebuild
     unannounced = announce.unannounced(state, catalog) if notifier is not None and site.hubs else []
     # A fresh state has no cursor: it is a full scan too.
     report.full_scan = options.full_scan or full_scan_due(catalog, report.started_at, options.full_scan_every)
@@ -108,11 +109,21 @@ def _run(
             read, gone = list(found.versions), found.gone
             report.objects_read = len(read)
             # A gone object's problems are forgotten with it: there is nothing left to fix.
-            refs = sort_out([*listing.refused, *summaries.records()], {*read, *gone}, catalog, report)
+            known = (before or catalog).head
+            sorted_out = sort_out(
+                [*listing.refused, *summaries.records()],
+                {*read, *gone},
+                known.broken,
+                known.tags,
+                report,
+                rendering_again=report.rendered_again,
+            )
+            catalog.set_broken(sorted_out.broken)
+            refs = sorted_out.summaries
         with timed(report, "merge"):
             lost = _note_holdings(catalog, refs, set(read), gone, report)
             changes = merge(refs, catalog.ids.entry, lost)
-            count_merge(report, changes)
+            count_merge(report, changes, before.ids.entry if before is not None and report.rendered_again else None)
             catalog.count_tags(
                 changes.added - len(changes.deleted), changes.tag_counts, changes.tag_newest, changes.tag_names
             )

@@ -115,14 +115,11 @@ class Catalog:
             self._head.rendering = fingerprint
             self._touch_head()
 
-    def forget_broken(self, key: str) -> None:
-        """The object at ``key`` was read again: what was wrong with it is reported afresh if still so."""
-        if self._head.broken.pop(key, None) is not None:
+    def set_broken(self, broken: dict[str, list[Problem]]) -> None:
+        """The skipped inputs on record, by key: reported by every run until their object changes."""
+        if broken != self._head.broken:
+            self._head.broken = broken
             self._touch_head()
-
-    def add_broken(self, problem: Problem) -> None:
-        self._head.broken.setdefault(problem.key, []).append(problem)
-        self._touch_head()
 
     def count_tags(
         self, added: int, counts: Mapping[str, int], newest: Mapping[str, str], names: Mapping[str, str]
