@@ -5,7 +5,8 @@
 ``ROOT`` holds ``source``, ``dest`` and ``state`` of a published history of
 ``--history`` summaries. In one process: a run of ``--new`` summaries (it pays
 the imports and warms the caches), then another of ``--new`` more, timed, with
-the destination's reads and writes counted. Prints one JSON object: the timed
+the destination's reads and writes counted (in one process, so that forked
+writers do not take the counts with them). Prints one JSON object: the timed
 run's seconds, the files and bytes it wrote (archive documents among them) and
 the published files it read back.
 """
@@ -89,7 +90,7 @@ def main() -> None:
         write_corpus(root / "source", arguments.new, arguments.tags, start_number=first, start=arguments.start)
         dest.reset()
         started = time.perf_counter()
-        report = publish(source, dest, state, site, PublishOptions())
+        report = publish(source, dest, state, site, PublishOptions(workers=1))
         seconds = time.perf_counter() - started
     archives = {key: size for key, size in dest.writes.items() if _ARCHIVE_DOCUMENT.search(key)}
     print(
