@@ -248,6 +248,10 @@ def test_archive_indexes_count_every_summary_by_month_and_the_sitemap_lists_ever
     dest = history.dest
     index = lxml_html.fromstring((dest / "archive/index.html").read_bytes())
     counted = sum(int(line.split()[0]) for line in index.xpath("//ul[@class='months']//span[@class='count']/text()"))
+    # A bar a month, drawn in the page (no script): its height is to scale, its title says the count.
+    bars = index.xpath("//svg[@class='chart']/rect/title/text()")
+    assert len(bars) == len(index.xpath("//ul[@class='months']/li")) > 1
+    assert sum(int(bar.rsplit(": ", 1)[1]) for bar in bars) == counted
     # The complete pages, by month; the open page's summaries are on the feed's page.
     listed = sum(int(count) for count in index.xpath("//ul[@class='pages']//span[@class='count']/text()"))
     front = lxml_html.fromstring((dest / "index.html").read_bytes())

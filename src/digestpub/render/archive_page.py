@@ -11,6 +11,7 @@ from datetime import datetime
 
 from digestpub.model import TagInfo
 from digestpub.render import Frame, Output
+from digestpub.render.charts import bar_chart
 from digestpub.render.kinds import FeedView, Kind
 from digestpub.render.page import CARDS, cards, split_at_cards
 from digestpub.site import HTML_TYPE, Site
@@ -109,15 +110,17 @@ def render_archive_index(site: Site, feed: str, tag: TagInfo | None, pages: Sequ
     then every page with its date range."""
     words = words_for(site.lang)
     heading = words["archive_heading"].format(heading=feed_heading(site, tag))
+    lines = months_of(pages)
     months = [
         (
             month_name(site.lang, line.month),
             words["pages_of_month"].format(count=line.count, papers=papers_word(site.lang, line.count), page=line.page),
             line.page,
         )
-        for line in months_of(pages)
+        for line in lines
     ]
     listed = [(number, _span(site, page), page.count) for number, page in reversed(list(enumerate(pages, start=1)))]
+    chart = bar_chart([(month_name(site.lang, line.month), line.count) for line in reversed(lines)], words["per_month"])
     html = (
         environment()
         .get_template("archive.html.j2")
@@ -131,6 +134,7 @@ def render_archive_index(site: Site, feed: str, tag: TagInfo | None, pages: Sequ
             feed_name=site.title if tag is None else feed_heading(site, tag),
             months=months,
             pages=listed,
+            chart=chart,
         )
     )
     return Output(site.archive_index_path(feed), html.encode(), HTML_TYPE)
