@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from html import escape
 
 _BAR_WIDTH, _GAP, _HEIGHT = 12, 3, 60
+_SLOTS = 12
+"""A chart is at least this many bars wide, the newest at the right: a few months stay bars, not a block."""
 
 
 def bar_chart(bars: Sequence[tuple[str, int]], label: str) -> str:
@@ -13,9 +15,10 @@ def bar_chart(bars: Sequence[tuple[str, int]], label: str) -> str:
     if not bars:
         return ""
     top = max(value for _, value in bars) or 1
-    width = len(bars) * (_BAR_WIDTH + _GAP)
+    slots = max(len(bars), _SLOTS)
+    width = slots * (_BAR_WIDTH + _GAP)
     rects = []
-    for index, (name, value) in enumerate(bars):
+    for index, (name, value) in enumerate(bars, start=slots - len(bars)):
         height = max(1, round(value / top * _HEIGHT)) if value else 0
         x = index * (_BAR_WIDTH + _GAP)
         rects.append(
