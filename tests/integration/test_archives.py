@@ -352,6 +352,9 @@ def test_pages_show_every_date_in_the_site_time_zone_and_open_with_the_ways_arou
     assert [text.strip() for text in archive.xpath("//ul[@class='months']/li/a/text()")] == ["ноябрь 2025"]
     # Before any card: the tags, the archive, the feeds and the subscription form.
     body = (dest / "tags/mllm/index.html").read_text()
+    # The tag's last twelve months, drawn in the page.
+    trend = lxml_html.fromstring(body).xpath("//div[@class='trend']/svg/rect/title/text()")
+    assert len(trend) == 12 and trend[-1] == "ноябрь 2025: 3"
     navigation = lxml_html.fromstring(body).xpath("//nav[@class='site']/a/@href")
     assert navigation == [f"{BASE_URL}#tags", f"{BASE_URL}tags/mllm/archive/", f"{BASE_URL}tags/mllm/#feeds",
                           f"{BASE_URL}tags/mllm/#subscribe"]  # fmt: skip

@@ -132,3 +132,13 @@ def test_a_page_tally_counts_by_month_in_the_site_zone() -> None:
     counted = tally(items, lambda published: "2026-12" if published[8:10] == "30" else published[:7])
     assert (counted.count, counted.months) == (2, {"2026-11": 1, "2026-12": 1})
     assert tally([], str).count == 0
+
+
+def test_recent_months_are_the_twelve_up_to_the_newest_with_empty_ones_counted() -> None:
+    from digestpub.publish.produce import recent_months
+
+    pages = [PageTally(3, "", "", "", {"2025-12": 2, "2026-01": 1}), PageTally(1, "", "", "", {"2026-11": 1})]
+    months = recent_months(pages)
+    assert [name for name, _ in months] == ["2025-12", *(f"2026-{number:02d}" for number in range(1, 12))]
+    assert dict(months) == {**dict.fromkeys([name for name, _ in months], 0), "2025-12": 2, "2026-01": 1, "2026-11": 1}
+    assert recent_months([]) == ()

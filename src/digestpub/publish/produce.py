@@ -27,7 +27,7 @@ from digestpub.render.kinds import FeedView, Kind, all_kinds, archive_kinds
 from digestpub.render.opml import render_opml
 from digestpub.render.page import page_template
 from digestpub.site import ALL_FEED, OPML_PATH, Site
-from digestpub.state.parts import PublishedFile, Window, WindowItem
+from digestpub.state.parts import PageTally, PublishedFile, Window, WindowItem
 
 log = logging.getLogger("digestpub.publish")
 
@@ -76,8 +76,8 @@ class Producer:
     """Entries rendered this run: the pack that holds each, by summary id."""
     tags: Mapping[str, TagInfo]
     paging: Paging
-    complete_pages: Mapping[str, int]
-    """How many of each touched feed's pages are complete once the run is done."""
+    tallies: Mapping[str, list[PageTally]]
+    """Each touched feed's pages in numbers once the run is done: its complete pages, then its open one."""
 
     def produce_all(self, plans: list[FeedPlan], workers: int) -> Iterator[FeedResult]:
         """Every plan's feed. With local folders and many feeds, forked writers share the CPU-bound
@@ -171,9 +171,10 @@ class Producer:
             self.tags,
             None if newest is None else datetime.fromisoformat(newest),
             plan.page,
-            self.complete_pages[plan.feed],
+            len(self.tallies[plan.feed]) - 1,
             span,
             tuple(plan.next.tombstones) if plan.page is None else (),
+            recent_months(self.tallies[plan.feed]) if plan.page is None else (),
         )
 
     def _published_entries(
@@ -226,6 +227,21 @@ class Producer:
 
     def opml(self) -> Output:
         return render_opml(self.site, self.tags.values())
+
+
+def recent_months(pages: list[PageTally], count: int = 12) -> tuple[tuple[str, int], ...]:
+    """A feed's summaries in each of the ``count`` months up to its newest, oldest first (``YYYY-MM``)."""
+    totals: dict[str, int] = {}
+    for page in pages:
+        for month, number in page.months.items():
+            totals[month] = totals.get(month, 0) + number
+    if not totals:
+        return ()
+    newest_year, newest_month = (int(part) for part in max(totals).split("-"))
+    # Months counted back from the newest, as whole numbers: year * 12 + month - 1.
+    newest = newest_year * 12 + newest_month - 1
+    months = [f"{number // 12:04d}-{number % 12 + 1:02d}" for number in range(newest - count + 1, newest + 1)]
+    return tuple((name, totals.get(name, 0)) for name in months)
 
 
 def digest_of(body: bytes) -> str:

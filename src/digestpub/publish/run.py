@@ -150,9 +150,9 @@ def _run(
         cache_control = CacheControl(
             options.feed_cache_control, options.page_cache_control, options.archive_cache_control
         )
-        complete_pages = {feed: paging.complete_pages(planned.subscription.next) for feed, planned in feeds.items()}
+        tallies = catalog.feeds.tallies()
         producer = Producer(
-            site, source, dest, reader, cache_control, rendered.entries, catalog.head.tags, paging, complete_pages
+            site, source, dest, reader, cache_control, rendered.entries, catalog.head.tags, paging, tallies
         )
         plans = [plan for planned in feeds.values() for plan in (planned.subscription, *planned.pages)]
         changed_files = _produce(producer, plans, catalog, report, options.workers, progress)

@@ -43,6 +43,8 @@ class FeedView:
     """The oldest and newest ``published`` an archive page shows."""
     tombstones: tuple[Tombstone, ...] = ()
     """Summaries that left the feed lately: Atom says so (RFC 6721)."""
+    recent_months: tuple[tuple[str, int], ...] = ()
+    """The feed's summaries in each of its last twelve months (``YYYY-MM``), oldest first."""
 
     @property
     def complete(self) -> bool:

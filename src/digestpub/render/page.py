@@ -8,11 +8,12 @@ from jinja2 import Template
 
 from digestpub.model import TagInfo
 from digestpub.render import Frame
+from digestpub.render.charts import bar_chart
 from digestpub.render.entries import EntryBatch
 from digestpub.render.kinds import FeedView, Kind
 from digestpub.site import HTML_TYPE, Site
 from digestpub.templates import environment
-from digestpub.words import words_for
+from digestpub.words import month_name, words_for
 
 CARDS = "\x00cards\x00"
 """Where the cards go in a rendered page: NUL never survives into any text it shows."""
@@ -62,6 +63,11 @@ def _frame(view: FeedView) -> Frame:
         tags=listed_tags(view.all_tags.values()) if tag is None else [],
         is_index=view.is_everything,
         archive_url=site.url(site.archive_index_path(view.feed)) if not view.empty else None,
+        trend=bar_chart(
+            [(month_name(site.lang, month), count) for month, count in view.recent_months], words["per_month"]
+        )
+        if tag is not None
+        else "",
     )
     return split_at_cards(html)
 
