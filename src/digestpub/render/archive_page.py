@@ -33,32 +33,44 @@ def _path(site: Site, feed: str, page: int | None) -> str:
 def _frame(view: FeedView) -> Frame:
     site, page = view.site, view.page
     assert page is not None
-    words = words_for(site.lang)
-    heading = words["page_heading"].format(heading=feed_heading(site, view.tag), page=page)
-    span = None
-    if view.span is not None:
-        first, last = (site.local(moment).strftime("%Y-%m-%d") for moment in view.span)
-        span = first if first == last else words["page_span"].format(first=first, last=last)
-    html = (
-        environment()
-        .get_template("archive_page.html.j2")
-        .render(
-            site=site,
-            words=words,
-            feed=view.feed,
-            tag=view.tag,
-            page=page,
-            heading=heading,
-            span=span,
-            title=f"{heading} — {site.title}",
-            feed_name=site.title if view.tag is None else feed_heading(site, view.tag),
-            cards=None if view.empty else CARDS,
-            older=page - 1 if page > 1 else None,
-            # The next page's URL is fixed: until it is complete, it shows the way to the feed's page.
-            newer=page + 1,
-        )
+    html = _render(
+        "archive_page.html.j2",
+        site,
+        view.feed,
+        view.tag,
+        words_for(site.lang)["page_heading"].format(heading=feed_heading(site, view.tag), page=page),
+        page=page,
+        span=None if view.span is None else _date_span(site, *view.span),
+        cards=None if view.empty else CARDS,
+        older=page - 1 if page > 1 else None,
+        # The next page's URL is fixed: until it is complete, it shows the way to the feed's page.
+        newer=page + 1,
     )
     return split_at_cards(html)
+
+
+def _render(template: str, site: Site, feed: str, tag: TagInfo | None, heading: str, **context: object) -> str:
+    """One of a feed's history pages, with what every one of them shows."""
+    return (
+        environment()
+        .get_template(template)
+        .render(
+            site=site,
+            words=words_for(site.lang),
+            feed=feed,
+            tag=tag,
+            heading=heading,
+            title=f"{heading} — {site.title}",
+            feed_name=site.title if tag is None else feed_heading(site, tag),
+            **context,
+        )
+    )
+
+
+def _date_span(site: Site, oldest: datetime, newest: datetime) -> str:
+    """The days a page's summaries were published on, in the site's time zone."""
+    first, last = (site.local(moment).strftime("%Y-%m-%d") for moment in (oldest, newest))
+    return first if first == last else words_for(site.lang)["page_span"].format(first=first, last=last)
 
 
 KIND = Kind("page", HTML_TYPE, b"\n", _path, cards, _frame)
@@ -87,21 +99,8 @@ def months_of(pages: Sequence[PageTally]) -> list[MonthLine]:
 
 def render_page_to_come(site: Site, feed: str, tag: TagInfo | None, page: int) -> Output:
     """The page after a feed's newest complete one, until it is complete: its summaries are on the feed's page."""
-    words = words_for(site.lang)
-    heading = words["page_heading"].format(heading=feed_heading(site, tag), page=page)
-    html = (
-        environment()
-        .get_template("archive_to_come.html.j2")
-        .render(
-            site=site,
-            words=words,
-            feed=feed,
-            page=page,
-            heading=heading,
-            title=f"{heading} — {site.title}",
-            feed_name=site.title if tag is None else feed_heading(site, tag),
-        )
-    )
+    heading = words_for(site.lang)["page_heading"].format(heading=feed_heading(site, tag), page=page)
+    html = _render("archive_to_come.html.j2", site, feed, tag, heading, page=page)
     return Output(site.page_path(feed, page), html.encode(), HTML_TYPE)
 
 
@@ -109,7 +108,6 @@ def render_archive_index(site: Site, feed: str, tag: TagInfo | None, pages: Sequ
     """The page of a feed's archive pages: by month, newest first, each month linking to the page it starts on,
     then every page with its date range."""
     words = words_for(site.lang)
-    heading = words["archive_heading"].format(heading=feed_heading(site, tag))
     lines = months_of(pages)
     months = [
         (
@@ -119,31 +117,12 @@ def render_archive_index(site: Site, feed: str, tag: TagInfo | None, pages: Sequ
         )
         for line in lines
     ]
-    listed = [(number, _span(site, page), page.count) for number, page in reversed(list(enumerate(pages, start=1)))]
+    listed = [
+        (number, _date_span(site, *map(datetime.fromisoformat, (page.oldest, page.newest))) if page.count else "",
+         page.count)
+        for number, page in reversed(list(enumerate(pages, start=1)))
+    ]  # fmt: skip
     chart = bar_chart([(month_name(site.lang, line.month), line.count) for line in reversed(lines)], words["per_month"])
-    html = (
-        environment()
-        .get_template("archive.html.j2")
-        .render(
-            site=site,
-            words=words,
-            feed=feed,
-            tag=tag,
-            heading=heading,
-            title=f"{heading} — {site.title}",
-            feed_name=site.title if tag is None else feed_heading(site, tag),
-            months=months,
-            pages=listed,
-            chart=chart,
-        )
-    )
+    heading = words["archive_heading"].format(heading=feed_heading(site, tag))
+    html = _render("archive.html.j2", site, feed, tag, heading, months=months, pages=listed, chart=chart)
     return Output(site.archive_index_path(feed), html.encode(), HTML_TYPE)
-
-
-def _span(site: Site, page: PageTally) -> str:
-    if not page.count:
-        return ""
-    first, last = (
-        site.local(datetime.fromisoformat(moment)).strftime("%Y-%m-%d") for moment in (page.oldest, page.newest)
-    )
-    return first if first == last else words_for(site.lang)["page_span"].format(first=first, last=last)
