@@ -108,7 +108,9 @@ class Producer:
         cut = self._published_entries(plan, kinds, [item for item in wanted if item.id not in self.entries])
         entries = self.entries
         while True:
-            missing = {item.id: item for item in self._shown(plan, window) if item.id not in entries | cut.keys()}
+            missing = {
+                item.id: item for item in self._shown(plan, window) if item.id not in entries and item.id not in cut
+            }
             if not missing:
                 break
             # Rare: a file changed by someone else, or an item moved up from below the
