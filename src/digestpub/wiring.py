@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from digestpub.errors import ConfigError
+from digestpub.identity import published_site
 from digestpub.parallel import default_workers
 from digestpub.ports import HubNotifier
 from digestpub.publish import PublishOptions
@@ -79,7 +80,7 @@ def newsletter_context(settings: Settings, token_key: bytes | None = None) -> Ne
         secret = settings.token_key.get_secret_value() if settings.token_key is not None else None
         token_key = key_from_setting(secret, state)
     return NewsletterContext(
-        site=settings.site(),
+        site=published_site(settings.site(), state),
         state=state,
         dest=open_store(settings.dest),
         subscribers=open_subscribers(settings.subscribers),
