@@ -47,7 +47,8 @@ def build_issue(
     Unless a dry run, the issue's web copy of everything and the archive that lists it are published.
     """
     now = now or datetime.now(UTC)
-    issue = without_deleted(context.state, prepare_issue(context.state, frequency, on, now, save=not dry_run), now)
+    prepared = prepare_issue(context.state, frequency, on, now, save=not dry_run, memory=context.ledger)
+    issue = without_deleted(context.state, prepared, now)
     renderer, factory = issue_tools(context, issue, dry_run=dry_run, now=now)
     if not dry_run:
         publish_archive(context, issue, renderer)
