@@ -38,7 +38,7 @@ from digestpub.subscribers import (
     unknown_tags,
 )
 from digestpub.templates import environment
-from digestpub.tokens import make_token, read_token, verify_token
+from digestpub.tokens import TokenKey, make_token, read_token, verify_token
 from digestpub.words import words_for
 
 log = logging.getLogger("digestpub.subscriptions")
@@ -116,7 +116,7 @@ class Subscriptions:
     site: Site
     store: SubscriberStore
     mailer: Mailer
-    token_key: bytes
+    token_key: TokenKey
     from_address: str
     tags: Callable[[], Mapping[str, TagInfo]] = no_tags
     """The digest's published tags by slug (from the publish state): the only tags a subscriber may choose."""

@@ -25,7 +25,7 @@ from digestpub.site import Site
 from digestpub.subscribers import InvalidAddress, InvalidSubscriber, UnknownTags
 from digestpub.subscriptions import Confirmation, Subscriptions
 from digestpub.templates import environment
-from digestpub.tokens import InvalidToken
+from digestpub.tokens import InvalidToken, TokenKey, signing_key
 from digestpub.web_request import Request, read_request
 from digestpub.words import words_for
 
@@ -37,9 +37,9 @@ _RETRY_AFTER = "2"
 _PAGE_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
 
 
-def form_token(key: bytes, token: str) -> str:
+def form_token(key: TokenKey, token: str) -> str:
     """The hidden field a page's form must send back: only our own page knows it."""
-    return hmac.new(key, b"form\x00" + token.encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.new(signing_key(key), b"form\x00" + token.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -36,6 +37,7 @@ from digestpub.site import FEED_FILE_NAMES
 from digestpub.state.lock import StateLock
 from digestpub.subscribers import new_subscriber
 from digestpub.tokens import make_token, verify_token
+from digestpub.web import form_token
 from tests.cloud_support import (
     FakeLambdaContext,
     http_event,
@@ -155,8 +157,10 @@ def _powertools_logging() -> Iterator[None]:
 
 
 def _clear_caches() -> None:
+    from aws_lambda_powertools.utilities import parameters
+
     cloud.settings.cache_clear()
-    cloud.token_key.cache_clear()
+    parameters.clear_caches()
     cloud.newsletter.cache_clear()
     cloud.subscriptions.cache_clear()
 
@@ -748,6 +752,30 @@ def test_subscribe_confirm_and_preferences_through_the_http_api(deployed: Cloud)
         assert reused["statusCode"] == 200
         assert "already confirmed" in response_body(reused), "in the language the reader chose since"
     assert deployed.store.get(person.id) == updated
+
+
+def test_the_ssm_parameter_holds_a_key_ring_newest_first(deployed_with_ssm: Cloud) -> None:
+    """Rotated in the parameter: links signed with the older key work until it is taken out."""
+    person = deployed_with_ssm.subscribe("ring@example.com", "")
+    parameter = os.environ["DIGESTPUB_TOKEN_KEY_PARAMETER"]
+    newest = "the-newest-ssm-key-0123456789"
+    old_link = f"{API_URL}preferences?token={make_token(deployed_with_ssm.token_key, person.id, 'preferences')}"
+    new_link = f"{API_URL}preferences?token={make_token(newest.encode(), person.id, 'preferences')}"
+    context = FakeLambdaContext("subscriptions")
+
+    def answer(url: str, value: str) -> int:
+        boto3.client("ssm").put_parameter(Name=parameter, Value=value, Type="SecureString", Overwrite=True)
+        _clear_caches()
+        return int(load_handler("subscriptions").handler(http_event("GET", url), context)["statusCode"])
+
+    assert answer(new_link, SSM_TOKEN_KEY) == 403
+    assert answer(old_link, f"{newest}\n{SSM_TOKEN_KEY}") == 200
+    assert answer(new_link, f"{newest}, {SSM_TOKEN_KEY}") == 200
+    page = load_handler("subscriptions").handler(http_event("GET", new_link), context)
+    form = response_body(page).split('name="form" value="')[1].split('"')[0]
+    assert form == form_token(newest.encode(), _token(new_link)), "the newest key signs what is made now"
+    assert answer(old_link, newest) == 403, "retired"
+    assert answer(new_link, newest) == 200
 
 
 _BOUNDARY = "---FormBoundaryjWmhtjORrn"

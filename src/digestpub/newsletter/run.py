@@ -17,6 +17,7 @@ from digestpub.ports import Ledger, Mailer, ObjectStore, SubscriberStore
 from digestpub.site import Site
 from digestpub.state.keys import SEND_LOCK_KEY
 from digestpub.state.lock import StateLock
+from digestpub.tokens import TokenKey
 
 _LEASE_MARGIN = 600.0
 """Seconds a send's lease lasts beyond its longest run: slow answers of the mail service."""
@@ -32,7 +33,8 @@ class NewsletterContext:
     subscribers: SubscriberStore
     ledger: Ledger
     mailer: Mailer
-    token_key: bytes
+    token_key: TokenKey
+    """One key, or the ring (newest first) that signs and verifies links."""
     from_address: str
     reply_to: str | None = None
     max_items: int = 30
