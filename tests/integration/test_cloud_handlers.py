@@ -31,6 +31,7 @@ from digestpub import cloud
 from digestpub.adapters.dynamodb import DynamoSubscriberStore, create_subscribers_table
 from digestpub.adapters.ledger_dynamodb import DynamoLedger, create_ledger_table
 from digestpub.adapters.s3 import S3Store
+from digestpub.errors import ConfigError
 from digestpub.model import Subscriber
 from digestpub.publish.report import load_latest_report
 from digestpub.site import FEED_FILE_NAMES
@@ -310,6 +311,28 @@ def test_publish_feeds_on_schedule_and_on_s3_notifications(deployed: Cloud) -> N
     assert "https://aidigest.example/papers/2611.00003" in {item["url"] for item in feed["items"]}
     head = s3.head_object(Bucket=deployed.bucket, Key="site/feeds/tags/moe/rss.xml")
     assert (head["ContentType"], head["CacheControl"]) == ("application/rss+xml; charset=utf-8", FEED_CACHE)
+
+
+def test_publish_feeds_keeps_the_ids_when_the_site_moves_and_refuses_an_id_authority_that_changes_them(
+    deployed: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deployed.put_summary(_news(1, ["mllm"], hours_ago=2))
+    load_handler("publish_feeds").handler(scheduler_event(), FakeLambdaContext("publish-feeds"))
+    entry = "tag:digest.example,2026:summary/2611.00001"
+    assert _feed_ids(deployed, "feeds/feed.json") == {entry}
+
+    monkeypatch.setenv("DIGESTPUB_BASE_URL", "https://moved.example/")
+    _clear_caches()
+    deployed.put_summary(_news(2, ["mllm"], hours_ago=1))
+    load_handler("publish_feeds").handler(scheduler_event(), FakeLambdaContext("publish-feeds"))
+    assert _feed_ids(deployed, "feeds/feed.json") == {entry, "tag:digest.example,2026:summary/2611.00002"}
+    feed = json.loads(deployed.site.read("feeds/feed.json")[0])  # type: ignore[index]
+    assert feed["home_page_url"] == "https://moved.example/"
+
+    monkeypatch.setenv("DIGESTPUB_ID_AUTHORITY", "moved.example")
+    _clear_caches()
+    with pytest.raises(ConfigError, match="id_authority"):
+        load_handler("publish_feeds").handler(scheduler_event(), FakeLambdaContext("publish-feeds"))
 
 
 def _feed_ids(cloud_: Cloud, path: str) -> set[str]:
