@@ -210,6 +210,10 @@ def publish_command(
     hubs: Annotated[
         str | None, typer.Option(help="WebSub hub URLs, separated by spaces: told of every changed feed.")
     ] = None,
+    id_authority: Annotated[
+        str | None,
+        typer.Option(help="host or host,year of entry ids: a new site's; an existing site keeps its own."),
+    ] = None,
     full_scan: Annotated[
         bool, typer.Option("--full-scan", help="List the whole source, not just recent days.")
     ] = False,
@@ -254,6 +258,7 @@ def publish_command(
         lang=lang,
         max_object_bytes=max_object_bytes,
         hubs=hubs,
+        id_authority=id_authority,
     )
     try:
         named = [*(keys or []), *_keys_from(keys_from)]

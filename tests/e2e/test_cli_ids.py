@@ -68,6 +68,8 @@ def test_an_id_authority_that_would_change_the_ids_of_a_site_exits_2_and_changes
     assert (tmp_path / "state/catalog/head.json").read_bytes() == head_before
     assert [item["id"] for item in _items(tmp_path)] == ["tag:old.example,2026:summary/2611.00001"]
 
+    flag = run(tmp_path, *_publish(tmp_path, "--id-authority", "new.example"))
+    assert flag.returncode == 2 and "id_authority is 'new.example,2026'" in one_line(flag.stderr)
     same = run(tmp_path, *_publish(tmp_path), env=_env(DIGESTPUB_ID_AUTHORITY="old.example,2026"))
     assert same.returncode == 0, same.stderr
     meant = run(tmp_path, *_publish(tmp_path, "--rebuild"), env=_env(DIGESTPUB_ID_AUTHORITY="new.example"))
