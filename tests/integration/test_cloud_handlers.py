@@ -14,6 +14,7 @@ import base64
 import json
 import logging
 import os
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -775,6 +776,33 @@ def test_subscribe_confirm_and_preferences_through_the_http_api(deployed: Cloud)
         assert reused["statusCode"] == 200
         assert "already confirmed" in response_body(reused), "in the language the reader chose since"
     assert deployed.store.get(person.id) == updated
+
+
+def test_a_lost_state_prefix_does_not_make_the_history_news_again_in_the_cloud(deployed_with_ssm: Cloud) -> None:
+    """The newsletter's memory is in the DynamoDB ledger, not in the state on S3."""
+    cloud_ = deployed_with_ssm
+    for number in (1, 2, 3):
+        cloud_.put_summary(_news(number, ["mllm"], hours_ago=4 - number))
+    load_handler("publish_feeds").handler(scheduler_event(), FakeLambdaContext("publish-feeds"))
+    cloud_.subscribe("reader@example.com", "")
+    today = datetime.now(UTC).date()
+    plan = load_handler("plan_newsletter").handler
+    first = plan(scheduler_event(frequency="daily", date=today.isoformat()), FakeLambdaContext("plan"))
+    assert first["summaries"] == 3
+
+    s3 = boto3.client("s3")
+    for item in s3.list_objects_v2(Bucket=cloud_.bucket, Prefix="state/").get("Contents", []):
+        s3.delete_object(Bucket=cloud_.bucket, Key=item["Key"])
+    time.sleep(1.1)  # published_at has whole seconds: this one is after the first issue's cut-off
+    cloud_.put_summary(_news(4, ["mllm"], hours_ago=0))
+    load_handler("publish_feeds").handler(scheduler_event(), FakeLambdaContext("publish-feeds"))
+    _clear_caches()
+    later = (today + timedelta(days=1)).isoformat()
+    second = load_handler("plan_newsletter").handler(
+        scheduler_event(frequency="daily", date=later), FakeLambdaContext("plan")
+    )
+
+    assert second["summaries"] == 1, "only the summary published after the last issue"
 
 
 def test_the_ssm_parameter_holds_a_key_ring_newest_first(deployed_with_ssm: Cloud) -> None:
