@@ -355,6 +355,20 @@ def check_ledger_forgets_a_subscriber_in_every_issue(ledger: Ledger) -> None:
     ledger.flush()
 
 
+def check_ledger_remembers_the_last_issue_of_each_frequency(ledger: Ledger) -> None:
+    """Forward only, per frequency, and apart from the issues' rows (which expire and are erased)."""
+    assert ledger.last_issue("daily") is None
+    first, second = datetime(2026, 11, 20, 7, tzinfo=UTC), datetime(2026, 11, 21, 7, 30, tzinfo=UTC)
+    ledger.note_issue("daily", "daily-2026-11-20", first)
+    ledger.note_issue("daily", "daily-2026-11-21", second)
+    ledger.note_issue("daily", "daily-2026-11-20", first)  # a late retry of the earlier issue
+    ledger.note_issue("weekly", "weekly-2026-W47", first)
+    assert ledger.last_issue("daily") == ("daily-2026-11-21", second)
+    assert ledger.last_issue("weekly") == ("weekly-2026-W47", first)
+    assert ledger.counts("daily-2026-11-21") == {}
+    assert ledger.forget("daily") == 0
+
+
 CHECKS = [
     check_mixed_case_is_one_subscriber,
     check_import_keeps_suppressed,

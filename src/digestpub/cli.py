@@ -37,20 +37,28 @@ EXIT_LOCKED = 3
 
 
 class _Commands(TyperGroup):
-    """The program's commands, with ``subscribers`` loaded only when it is asked for (or listed in help)."""
+    """The program's commands, with ``subscribers`` and ``keys`` loaded only when asked for (or listed in help)."""
 
     def list_commands(self, ctx: Any) -> list[str]:
-        return sorted({*super().list_commands(ctx), "subscribers"})
+        return sorted({*super().list_commands(ctx), "subscribers", "keys"})
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name == "subscribers":
             from digestpub.cli_subscribers import subscribers_app
 
-            command = typer.main.get_command(subscribers_app)
-            command.name = cmd_name
-            command.help = "Import, export and list newsletter subscribers."
-            return command
+            return _group(subscribers_app, cmd_name, "Import, export and list newsletter subscribers.")
+        if cmd_name == "keys":
+            from digestpub.cli_keys import keys_app
+
+            return _group(keys_app, cmd_name, "Rotate and retire the token keys that sign the links in emails.")
         return super().get_command(ctx, cmd_name)
+
+
+def _group(sub_app: typer.Typer, name: str, help_text: str) -> Any:
+    command = typer.main.get_command(sub_app)
+    command.name = name
+    command.help = help_text
+    return command
 
 
 app = typer.Typer(
@@ -202,6 +210,10 @@ def publish_command(
     hubs: Annotated[
         str | None, typer.Option(help="WebSub hub URLs, separated by spaces: told of every changed feed.")
     ] = None,
+    id_authority: Annotated[
+        str | None,
+        typer.Option(help="host or host,year of entry ids: a new site's; an existing site keeps its own."),
+    ] = None,
     full_scan: Annotated[
         bool, typer.Option("--full-scan", help="List the whole source, not just recent days.")
     ] = False,
@@ -246,6 +258,7 @@ def publish_command(
         lang=lang,
         max_object_bytes=max_object_bytes,
         hubs=hubs,
+        id_authority=id_authority,
     )
     try:
         named = [*(keys or []), *_keys_from(keys_from)]

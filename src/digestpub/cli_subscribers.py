@@ -26,6 +26,7 @@ from digestpub.adapters.outbox import forget_recipient
 from digestpub.adapters.subscribers_factory import open_subscribers
 from digestpub.cli import ConfigOption
 from digestpub.errors import ConfigError, StorageError
+from digestpub.keyring import key_home, load_ring
 from digestpub.model import Subscriber
 from digestpub.ports import SubscriberStore
 from digestpub.settings import Settings
@@ -88,7 +89,11 @@ def import_command(
     except UnicodeDecodeError as error:
         raise _fail(f"{file} is not UTF-8 text (byte {error.start})", EXIT_INPUT) from None
     try:
-        known_tags = published_tags(open_store(settings.state))
+        state = open_store(settings.state)
+        if settings.token_key is None and next(iter(store.iter_all()), None) is None:
+            # The first subscribers: their key is made now, so a key missing later is a key lost.
+            load_ring(None, key_home(settings.subscribers, state), lambda: False)
+        known_tags = published_tags(state)
         report = import_csv(store, io.StringIO(text, newline=""), known_tags=known_tags)
     except ConfigError as error:
         raise _fail(str(error), EXIT_INPUT) from None

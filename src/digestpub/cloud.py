@@ -12,12 +12,10 @@ from functools import cache
 from pathlib import Path
 
 from digestpub import wiring
-from digestpub.adapters import open_store
 from digestpub.newsletter.run import NewsletterContext
 from digestpub.publish import PublishOptions
 from digestpub.settings import Settings
 from digestpub.subscriptions import Subscriptions
-from digestpub.tokens import key_from_setting
 
 TOKEN_KEY_PARAMETER = "DIGESTPUB_TOKEN_KEY_PARAMETER"  # noqa: S105 - a variable name, not a secret
 
@@ -29,17 +27,14 @@ def settings() -> Settings:
     return Settings.load(Path(config) if config else None)
 
 
-@cache
-def token_key() -> bytes:
-    """The link-token key: an SSM SecureString named by the environment, else the setting."""
+def _secret_parameter() -> str | None:
+    """The token keys from the SSM SecureString the environment names (several: newest first)."""
     name = os.environ.get(TOKEN_KEY_PARAMETER)
-    configured = settings().token_key
-    secret = configured.get_secret_value() if configured is not None else None
-    if name:
-        from aws_lambda_powertools.utilities import parameters
+    if not name:
+        return None
+    from aws_lambda_powertools.utilities import parameters
 
-        secret = str(parameters.get_parameter(name, decrypt=True, max_age=300))
-    return key_from_setting(secret, open_store(settings().state))
+    return str(parameters.get_parameter(name, decrypt=True, max_age=300))
 
 
 def publish_options(keys: Iterable[str] = ()) -> PublishOptions:
@@ -50,7 +45,7 @@ def publish_options(keys: Iterable[str] = ()) -> PublishOptions:
 
 @cache
 def newsletter() -> NewsletterContext:
-    return wiring.newsletter_context(settings(), token_key())
+    return wiring.newsletter_context(settings(), _secret_parameter())
 
 
 @cache

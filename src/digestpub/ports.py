@@ -187,6 +187,18 @@ class Ledger(Protocol):
         """Delete every row of the subscriber, in every issue (an erased person); returns how many."""
         ...
 
+    def last_issue(self, frequency: str) -> tuple[str, datetime] | None:
+        """The newest issue of ``frequency`` built to be sent, and its cut-off (the end of its window).
+
+        Kept with the newsletter's records, not in the publish state: a lost or rebuilt
+        state must not make what readers already got news again.
+        """
+        ...
+
+    def note_issue(self, frequency: str, issue_id: str, cutoff: datetime) -> None:
+        """Remember an issue built to be sent; one older than the issue remembered changes nothing."""
+        ...
+
 
 class Queue(Protocol):
     """A work queue (SQS in the cloud): messages are JSON objects."""

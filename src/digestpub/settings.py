@@ -17,6 +17,7 @@ from pydantic_settings import (
 )
 
 from digestpub.errors import ConfigError
+from digestpub.identity import parse_authority
 from digestpub.model import ConfirmationLimits
 from digestpub.site import Site
 from digestpub.text import is_language_tag, is_safe_url
@@ -45,6 +46,8 @@ class Settings(BaseSettings):
     """Days an edit or deletion of an archived summary stays in the subscription feeds."""
     timezone: str = "UTC"
     """The IANA time zone of the dates pages and emails show."""
+    id_authority: str | None = None
+    """``host`` or ``host,year`` of entry ids for a new site; by default fixed at its first run from base_url."""
 
     subscribers: str = "sqlite:///.digestpub/subscribers.db"
     mailer: str = "outbox:outbox"
@@ -130,6 +133,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"{', '.join(map(repr, bad))}: a hub is an absolute http(s) URL")
         return value
 
+    @field_validator("id_authority")
+    @classmethod
+    def _authority(cls, value: str | None) -> str | None:
+        return parse_authority(value) if value else None
+
     @field_validator("lang")
     @classmethod
     def _language_tag(cls, value: str) -> str:
@@ -194,4 +202,5 @@ class Settings(BaseSettings):
             feed_size=self.feed_size,
             hubs=tuple(dict.fromkeys(self.hubs.split())),
             timezone=self.timezone,
+            id_authority=self.id_authority or "",
         )

@@ -29,6 +29,8 @@ NEWSLETTER_ARCHIVE_PAGE = "newsletter/index.html"
 NEWSLETTER_ARCHIVE_FEED = "feeds/newsletter.xml"
 HTML_TYPE = "text/html; charset=utf-8"
 OPML_TYPE = "text/x-opml; charset=utf-8"
+ID_YEAR = 2026
+"""The year in the ``tag:`` ids of a site that did not choose one."""
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,9 @@ class Site:
     feed_size: int = 50
     hubs: tuple[str, ...] = ()
     """WebSub hubs every feed declares, and which each run tells of the feeds it changed."""
-    id_year: int = 2026
-    """The year in ``tag:`` URIs; fixed, because ids must never change."""
+    id_authority: str = ""
+    """``host,year`` of the ``tag:`` ids, fixed at the site's first run (``identity``);
+    empty: the host of ``base_url`` and ``ID_YEAR``."""
     timezone: str = "UTC"
     """The IANA zone of every date a page or an email shows."""
 
@@ -62,13 +65,18 @@ class Site:
 
     @property
     def authority(self) -> str:
+        """The host of ``base_url``: where links go, and the domain of message ids."""
         return urlsplit(self.base_url).hostname or "localhost"
 
+    def tag_id(self, specific: str) -> str:
+        """A ``tag:`` URI (RFC 4151) under the site's id authority, which moving ``base_url`` never changes."""
+        return f"tag:{self.id_authority or f'{self.authority},{ID_YEAR}'}:{specific}"
+
     def entry_id(self, summary_id: str) -> str:
-        return f"tag:{self.authority},{self.id_year}:summary/{quote(summary_id, safe='')}"
+        return self.tag_id(f"summary/{quote(summary_id, safe='')}")
 
     def feed_id(self, feed: str) -> str:
-        return f"tag:{self.authority},{self.id_year}:feed/{'all' if feed == ALL_FEED else quote(feed)}"
+        return self.tag_id(f"feed/{'all' if feed == ALL_FEED else quote(feed)}")
 
     def feed_path(self, feed: str, kind: str, page: int | None = None) -> str:
         """A feed's file of ``kind``; with ``page``, its RFC 5005 archive document of that page (1 the oldest)."""

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from typing import Literal
 
-from digestpub.errors import InvalidToken, MailError, UnknownSubscriber
+from digestpub.errors import MailError, UnknownSubscriber
 from digestpub.model import ConfirmationLimits, Subscriber, SubscriberStatus, TagInfo
 from digestpub.ports import Mailer, SubscriberStore
 from digestpub.site import Site
@@ -37,7 +38,7 @@ from digestpub.subscribers import (
     unknown_tags,
 )
 from digestpub.templates import environment
-from digestpub.tokens import make_token, read_token, verify_token
+from digestpub.tokens import TokenKey, make_token, read_token, verify_token
 from digestpub.words import words_for
 
 log = logging.getLogger("digestpub.subscriptions")
@@ -54,6 +55,27 @@ _UNSUBSCRIBABLE: frozenset[SubscriberStatus] = frozenset({"pending", "confirmed"
 _COMPLAINABLE: frozenset[SubscriberStatus] = frozenset({"pending", "confirmed", "unsubscribed", "bounced"})
 
 Job = Callable[[], None]
+_EXPIRY_MARK = "."
+"""Between a confirmation nonce and its expiry (Unix seconds): no URL-safe token holds it."""
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A confirm link's subscriber and where the link stands.
+
+    ``open``: it would confirm; ``confirmed``: it just did; ``already``: the subscriber is
+    confirmed; ``expired``: it was used, replaced by a newer one, or is too old.
+    """
+
+    subscriber: Subscriber
+    state: Literal["open", "confirmed", "already", "expired"]
+
+
+def _expired(nonce: str, now: datetime) -> bool:
+    """A link without a request, or one whose nonce says it expired; links from before expiries
+    rode in nonces are open until the store says otherwise."""
+    _, mark, expiry = nonce.rpartition(_EXPIRY_MARK)
+    return not nonce or (bool(mark) and expiry.isdigit() and int(expiry) <= now.timestamp())
 
 
 def send_now(job: Job) -> None:
@@ -94,7 +116,7 @@ class Subscriptions:
     site: Site
     store: SubscriberStore
     mailer: Mailer
-    token_key: bytes
+    token_key: TokenKey
     from_address: str
     tags: Callable[[], Mapping[str, TagInfo]] = no_tags
     """The digest's published tags by slug (from the publish state): the only tags a subscriber may choose."""
@@ -160,7 +182,13 @@ class Subscriptions:
 
     def resubscribe(self, token: str) -> Subscriber:
         """The preference page's "subscribe again": a confirmation email, within the same limits."""
-        subscriber = self._subscriber(token, "preferences")
+        return self._confirm_again(self._subscriber(token, "preferences"))
+
+    def renew_confirmation(self, token: str) -> Subscriber:
+        """A new confirmation email for an expired or replaced confirm link, within the same limits."""
+        return self._confirm_again(self._subscriber(token, "confirm"))
+
+    def _confirm_again(self, subscriber: Subscriber) -> Subscriber:
         now = self._now()
         if subscriber.status != "confirmed" and self.store.claim_confirmation_email(
             address_hash(subscriber.email), now=now, limits=self.limits
@@ -171,8 +199,9 @@ class Subscriptions:
         return subscriber
 
     def _request_confirmation(self, subscriber: Subscriber, now: datetime) -> None:
-        nonce = secrets.token_urlsafe(16)
         expires = now + self.confirm_link_lifetime
+        # The link's expiry rides in its signed nonce, so its page tells an expired link without a write.
+        nonce = f"{secrets.token_urlsafe(16)}{_EXPIRY_MARK}{int(expires.timestamp())}"
         if not self.store.request_confirmation(subscriber.id, nonce=nonce, expires_at=expires, now=now):
             return  # erased meanwhile
         self.dispatch(lambda: self._send_confirmation(subscriber, nonce))
@@ -222,15 +251,26 @@ class Subscriptions:
             raise UnknownSubscriber("this link belongs to a subscription that no longer exists")
         return subscriber
 
-    def confirm(self, token: str) -> Subscriber:
-        """Confirm the request the link was made for; a used, replaced or expired link confirms nothing."""
+    def confirmation(self, token: str) -> Confirmation:
+        """What a confirm link would do, for its page; changes nothing (mail scanners fetch every link)."""
+        subscriber_id, nonce = read_token(self.token_key, token, "confirm")
+        subscriber = self._existing(subscriber_id)
+        if subscriber.status == "confirmed":
+            return Confirmation(subscriber, "already")
+        return Confirmation(subscriber, "expired" if _expired(nonce, self._now()) else "open")
+
+    def confirm(self, token: str) -> Confirmation:
+        """Confirm the request the link was made for; a used, replaced or expired link confirms nothing.
+
+        A subscriber confirmed already (by this link or another) is told so: ``already``.
+        """
         subscriber_id, nonce = read_token(self.token_key, token, "confirm")
         confirmed = self.store.confirm(subscriber_id, nonce=nonce, now=self._now()) if nonce else None
         if confirmed is None:
-            self._existing(subscriber_id)
-            raise InvalidToken("this confirmation link was used, replaced by a newer one, or has expired")
+            subscriber = self._existing(subscriber_id)
+            return Confirmation(subscriber, "already" if subscriber.status == "confirmed" else "expired")
         log.info("subscriber %s confirmed", short_id(subscriber_id))
-        return confirmed
+        return Confirmation(confirmed, "confirmed")
 
     def peek(self, token: str, purpose: str) -> Subscriber:
         """The subscriber a link is for; changes nothing (GET pages)."""

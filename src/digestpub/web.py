@@ -23,9 +23,9 @@ from digestpub.errors import BadRequest, DigestpubError, StoreBusy
 from digestpub.model import Subscriber
 from digestpub.site import Site
 from digestpub.subscribers import InvalidAddress, InvalidSubscriber, UnknownTags
-from digestpub.subscriptions import Subscriptions
+from digestpub.subscriptions import Confirmation, Subscriptions
 from digestpub.templates import environment
-from digestpub.tokens import InvalidToken
+from digestpub.tokens import InvalidToken, TokenKey, signing_key
 from digestpub.web_request import Request, read_request
 from digestpub.words import words_for
 
@@ -37,9 +37,9 @@ _RETRY_AFTER = "2"
 _PAGE_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
 
 
-def form_token(key: bytes, token: str) -> str:
+def form_token(key: TokenKey, token: str) -> str:
     """The hidden field a page's form must send back: only our own page knows it."""
-    return hmac.new(key, b"form\x00" + token.encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.new(signing_key(key), b"form\x00" + token.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -129,18 +129,21 @@ class Endpoints:
     def _refused(self, lang: str) -> Reply:
         return self.page(403, lang, message=words_for(lang)["bad_link"])
 
-    def _form_page(self, kind: str, subscriber: Subscriber, token: str, message: str = "") -> Reply:
+    def _form_page(
+        self, kind: str, subscriber: Subscriber, token: str, message: str = "", *, route: str = "", status: int = 200
+    ) -> Reply:
+        """A page whose form posts back to ``route`` (default: ``kind``) with the link's token."""
         tags = (
             sorted(self.use().tags().values(), key=lambda tag: (-tag.count, tag.slug)) if kind == "preferences" else []
         )
         return self.page(
-            200,
+            status,
             subscriber.lang,
             kind=kind,
             subscriber=subscriber,
             message=message,
             tags=tags,
-            action=self.site.api(f"{kind}?token={token}"),
+            action=self.site.api(f"{route or kind}?token={token}"),
             form_token=form_token(self.use().token_key, token),
         )
 
@@ -164,12 +167,36 @@ class Endpoints:
             return self._invalid(lang, error)
         return self.page(200, lang, message=words_for(lang)["check_inbox"])
 
-    def confirm(self, request: Request) -> Reply:
+    def confirm_page(self, request: Request) -> Reply:
+        # Mail scanners fetch every link before the person sees it: a GET only shows the button.
         try:
-            subscriber = self.use().confirm(request.token)
+            confirmation = self.use().confirmation(request.token)
         except InvalidToken:
             return self._refused(self.site.lang)
-        return self.page(200, subscriber.lang, message=words_for(subscriber.lang)["confirmed"], subscriber=subscriber)
+        return self._confirmation_reply(confirmation, request.token)
+
+    def confirm(self, request: Request) -> Reply:
+        try:
+            subscriber = self.use().peek(request.token, "confirm")
+            if request.form.get("form") != form_token(self.use().token_key, request.token):
+                return self._refused(subscriber.lang)
+            if request.form.get("action") == "renew":
+                self.use().renew_confirmation(request.token)
+                return self.page(200, subscriber.lang, message=words_for(subscriber.lang)["check_inbox"])
+            confirmation = self.use().confirm(request.token)
+        except InvalidToken:
+            return self._refused(self.site.lang)
+        return self._confirmation_reply(confirmation, request.token)
+
+    def _confirmation_reply(self, confirmation: Confirmation, token: str) -> Reply:
+        subscriber = confirmation.subscriber
+        words = words_for(subscriber.lang)
+        if confirmation.state == "open":
+            return self._form_page("confirm", subscriber, token)
+        if confirmation.state == "expired":  # 410: this link is gone; the page offers a new one
+            return self._form_page("confirm_expired", subscriber, token, route="confirm", status=410)
+        wording = "confirmed" if confirmation.state == "confirmed" else "already_confirmed"
+        return self.page(200, subscriber.lang, message=words[wording], subscriber=subscriber)
 
     def unsubscribe_page(self, request: Request) -> Reply:
         # Link scanners follow GETs: this only shows the button.
@@ -228,7 +255,7 @@ class Endpoints:
 
 ROUTES: dict[str, dict[str, Callable[[Endpoints, Request], Reply]]] = {
     "/subscribe": {"POST": Endpoints.subscribe},
-    "/confirm": {"GET": Endpoints.confirm},
+    "/confirm": {"GET": Endpoints.confirm_page, "POST": Endpoints.confirm},
     "/unsubscribe": {"GET": Endpoints.unsubscribe_page, "POST": Endpoints.unsubscribe},
     "/preferences": {"GET": Endpoints.preferences_page, "POST": Endpoints.preferences},
 }

@@ -7,11 +7,13 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from digestpub.errors import ConfigError
+from digestpub.identity import published_site
 from digestpub.parallel import default_workers
-from digestpub.ports import HubNotifier
+from digestpub.ports import HubNotifier, ObjectStore, SubscriberStore
 from digestpub.publish import PublishOptions
 from digestpub.publish.listing import named_keys
 from digestpub.settings import Settings
+from digestpub.tokens import KeyRing
 
 if TYPE_CHECKING:
     from digestpub.newsletter.run import NewsletterContext
@@ -66,31 +68,41 @@ def hub_notifier(settings: Settings) -> HubNotifier | None:
     return HttpHubNotifier()
 
 
-def newsletter_context(settings: Settings, token_key: bytes | None = None) -> NewsletterContext:
-    """Everything a newsletter run talks to; the token key from settings or state unless given."""
+def newsletter_context(settings: Settings, secret: str | None = None) -> NewsletterContext:
+    """Everything a newsletter run talks to; the token keys from ``secret`` (the cloud's SSM
+    parameter), else the ``token_key`` setting, else the ring kept beside the subscribers."""
     # Imported here: publish runs, which use this module too, need none of them.
     from digestpub.adapters import open_ledger, open_mailer, open_store
     from digestpub.adapters.subscribers_factory import open_subscribers
     from digestpub.newsletter.run import NewsletterContext
-    from digestpub.tokens import key_from_setting
 
     state = open_store(settings.state)
-    if token_key is None:
-        secret = settings.token_key.get_secret_value() if settings.token_key is not None else None
-        token_key = key_from_setting(secret, state)
+    subscribers = open_subscribers(settings.subscribers)
     return NewsletterContext(
-        site=settings.site(),
+        site=published_site(settings.site(), state),
         state=state,
         dest=open_store(settings.dest),
-        subscribers=open_subscribers(settings.subscribers),
+        subscribers=subscribers,
         ledger=open_ledger(settings.subscribers),
         mailer=open_mailer(settings.mailer),
-        token_key=token_key,
+        token_key=token_keys(settings, state, subscribers, secret),
         from_address=settings.from_address,
         reply_to=settings.reply_to,
         max_items=settings.max_items,
         page_cache_control=settings.page_cache_control,
     )
+
+
+def token_keys(
+    settings: Settings, state: ObjectStore, subscribers: SubscriberStore, secret: str | None = None
+) -> KeyRing:
+    """The token key ring (see ``keyring``); ``ConfigError`` when subscribers exist and the key is gone."""
+    from digestpub.keyring import key_home, load_ring
+
+    if secret is None and settings.token_key is not None:
+        secret = settings.token_key.get_secret_value()
+    home = key_home(settings.subscribers, state)
+    return load_ring(secret, home, lambda: next(iter(subscribers.iter_all()), None) is not None)
 
 
 def send_options(

@@ -35,7 +35,7 @@ def test_key_database_ledger_and_outbox_are_created_private_under_umask_022(tmp_
     )
     publish_examples(tmp_path, base_url)
     database = tmp_path / "private" / "data" / "s.db"
-    key = tmp_path / "state" / "secrets" / "token_key"
+    key = tmp_path / "private" / "data" / "secrets" / "token_key"  # beside the subscribers
 
     with running_serve(tmp_path, env, port, umask=UMASK):
         response = requests.post(base_url + "subscribe", data={"email": "reader@example.com"}, timeout=20)
@@ -79,7 +79,7 @@ def test_a_key_others_can_read_is_refused_with_exit_2(tmp_path: Path) -> None:
     publish_examples(tmp_path, base_url)
     first = _digestpub(tmp_path, env, "newsletter", "--frequency", "daily", "--dry-run")
     assert first.returncode == 0, first.stdout + first.stderr
-    key = tmp_path / "state" / "secrets" / "token_key"
+    key = tmp_path / "secrets" / "token_key"
     kept = key.read_bytes()
 
     key.chmod(0o644)

@@ -130,12 +130,22 @@ def test_subscribe_confirm_change_preferences_and_unsubscribe(local: Local, phon
         time.sleep(0.05)
     [confirmation] = local.mail()
     assert confirmation["To"].addresses[0].addr_spec == READER
+    # Opening the link (as a mail scanner does first) shows a button; only the button confirms.
     confirm_url = _link(_text(confirmation), local.base_url, "confirm")
     response = phone.goto(confirm_url)
     assert response is not None and response.status == 200
+    _check_page(phone)
+    assert READER in phone.locator("main").inner_text()
+    assert local.subscriber().status == "pending", "opening the link changes nothing"
+    with phone.expect_navigation():
+        phone.locator("form.subscribe button[type=submit]").click()
     assert "Подписка подтверждена" in phone.locator("h1").inner_text()
     _check_page(phone)
     assert local.subscriber().status == "confirmed"
+    # The link again (the person's second click): said kindly, not refused.
+    response = phone.goto(confirm_url)
+    assert response is not None and response.status == 200
+    assert "Подписка уже подтверждена" in phone.locator("h1").inner_text()
 
     # The daily issue goes to the new subscriber.
     run = local.digestpub("newsletter", "--frequency", "daily")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -30,12 +32,14 @@ from digestpub import cloud
 from digestpub.adapters.dynamodb import DynamoSubscriberStore, create_subscribers_table
 from digestpub.adapters.ledger_dynamodb import DynamoLedger, create_ledger_table
 from digestpub.adapters.s3 import S3Store
+from digestpub.errors import ConfigError
 from digestpub.model import Subscriber
 from digestpub.publish.report import load_latest_report
 from digestpub.site import FEED_FILE_NAMES
 from digestpub.state.lock import StateLock
 from digestpub.subscribers import new_subscriber
 from digestpub.tokens import make_token, verify_token
+from digestpub.web import form_token
 from tests.cloud_support import (
     FakeLambdaContext,
     http_event,
@@ -155,8 +159,10 @@ def _powertools_logging() -> Iterator[None]:
 
 
 def _clear_caches() -> None:
+    from aws_lambda_powertools.utilities import parameters
+
     cloud.settings.cache_clear()
-    cloud.token_key.cache_clear()
+    parameters.clear_caches()
     cloud.newsletter.cache_clear()
     cloud.subscriptions.cache_clear()
 
@@ -306,6 +312,28 @@ def test_publish_feeds_on_schedule_and_on_s3_notifications(deployed: Cloud) -> N
     assert "https://aidigest.example/papers/2611.00003" in {item["url"] for item in feed["items"]}
     head = s3.head_object(Bucket=deployed.bucket, Key="site/feeds/tags/moe/rss.xml")
     assert (head["ContentType"], head["CacheControl"]) == ("application/rss+xml; charset=utf-8", FEED_CACHE)
+
+
+def test_publish_feeds_keeps_the_ids_when_the_site_moves_and_refuses_an_id_authority_that_changes_them(
+    deployed: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deployed.put_summary(_news(1, ["mllm"], hours_ago=2))
+    load_handler("publish_feeds").handler(scheduler_event(), FakeLambdaContext("publish-feeds"))
+    entry = "tag:digest.example,2026:summary/2611.00001"
+    assert _feed_ids(deployed, "feeds/feed.json") == {entry}
+
+    monkeypatch.setenv("DIGESTPUB_BASE_URL", "https://moved.example/")
+    _clear_caches()
+    deployed.put_summary(_news(2, ["mllm"], hours_ago=1))
+    load_handler("publish_feeds").handler(scheduler_event(), FakeLambdaContext("publish-feeds"))
+    assert _feed_ids(deployed, "feeds/feed.json") == {entry, "tag:digest.example,2026:summary/2611.00002"}
+    feed = json.loads(deployed.site.read("feeds/feed.json")[0])  # type: ignore[index]
+    assert feed["home_page_url"] == "https://moved.example/"
+
+    monkeypatch.setenv("DIGESTPUB_ID_AUTHORITY", "moved.example")
+    _clear_caches()
+    with pytest.raises(ConfigError, match="id_authority"):
+        load_handler("publish_feeds").handler(scheduler_event(), FakeLambdaContext("publish-feeds"))
 
 
 def _feed_ids(cloud_: Cloud, path: str) -> set[str]:
@@ -701,7 +729,14 @@ def test_subscribe_confirm_and_preferences_through_the_http_api(deployed: Cloud)
     assert handler(http_event("GET", forged), context)["statusCode"] == 403
     assert deployed.store.find("new@example.com").status == "pending"  # type: ignore[union-attr]
 
-    response = handler(http_event("GET", confirm_urls[0]), context)
+    # A GET (a mail scanner, a preview) only shows the button; its POST confirms.
+    for _scan in range(2):
+        page = handler(http_event("GET", confirm_urls[0]), context)
+        assert page["statusCode"] == 200 and 'method="post"' in response_body(page)
+    assert deployed.store.find("new@example.com").status == "pending"  # type: ignore[union-attr]
+    assert handler(http_event("POST", confirm_urls[0]), context)["statusCode"] == 403, "no form field"
+    confirm_form = response_body(page).split('name="form" value="')[1].split('"')[0]
+    response = handler(http_event("POST", confirm_urls[0], body=f"form={confirm_form}"), context)
     assert response["statusCode"] == 200
     assert deployed.store.find("new@example.com").status == "confirmed"  # type: ignore[union-attr]
 
@@ -733,10 +768,65 @@ def test_subscribe_confirm_and_preferences_through_the_http_api(deployed: Cloud)
     assert "The digest has no tag nosuchtag" in response_body(unknown)
     assert deployed.store.get(person.id) == updated
 
-    # A confirm link works once.
-    reused = handler(http_event("GET", confirm_urls[0]), context)
-    assert reused["statusCode"] == 403
+    # A confirm link confirms once; after that it says so, kindly, whatever fetched it before.
+    for reused in (
+        handler(http_event("GET", confirm_urls[0]), context),
+        handler(http_event("POST", confirm_urls[0], body=f"form={confirm_form}"), context),
+    ):
+        assert reused["statusCode"] == 200
+        assert "already confirmed" in response_body(reused), "in the language the reader chose since"
     assert deployed.store.get(person.id) == updated
+
+
+def test_a_lost_state_prefix_does_not_make_the_history_news_again_in_the_cloud(deployed_with_ssm: Cloud) -> None:
+    """The newsletter's memory is in the DynamoDB ledger, not in the state on S3."""
+    cloud_ = deployed_with_ssm
+    for number in (1, 2, 3):
+        cloud_.put_summary(_news(number, ["mllm"], hours_ago=4 - number))
+    load_handler("publish_feeds").handler(scheduler_event(), FakeLambdaContext("publish-feeds"))
+    cloud_.subscribe("reader@example.com", "")
+    today = datetime.now(UTC).date()
+    plan = load_handler("plan_newsletter").handler
+    first = plan(scheduler_event(frequency="daily", date=today.isoformat()), FakeLambdaContext("plan"))
+    assert first["summaries"] == 3
+
+    s3 = boto3.client("s3")
+    for item in s3.list_objects_v2(Bucket=cloud_.bucket, Prefix="state/").get("Contents", []):
+        s3.delete_object(Bucket=cloud_.bucket, Key=item["Key"])
+    time.sleep(1.1)  # published_at has whole seconds: this one is after the first issue's cut-off
+    cloud_.put_summary(_news(4, ["mllm"], hours_ago=0))
+    load_handler("publish_feeds").handler(scheduler_event(), FakeLambdaContext("publish-feeds"))
+    _clear_caches()
+    later = (today + timedelta(days=1)).isoformat()
+    second = load_handler("plan_newsletter").handler(
+        scheduler_event(frequency="daily", date=later), FakeLambdaContext("plan")
+    )
+
+    assert second["summaries"] == 1, "only the summary published after the last issue"
+
+
+def test_the_ssm_parameter_holds_a_key_ring_newest_first(deployed_with_ssm: Cloud) -> None:
+    """Rotated in the parameter: links signed with the older key work until it is taken out."""
+    person = deployed_with_ssm.subscribe("ring@example.com", "")
+    parameter = os.environ["DIGESTPUB_TOKEN_KEY_PARAMETER"]
+    newest = "the-newest-ssm-key-0123456789"
+    old_link = f"{API_URL}preferences?token={make_token(deployed_with_ssm.token_key, person.id, 'preferences')}"
+    new_link = f"{API_URL}preferences?token={make_token(newest.encode(), person.id, 'preferences')}"
+    context = FakeLambdaContext("subscriptions")
+
+    def answer(url: str, value: str) -> int:
+        boto3.client("ssm").put_parameter(Name=parameter, Value=value, Type="SecureString", Overwrite=True)
+        _clear_caches()
+        return int(load_handler("subscriptions").handler(http_event("GET", url), context)["statusCode"])
+
+    assert answer(new_link, SSM_TOKEN_KEY) == 403
+    assert answer(old_link, f"{newest}\n{SSM_TOKEN_KEY}") == 200
+    assert answer(new_link, f"{newest}, {SSM_TOKEN_KEY}") == 200
+    page = load_handler("subscriptions").handler(http_event("GET", new_link), context)
+    form = response_body(page).split('name="form" value="')[1].split('"')[0]
+    assert form == form_token(newest.encode(), _token(new_link)), "the newest key signs what is made now"
+    assert answer(old_link, newest) == 403, "retired"
+    assert answer(new_link, newest) == 200
 
 
 _BOUNDARY = "---FormBoundaryjWmhtjORrn"

@@ -249,6 +249,18 @@ def test_the_ledger_forgets_a_subscriber_in_every_issue(moto_server: str) -> Non
     assert "gone@example.com" not in str(rows)
 
 
+def test_the_ledger_remembers_the_last_issue_of_each_frequency(moto_server: str) -> None:
+    import boto3
+
+    from digestpub.adapters.ledger_dynamodb import DynamoLedger, create_ledger_table
+
+    name = f"ledger-{uuid.uuid4().hex[:12]}"
+    create_ledger_table(boto3.client("dynamodb"), name)
+    contract.check_ledger_remembers_the_last_issue_of_each_frequency(DynamoLedger(name))
+    rows = boto3.client("dynamodb").scan(TableName=name)["Items"]
+    assert all("expires_at" not in row for row in rows), "what was sent is remembered for good"
+
+
 def test_the_endpoints_on_dynamodb_let_an_unsubscribe_win(
     serial_table: str, serial_dynamodb: Any, tmp_path: Path
 ) -> None:

@@ -464,3 +464,12 @@ def test_the_ledger_forgets_a_subscriber_in_every_issue(db_path: Path) -> None:
     contract.check_ledger_forgets_a_subscriber_in_every_issue(ledger)
     ledger.close()
     assert contract.no_address_in(db_path.parent, "gone@example.com")
+
+
+def test_the_ledger_remembers_the_last_issue_of_each_frequency(db_path: Path) -> None:
+    from digestpub.adapters.ledger_sqlite import SqliteLedger
+
+    contract.check_ledger_remembers_the_last_issue_of_each_frequency(SqliteLedger(db_path))
+    reopened = SqliteLedger(db_path)
+    assert reopened.last_issue("daily") is not None, "kept on disk"
+    reopened.close()

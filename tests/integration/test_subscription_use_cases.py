@@ -3,15 +3,17 @@ changes no answer, and the SES events go through the same transitions."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from digestpub.adapters.sqlite import SqliteSubscriberStore
 from digestpub.errors import InvalidToken, MailTransient
-from digestpub.model import TagInfo
+from digestpub.model import ConfirmationLimits, TagInfo
 from digestpub.settings import Settings
 from digestpub.subscriptions import Subscriptions, apply_ses_notification
 from digestpub.tokens import make_token
@@ -58,7 +60,7 @@ def test_no_log_line_names_an_address(tmp_path: Path, caplog: pytest.LogCaptureF
     use = _use_cases(tmp_path, mailer)
     use.subscribe(ADDRESS, "llm", "daily", "en")
     use.subscribe(ADDRESS.upper(), "llm", "daily", "en")  # rate-limited
-    person = use.confirm(_confirm_token(mailer.sent[0]))
+    person = use.confirm(_confirm_token(mailer.sent[0])).subscriber
     use.update_preferences(make_token(KEY, person.id, "preferences"), "", "weekly", "ru")
     use.unsubscribe(make_token(KEY, person.id, "unsubscribe"))
     apply_ses_notification(use, json.dumps(ses_bounce(ADDRESS, "Transient")))
@@ -90,6 +92,42 @@ def test_a_confirm_link_without_a_request_confirms_nothing(tmp_path: Path) -> No
     use.subscribe(ADDRESS, "llm", "daily", "en")
     person = use.store.find(ADDRESS)
     assert person is not None
-    with pytest.raises(InvalidToken):
-        use.confirm(make_token(KEY, person.id, "confirm"))
+    unbound = make_token(KEY, person.id, "confirm")
+    assert use.confirmation(unbound).state == "expired"
+    assert use.confirm(unbound).state == "expired"
     assert use.store.get(person.id).status == "pending"  # type: ignore[union-attr]
+
+
+def test_a_confirm_link_is_open_until_confirmed_then_already_confirmed(tmp_path: Path) -> None:
+    """Looking at a link changes nothing; confirming it twice is "already", never a refusal."""
+    mailer = RecordingMailer()
+    use = _use_cases(tmp_path, mailer)
+    use.subscribe(ADDRESS, "llm", "daily", "en")
+    token = _confirm_token(mailer.sent[0])
+    for _look in range(3):  # a mail scanner, a preview, the person
+        assert use.confirmation(token).state == "open"
+    assert use.store.find(ADDRESS).status == "pending"  # type: ignore[union-attr]
+    assert use.confirm(token).state == "confirmed"
+    assert use.confirm(token).state == "already"
+    assert use.confirmation(token).state == "already"
+    with pytest.raises(InvalidToken):
+        use.confirmation(token[:-2] + ("AA" if token[-2:] != "AA" else "BB"))
+
+
+def test_an_expired_confirm_link_says_so_and_a_new_one_is_sent_within_the_limits(tmp_path: Path) -> None:
+    mailer = RecordingMailer()
+    use = dataclasses.replace(_use_cases(tmp_path, mailer), confirm_link_lifetime=timedelta(seconds=-1))
+    use.subscribe(ADDRESS, "llm", "daily", "en")
+    token = _confirm_token(mailer.sent[0])
+    assert use.confirmation(token).state == "expired", "told from the link, before any write"
+    assert use.confirm(token).state == "expired"
+    use.renew_confirmation(token)
+    assert len(mailer.sent) == 1, "one confirmation email per address in 10 minutes, renewed or not"
+    no_interval = ConfirmationLimits(timedelta(0))
+    renewing = dataclasses.replace(use, confirm_link_lifetime=timedelta(days=7), limits=no_interval)
+    renewing.renew_confirmation(token)
+    assert len(mailer.sent) == 2
+    fresh = _confirm_token(mailer.sent[1])
+    assert renewing.confirm(fresh).state == "confirmed"
+    renewing.renew_confirmation(token)
+    assert len(mailer.sent) == 2, "a confirmed subscriber gets no new link"

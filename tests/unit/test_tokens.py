@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import base64
 import random
-import threading
-from typing import Any
 
 import pytest
 
-from digestpub.errors import ConfigError, PreconditionFailed
+from digestpub.errors import ConfigError
 from digestpub.tokens import (
     PURPOSES,
-    TOKEN_KEY_OBJECT,
     InvalidToken,
-    key_from_setting,
+    format_ring,
     make_token,
+    parse_ring,
     read_token,
     verify_token,
 )
-from tests.fakes import MemoryStore
 
 KEY = b"k" * 32
 SUBSCRIBER = "0f8fad5bd9cb469fa16570867728950e"
@@ -177,67 +174,35 @@ def test_random_byte_flips_are_all_refused() -> None:
             verify_token(KEY, _encode(bytes(flipped)), "unsubscribe")
 
 
-# The key
+# Key rings
 
 
-def test_key_from_the_setting_wins() -> None:
-    state = MemoryStore()
-    assert key_from_setting("  a long enough secret value  ", state) == b"a long enough secret value"
-    assert state.objects == {}
+def test_a_ring_signs_with_its_newest_key_and_verifies_with_each() -> None:
+    old, new = b"o" * 32, b"n" * 32
+    signed_before = make_token(old, SUBSCRIBER, "unsubscribe")
+    ring = (new, old)
+    signed_now = make_token(ring, SUBSCRIBER, "unsubscribe")
+    assert signed_now == make_token(new, SUBSCRIBER, "unsubscribe"), "the newest key signs"
+    for token in (signed_before, signed_now):
+        assert verify_token(ring, token, "unsubscribe") == SUBSCRIBER
+    with pytest.raises(InvalidToken, match="any key"):
+        verify_token((new,), signed_before, "unsubscribe")  # its key retired
+    with pytest.raises(InvalidToken):
+        verify_token(ring, make_token(b"x" * 32, SUBSCRIBER, "unsubscribe"), "unsubscribe")
+    with pytest.raises(ValueError, match="empty"):
+        verify_token((), signed_now, "unsubscribe")
 
 
-def test_short_setting_is_refused() -> None:
-    with pytest.raises(ConfigError, match="too short"):
-        key_from_setting("secret", MemoryStore())
-
-
-def test_key_generated_once_and_kept() -> None:
-    state = MemoryStore()
-    first = key_from_setting(None, state)
-    assert len(first) >= 32
-    assert state.read(TOKEN_KEY_OBJECT) is not None
-    assert key_from_setting(None, state) == first
-    assert key_from_setting("", state) == first
-    # Copying the kept key into the setting gives the same key: old links keep working.
-    assert key_from_setting(state.text(TOKEN_KEY_OBJECT), MemoryStore()) == first
-
-
-class _LosesTheRace(MemoryStore):
-    """Another run writes its key between our read and our conditional write."""
-
-    def put(self, key: str, data: bytes, **options: Any) -> str:
-        if key == TOKEN_KEY_OBJECT and TOKEN_KEY_OBJECT not in self.objects:
-            super().put(key, b"the-other-runs-key-0123456789", if_none_match=True)
-            raise PreconditionFailed("lost")
-        return super().put(key, data, **options)
-
-
-def test_race_reads_the_winners_key() -> None:
-    assert key_from_setting(None, _LosesTheRace()) == b"the-other-runs-key-0123456789"
-
-
-def test_concurrent_first_runs_agree() -> None:
-    state = MemoryStore()
-    keys: list[bytes] = []
-    barrier = threading.Barrier(8)
-
-    def run() -> None:
-        barrier.wait()
-        keys.append(key_from_setting(None, state))
-
-    threads = [threading.Thread(target=run) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(set(keys)) == 1
-
-
-def test_damaged_kept_key_is_a_config_error() -> None:
-    state = MemoryStore()
-    state.put(TOKEN_KEY_OBJECT, b"short")
-    with pytest.raises(ConfigError, match="token_key"):
-        key_from_setting(None, state)
+def test_a_ring_is_read_from_text_newest_first() -> None:
+    text = " first-key-0123456789,\n second-key-0123456789  first-key-0123456789 "
+    assert parse_ring(text, "token_key") == (b"first-key-0123456789", b"second-key-0123456789")
+    assert parse_ring(format_ring((b"a" * 20, b"b" * 20)).decode(), "file") == (b"a" * 20, b"b" * 20)
+    with pytest.raises(ConfigError, match="token_key: key 2 is too short"):
+        parse_ring("a-long-enough-key-0123,short", "token_key")
+    # A line of short words is one key with spaces, as a key could be before rings.
+    assert parse_ring(" correct horse battery staple ", "token_key") == (b"correct horse battery staple",)
+    with pytest.raises(ConfigError, match="holds no key"):
+        parse_ring(" , ", "token_key")
 
 
 def test_a_bound_token_carries_its_binding() -> None:

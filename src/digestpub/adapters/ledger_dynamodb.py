@@ -1,7 +1,9 @@
 """The send ledger in DynamoDB: conditional writes make each claim atomic across workers.
 
 Table: partition key ``issue_id``, sort key ``subscriber_id`` (both strings), TTL
-on ``expires_at`` so old issues clean themselves up (see ``infra/``).
+on ``expires_at`` so old issues clean themselves up (see ``infra/``). The last issue
+of each frequency is an item of its own (``_LAST_ISSUE``, sort key ``#`` and the
+frequency: no subscriber id), which never expires.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from digestpub.errors import StorageError
 
 _KEEP = timedelta(days=90)
+_LAST_ISSUE = "#last-issue"
+"""The partition of the last issue of each frequency: no issue id starts with ``#``."""
 
 
 class DynamoLedger:
@@ -149,6 +153,26 @@ class DynamoLedger:
         for row in rows:
             self._call("delete_item", Key=self._key(row["issue_id"]["S"], subscriber_id))
         return len(rows)
+
+    def last_issue(self, frequency: str) -> tuple[str, datetime] | None:
+        response = self._call("get_item", Key=self._key(_LAST_ISSUE, f"#{frequency}"), ConsistentRead=True)
+        item = (response or {}).get("Item")
+        if item is None:
+            return None
+        return item["last_issue"]["S"], datetime.fromisoformat(item["cutoff"]["S"])
+
+    def note_issue(self, frequency: str, issue_id: str, cutoff: datetime) -> None:
+        # UTC ISO text, so that text order is time order; a stale write loses its condition, as it should.
+        self._call(
+            "put_item",
+            Item={
+                **self._key(_LAST_ISSUE, f"#{frequency}"),
+                "last_issue": {"S": issue_id},
+                "cutoff": {"S": cutoff.astimezone(UTC).isoformat()},
+            },
+            ConditionExpression="attribute_not_exists(cutoff) OR cutoff < :cutoff",
+            ExpressionAttributeValues={":cutoff": {"S": cutoff.astimezone(UTC).isoformat()}},
+        )
 
 
 def create_ledger_table(client: Any, name: str) -> None:

@@ -22,6 +22,11 @@ CREATE TABLE IF NOT EXISTS ledger (
     PRIMARY KEY (issue_id, subscriber_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ledger_state ON ledger (issue_id, state);
+CREATE TABLE IF NOT EXISTS last_issue (
+    frequency TEXT PRIMARY KEY,
+    issue_id TEXT NOT NULL,
+    cutoff TEXT NOT NULL
+) WITHOUT ROWID;
 """
 
 
@@ -124,6 +129,18 @@ class SqliteLedger:
         # rows are overwritten (a refusal's detail may quote the address).
         self._execute("PRAGMA secure_delete = ON", ())
         return self._execute("DELETE FROM ledger WHERE subscriber_id = ?", (subscriber_id,)).rowcount
+
+    def last_issue(self, frequency: str) -> tuple[str, datetime] | None:
+        row = self._execute("SELECT issue_id, cutoff FROM last_issue WHERE frequency = ?", (frequency,)).fetchone()
+        return None if row is None else (row[0], datetime.fromisoformat(row[1]))
+
+    def note_issue(self, frequency: str, issue_id: str, cutoff: datetime) -> None:
+        # UTC ISO text, so that text order is time order.
+        self._execute(
+            "INSERT INTO last_issue (frequency, issue_id, cutoff) VALUES (?, ?, ?) ON CONFLICT (frequency) "
+            "DO UPDATE SET issue_id = excluded.issue_id, cutoff = excluded.cutoff WHERE excluded.cutoff > cutoff",
+            (frequency, issue_id, cutoff.astimezone(UTC).isoformat()),
+        )
 
     def close(self) -> None:
         self.flush()

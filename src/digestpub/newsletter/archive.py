@@ -58,7 +58,7 @@ def archive_page(site: Site, issues: list[ArchivedIssue]) -> str:
 def archive_feed(site: Site, issues: list[ArchivedIssue]) -> bytes:
     words = words_for(site.lang)
     generator = FeedGenerator()
-    generator.id(f"tag:{site.authority},{site.id_year}:newsletter")
+    generator.id(site.tag_id("newsletter"))
     generator.title(f"{site.title}: {words['newsletter_archive']}")
     generator.subtitle(site.description)
     generator.language(site.lang)
@@ -74,7 +74,7 @@ def archive_feed(site: Site, issues: list[ArchivedIssue]) -> bytes:
     )
     for issue in issues:
         entry = generator.add_entry(order="append")
-        entry.id(f"tag:{site.authority},{site.id_year}:newsletter/{issue.id}")
+        entry.id(site.tag_id(f"newsletter/{issue.id}"))
         entry.title(subject_line(site, site.lang, issue.frequency, issue.issue_date, issue.count))
         entry.link({"href": everything_url(site, issue.id), "rel": "alternate", "type": "text/html"})
         entry.updated(issue.built_at)

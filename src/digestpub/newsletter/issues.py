@@ -3,6 +3,10 @@
 An issue holds what publish runs logged since the previous issue of the same
 frequency, so a missed day loses nothing. The issue is written to the state
 store when first built; a retry, or another worker, reads the same issue back.
+
+The newsletter's own records (the ledger) remember the last issue of each
+frequency and its cut-off: a publish state lost or rebuilt since logs every
+summary anew, and one published before that cut-off is not news again.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from digestpub.errors import NewsletterError, PreconditionFailed, StorageError
 from digestpub.model import Frequency, Summary
-from digestpub.ports import ObjectStore
+from digestpub.ports import Ledger, ObjectStore
 from digestpub.state.lock import StateLock
 from digestpub.state.log import DELETED, logged_records
 
@@ -68,21 +72,27 @@ def prepare_issue(
     now: datetime | None = None,
     *,
     save: bool = True,
+    memory: Ledger | None = None,
 ) -> Issue:
-    """The issue for ``on``: read back if it was built before, else built from the logs."""
+    """The issue for ``on``: read back if it was built before, else built from the logs.
+
+    ``memory``: the newsletter's records, which remember each saved issue's cut-off.
+    """
     identifier = issue_id(frequency, on)
     existing = load_issue(state, identifier)
     if existing is not None:
+        if save and memory is not None:  # a run stopped before it noted the issue
+            memory.note_issue(frequency, existing.id, existing.window_end)
         return existing
     if not save:
-        return _new_issue(state, frequency, on, identifier, now or datetime.now(UTC))
+        return _new_issue(state, frequency, on, identifier, now or datetime.now(UTC), memory)
     # Under the publish lock: a publish run that is saving its log finishes first,
     # so nothing it logged falls between this issue's window and the next one's.
     with StateLock(state, ttl=_LOCK_TTL, wait=_LOCK_WAIT):
         existing = load_issue(state, identifier)
         if existing is not None:
             return existing
-        issue = _new_issue(state, frequency, on, identifier, now or datetime.now(UTC))
+        issue = _new_issue(state, frequency, on, identifier, now or datetime.now(UTC), memory)
         try:
             state.put(_issue_key(identifier), issue.model_dump_json().encode(), if_none_match=True)
         except PreconditionFailed:
@@ -93,19 +103,31 @@ def prepare_issue(
             return winner
         marker = {"id": identifier, "window_end": issue.window_end.isoformat()}
         state.put(_last_key(frequency), orjson.dumps(marker), content_type="application/json")
+        if memory is not None:
+            memory.note_issue(frequency, identifier, issue.window_end)
         return issue
 
 
-def _new_issue(state: ObjectStore, frequency: Frequency, on: date, identifier: str, now: datetime) -> Issue:
+def _new_issue(
+    state: ObjectStore, frequency: Frequency, on: date, identifier: str, now: datetime, memory: Ledger | None
+) -> Issue:
     last_found = state.read(_last_key(frequency))
     last = orjson.loads(last_found[0]) if last_found else None
-    if last is not None and last["id"] > identifier:
+    remembered = memory.last_issue(frequency) if memory is not None else None
+    newest = max((found for found in (last and last["id"], remembered and remembered[0]) if found), default=None)
+    if newest is not None and newest > identifier:
         raise NewsletterError(
-            f"{identifier} comes before the last {frequency} issue, {last['id']}; "
+            f"{identifier} comes before the last {frequency} issue, {newest}; "
             "issues go forward only (a later issue holds everything since the last one)"
         )
-    start = datetime.fromisoformat(last["window_end"]) if last else now - PERIODS[frequency]
+    kept_end = datetime.fromisoformat(last["window_end"]) if last else None
+    cutoff = remembered[1] if remembered is not None and (kept_end is None or kept_end < remembered[1]) else None
+    start = cutoff or kept_end or now - PERIODS[frequency]
     summaries = published_between(state, start, now)
+    if cutoff is not None:
+        # The publish state lost what the newsletter sent (it is new, or was rebuilt), and
+        # logged every summary anew: those published before the last issue were in it.
+        summaries = [summary for summary in summaries if summary.published_at > cutoff]
     previous = load_issue(state, last["id"]) if last else None
     if previous is not None:
         # A publish stopped before its head had logged its news, and the run after it

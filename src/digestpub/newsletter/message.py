@@ -23,7 +23,7 @@ from functools import cached_property
 from digestpub.model import Subscriber
 from digestpub.newsletter.render import EMAIL_MARK, PREFERENCES_MARK, UNSUBSCRIBE_MARK, Segment
 from digestpub.site import Site
-from digestpub.tokens import make_token
+from digestpub.tokens import TokenKey, make_token
 
 _LINE = 57
 """Bytes per 76-character base64 line."""
@@ -112,7 +112,7 @@ class MessageFactory:
         site: Site,
         issue_id: str,
         from_address: str,
-        token_key: bytes,
+        token_key: TokenKey,
         *,
         reply_to: str | None = None,
         now: datetime,

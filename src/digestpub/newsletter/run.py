@@ -17,6 +17,7 @@ from digestpub.ports import Ledger, Mailer, ObjectStore, SubscriberStore
 from digestpub.site import Site
 from digestpub.state.keys import SEND_LOCK_KEY
 from digestpub.state.lock import StateLock
+from digestpub.tokens import TokenKey
 
 _LEASE_MARGIN = 600.0
 """Seconds a send's lease lasts beyond its longest run: slow answers of the mail service."""
@@ -32,7 +33,8 @@ class NewsletterContext:
     subscribers: SubscriberStore
     ledger: Ledger
     mailer: Mailer
-    token_key: bytes
+    token_key: TokenKey
+    """One key, or the ring (newest first) that signs and verifies links."""
     from_address: str
     reply_to: str | None = None
     max_items: int = 30
@@ -47,7 +49,8 @@ def build_issue(
     Unless a dry run, the issue's web copy of everything and the archive that lists it are published.
     """
     now = now or datetime.now(UTC)
-    issue = without_deleted(context.state, prepare_issue(context.state, frequency, on, now, save=not dry_run), now)
+    prepared = prepare_issue(context.state, frequency, on, now, save=not dry_run, memory=context.ledger)
+    issue = without_deleted(context.state, prepared, now)
     renderer, factory = issue_tools(context, issue, dry_run=dry_run, now=now)
     if not dry_run:
         publish_archive(context, issue, renderer)

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
+from digestpub import identity
 from digestpub.errors import StorageError
 from digestpub.ingest import SummaryReader
 from digestpub.model import PublishReport, Summary, SummaryRef, sortable_time
@@ -80,7 +81,7 @@ def _run(
     report: PublishReport,
     notifier: HubNotifier | None,
 ) -> None:
-    catalog, before = _open_state(state, site, options.rebuild)
+    catalog, before, site = _open_state(state, site, options.rebuild)
     report.rendered_again = before is not None and not options.rebuild
     unannounced = announce.unannounced(state, catalog) if notifier is not None and site.hubs else []
     # A fresh state has no cursor: it is a full scan too.
@@ -319,24 +320,30 @@ def _produce(
     return changed_files
 
 
-def _open_state(state: ObjectStore, site: Site, rebuild: bool) -> tuple[Catalog, Catalog | None]:
-    """The state this run changes, and on a rebuild the state as it was: what it published is not news again."""
-    fingerprint = rendering_fingerprint(site)
+def _open_state(state: ObjectStore, site: Site, rebuild: bool) -> tuple[Catalog, Catalog | None, Site]:
+    """The state this run changes, on a rebuild the state as it was (what it published is not news
+    again), and ``site`` with the id authority the state keeps."""
     before: Catalog | None = None
     if rebuild:
         before = _readable(state)
+        site = identity.settle(site, None if before is None else before.head, rebuild=True)
+        fingerprint = rendering_fingerprint(site)
     else:
         catalog = Catalog(state)
+        site = identity.settle(site, catalog.head)
+        catalog.set_id_authority(site.id_authority)
+        fingerprint = rendering_fingerprint(site)
         if not catalog.head.total or catalog.head.rendering == fingerprint:
             catalog.set_rendering(fingerprint)
-            return catalog, None
+            return catalog, None, site
         # Kept entries are cut from the published files: with other settings or
         # templates they would keep the old look and links, so all is rendered anew.
         log.warning("site settings, templates or digestpub changed since the last run: rendering every feed again")
         before = catalog
     catalog = Catalog(state, fresh=True)
     catalog.set_rendering(fingerprint)
-    return catalog, before
+    catalog.set_id_authority(site.id_authority)
+    return catalog, before, site
 
 
 def _readable(state: ObjectStore) -> Catalog | None:

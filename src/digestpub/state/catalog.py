@@ -115,6 +115,11 @@ class Catalog:
             self._head.rendering = fingerprint
             self._touch_head()
 
+    def set_id_authority(self, authority: str) -> None:
+        if self._head.id_authority != authority:
+            self._head.id_authority = authority
+            self._touch_head()
+
     def set_broken(self, broken: dict[str, list[Problem]]) -> None:
         """The skipped inputs on record, by key: reported by every run until their object changes."""
         if broken != self._head.broken:

@@ -74,6 +74,8 @@ class Head(BaseModel):
     """Per feed, when its oldest correction leaves its subscription documents (``sortable_time`` text)."""
     announcing: Announcement | None = None
     """What the run that last changed feeds had to tell the hubs."""
+    id_authority: str | None = None
+    """``host,year`` of every ``tag:`` id, fixed at the site's first run (``identity``); none: an older state."""
 
 
 HEAD = TypeAdapter(Head)
