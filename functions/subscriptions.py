@@ -12,7 +12,7 @@ from digestpub import cloud
 from digestpub.web import Endpoints
 
 logger = Logger()
-endpoints = Endpoints(cloud.subscriptions, cloud.settings().site())
+endpoints = Endpoints(cloud.subscriptions, cloud.settings().site(), cloud.combined_feeds)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

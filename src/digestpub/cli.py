@@ -626,7 +626,7 @@ def serve_command(
         # Confirmation emails go out after the answer: it takes as long whether one is sent.
         return wiring.subscriptions(settings, newsletter_context(settings), SendAfterAnswer())
 
-    endpoints = Endpoints(subscriptions, site)
+    endpoints = Endpoints(subscriptions, site, lambda: wiring.combined_feeds(settings))
     try:
         endpoints.use()  # a bad store or token key stops the start, not the first visitor
         server = make_server(host, port, Path(settings.dest), endpoints, urlsplit(site.api_url).path)

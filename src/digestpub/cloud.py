@@ -10,12 +10,16 @@ import os
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from digestpub import wiring
 from digestpub.newsletter.run import NewsletterContext
 from digestpub.publish import PublishOptions
 from digestpub.settings import Settings
 from digestpub.subscriptions import Subscriptions
+
+if TYPE_CHECKING:
+    from digestpub.combined import CombinedFeeds
 
 TOKEN_KEY_PARAMETER = "DIGESTPUB_TOKEN_KEY_PARAMETER"  # noqa: S105 - a variable name, not a secret
 
@@ -51,3 +55,8 @@ def newsletter() -> NewsletterContext:
 @cache
 def subscriptions() -> Subscriptions:
     return wiring.subscriptions(settings(), newsletter())
+
+
+@cache
+def combined_feeds() -> CombinedFeeds:
+    return wiring.combined_feeds(settings())

@@ -31,7 +31,7 @@ from urllib.parse import unquote, urlsplit
 from digestpub.errors import BadRequest
 from digestpub.site import FEED_CONTENT_TYPES, FEED_FILE_NAMES, HTML_TYPE, OPML_TYPE
 from digestpub.web import ROUTES, Endpoints
-from digestpub.web_request import check_path, declared_length
+from digestpub.web_request import check_path, declared_length, etag_matches
 
 log = logging.getLogger("digestpub.serve")
 
@@ -256,8 +256,7 @@ def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_pref
 def _not_modified(if_none_match: str | None, if_modified_since: str | None, tag: str, modified: float) -> bool:
     """RFC 9110 §13.1: If-None-Match (weak comparison) decides; If-Modified-Since only without it."""
     if if_none_match is not None:
-        wanted = {candidate.strip().removeprefix("W/") for candidate in if_none_match.split(",")}
-        return "*" in wanted or tag in wanted
+        return etag_matches(if_none_match, tag)
     if if_modified_since is None:
         return False
     try:

@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from digestpub.errors import BadRequest, DigestpubError, StoreBusy
@@ -26,8 +26,11 @@ from digestpub.subscribers import InvalidAddress, InvalidSubscriber, UnknownTags
 from digestpub.subscriptions import Confirmation, Subscriptions
 from digestpub.templates import environment
 from digestpub.tokens import InvalidToken, TokenKey, signing_key
-from digestpub.web_request import Request, read_request
+from digestpub.web_request import Request, etag_matches, read_request
 from digestpub.words import words_for
+
+if TYPE_CHECKING:
+    from digestpub.combined import CombinedFeeds
 
 log = logging.getLogger("digestpub.web")
 
@@ -56,13 +59,20 @@ class Reply:
 
 
 class Endpoints:
-    """The routes. ``subscriptions`` builds the use cases on first need (cold starts stay cheap)."""
+    """The routes. ``subscriptions`` builds the use cases on first need (cold starts stay cheap);
+    ``feeds`` builds the combined feeds, and without it ``/feed`` is not served."""
 
-    def __init__(self, subscriptions: Callable[[], Subscriptions], site: Site) -> None:
+    def __init__(
+        self,
+        subscriptions: Callable[[], Subscriptions],
+        site: Site,
+        feeds: Callable[[], CombinedFeeds] | None = None,
+    ) -> None:
         self.site = site
         self._build = subscriptions
         self._built: Subscriptions | None = None
         self._building = threading.Lock()
+        self._feeds = feeds
 
     def use(self) -> Subscriptions:
         built = self._built
@@ -252,12 +262,30 @@ class Endpoints:
         message = words_for(subscriber.lang)["saved"]
         return self._form_page("preferences", subscriber, request.token, message=message)
 
+    def feed(self, request: Request) -> Reply:
+        """The feed of the tags the query names (``tags=a,b``, repeated or both) in ``format``."""
+        from digestpub.combined import UnknownFeedTags  # lxml and feedgen load with the first feed asked for
+
+        if self._feeds is None:
+            return self.refusal(404, "there is no such page")
+        feeds = self._feeds()
+        try:
+            built = feeds.build(request.query_values("tags"), request.query.get("format", "atom"))
+        except UnknownFeedTags as error:
+            lang = self.site.lang
+            return self.page(400, lang, message=words_for(lang)["unknown_tags"].format(tags=", ".join(error.tags)))
+        headers = {"Cache-Control": feeds.cache_control, "ETag": built.etag}
+        if etag_matches(request.headers.get("if-none-match", ""), built.etag):
+            return Reply(304, "", built.content_type, headers)
+        return Reply(200, built.body.decode(), built.content_type, headers)
+
 
 ROUTES: dict[str, dict[str, Callable[[Endpoints, Request], Reply]]] = {
     "/subscribe": {"POST": Endpoints.subscribe},
     "/confirm": {"GET": Endpoints.confirm_page, "POST": Endpoints.confirm},
     "/unsubscribe": {"GET": Endpoints.unsubscribe_page, "POST": Endpoints.unsubscribe},
     "/preferences": {"GET": Endpoints.preferences_page, "POST": Endpoints.preferences},
+    "/feed": {"GET": Endpoints.feed},
 }
 
 

@@ -44,10 +44,16 @@ class Request:
     """Names in lowercase."""
     form: Mapping[str, str]
     """The body's fields (POST only), whichever of the three encodings it came in."""
+    query_pairs: tuple[tuple[str, str], ...] = ()
+    """The query's fields in order, a name given twice included (a GET form's ticked boxes)."""
 
     @property
     def token(self) -> str:
         return self.query.get("token", "")
+
+    def query_values(self, name: str) -> list[str]:
+        """Every value the query gives ``name``, in order."""
+        return [value for field, value in self.query_pairs if field == name]
 
 
 def read_request(raw: Mapping[str, Any]) -> Request:
@@ -57,10 +63,12 @@ def read_request(raw: Mapping[str, Any]) -> Request:
     path = event.raw_path or "/"
     check_path(path)
     headers = {name.lower(): value for name, value in (event.headers or {}).items()}
-    query = _fields(event.raw_query_string or "", "query", MAX_QUERY_LENGTH)
+    query_pairs = _pairs(event.raw_query_string or "", "query", MAX_QUERY_LENGTH)
     body = _body(event)
     form = _form(headers.get("content-type", ""), body) if method == "POST" else {}
-    return Request(method=method, path=path, query=query, headers=headers, form=form)
+    return Request(
+        method=method, path=path, query=dict(query_pairs), headers=headers, form=form, query_pairs=tuple(query_pairs)
+    )
 
 
 def check_path(path: str) -> None:
@@ -69,6 +77,12 @@ def check_path(path: str) -> None:
         raise BadRequest(414, f"the path is longer than {MAX_PATH_LENGTH} characters")
     if not unquote(path).isprintable():
         raise BadRequest(400, "the path holds control characters")
+
+
+def etag_matches(if_none_match: str, tag: str) -> bool:
+    """RFC 9110 §13.1.2: whether an ``If-None-Match`` value names ``tag`` (weak comparison) or is ``*``."""
+    wanted = {candidate.strip().removeprefix("W/") for candidate in if_none_match.split(",")}
+    return "*" in wanted or tag in wanted
 
 
 def declared_length(content_length: str | None) -> int:
@@ -120,6 +134,11 @@ def _text(data: bytes, what: str) -> str:
 
 def _fields(encoded: str, what: str, limit: int) -> dict[str, str]:
     """URL-encoded fields; a name given twice keeps its last value, as a form's last input wins."""
+    return dict(_pairs(encoded, what, limit))
+
+
+def _pairs(encoded: str, what: str, limit: int) -> list[tuple[str, str]]:
+    """URL-encoded fields in order, each name as often as it is given."""
     if len(encoded) > limit:
         raise BadRequest(414 if what == "query" else 413, f"the {what} is longer than {limit} characters")
     try:
@@ -128,7 +147,7 @@ def _fields(encoded: str, what: str, limit: int) -> dict[str, str]:
         raise BadRequest(400, f"the {what} is not UTF-8 once percent-decoded") from None
     except ValueError:
         raise BadRequest(400, f"the {what} has more than {MAX_FIELDS} fields") from None
-    return dict(pairs)
+    return pairs
 
 
 def _json_fields(body: bytes) -> dict[str, str]:

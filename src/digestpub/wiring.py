@@ -16,6 +16,7 @@ from digestpub.settings import Settings
 from digestpub.tokens import KeyRing
 
 if TYPE_CHECKING:
+    from digestpub.combined import CombinedFeeds
     from digestpub.newsletter.run import NewsletterContext
     from digestpub.newsletter.send import SendOptions
     from digestpub.subscriptions import Job, Subscriptions
@@ -146,3 +147,11 @@ def subscriptions(
         dispatch=dispatch or send_now,
         answer_floor=ANSWER_FLOOR if dispatch is not None else INLINE_SEND_ANSWER_FLOOR,
     )
+
+
+def combined_feeds(settings: Settings) -> CombinedFeeds:
+    """The feeds of any set of tags, read from the published tag feeds in ``dest``."""
+    from digestpub.adapters import open_store
+    from digestpub.combined import CombinedFeeds
+
+    return CombinedFeeds(open_store(settings.dest), settings.site(), settings.feed_cache_control)

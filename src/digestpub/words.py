@@ -7,6 +7,11 @@ from datetime import date
 WORDS: dict[str, dict[str, str]] = {
     "ru": {
         "tag_heading": 'Подборка статей по тегу "{tag}"',
+        "tags_heading": "Подборка статей по тегам: {tags}",
+        "follow_tags": "Лента из нескольких тегов",
+        "follow_button": "Открыть ленту",
+        "feed_format": "Формат ленты",
+        "own_feed": "Лента ваших тегов для ридера:",
         "new_papers": "Новые статьи",
         "tags": "Теги",
         "all_tags": "Все теги",
@@ -79,6 +84,11 @@ WORDS: dict[str, dict[str, str]] = {
     },
     "en": {
         "tag_heading": 'Papers tagged "{tag}"',
+        "tags_heading": "Papers tagged {tags}",
+        "follow_tags": "A feed of several tags",
+        "follow_button": "Open the feed",
+        "feed_format": "Feed format",
+        "own_feed": "The feed of your tags, for a feed reader:",
         "new_papers": "New papers",
         "tags": "Tags",
         "all_tags": "All tags",

@@ -324,6 +324,7 @@ def test_events(service: dict[str, Any]) -> None:
         ("POST", "/unsubscribe"),
         ("GET", "/preferences"),
         ("POST", "/preferences"),
+        ("GET", "/feed"),
     }
     assert events("sesEvents", "sns")[0]["arn"] == {"Ref": "SesEventsTopic"}
 

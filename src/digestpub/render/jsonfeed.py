@@ -51,19 +51,34 @@ def _item(site: Site, summary: Summary, html: str) -> dict[str, Any]:
 
 def _frame(view: FeedView) -> Frame:
     site = view.site
-    header: dict[str, Any] = {
+    header = json_header(
+        site,
+        feed_title(site, view.tag),
+        site.page_url(view.feed),
+        site.feed_url(view.feed, "json"),
+        feed_description(site, view.tag),
+    )
+    if site.hubs:
+        header["hubs"] = [{"type": "WebSub", "url": hub} for hub in site.hubs]
+    return json_frame(header)
+
+
+def json_header(site: Site, title: str, home_page_url: str, feed_url: str, description: str) -> dict[str, Any]:
+    """A JSON Feed's top-level fields, in the order every feed of the site writes them."""
+    return {
         "version": "https://jsonfeed.org/version/1.1",
-        "title": feed_title(site, view.tag),
-        "home_page_url": site.page_url(view.feed),
-        "feed_url": site.feed_url(view.feed, "json"),
-        "description": feed_description(site, view.tag),
+        "title": title,
+        "home_page_url": home_page_url,
+        "feed_url": feed_url,
+        "description": description,
         "language": site.lang,
         "authors": [{"name": site.title, "url": site.base_url}],
     }
-    if site.hubs:
-        header["hubs"] = [{"type": "WebSub", "url": hub} for hub in site.hubs]
-    header["items"] = []
-    return framed(json.dumps(header, ensure_ascii=False, separators=(",", ":")), "]}")
+
+
+def json_frame(header: dict[str, Any]) -> Frame:
+    """The document of ``header`` whose items go where the frame is cut."""
+    return framed(json.dumps({**header, "items": []}, ensure_ascii=False, separators=(",", ":")), "]}")
 
 
 KIND = Kind("json", _CONTENT_TYPE, b",", _path, _entries, _frame)
