@@ -75,7 +75,8 @@ class _Chosen:
 
 def requested_slugs(values: Iterable[str]) -> dict[str, str]:
     """The tags a request names (comma-separated, in repeated parameters, or both) by slug, each
-    with the word that named it first; ``BadRequest`` for none, too many or an overlong one."""
+    with the word that named it first (``""``: the first word with no slug); ``BadRequest`` for
+    none, too many or an overlong one."""
     words = [word.strip() for value in values for word in value.split(",") if word.strip()]
     if not words:
         raise BadRequest(400, "name at least one tag: feed?tags=a,b&format=atom")
@@ -87,7 +88,7 @@ def requested_slugs(values: Iterable[str]) -> dict[str, str]:
             raise BadRequest(400, f"tag {word[:20]!r}… is longer than {MAX_TAG_LENGTH} characters")
     slugs: dict[str, str] = {}
     for word in words:
-        slugs.setdefault(tag_slug(word) or f"\0{word}", word)  # no slug: unknown, named as sent
+        slugs.setdefault(tag_slug(word), word)
     return dict(sorted(slugs.items()))
 
 
@@ -124,7 +125,8 @@ class CombinedFeeds:
         if kind not in FEED_FILE_NAMES:
             raise BadRequest(400, f"unknown format {kind[:20]!r}: use {', '.join(FORMATS)}")
         wanted = requested_slugs(tags)
-        documents = self._read([self.site.feed_path(slug, "json") for slug in wanted])
+        # A word with no slug (punctuation only) names no feed: it is not looked for.
+        documents = self._read([self.site.feed_path(slug, "json") if slug else "" for slug in wanted])
         missing = [word for (slug, word), document in zip(wanted.items(), documents, strict=True) if document is None]
         if missing:
             raise UnknownFeedTags(missing)
@@ -135,7 +137,7 @@ class CombinedFeeds:
 
     def _read(self, keys: Sequence[str]) -> list[bytes | None]:
         def read(key: str) -> bytes | None:
-            found = self.store.read(key)
+            found = self.store.read(key) if key else None
             return None if found is None else found[0]
 
         if len(keys) == 1:
@@ -169,8 +171,8 @@ class _Selection:
 
     @property
     def url(self) -> str:
-        """The feed's own address: slugs only, sorted, so every way of asking names one URL."""
-        return self.site.api(f"feed?tags={','.join(self.slugs)}&format={self.kind}")
+        """The feed's own address: slugs only, so every way of asking names one URL."""
+        return self.site.tags_feed_url(self.slugs, self.kind)
 
     @property
     def feed_id(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -107,6 +108,14 @@ class Site:
 
     def api(self, endpoint: str) -> str:
         return self.api_url + endpoint
+
+    def tags_feed_url(self, slugs: Iterable[str], kind: str) -> str:
+        """The combined feed of ``slugs`` (the endpoint's one URL for them: sorted, comma-separated);
+        no slug is every summary, as for a subscriber with no tags."""
+        ordered = sorted(set(slugs))
+        if not ordered:
+            return self.feed_url(ALL_FEED, kind)
+        return self.api(f"feed?tags={','.join(ordered)}&format={kind}")
 
 
 @lru_cache(maxsize=65_536)
