@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import feedparser
 import pytest
+from lxml import etree
 
 from digestpub import cloud
 from digestpub.adapters.dynamodb import DynamoSubscriberStore, create_subscribers_table
@@ -776,6 +777,54 @@ def test_subscribe_confirm_and_preferences_through_the_http_api(deployed: Cloud)
         assert reused["statusCode"] == 200
         assert "already confirmed" in response_body(reused), "in the language the reader chose since"
     assert deployed.store.get(person.id) == updated
+
+
+def test_the_feed_of_several_tags_through_the_http_api(
+    deployed: Cloud, monkeypatch: pytest.MonkeyPatch, atom_schema: Any
+) -> None:
+    monkeypatch.setenv("DIGESTPUB_FEED_SIZE", "2")
+    _clear_caches()
+    deployed.put_summary(_news(1, ["mllm", "vqa"], hours_ago=4))
+    deployed.put_summary(_news(2, ["vqa"], hours_ago=3))
+    deployed.put_summary(_news(3, ["rag"], hours_ago=2))
+    deployed.put_summary(_news(4, ["MLLM", "vqa"], hours_ago=1))
+    load_handler("publish_feeds").handler(scheduler_event(), FakeLambdaContext("publish-feeds"))
+    handler = load_handler("subscriptions").handler
+    context = FakeLambdaContext("subscriptions")
+
+    def get(query: str, **headers: str) -> dict[str, Any]:
+        return handler(http_event("GET", f"{API_URL}feed?{query}", headers=headers), context)
+
+    held = _feed_ids(deployed, "feeds/tags/mllm/atom.xml") | _feed_ids(deployed, "feeds/tags/vqa/atom.xml")
+    assert held == {entry_of(1), entry_of(2), entry_of(4)}  # a tag feed holds more than feed_size
+    newest = [entry_of(4), entry_of(2)]
+    for kind in ("atom", "rss", "json"):
+        response = get(f"tags=vqa,mllm&format={kind}")
+        assert response["statusCode"] == 200, response_body(response)
+        headers = response_headers(response)
+        assert headers["content-type"] == FEED_TYPES[f"feeds/tags/mllm/{FEED_FILE_NAMES[kind]}"]
+        assert headers["cache-control"] == FEED_CACHE and headers["etag"].startswith('"')
+        body = response_body(response)
+        if kind == "json":
+            ids = [item["id"] for item in json.loads(body)["items"]]
+        else:
+            parsed = feedparser.parse(body)
+            assert not parsed.bozo, parsed.get("bozo_exception")
+            ids = [entry.id for entry in parsed.entries]
+        assert ids == newest, kind
+        if kind == "atom":
+            assert atom_schema.validate(etree.fromstring(body.encode())), atom_schema.error_log
+
+    atom = get("tags=mllm&tags=vqa&format=atom")
+    tag = response_headers(atom)["etag"]
+    not_modified = get("tags=vqa,mllm&format=atom", **{"if-none-match": tag})
+    assert not_modified["statusCode"] == 304 and response_body(not_modified) == ""
+    assert response_headers(not_modified)["cache-control"] == FEED_CACHE
+
+    unknown = get("tags=mllm,nope&format=atom")
+    assert unknown["statusCode"] == 400 and "nope" in response_body(unknown)
+    assert response_headers(unknown)["cache-control"] == "no-store"
+    assert get("tags=mllm&format=xml")["statusCode"] == 400
 
 
 def test_a_lost_state_prefix_does_not_make_the_history_news_again_in_the_cloud(deployed_with_ssm: Cloud) -> None:
