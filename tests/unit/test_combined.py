@@ -114,6 +114,17 @@ def test_an_entry_a_newer_run_took_out_of_the_document_is_left_out_not_invented(
     assert "summary/2 is in no atom document" in caplog.text
 
 
+def _feed_request(query: str) -> dict[str, Any]:
+    """The HTTP API (payload 2.0) event of ``GET /feed?query``, as little of it as the endpoints read."""
+    return {
+        "version": "2.0",
+        "rawPath": "/feed",
+        "rawQueryString": query,
+        "headers": {},
+        "requestContext": {"http": {"method": "GET", "path": "/feed"}},
+    }
+
+
 def test_a_damaged_tag_feed_is_a_storage_error_and_the_endpoint_answers_503() -> None:
     store = MemoryStore()
     store.put("feeds/tags/mllm/feed.json", b"{not json")
@@ -122,23 +133,9 @@ def test_a_damaged_tag_feed_is_a_storage_error_and_the_endpoint_answers_503() ->
     endpoints = Endpoints(
         lambda: pytest.fail("no subscription use case is needed"), SITE, lambda: CombinedFeeds(store, SITE, "")
     )
-    event = {
-        "version": "2.0",
-        "rawPath": "/feed",
-        "rawQueryString": "tags=mllm&format=json",
-        "headers": {},
-        "requestContext": {"http": {"method": "GET", "path": "/feed"}},
-    }
-    assert endpoints.handle(event)["statusCode"] == 503
+    assert endpoints.handle(_feed_request("tags=mllm&format=json"))["statusCode"] == 503
 
 
 def test_without_feeds_the_endpoint_is_not_there() -> None:
     endpoints = Endpoints(lambda: pytest.fail("unused"), SITE)
-    event = {
-        "version": "2.0",
-        "rawPath": "/feed",
-        "rawQueryString": "tags=mllm",
-        "headers": {},
-        "requestContext": {"http": {"method": "GET", "path": "/feed"}},
-    }
-    assert endpoints.handle(event)["statusCode"] == 404
+    assert endpoints.handle(_feed_request("tags=mllm"))["statusCode"] == 404
