@@ -140,16 +140,26 @@ class CombinedFeeds:
             found = self.store.read(key) if key else None
             return None if found is None else found[0]
 
-        if len(keys) == 1:
-            return [read(keys[0])]
+        if len(keys) < 2:
+            return [read(key) for key in keys]
         with ThreadPoolExecutor(min(len(keys), _READERS), thread_name_prefix="digestpub-feed") as pool:
             return list(pool.map(read, keys))
 
     def published_entries(self, selection: _Selection, find: Callable[[bytes], dict[str, bytes]]) -> list[bytes]:
         """The chosen entries as the tag documents of ``selection.kind`` published them, newest first."""
-        slugs = sorted({slug for chosen in selection.chosen for slug in chosen.holders})
-        documents = self._read([self.site.feed_path(slug, selection.kind) for slug in slugs])
-        published = {slug: find(document) for slug, document in zip(slugs, documents, strict=True) if document}
+        published: dict[str, dict[str, bytes]] = {}
+
+        def load(slugs: Iterable[str]) -> None:
+            unread = sorted(set(slugs) - published.keys())
+            documents = self._read([self.site.feed_path(slug, selection.kind) for slug in unread])
+            published.update(
+                {slug: find(document) if document else {} for slug, document in zip(unread, documents, strict=True)}
+            )
+
+        load(chosen.holders[0] for chosen in selection.chosen)
+        # The other feeds that hold an entry are read only if its newest one has lost it since.
+        lost = [chosen for chosen in selection.chosen if chosen.item["id"] not in published[chosen.holders[0]]]
+        load(slug for chosen in lost for slug in chosen.holders)
         entries = []
         for chosen in selection.chosen:
             entry = chosen.item["id"]

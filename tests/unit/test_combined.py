@@ -125,6 +125,26 @@ def _feed_request(query: str) -> dict[str, Any]:
     }
 
 
+def test_an_entry_lost_by_its_newest_feed_is_cut_from_another_feed_that_holds_it() -> None:
+    store = MemoryStore()
+    shared = _item(1, 21, tags=("mllm", "vqa"))
+    _published(store, "mllm", [shared])
+    _published(store, "vqa", [shared])
+    store.put("feeds/tags/mllm/atom.xml", _atom([]))
+    store.put("feeds/tags/vqa/atom.xml", _atom([shared]))
+    body = CombinedFeeds(store, SITE, "").build(["mllm,vqa"], "atom").body.decode()
+    assert body.count("summary/1</id>") == 1
+
+
+def test_tags_with_no_summary_left_give_an_empty_valid_feed() -> None:
+    store = MemoryStore()
+    _published(store, "mllm", [])
+    for kind in ("atom", "rss", "json"):
+        built = CombinedFeeds(store, SITE, "").build(["mllm"], kind)
+        assert b"summary/" not in built.body, kind
+    assert json.loads(CombinedFeeds(store, SITE, "").build(["mllm"], "json").body)["items"] == []
+
+
 def test_a_damaged_tag_feed_is_a_storage_error_and_the_endpoint_answers_503() -> None:
     store = MemoryStore()
     store.put("feeds/tags/mllm/feed.json", b"{not json")
