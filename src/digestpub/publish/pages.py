@@ -73,6 +73,9 @@ class FeedPlan:
     """Items of the old window that left it (edits, deletions)."""
     page: int | None = None
     """The archive page; ``None`` for the subscription documents."""
+    cut_from: Window | None = None
+    """For a page completed by this run, the subscription window as last published: its entries are cut
+    from the subscription documents, which showed them all while the page was open."""
 
 
 @dataclass
@@ -157,7 +160,7 @@ def plan_feed(
             completing.setdefault(paging.page_of(item.position), []).append(item)
     for number in range(paging.complete_pages(window) + 1, complete_after + 1):
         items = completing.get(number, [])
-        result.pages.append(FeedPlan(feed, items, Window(), Window(items), page=number))
+        result.pages.append(FeedPlan(feed, items, Window(), Window(items), page=number, cut_from=window))
     for number, (page_inserts, page_removals) in sorted(fixed.items()):
         old = page(number)
         items = sorted(

@@ -105,7 +105,9 @@ class Producer:
         window = plan.next
         window.items = plan.items
         wanted = self._shown(plan, window)
-        cut = self._published_entries(plan, kinds, [item for item in wanted if item.id not in self.entries])
+        # A page completed by this run has no files yet: its entries are in the subscription documents.
+        published = plan if plan.cut_from is None else FeedPlan(plan.feed, [], plan.cut_from, plan.cut_from)
+        cut = self._published_entries(published, kinds, [item for item in wanted if item.id not in self.entries])
         entries = self.entries
         while True:
             missing = {
@@ -188,7 +190,7 @@ class Producer:
         missing from it are rendered again from their source.
         """
         old = plan.window
-        if not wanted or old.files.keys() != {kind.name for kind in kinds}:
+        if not wanted or not {kind.name for kind in kinds} <= old.files.keys():
             return {}
         positions: dict[str, dict[str, memoryview]] = {}
         for kind in kinds:

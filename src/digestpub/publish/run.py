@@ -8,13 +8,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
+from typing import TYPE_CHECKING
 
 from digestpub import identity
 from digestpub.errors import StorageError
 from digestpub.ingest import SummaryReader
 from digestpub.model import PublishReport, Summary, SummaryRef, sortable_time
 from digestpub.ports import HubNotifier, ObjectStore
-from digestpub.publish import announce, outputs
+from digestpub.publish import announce
 from digestpub.publish.entries import SummarySource, read_again
 from digestpub.publish.fingerprint import rendering_fingerprint
 from digestpub.publish.listing import Progress, full_scan_due, list_changed, read_with_copies
@@ -29,7 +30,6 @@ from digestpub.publish.plan import (
     news,
     not_published_before,
 )
-from digestpub.publish.produce import CacheControl, Producer
 from digestpub.publish.report import count_merge, count_published, save_report, sort_out, timed, warn_if_short
 from digestpub.site import ALL_FEED, Site
 from digestpub.state.catalog import Catalog
@@ -37,6 +37,9 @@ from digestpub.state.lock import StateLock
 from digestpub.state.log import logged_versions
 from digestpub.state.parts import WindowItem
 from digestpub.tagging import kept_slugs
+
+if TYPE_CHECKING:
+    from digestpub.publish.write import Written
 
 log = logging.getLogger("digestpub.publish")
 
@@ -147,23 +150,18 @@ def _run(
     _log_news(
         catalog, report, logged, kinds, changes.deleted, rendered.summaries, lambda ids: read_again(source, reader, ids)
     )
+    changed_files: list[tuple[str, str]] = []
     with timed(report, "render_and_write"):
-        cache_control = CacheControl(
-            options.feed_cache_control, options.page_cache_control, options.archive_cache_control
-        )
-        tallies = catalog.feeds.tallies()
-        producer = Producer(
-            site, source, dest, reader, cache_control, rendered.entries, catalog.head.tags, paging, tallies
-        )
-        plans = [plan for planned in feeds.values() for plan in (planned.subscription, *planned.pages)]
-        changed_files = _produce(producer, plans, catalog, report, options.workers, progress)
         if feeds:
-            head = catalog.head
-            completed = {feed for feed, planned in feeds.items() if _completes_pages(planned, paging)}
-            recorded = outputs.write_outputs(producer, head, catalog.feeds.tallies(), report, set(feeds), completed)
-            recorded |= outputs.newsletter_archive_if_missing(producer, state, head, report)
-            for path, digest in recorded.items():
-                catalog.set_output_digest(path, digest)
+            # Here, not at the top: a run with nothing to write does not pay for the renderers.
+            from digestpub.publish.write import write_site
+
+            written = write_site(
+                feeds, paging, catalog.head, catalog.feeds.tallies(), rendered.entries, (source, dest, state),
+                site, reader, options, report, progress,
+            )  # fmt: skip
+            _record(catalog, written)
+            changed_files = written.changed_files
         count_published(report, catalog)
     topics: list[str] = []
     if notifier and site.hubs:
@@ -227,11 +225,6 @@ def _positions(changes: Merge, feeds: dict[str, FeedChanges]) -> dict[str, list[
         summary.id: [feeds[feed].positions[summary.id] for feed in (ALL_FEED, *summary.tag_slugs)]
         for summary in changes.accepted
     }
-
-
-def _completes_pages(planned: FeedChanges, paging: Paging) -> bool:
-    subscription = planned.subscription
-    return paging.complete_pages(subscription.next) > paging.complete_pages(subscription.window)
 
 
 def _corrections_due(subscription: FeedPlan) -> str | None:
@@ -303,21 +296,15 @@ def _log_news(
     catalog.log_published(report.started_at, report.run_id, kinds, found, deleted)
 
 
-def _produce(
-    producer: Producer, plans: list[FeedPlan], catalog: Catalog, report: PublishReport, workers: int, progress: Progress
-) -> list[tuple[str, str]]:
-    """Every plan's files; returns ``(kind, path)`` of each file written."""
-    changed_files: list[tuple[str, str]] = []
-    for done, result in enumerate(producer.produce_all(plans, workers), start=1):
+def _record(catalog: Catalog, written: Written) -> None:
+    """What the run wrote, in the state: each feed's window and pages, and the files beside them."""
+    for result in written.results:
         if result.page is None:
             catalog.feeds.set_window(result.feed, result.window)
         else:
             catalog.feeds.set_page(result.feed, result.page, result.window)
-        report.files_written += result.written
-        report.files_unchanged += result.unchanged
-        changed_files.extend(result.changed_files)
-        progress("rendering", done, len(plans))
-    return changed_files
+    for path, digest in written.recorded.items():
+        catalog.set_output_digest(path, digest)
 
 
 def _open_state(state: ObjectStore, site: Site, rebuild: bool) -> tuple[Catalog, Catalog | None, Site]:
