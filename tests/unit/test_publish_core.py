@@ -761,3 +761,31 @@ def test_a_kind_added_to_the_registry_is_published_and_its_kept_entries_cut_from
     assert stores.dest.objects["titles/_all.txt"][0].decode().splitlines()[1:] == [
         f"Заголовок {number}" for number in (4, 3, 2, 1)
     ]
+
+
+def test_a_page_completed_by_a_run_takes_its_entries_from_the_subscription_documents(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from digestpub.publish import entries as publish_entries
+    from digestpub.publish import produce
+    from digestpub.render import entries
+
+    for number in range(1, 5):
+        stores.add(f"2026/11/20/{number}.json", doc(number, 8 + number, tags=["mllm"]))
+    stores.run(SMALL, archive_page_size=5)
+    rendered: list[str] = []
+    original = entries.render_entries
+
+    def counting(site: Site, summaries: Any) -> entries.EntryPack:
+        rendered.extend(summary.id for summary in summaries)
+        return original(site, summaries)
+
+    monkeypatch.setattr(produce, "render_entries", counting)
+    monkeypatch.setattr(publish_entries, "render_entries", counting)
+    stores.add("2026/11/20/5.json", doc(5, 20, tags=["mllm"]))  # page 1 of everything and of mllm fills
+
+    stores.run(SMALL, archive_page_size=5)
+
+    assert rendered == [sid(5)], "the four already published were cut from the subscription documents"
+    page = stores.dest.objects["feeds/archive/1/atom.xml"][0].decode()
+    assert all(f"summary/{sid(number)}<" in page for number in range(1, 6))
