@@ -20,14 +20,14 @@ Recorded = dict[str, str | None]
 
 
 def write_outputs(
-    producer: Producer, head: Head, tallies: Tallies, report: PublishReport, touched: set[str], completed: set[str]
+    producer: Producer, head: Head, tallies: Tallies, report: PublishReport, indexed: set[str], completed: set[str]
 ) -> Recorded:
-    """The files beside the feeds, each written when its bytes changed: OPML, the touched feeds' archive
-    indexes, the sitemap and ``robots.txt``; and for each feed that ``completed`` pages, the page to come."""
+    """The files beside the feeds, each written when its bytes changed: OPML, the archive indexes of the feeds
+    ``indexed``, the sitemap and ``robots.txt``; and for each feed that ``completed`` pages, the page to come."""
     site = producer.site
     recorded: Recorded = {}
     outputs = [producer.opml()]
-    for feed in sorted(touched):
+    for feed in sorted(indexed):
         tag = None if feed == ALL_FEED else head.tags[feed]
         outputs.append(render_archive_index(site, feed, tag, tallies.get(feed, [])[:-1]))
     for feed in sorted(completed):

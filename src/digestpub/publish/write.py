@@ -61,7 +61,11 @@ def write_site(
         report.files_unchanged += result.unchanged
         progress("rendering", done, len(plans))
     completed = {feed for feed, planned in feeds.items() if _completes_pages(planned, paging)}
-    written.recorded = outputs.write_outputs(producer, head, tallies, report, set(feeds), completed)
+    # An archive index lists complete pages: it changes only with them (or with a new feed).
+    indexed = {
+        feed for feed, planned in feeds.items() if planned.pages or site.archive_index_path(feed) not in head.outputs
+    }
+    written.recorded = outputs.write_outputs(producer, head, tallies, report, indexed, completed)
     written.recorded |= outputs.newsletter_archive_if_missing(producer, state, head, report)
     return written
 
