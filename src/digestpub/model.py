@@ -16,11 +16,6 @@ def sortable_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def month_of(sortable: str) -> str:
-    """The UTC month (``YYYY-MM``) of ``sortable_time`` text."""
-    return sortable[:7]
-
-
 @dataclass(frozen=True, slots=True)
 class Summary:
     """One paper summary as published: validated and cleaned.
