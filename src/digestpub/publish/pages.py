@@ -105,63 +105,23 @@ def plan_feed(
     its pages keep their numbers.
     """
     inserts, removals = changes.inserts[feed], changes.removals[feed]
-    first_open = paging.complete_pages(window) * paging.page_size
     placed = _place(feed, window.positions, inserts, changes, placed_before)
     added = [_item(summary, placed[summary.id]) for summary in inserts]
-    added_ids = {item.id for item in added}
-    corrections = dict(window.corrections)
-    tombstones = [stone for stone in window.tombstones if stone.id not in added_ids]
-    fixed: dict[int, tuple[list[WindowItem], set[str]]] = {}
-    for summary_id in sorted(removals):
-        earlier = changes.earlier.get(summary_id)
-        position = None if earlier is None else earlier.position(feed)
-        if position is None:
-            continue
-        staying = summary_id in added_ids
-        if position < first_open:
-            # A correction of a complete page: the page is written again, and the
-            # subscription documents carry the change for a while.
-            page_inserts, page_removals = fixed.setdefault(paging.page_of(position), ([], set()))
-            page_removals.add(summary_id)
-            if staying:
-                page_inserts += [item for item in added if item.id == summary_id]
-                corrections[summary_id] = paging.until
-        if not staying:
-            corrections.pop(summary_id, None)
-            tombstones.append(Tombstone(summary_id, paging.now, paging.until))
-    corrections = {summary_id: until for summary_id, until in corrections.items() if until > paging.now}
-    tombstones = [stone for stone in tombstones if stone.until > paging.now]
-    replaced = removals | added_ids
+    fixes = _corrections(feed, window, removals, added, changes, paging)
+    replaced = removals | {item.id for item in added}
     kept = [item for item in window.items if item.id not in replaced]
     pool = sorted([*kept, *added], key=newest_first_key, reverse=True)
     positions = max([window.positions, *(position + 1 for position in placed.values())])
-    next_window = Window([], {}, positions, corrections, tombstones)
-    complete_after = paging.complete_pages(next_window)
-    first_open_after = complete_after * paging.page_size
-    keep = paging.keep()
+    next_window = Window([], {}, positions, fixes.corrections, fixes.tombstones)
+    first_open_after = paging.complete_pages(next_window) * paging.page_size
     next_window.items = [
         item
         for index, item in enumerate(pool)
-        if index < keep or item.position >= first_open_after or item.id in corrections
+        if index < paging.keep() or item.position >= first_open_after or item.id in fixes.corrections
     ]
-    result = FeedChanges(
-        FeedPlan(
-            feed,
-            next_window.items,
-            window,
-            next_window,
-            removed=len(window.items) - len(kept),
-        ),
-        positions=placed,
-    )
-    completing: dict[int, list[WindowItem]] = {}
-    for item in pool:
-        if first_open <= item.position < first_open_after:
-            completing.setdefault(paging.page_of(item.position), []).append(item)
-    for number in range(paging.complete_pages(window) + 1, complete_after + 1):
-        items = completing.get(number, [])
-        result.pages.append(FeedPlan(feed, items, Window(), Window(items), page=number, cut_from=window))
-    for number, (page_inserts, page_removals) in sorted(fixed.items()):
+    subscription = FeedPlan(feed, next_window.items, window, next_window, removed=len(window.items) - len(kept))
+    result = FeedChanges(subscription, _completed_pages(feed, window, next_window, pool, paging), placed)
+    for number, (page_inserts, page_removals) in sorted(fixes.pages.items()):
         old = page(number)
         items = sorted(
             [*(item for item in old.items if item.id not in page_removals), *page_inserts],
@@ -170,6 +130,61 @@ def plan_feed(
         )
         result.pages.append(FeedPlan(feed, items, old, Window(items), removed=len(page_removals), page=number))
     return result
+
+
+@dataclass
+class _Fixes:
+    """What the edits and removals of summaries already in a feed change beyond its window."""
+
+    pages: dict[int, tuple[list[WindowItem], set[str]]]
+    """The complete pages they correct: the items going in and the ids going out, by page."""
+    corrections: dict[str, str]
+    tombstones: list[Tombstone]
+
+
+def _corrections(
+    feed: str, window: Window, removals: set[str], added: list[WindowItem], changes: Merge, paging: Paging
+) -> _Fixes:
+    """An edit of a summary on a complete page corrects that page and is carried by the subscription
+    documents for a while; a summary that left the feed leaves a gap in its page and a tombstone."""
+    added_by_id = {item.id: item for item in added}
+    first_open = paging.complete_pages(window) * paging.page_size
+    fixes = _Fixes({}, dict(window.corrections), [stone for stone in window.tombstones if stone.id not in added_by_id])
+    for summary_id in sorted(removals):
+        earlier = changes.earlier.get(summary_id)
+        position = None if earlier is None else earlier.position(feed)
+        if position is None:
+            continue
+        staying = added_by_id.get(summary_id)
+        if position < first_open:
+            page_inserts, page_removals = fixes.pages.setdefault(paging.page_of(position), ([], set()))
+            page_removals.add(summary_id)
+            if staying is not None:
+                page_inserts.append(staying)
+                fixes.corrections[summary_id] = paging.until
+        if staying is None:
+            fixes.corrections.pop(summary_id, None)
+            fixes.tombstones.append(Tombstone(summary_id, paging.now, paging.until))
+    fixes.corrections = {summary_id: until for summary_id, until in fixes.corrections.items() if until > paging.now}
+    fixes.tombstones = [stone for stone in fixes.tombstones if stone.until > paging.now]
+    return fixes
+
+
+def _completed_pages(
+    feed: str, window: Window, next_window: Window, pool: list[WindowItem], paging: Paging
+) -> list[FeedPlan]:
+    """The pages this run fills: their items were all in the subscription documents, as the open page's."""
+    first_open = paging.complete_pages(window) * paging.page_size
+    first_open_after = paging.complete_pages(next_window) * paging.page_size
+    completing: dict[int, list[WindowItem]] = {}
+    for item in pool:
+        if first_open <= item.position < first_open_after:
+            completing.setdefault(paging.page_of(item.position), []).append(item)
+    return [
+        FeedPlan(feed, completing.get(number, []), Window(), Window(completing.get(number, [])), page=number,
+                 cut_from=window)
+        for number in range(paging.complete_pages(window) + 1, paging.complete_pages(next_window) + 1)
+    ]  # fmt: skip
 
 
 def _place(
