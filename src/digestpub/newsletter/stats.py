@@ -1,0 +1,130 @@
+"""The editors' statistics: who reads, how that changed week by week, what each issue sent.
+
+Read through the ports only (subscriber store, send ledger, the state's issue index),
+so the same figures come from SQLite and from DynamoDB. Weeks are ISO weeks in UTC.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from digestpub.model import StatusChange
+from digestpub.newsletter.archive_index import load_archive
+from digestpub.ports import Ledger, ObjectStore, SubscriberStore
+
+EVENTS = ("subscribed", "confirmed", "unsubscribed", "bounced", "complained")
+"""The columns of a week: new subscribers, then the statuses they moved to."""
+
+
+@dataclass(frozen=True, slots=True)
+class Week:
+    week: str
+    """ISO week, ``2026-W49``."""
+    counts: dict[str, int]
+    """How many of each of ``EVENTS`` happened in it."""
+
+
+@dataclass(frozen=True, slots=True)
+class IssueSends:
+    issue: str
+    issue_date: date
+    sent: int
+    refused: int
+    unknown: int
+    """Claimed and never confirmed: the mail service may or may not have taken them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    subscribers: int
+    by_status: dict[str, int]
+    by_frequency: dict[str, int]
+    """Confirmed subscribers: those an issue goes to."""
+    by_lang: dict[str, int]
+    """Confirmed subscribers."""
+    weeks: list[Week]
+    """Oldest first, ending with the current week; weeks with nothing in them are there, as zeros."""
+    issues: list[IssueSends]
+    """Newest first."""
+    tags: list[tuple[str, int]]
+    """The tags most confirmed subscribers follow, most first."""
+    every_tag: int
+    """Confirmed subscribers who chose no tag, so follow them all."""
+
+
+def iso_week(moment: datetime) -> str:
+    year, week, _ = moment.astimezone(UTC).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def collect(
+    subscribers: SubscriberStore,
+    ledger: Ledger,
+    state: ObjectStore,
+    *,
+    now: datetime,
+    weeks: int = 12,
+    issues: int = 20,
+    tags: int = 10,
+) -> Stats:
+    """Every figure, read once from each store: ``weeks`` weeks up to ``now``, the newest ``issues``."""
+    statuses: Counter[str] = Counter()
+    frequencies: Counter[str] = Counter()
+    langs: Counter[str] = Counter()
+    followed: Counter[str] = Counter()
+    created: list[datetime] = []
+    every_tag = 0
+    for subscriber in subscribers.iter_all():
+        statuses[subscriber.status] += 1
+        created.append(subscriber.created_at)
+        if subscriber.status == "confirmed":
+            frequencies[subscriber.frequency] += 1
+            langs[subscriber.lang] += 1
+            followed.update(subscriber.tags)
+            every_tag += not subscriber.tags
+    return Stats(
+        subscribers=sum(statuses.values()),
+        by_status=dict(statuses.most_common()),
+        by_frequency=dict(frequencies.most_common()),
+        by_lang=dict(langs.most_common()),
+        weeks=weekly(created, subscribers.iter_status_changes(), now=now, weeks=weeks),
+        issues=sends(ledger, state, issues),
+        tags=followed.most_common(tags),
+        every_tag=every_tag,
+    )
+
+
+def weekly(created: Iterable[datetime], changes: Iterable[StatusChange], *, now: datetime, weeks: int) -> list[Week]:
+    labels = [iso_week(now - timedelta(weeks=back)) for back in range(weeks - 1, -1, -1)]
+    table = {label: dict.fromkeys(EVENTS, 0) for label in labels}
+    for moment in created:
+        _count(table, iso_week(moment), "subscribed")
+    for change in changes:
+        _count(table, iso_week(change.at), change.status)
+    return [Week(label, counts) for label, counts in table.items()]
+
+
+def _count(table: dict[str, dict[str, int]], week: str, event: str) -> None:
+    counts = table.get(week)
+    if counts is not None and event in counts:
+        counts[event] += 1
+
+
+def sends(ledger: Ledger, state: ObjectStore, newest: int) -> list[IssueSends]:
+    """The ledger's rows of the newest issues built to be sent (an empty issue went to nobody)."""
+    rows = []
+    for issue in load_archive(state)[:newest]:
+        counts = ledger.counts(issue.id)
+        rows.append(
+            IssueSends(
+                issue=issue.id,
+                issue_date=issue.issue_date,
+                sent=counts.get("sent", 0),
+                refused=counts.get("rejected", 0),
+                unknown=counts.get("claimed", 0),
+            )
+        )
+    return rows
