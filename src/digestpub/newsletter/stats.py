@@ -128,3 +128,26 @@ def sends(ledger: Ledger, state: ObjectStore, newest: int) -> list[IssueSends]:
             )
         )
     return rows
+
+
+def as_json(stats: Stats) -> dict[str, object]:
+    """The figures for machines: plain names and numbers, dates as ``YYYY-MM-DD``."""
+    return {
+        "subscribers": stats.subscribers,
+        "by_status": stats.by_status,
+        "confirmed_by_frequency": stats.by_frequency,
+        "confirmed_by_lang": stats.by_lang,
+        "weeks": [{"week": week.week, **week.counts} for week in stats.weeks],
+        "issues": [
+            {
+                "issue": issue.issue,
+                "date": issue.issue_date.isoformat(),
+                "sent": issue.sent,
+                "refused": issue.refused,
+                "unknown": issue.unknown,
+            }
+            for issue in stats.issues
+        ],
+        "tags": [{"tag": tag, "subscribers": count} for tag, count in stats.tags],
+        "every_tag": stats.every_tag,
+    }

@@ -1,0 +1,39 @@
+"""The editors' statistics as one HTML page: tables and inline SVG bar charts, no script."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from digestpub.newsletter.stats import EVENTS, Stats
+from digestpub.render.charts import bar_chart
+from digestpub.site import Site
+from digestpub.templates import environment
+from digestpub.words import words_for
+
+PAGE_LANG = "en"
+"""Like the command's table: the editors' page is in English whatever the site's language."""
+
+
+def stats_page(site: Site, stats: Stats, *, now: datetime) -> str:
+    weekly_charts = [
+        (event, bar_chart([(week.week, week.counts[event]) for week in stats.weeks], f"{event} per week"))
+        for event in EVENTS
+    ]
+    sent_chart = bar_chart(
+        [(issue.issue, issue.sent) for issue in reversed(stats.issues)], "emails sent per issue, oldest first"
+    )
+    return (
+        environment()
+        .get_template("stats.html.j2")
+        .render(
+            site=site,
+            words=words_for(PAGE_LANG),
+            lang=PAGE_LANG,
+            title=f"Newsletter statistics — {site.title}",
+            stats=stats,
+            events=EVENTS,
+            weekly_charts=weekly_charts,
+            sent_chart=sent_chart,
+            generated=now.isoformat(timespec="minutes"),
+        )
+    )
