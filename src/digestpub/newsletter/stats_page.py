@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from digestpub.newsletter.stats import EVENTS, Stats
 from digestpub.render.charts import bar_chart
@@ -12,6 +12,15 @@ from digestpub.words import words_for
 
 PAGE_LANG = "en"
 """Like the command's table: the editors' page is in English whatever the site's language."""
+
+SHORT_NAMES = {
+    "subscribed": "new",
+    "confirmed": "conf.",
+    "unsubscribed": "unsub.",
+    "bounced": "bounced",
+    "complained": "compl.",
+}
+"""Column headings of the weekly table that fit a phone (each says its full name when pointed at)."""
 
 
 def stats_page(site: Site, stats: Stats, *, now: datetime) -> str:
@@ -34,6 +43,7 @@ def stats_page(site: Site, stats: Stats, *, now: datetime) -> str:
             events=EVENTS,
             weekly_charts=weekly_charts,
             sent_chart=sent_chart,
-            generated=now.isoformat(timespec="minutes"),
+            short=SHORT_NAMES,
+            generated=now.astimezone(UTC),
         )
     )
