@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from digestpub.adapters.folder import FolderStore
 from digestpub.adapters.ledger_sqlite import SqliteLedger
 from digestpub.adapters.sqlite import SqliteSubscriberStore
 from digestpub.newsletter.archive_index import INDEX_KEY, ArchivedIssue
-from digestpub.newsletter.stats import iso_week
+from digestpub.newsletter.stats import EVENTS, iso_week
 from digestpub.ports import Ledger, SubscriberStore
 from digestpub.subscribers import new_subscriber
 from tests.conftest import html_problems
@@ -30,7 +30,8 @@ from tests.e2e.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS
 
 NOW = datetime.now(UTC)
 WEEK = timedelta(weeks=1)
-ISSUES = (("daily-2026-12-01", date(2026, 12, 1)), ("daily-2026-12-02", date(2026, 12, 2)))
+ISSUES = tuple((f"daily-{day.isoformat()}", day) for day in ((NOW - WEEK).date(), NOW.date()))
+"""Oldest first: the first went to 3 readers and refused 1; the second went to 2 and left 2 unknown."""
 
 
 def fill(store: SubscriberStore, ledger: Ledger, state: Path) -> None:
@@ -71,16 +72,9 @@ def fill(store: SubscriberStore, ledger: Ledger, state: Path) -> None:
 
 
 EXPECTED_WEEKS = [
-    {
-        "week": iso_week(NOW - 2 * WEEK),
-        "subscribed": 2,
-        "confirmed": 0,
-        "unsubscribed": 0,
-        "bounced": 0,
-        "complained": 0,
-    },
-    {"week": iso_week(NOW - WEEK), "subscribed": 2, "confirmed": 1, "unsubscribed": 0, "bounced": 0, "complained": 0},
-    {"week": iso_week(NOW), "subscribed": 3, "confirmed": 1, "unsubscribed": 1, "bounced": 1, "complained": 1},
+    {"week": iso_week(NOW - 2 * WEEK), **dict.fromkeys(EVENTS, 0), "subscribed": 2},
+    {"week": iso_week(NOW - WEEK), **dict.fromkeys(EVENTS, 0), "subscribed": 2, "confirmed": 1, "sent": 3},
+    {"week": iso_week(NOW), **dict.fromkeys(EVENTS, 1), "subscribed": 3, "sent": 2},
 ]
 EXPECTED = {
     "subscribers": 7,
@@ -88,8 +82,8 @@ EXPECTED = {
     "confirmed_by_frequency": {"daily": 2, "weekly": 1},
     "confirmed_by_lang": {"ru": 2, "en": 1},
     "issues": [
-        {"issue": "daily-2026-12-02", "date": "2026-12-02", "sent": 2, "refused": 0, "unknown": 2},
-        {"issue": "daily-2026-12-01", "date": "2026-12-01", "sent": 3, "refused": 1, "unknown": 0},
+        {"issue": ISSUES[1][0], "date": ISSUES[1][1].isoformat(), "sent": 2, "refused": 0, "unknown": 2},
+        {"issue": ISSUES[0][0], "date": ISSUES[0][1].isoformat(), "sent": 3, "refused": 1, "unknown": 0},
     ],
     "tags": [{"tag": "llm", "subscribers": 2}, {"tag": "rl", "subscribers": 1}],
     "every_tag": 1,
@@ -127,6 +121,17 @@ def test_json_counts_statuses_weeks_issues_and_tags(sqlite_env: dict[str, str]) 
     assert found == EXPECTED
 
 
+def test_issues_older_than_the_weeks_count_only_among_the_newest(sqlite_env: dict[str, str]) -> None:
+    result = stats(sqlite_env, "--json", "--weeks", "1", "--issues", "1")
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert [week["sent"] for week in found["weeks"]] == [2]
+    assert found["issues"] == EXPECTED["issues"][:1]
+    wider = json.loads(stats(sqlite_env, "--json", "--weeks", "2", "--issues", "1").stdout)
+    assert [week["sent"] for week in wider["weeks"]] == [3, 2], "an issue in the weeks counts, listed or not"
+    assert wider["issues"] == EXPECTED["issues"][:1]
+
+
 def test_dynamodb_gives_the_same_figures(moto_server: str, tmp_path: Path, sqlite_env: dict[str, str]) -> None:
     import boto3
 
@@ -147,10 +152,10 @@ def test_table_in_the_terminal(sqlite_env: dict[str, str]) -> None:
     assert result.returncode == 0, result.stderr
     lines = [" ".join(line.replace("│", " ").split()) for line in result.stdout.splitlines()]
     assert "7 subscribers" in lines
-    for row in ("confirmed 3", "daily 2", "en 1", "llm 2", "(every tag: chose none) 1", "daily-2026-12-01 3 1 0"):
+    for row in ("confirmed 3", "daily 2", "en 1", "llm 2", "(every tag: chose none) 1", f"{ISSUES[0][0]} 3 1 0"):
         assert row in lines, result.stdout
-    assert f"{iso_week(NOW)} 3 1 1 1 1" in lines
-    assert f"{iso_week(NOW - WEEK)} 2 1 0 0 0" in lines
+    assert f"{iso_week(NOW)} 3 1 1 1 1 2" in lines
+    assert f"{iso_week(NOW - WEEK)} 2 1 0 0 0 3" in lines
     assert not any(line.startswith(iso_week(NOW - 2 * WEEK)) for line in lines), "--weeks 2 shows two weeks"
 
 
@@ -188,8 +193,8 @@ def page(tmp_path: Path, sqlite_env: dict[str, str]) -> Path:
 def test_html_page_is_valid_and_self_contained(page: Path) -> None:
     html = page.read_text(encoding="utf-8")
     assert "<script" not in html and "@font-face" not in html and "@import" not in html
-    assert html.count('<svg class="chart"') == 6, "five weekly charts and the emails per issue"
-    assert "daily-2026-12-02" in html and "<td>llm</td><td>2</td>" in html
+    assert html.count('<svg class="chart"') == 7, "six weekly charts and the emails per issue"
+    assert f"<td>{ISSUES[1][0]}</td><td>2</td>" in html and "<td>llm</td><td>2</td>" in html
     assert html_problems([page]) == []
 
 
@@ -216,7 +221,7 @@ def test_page_at_375_px(page: Path, tmp_path: Path) -> None:
                 tab.screenshot(path=str(shot), full_page=True)
                 context.close()
                 assert widths["scroll"] <= widths["inner"], widths
-                assert len(widths["charts"]) == 6 and all(0 < width <= 375 for width in widths["charts"]), widths
+                assert len(widths["charts"]) == 7 and all(0 < width <= 375 for width in widths["charts"]), widths
                 assert widths["tables"] == [0, 0], "the tables need no sideways scrolling either"
                 assert shot.stat().st_size > 10_000
                 assert requests == [page.as_uri()], "nothing is fetched from elsewhere"

@@ -7,16 +7,20 @@ so the same figures come from SQLite and from DynamoDB. Weeks are ISO weeks in U
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from itertools import chain
 
 from digestpub.model import StatusChange
 from digestpub.newsletter.archive_index import load_archive
 from digestpub.ports import Ledger, ObjectStore, SubscriberStore
 
-EVENTS = ("subscribed", "confirmed", "unsubscribed", "bounced", "complained")
-"""The columns of a week: new subscribers, then the statuses they moved to."""
+SUBSCRIBER_EVENTS = ("subscribed", "confirmed", "unsubscribed", "bounced", "complained")
+"""New subscribers, then the statuses subscribers moved to."""
+EVENTS = (*SUBSCRIBER_EVENTS, "sent")
+"""The columns of a week: ``SUBSCRIBER_EVENTS``, and the emails the mail service took for
+the issues dated in it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +59,9 @@ class Stats:
     """Confirmed subscribers who chose no tag, so follow them all."""
 
 
-def iso_week(moment: datetime) -> str:
-    year, week, _ = moment.astimezone(UTC).isocalendar()
+def iso_week(moment: datetime | date) -> str:
+    """``2026-W49``; a moment in UTC, a date as it is."""
+    year, week, _ = (moment.astimezone(UTC) if isinstance(moment, datetime) else moment).isocalendar()
     return f"{year}-W{week:02d}"
 
 
@@ -85,38 +90,49 @@ def collect(
             langs[subscriber.lang] += 1
             followed.update(subscriber.tags)
             every_tag += not subscriber.tags
+    labels = week_labels(now, weeks)
+    sent = sends(ledger, state, newest=issues, weeks=labels)
     return Stats(
         subscribers=sum(statuses.values()),
         by_status=dict(statuses.most_common()),
         by_frequency=dict(frequencies.most_common()),
         by_lang=dict(langs.most_common()),
-        weeks=weekly(created, subscribers.iter_status_changes(), now=now, weeks=weeks),
-        issues=sends(ledger, state, issues),
+        weeks=weekly(labels, created, subscribers.iter_status_changes(), sent),
+        issues=sent[:issues],
         tags=followed.most_common(tags),
         every_tag=every_tag,
     )
 
 
-def weekly(created: Iterable[datetime], changes: Iterable[StatusChange], *, now: datetime, weeks: int) -> list[Week]:
-    labels = [iso_week(now - timedelta(weeks=back)) for back in range(weeks - 1, -1, -1)]
+def week_labels(now: datetime, weeks: int) -> list[str]:
+    """The ISO weeks that end with the one of ``now``, oldest first."""
+    return [iso_week(now - timedelta(weeks=back)) for back in range(weeks - 1, -1, -1)]
+
+
+def weekly(
+    labels: list[str], created: Iterable[datetime], changes: Iterable[StatusChange], sent: Iterable[IssueSends]
+) -> list[Week]:
+    """Each week of ``labels`` with what happened in it; whatever falls outside them is left out."""
     table = {label: dict.fromkeys(EVENTS, 0) for label in labels}
-    for moment in created:
-        _count(table, iso_week(moment), "subscribed")
-    for change in changes:
-        _count(table, iso_week(change.at), change.status)
+    happened: Iterable[tuple[datetime | date, str, int]] = chain(
+        ((moment, "subscribed", 1) for moment in created),
+        ((change.at, change.status, 1) for change in changes),
+        ((issue.issue_date, "sent", issue.sent) for issue in sent),
+    )
+    for moment, event, how_many in happened:
+        counts = table.get(iso_week(moment))
+        if counts is not None and event in counts:
+            counts[event] += how_many
     return [Week(label, counts) for label, counts in table.items()]
 
 
-def _count(table: dict[str, dict[str, int]], week: str, event: str) -> None:
-    counts = table.get(week)
-    if counts is not None and event in counts:
-        counts[event] += 1
-
-
-def sends(ledger: Ledger, state: ObjectStore, newest: int) -> list[IssueSends]:
-    """The ledger's rows of the newest issues built to be sent (an empty issue went to nobody)."""
+def sends(ledger: Ledger, state: ObjectStore, *, newest: int, weeks: Collection[str]) -> list[IssueSends]:
+    """The ledger's rows of the newest issues built to be sent and of those dated in ``weeks``,
+    newest first (an empty issue went to nobody and is not listed)."""
     rows = []
-    for issue in load_archive(state)[:newest]:
+    for position, issue in enumerate(load_archive(state)):
+        if position >= newest and iso_week(issue.issue_date) not in weeks:
+            continue
         counts = ledger.counts(issue.id)
         rows.append(
             IssueSends(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from digestpub.newsletter.stats import EVENTS, Stats
+from digestpub.newsletter.stats import SUBSCRIBER_EVENTS, Stats
 from digestpub.render.charts import bar_chart
 from digestpub.site import Site
 from digestpub.templates import environment
@@ -24,10 +24,7 @@ SHORT_NAMES = {
 
 
 def stats_page(site: Site, stats: Stats, *, now: datetime) -> str:
-    weekly_charts = [
-        (event, bar_chart([(week.week, week.counts[event]) for week in stats.weeks], f"{event} per week"))
-        for event in EVENTS
-    ]
+    weekly_charts = [(event, _weekly_chart(stats, event)) for event in SUBSCRIBER_EVENTS]
     sent_chart = bar_chart(
         [(issue.issue, issue.sent) for issue in reversed(stats.issues)], "emails sent per issue, oldest first"
     )
@@ -40,10 +37,15 @@ def stats_page(site: Site, stats: Stats, *, now: datetime) -> str:
             lang=PAGE_LANG,
             title=f"Newsletter statistics — {site.title}",
             stats=stats,
-            events=EVENTS,
+            events=SUBSCRIBER_EVENTS,
+            sent_weekly_chart=_weekly_chart(stats, "sent"),
             weekly_charts=weekly_charts,
             sent_chart=sent_chart,
             short=SHORT_NAMES,
             generated=now.astimezone(UTC),
         )
     )
+
+
+def _weekly_chart(stats: Stats, event: str) -> str:
+    return bar_chart([(week.week, week.counts[event]) for week in stats.weeks], f"{event} per week, oldest first")
