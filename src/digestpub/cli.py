@@ -37,7 +37,7 @@ EXIT_LOCKED = 3
 
 
 class _Commands(TyperGroup):
-    """The program's commands, with ``subscribers`` and ``keys`` loaded only when asked for (or listed in help)."""
+    """The program's commands; ``subscribers``, ``keys`` and ``stats`` load only when asked for (or listed)."""
 
     def list_commands(self, ctx: Any) -> list[str]:
         return sorted({*super().list_commands(ctx), "subscribers", "keys", "stats"})

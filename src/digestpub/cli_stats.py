@@ -36,7 +36,7 @@ def stats_command(
     issues: Annotated[int, typer.Option(min=1, max=1000, help="Newest issues to show.")] = 20,
     config: ConfigOption = None,
 ) -> None:
-    """Subscribers by status, frequency and language; changes per week; emails sent per issue; the busiest tags."""
+    """Subscribers by status, frequency and language; changes and emails sent per week and per issue; busiest tags."""
     from digestpub.adapters import open_ledger, open_store
     from digestpub.adapters.subscribers_factory import open_subscribers
     from digestpub.newsletter.stats import collect
