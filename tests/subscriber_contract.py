@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from digestpub.adapters.folder import FolderStore
-from digestpub.model import ConfirmationLimits, Subscriber
+from digestpub.model import ConfirmationLimits, StatusChange, Subscriber
 from digestpub.ports import Ledger, SubscriberStore
 from digestpub.publish import PublishOptions, publish
 from digestpub.settings import Settings
@@ -186,6 +186,35 @@ def check_transitions(store: SubscriberStore) -> None:
         assert store.confirm(missing, nonce="n", now=later) is None
         assert store.count_soft_bounce(missing, limit=5, now=later) is None
         assert not store.request_confirmation(missing, nonce="n", expires_at=later, now=later)
+
+
+def check_status_changes_are_recorded(store: SubscriberStore) -> None:
+    person = make("history@example.com", status="pending")
+    old = make("old@example.com", status="confirmed")
+    store.save(person)
+    store.save(old)
+    assert list(store.iter_status_changes()) == [], "a new record is no change"
+    hour = timedelta(hours=1)
+    assert store.request_confirmation(person.id, nonce="n1", expires_at=NOW + 5 * hour, now=NOW)
+    assert store.confirm(person.id, nonce="n1", now=NOW + hour) is not None
+    assert store.transition(person.id, "confirmed", only_from=("confirmed",), now=NOW + 2 * hour) is not None
+    assert store.transition(person.id, "bounced", only_from=("pending",), now=NOW + 2 * hour) is None
+    store.set_preferences(person.id, tags=("rl",), frequency="weekly", lang="ru", now=NOW + 2 * hour)
+    assert store.transition(person.id, "unsubscribed", only_from=UNSUBSCRIBABLE, now=NOW + 3 * hour) is not None
+    for _ in range(2):
+        store.count_soft_bounce(old.id, limit=2, now=NOW + 4 * hour)
+    # An import over a known id that changes the status is a change too, and keeps the earlier ones.
+    store.save(old.model_copy(update={"status": "complained", "updated_at": NOW + 5 * hour}))
+    expected = [
+        StatusChange("confirmed", NOW + hour),
+        StatusChange("unsubscribed", NOW + 3 * hour),
+        StatusChange("bounced", NOW + 4 * hour),
+        StatusChange("complained", NOW + 5 * hour),
+    ]
+    assert sorted(store.iter_status_changes(), key=lambda change: change.at) == expected
+    assert {s.status for s in store.iter_all()} == {"unsubscribed", "complained"}
+    erase_address(store, MemoryLedger(), person.email, now=NOW)  # type: ignore[arg-type]
+    assert sorted(store.iter_status_changes(), key=lambda change: change.at) == expected[2:], "erased with them"
 
 
 def check_frequency_change_moves_the_sending_list(store: SubscriberStore) -> None:
@@ -374,6 +403,7 @@ CHECKS = [
     check_import_keeps_suppressed,
     check_import_refuses_unknown_tags_and_formulas,
     check_transitions,
+    check_status_changes_are_recorded,
     check_frequency_change_moves_the_sending_list,
     check_soft_bounces,
     check_confirmation_requests,

@@ -37,10 +37,10 @@ EXIT_LOCKED = 3
 
 
 class _Commands(TyperGroup):
-    """The program's commands, with ``subscribers`` and ``keys`` loaded only when asked for (or listed in help)."""
+    """The program's commands; ``subscribers``, ``keys`` and ``stats`` load only when asked for (or listed)."""
 
     def list_commands(self, ctx: Any) -> list[str]:
-        return sorted({*super().list_commands(ctx), "subscribers", "keys"})
+        return sorted({*super().list_commands(ctx), "subscribers", "keys", "stats"})
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name == "subscribers":
@@ -51,6 +51,10 @@ class _Commands(TyperGroup):
             from digestpub.cli_keys import keys_app
 
             return _group(keys_app, cmd_name, "Rotate and retire the token keys that sign the links in emails.")
+        if cmd_name == "stats":
+            from digestpub.cli_stats import stats_app
+
+            return _group(stats_app, cmd_name, "The newsletter's statistics for editors: tables, --json or --html.")
         return super().get_command(ctx, cmd_name)
 
 

@@ -267,6 +267,13 @@ class Subscriber(BaseModel):
     soft_bounces: int = 0
 
 
+class StatusChange(NamedTuple):
+    """A subscriber's move to ``status`` at ``at``, as the subscriber store recorded it."""
+
+    status: SubscriberStatus
+    at: datetime
+
+
 SUPPRESSED: frozenset[SubscriberStatus] = frozenset({"unsubscribed", "bounced", "complained"})
 """Statuses that no import changes: only the person's own double opt-in ends them."""
 

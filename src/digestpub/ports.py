@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import Protocol
 
-from digestpub.model import ConfirmationLimits, ObjectInfo, Subscriber, SubscriberStatus
+from digestpub.model import ConfirmationLimits, ObjectInfo, StatusChange, Subscriber, SubscriberStatus
 
 
 class ObjectStore(Protocol):
@@ -127,6 +127,11 @@ class SubscriberStore(Protocol):
 
     def count_confirmed(self, frequency: str) -> int:
         """How many ``iter_confirmed(frequency)`` yields now, counted by the store (none are read)."""
+        ...
+
+    def iter_status_changes(self) -> Iterator[StatusChange]:
+        """Every change of status (a new value, never the same one again) of the subscribers
+        still stored, with its moment, recorded in the same write as the change, in no order."""
         ...
 
 

@@ -18,6 +18,9 @@ One table, partition key ``id`` (string), holding two kinds of item:
   older subscriber its key; the first ``find`` of each store object reads it, and
   runs that migration (a scan) if it is missing.
 
+A subscriber's ``status_changes`` list holds a map (``status``, ``at``) for each change
+of its status, appended in the same write as the change.
+
 Only subscribers have an ``email`` attribute, so scans filtered on
 ``attribute_exists(email)`` skip every other kind.
 
@@ -50,7 +53,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from digestpub.errors import StorageError, StoreBusy
-from digestpub.model import SUPPRESSED, ConfirmationLimits, Subscriber, SubscriberStatus, sortable_time
+from digestpub.model import SUPPRESSED, ConfirmationLimits, StatusChange, Subscriber, SubscriberStatus, sortable_time
 from digestpub.subscribers import AddressTaken, InvalidAddress, address_key, normalise_email
 
 EMAIL_PREFIX = "EMAIL#"
@@ -132,6 +135,25 @@ def _subscriber(item: dict[str, Any]) -> Subscriber:
         updated_at=item["updated_at"]["S"],
         soft_bounces=int(item.get("soft_bounces", {}).get("N", "0")),
     )
+
+
+def _status_change(status: str, now: datetime) -> dict[str, Any]:
+    return {"M": {"status": {"S": status}, "at": {"S": now.isoformat()}}}
+
+
+def _recording(arguments: dict[str, Any], current: dict[str, Any], status: str, now: datetime) -> dict[str, Any]:
+    """``arguments`` of an update that sets ``status``, appending the change when it is one."""
+    if current["status"]["S"] == status:
+        return arguments
+    arguments["UpdateExpression"] = (
+        "SET status_changes = list_append(if_not_exists(status_changes, :no_changes), :change), "
+        + arguments["UpdateExpression"].removeprefix("SET ")
+    )
+    arguments["ExpressionAttributeValues"] |= {
+        ":no_changes": {"L": []},
+        ":change": {"L": [_status_change(status, now)]},
+    }
+    return arguments
 
 
 def _lock_of(item: dict[str, Any]) -> str:
@@ -328,6 +350,12 @@ class DynamoSubscriberStore:
     ) -> Literal["saved", "changed", "address taken"]:
         """One attempt: "changed" when the subscriber changed since ``current`` was read."""
         put: dict[str, Any] = {"TableName": self.table_name, "Item": _item(subscriber, address)}
+        if current is not None:
+            changes = list(current.get("status_changes", {}).get("L", []))
+            if current.get("status", {}).get("S") != subscriber.status:
+                changes.append(_status_change(subscriber.status, subscriber.updated_at))
+            if changes:
+                put["Item"]["status_changes"] = {"L": changes}
         if current is None:
             put["ConditionExpression"] = "attribute_not_exists(id)"
         else:
@@ -440,7 +468,7 @@ class DynamoSubscriberStore:
         self, subscriber_id: str, status: SubscriberStatus, *, only_from: Collection[str], now: datetime
     ) -> Subscriber | None:
         def arguments(current: dict[str, Any]) -> dict[str, Any]:
-            return {
+            change = {
                 "UpdateExpression": "SET #status = :status, status_frequency = :sending, updated_at = :now "
                 "REMOVE confirm_nonce, confirm_expires",
                 "ExpressionAttributeValues": {
@@ -449,6 +477,7 @@ class DynamoSubscriberStore:
                     ":now": {"S": now.isoformat()},
                 },
             }
+            return _recording(change, current, status, now)
 
         return self._change(subscriber_id, lambda current: current["status"]["S"] in only_from, arguments)
 
@@ -504,7 +533,7 @@ class DynamoSubscriberStore:
 
     def confirm(self, subscriber_id: str, *, nonce: str, now: datetime) -> Subscriber | None:
         def arguments(current: dict[str, Any]) -> dict[str, Any]:
-            return {
+            change = {
                 "UpdateExpression": "SET #status = :confirmed, status_frequency = :sending, soft_bounces = :zero, "
                 "updated_at = :now REMOVE confirm_nonce, confirm_expires",
                 "ConditionExpression": "confirm_nonce = :nonce AND confirm_expires > :moment",
@@ -517,6 +546,7 @@ class DynamoSubscriberStore:
                     ":moment": {"S": sortable_time(now)},
                 },
             }
+            return _recording(change, current, "confirmed", now)
 
         def allowed(current: dict[str, Any]) -> bool:
             expires = str(current.get("confirm_expires", {}).get("S", ""))
@@ -656,15 +686,17 @@ class DynamoSubscriberStore:
     def is_erased(self, address_hash: str) -> bool:
         return self._get_item(ERASED_PREFIX + address_hash) is not None
 
-    def _paginate(self, operation: str, arguments: dict[str, Any]) -> Iterator[Subscriber]:
+    def _items(self, operation: str, arguments: dict[str, Any]) -> Iterator[dict[str, Any]]:
         if self.page_size:
             arguments["PaginationConfig"] = {"PageSize": self.page_size}
         try:
             for page in self.client.get_paginator(operation).paginate(**arguments):
-                for item in page.get("Items", []):
-                    yield _subscriber(item)
+                yield from page.get("Items", [])
         except (ClientError, BotoCoreError) as error:
             raise StorageError(f"cannot read {self.url}: {error}") from error
+
+    def _paginate(self, operation: str, arguments: dict[str, Any]) -> Iterator[Subscriber]:
+        return map(_subscriber, self._items(operation, arguments))
 
     def iter_all(self) -> Iterator[Subscriber]:
         """Every subscriber, by a paginated scan that skips the address locks."""
@@ -672,6 +704,18 @@ class DynamoSubscriberStore:
             "scan",
             {"TableName": self.table_name, "FilterExpression": "attribute_exists(email)"},
         )
+
+    def iter_status_changes(self) -> Iterator[StatusChange]:
+        """Every subscriber's ``status_changes``, by a paginated scan that reads only them."""
+        scan = {
+            "TableName": self.table_name,
+            "FilterExpression": "attribute_exists(status_changes)",
+            "ProjectionExpression": "status_changes",
+        }
+        for item in self._items("scan", scan):
+            for change in item["status_changes"]["L"]:
+                fields = change["M"]
+                yield StatusChange(fields["status"]["S"], datetime.fromisoformat(fields["at"]["S"]))
 
     def iter_confirmed(self, frequency: str) -> Iterator[Subscriber]:
         """Confirmed subscribers of one frequency, by id, from ``status-frequency-index``."""

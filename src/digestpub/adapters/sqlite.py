@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from digestpub.errors import StorageError
-from digestpub.model import ConfirmationLimits, Subscriber, SubscriberStatus, sortable_time
+from digestpub.model import ConfirmationLimits, StatusChange, Subscriber, SubscriberStatus, sortable_time
 from digestpub.private import private_file
 from digestpub.subscribers import AddressTaken, InvalidAddress, address_key, normalise_email
 
@@ -63,6 +63,29 @@ SCHEMA: list[str] = [
     "CREATE INDEX IF NOT EXISTS confirmation_emails_by_address ON confirmation_emails (address_hash, sent_at)",
     "CREATE INDEX IF NOT EXISTS confirmation_emails_by_time ON confirmation_emails (sent_at)",
     "CREATE TABLE IF NOT EXISTS erased (address_hash TEXT PRIMARY KEY, erased_at TEXT NOT NULL) WITHOUT ROWID",
+    # Each change of status, recorded by triggers in the statement that makes it, and
+    # gone with its subscriber (an erased person leaves no trace here).
+    """
+    CREATE TABLE IF NOT EXISTS status_changes (
+        subscriber_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        at TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS status_changes_by_subscriber ON status_changes (subscriber_id)",
+    """
+    CREATE TRIGGER IF NOT EXISTS record_status_change AFTER UPDATE OF status ON subscribers
+    WHEN NEW.status IS NOT OLD.status
+    BEGIN
+        INSERT INTO status_changes (subscriber_id, status, at) VALUES (NEW.id, NEW.status, NEW.updated_at);
+    END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS forget_status_changes AFTER DELETE ON subscribers
+    BEGIN
+        DELETE FROM status_changes WHERE subscriber_id = OLD.id;
+    END
+    """,
 ]
 
 # Files written before addresses were matched whatever their case lack these columns.
@@ -407,3 +430,17 @@ class SqliteSubscriberStore:
                 "SELECT COUNT(*) FROM subscribers WHERE status = 'confirmed' AND frequency = ?", (frequency,)
             ).fetchone()
         return int(row[0])
+
+    def iter_status_changes(self) -> Iterator[StatusChange]:
+        after = 0
+        while True:
+            with self._connection() as connection:
+                rows = connection.execute(
+                    "SELECT rowid, status, at FROM status_changes WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                    (after, self.page_size),
+                ).fetchall()
+            for _rowid, status, at in rows:
+                yield StatusChange(status, datetime.fromisoformat(at))
+            if len(rows) < self.page_size:
+                return
+            after = rows[-1][0]
