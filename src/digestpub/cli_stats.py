@@ -34,6 +34,10 @@ def stats_command(
     ] = None,
     weeks: Annotated[int, typer.Option(min=1, max=520, help="Weeks to count, up to this one.")] = 12,
     issues: Annotated[int, typer.Option(min=1, max=1000, help="Newest issues to show.")] = 20,
+    until: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="The day whose week is the last counted (UTC); today by default."),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Subscribers by status, frequency and language; changes and emails sent per week and per issue; busiest tags."""
@@ -42,7 +46,7 @@ def stats_command(
     from digestpub.newsletter.stats import collect
 
     settings = _settings(context, config)
-    now = datetime.now(UTC)
+    now = datetime.now(UTC) if until is None else until.replace(hour=12, tzinfo=UTC)
     try:
         figures = collect(
             open_subscribers(settings.subscribers),
