@@ -1,0 +1,79 @@
+"""The command line as people expect it: ``-h``, ``--quiet``, bare switches in help, JSON log lines."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+from digestpub.cli import _JsonFormatter
+from tests.conftest import EXAMPLES
+from tests.e2e.test_cli import publish_args, run
+
+
+def test_dash_h_is_help_for_the_program_and_for_each_command(tmp_path: Path) -> None:
+    for args in ([], ["newsletter"], ["subscribers"], ["subscribers", "export"], ["keys", "rotate"]):
+        short = run(tmp_path, *args, "-h")
+        assert short.returncode == 0, short.stderr
+        assert "Usage:" in short.stdout
+        assert short.stdout == run(tmp_path, *args, "--help").stdout
+
+
+def test_help_shows_switches_without_a_value(tmp_path: Path) -> None:
+    for args in ([], ["newsletter"], ["publish"], ["check"], ["subscribers", "export"]):
+        result = run(tmp_path, *args, "-h")
+        assert result.returncode == 0, result.stderr
+        assert "<bool>" not in result.stdout, result.stdout
+    newsletter = run(tmp_path, "newsletter", "-h").stdout
+    assert "--dry-run" in newsletter
+    assert "--resend-unknown" in newsletter
+
+
+def test_quiet_keeps_the_result_and_leaves_out_warnings_and_notes(tmp_path: Path) -> None:
+    loud = run(tmp_path, *publish_args("D1", "S1"))
+    assert loud.returncode == 0, loud.stderr
+    assert "broken.json" in loud.stderr
+    assert "input(s) skipped" in loud.stderr
+
+    quiet = run(tmp_path, "-q", *publish_args("D2", "S2"))
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == ""
+    assert quiet.stdout == loud.stdout
+
+
+def test_quiet_still_prints_errors(tmp_path: Path) -> None:
+    result = run(tmp_path, "--quiet", "publish", "--source", str(tmp_path / "missing"), "--dest", "D", "--state", "S")
+    assert result.returncode == 2
+    assert "error:" in result.stderr
+
+
+def test_quiet_and_verbose_together_exit_2(tmp_path: Path) -> None:
+    result = run(tmp_path, "-q", "-v", "check", str(EXAMPLES))
+    assert result.returncode == 2
+    assert "--verbose and --quiet" in result.stderr
+
+
+def test_json_log_lines_carry_a_utc_timestamp(tmp_path: Path) -> None:
+    result = run(tmp_path, "--log-format", "json", *publish_args())
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert lines, result.stderr
+    for line in lines:
+        assert line["time"].endswith("+00:00"), line
+        assert line["level"] in {"INFO", "WARNING", "ERROR"}
+    assert any("broken.json" in line["message"] for line in lines)
+    assert not any("exception" in line for line in lines), "a warning without an exception carries none"
+
+
+def test_a_json_error_line_carries_the_exception() -> None:
+    try:
+        raise ConnectionRefusedError(111, "Connection refused")
+    except ConnectionRefusedError:
+        record = logging.LogRecord("digestpub.x", logging.ERROR, __file__, 1, "telling %s failed", ("hub",), None)
+        record.exc_info = sys.exc_info()
+    line = json.loads(_JsonFormatter().format(record))
+    assert line["message"] == "telling hub failed"
+    assert line["level"] == "ERROR"
+    assert "ConnectionRefusedError: [Errno 111] Connection refused" in line["exception"]
+    assert "Traceback" in line["exception"]
