@@ -632,6 +632,31 @@ def preview_command(
     typer.echo(f"wrote {out}")
 
 
+@app.command("config")
+def config_command(
+    context: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the settings as JSON.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Print the effective settings and where each came from (flag, variable, file, default); secrets masked."""
+    from digestpub.settings import Settings
+
+    settings = _settings(context, config)
+    options = context.obj or {}
+    origins = Settings.origins(config or options.get("config"), log_format=options.get("log_format"))
+    values = settings.masked()
+    if as_json:
+        described = {name: {"value": value, "source": origins[name]} for name, value in values.items()}
+        typer.echo(json.dumps(described, ensure_ascii=False, indent=1))
+        return
+    # TOML, so that the output (secrets aside) can become a config file.
+    for name, value in values.items():
+        if value is None:
+            typer.echo(f"# {name} is not set  # {origins[name]}")
+        else:
+            typer.echo(f"{name} = {json.dumps(value, ensure_ascii=False)}  # {origins[name]}")
+
+
 @app.command("serve")
 def serve_command(
     context: typer.Context,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import tomllib
 from pathlib import Path
 
 from digestpub.cli import _JsonFormatter
 from tests.conftest import EXAMPLES
-from tests.e2e.test_cli import publish_args, run
+from tests.e2e.test_cli import _env, publish_args, run
 
 
 def test_dash_h_is_help_for_the_program_and_for_each_command(tmp_path: Path) -> None:
@@ -77,3 +78,69 @@ def test_a_json_error_line_carries_the_exception() -> None:
     assert line["level"] == "ERROR"
     assert "ConnectionRefusedError: [Errno 111] Connection refused" in line["exception"]
     assert "Traceback" in line["exception"]
+
+
+# digestpub config ------------------------------------------------------------
+
+
+def _config(tmp_path: Path, *args: str, **variables: str) -> dict[str, dict[str, object]]:
+    result = run(tmp_path, *args, "config", "--json", env=_env(**variables))
+    assert result.returncode == 0, result.stderr
+    described: dict[str, dict[str, object]] = json.loads(result.stdout)
+    return described
+
+
+def test_config_says_where_each_setting_came_from(tmp_path: Path) -> None:
+    file = tmp_path / "site.toml"
+    file.write_text('feed_size = 7\nlang = "de"\nsite_title = "From the file"\n', encoding="utf-8")
+    described = _config(
+        tmp_path, "--log-format", "json", "--config", str(file), DIGESTPUB_LANG="en", DIGESTPUB_TIMEZONE="Europe/Moscow"
+    )
+    assert described["log_format"] == {"value": "json", "source": "flag --log-format"}
+    assert described["lang"] == {"value": "en", "source": "variable DIGESTPUB_LANG"}, "a variable beats the file"
+    assert described["timezone"] == {"value": "Europe/Moscow", "source": "variable DIGESTPUB_TIMEZONE"}
+    assert described["feed_size"] == {"value": 7, "source": f"file {file}"}
+    assert described["site_title"] == {"value": "From the file", "source": f"file {file}"}
+    assert described["archive_page_size"] == {"value": 50, "source": "default"}
+    assert described["api_url"] == {"value": "http://localhost:8000/", "source": "default: base_url"}
+    assert described["id_authority"] == {"value": None, "source": "default"}
+
+
+def test_config_masks_secrets(tmp_path: Path) -> None:
+    key = "a-token-key-of-32-characters-xyz"
+    described = _config(
+        tmp_path,
+        DIGESTPUB_TOKEN_KEY=key,
+        DIGESTPUB_MAILER="smtp://mailbot:p%40ss-w0rd@mail.example:587",
+        DIGESTPUB_HUBS="https://hub.example/ https://user:hubsecret@other.example/",
+    )
+    printed = json.dumps(described)
+    for secret in (key, "p%40ss-w0rd", "hubsecret"):
+        assert secret not in printed
+    assert described["token_key"]["value"] == "********"
+    assert described["mailer"]["value"] == "smtp://mailbot:********@mail.example:587"
+    assert described["hubs"]["value"] == "https://hub.example/ https://user:********@other.example/"
+
+
+def test_config_prints_toml_that_reads_back(tmp_path: Path) -> None:
+    result = run(tmp_path, "config", env=_env(DIGESTPUB_FEED_SIZE="9"))
+    assert result.returncode == 0, result.stderr
+    assert "feed_size = 9  # variable DIGESTPUB_FEED_SIZE" in result.stdout
+    assert "# id_authority is not set  # default" in result.stdout
+    read_back = tomllib.loads(result.stdout)
+    assert read_back["feed_size"] == 9
+    assert read_back["site_title"] == "Ай Дайджест"
+    reread = run(tmp_path, "--config", str(_written(tmp_path / "again.toml", result.stdout)), "config")
+    assert reread.returncode == 0, reread.stderr
+
+
+def _written(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_config_with_a_bad_setting_exits_2_naming_it(tmp_path: Path) -> None:
+    result = run(tmp_path, "config", env=_env(DIGESTPUB_FEED_SIZE="0"))
+    assert result.returncode == 2
+    assert "feed_size" in result.stderr
+    assert result.stdout == ""
