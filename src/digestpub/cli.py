@@ -5,8 +5,10 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import sys
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -203,6 +205,18 @@ def _settings(context: typer.Context, config: Path | None = None, **flags: Any) 
     return settings
 
 
+@contextmanager
+def reader_may_leave() -> Iterator[None]:
+    """Output to stdout that a reader such as ``head`` may stop reading: that ends it, and not in error."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The interpreter flushes stdout once more on its way out, which would fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
+
+
 def _progress_bar(*, estimate: bool = False) -> AbstractContextManager[Progress | None]:
     """A bar on a terminal; with ``estimate``, each task's ``left`` field (the time left) is shown too."""
     if stderr.quiet or not stderr.is_terminal:
@@ -385,6 +399,7 @@ def check_command(
     """Check summaries with publish's rules before they are uploaded; exit 1 if publish would skip any."""
     from digestpub.check import check_paths
     from digestpub.ingest import SummaryReader
+    from digestpub.text import counted
 
     settings = _settings(context, max_object_bytes=max_object_bytes)
     reader = SummaryReader(settings.lang, settings.max_summary_bytes, settings.max_object_bytes)
@@ -405,7 +420,7 @@ def check_command(
         for problem in result.problems:
             typer.echo(f"{problem.where()}: {problem.kind}: {problem.reason}")
         stderr.note(
-            f"checked {result.files} file(s): {result.summaries} summaries, "
+            f"checked {result.files} file(s): {counted(result.summaries, 'summary', 'summaries')}, "
             f"{result.skipped} would be skipped, {result.cleaned} cleaned, {result.warnings} warning(s)"
         )
     if not result.ok:

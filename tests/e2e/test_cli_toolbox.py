@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import shutil
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -144,3 +147,52 @@ def test_config_with_a_bad_setting_exits_2_naming_it(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "feed_size" in result.stderr
     assert result.stdout == ""
+
+
+# subscribers export | head, counts in agreement ----------------------------------
+
+
+def _imported(tmp_path: Path, rows: int) -> dict[str, str]:
+    source = tmp_path / "many.csv"
+    lines = [f"reader{n}@example.com,,daily,ru,confirmed" for n in range(rows)]
+    source.write_text("email,tags,frequency,lang,status\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    env = _env(DIGESTPUB_SUBSCRIBERS=f"sqlite:///{tmp_path / 's.db'}", DIGESTPUB_STATE=str(tmp_path / "S"))
+    imported = run(tmp_path, "subscribers", "import", str(source), env=env)
+    assert imported.returncode == 0, imported.stderr
+    return env
+
+
+def test_export_into_a_reader_that_stops_early_exits_0_quietly(tmp_path: Path) -> None:
+    env = _imported(tmp_path, 5000)  # far more than a pipe holds, so the writer meets the closed end
+    pipeline = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {sys.executable} -m digestpub subscribers export | head -n 2"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert pipeline.returncode == 0, pipeline.stderr
+    assert pipeline.stdout.splitlines()[0] == "email,tags,frequency,lang,status"
+    assert len(pipeline.stdout.splitlines()) == 2
+    assert "Broken pipe" not in pipeline.stderr
+    assert pipeline.stderr == ""
+
+
+def test_counts_agree_in_number(tmp_path: Path) -> None:
+    env = _imported(tmp_path, 1)
+    listed = run(tmp_path, "subscribers", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.rstrip().endswith("\n1 subscriber")
+    exported = run(tmp_path, "subscribers", "export", "--out", "x.csv", env=env)
+    assert exported.returncode == 0, exported.stderr
+    assert "1 subscriber written to x.csv" in exported.stderr
+
+    single = tmp_path / "one"
+    shutil.copytree(EXAMPLES / "2026" / "11" / "20", single / "2026" / "11" / "20")
+    files = sorted(single.rglob("*.json*"))
+    for extra in files[1:]:
+        extra.unlink()
+    checked = run(tmp_path, "check", str(single))
+    assert re.search(r"checked 1 file\(s\): 1 summary, ", checked.stderr), checked.stderr

@@ -17,6 +17,7 @@ from digestpub.ports import Ledger, Mailer, ObjectStore, SubscriberStore
 from digestpub.site import Site
 from digestpub.state.keys import SEND_LOCK_KEY
 from digestpub.state.lock import StateLock
+from digestpub.text import counted
 from digestpub.tokens import TokenKey
 
 _LEASE_MARGIN = 600.0
@@ -164,7 +165,7 @@ def _readable_segment(renderer: IssueRenderer, issue: Issue, tags: tuple[str, ..
     if segment.empty:
         wanted = f"the tags {' '.join(tags)}" if tags else "any tag"
         raise NothingToRead(
-            f"{issue.id} holds nothing for {wanted} ({len(issue.summaries)} summaries in all): "
+            f"{issue.id} holds nothing for {wanted} ({counted(len(issue.summaries), 'summary', 'summaries')} in all): "
             "no email to make; choose other --tags or --date"
         )
     return segment
