@@ -677,6 +677,7 @@ def serve_command(
     context: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    dest: Annotated[str | None, typer.Option(help="The folder to serve: where publish wrote.")] = None,
     config: ConfigOption = None,
     confirm_interval: Annotated[
         float | None, typer.Option(help="Seconds between two confirmation emails to one address.")
@@ -701,6 +702,7 @@ def serve_command(
     settings = _settings(
         context,
         config,
+        dest=dest,
         confirm_interval=confirm_interval,
         confirm_daily_limit=confirm_daily_limit,
         confirm_hourly_limit=confirm_hourly_limit,
@@ -724,6 +726,8 @@ def serve_command(
     except OSError as error:
         stderr.print(f"[red]error:[/] cannot listen on {host}:{port}: {error}")
         raise typer.Exit(EXIT_CONFIG) from None
+    if not stderr.quiet:  # each request, one line: what a local server is watched for
+        logging.getLogger("digestpub.serve").setLevel(logging.INFO)
     typer.echo(f"serving {settings.dest} and the subscription endpoints on http://{host}:{server.server_port}/")
     try:
         server.serve_forever()
