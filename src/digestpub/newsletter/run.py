@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
 from digestpub.errors import NothingToRead
@@ -19,6 +19,7 @@ from digestpub.state.keys import SEND_LOCK_KEY
 from digestpub.state.lock import StateLock
 from digestpub.text import counted
 from digestpub.tokens import TokenKey
+from digestpub.words import words_for
 
 _LEASE_MARGIN = 600.0
 """Seconds a send's lease lasts beyond its longest run: slow answers of the mail service."""
@@ -146,7 +147,10 @@ def send_test_copy(
     """
     issue, renderer, factory = build_issue(context, frequency, on, dry_run=True, now=now)
     reader = _sample_reader("test-copy", recipient, tags, frequency, lang)
-    message_id, message = factory.build(_readable_segment(renderer, issue, tags, lang), reader)
+    segment = _readable_segment(renderer, issue, tags, lang)
+    # Said in the subject, so that a copy kept or forwarded is never taken for the issue itself.
+    subject = words_for(lang)["test_copy_subject"].format(subject=segment.subject)
+    message_id, message = factory.build(replace(segment, subject=subject), reader)
     context.mailer.send(factory.envelope_sender, recipient, message)
     return message_id
 
