@@ -18,6 +18,7 @@ import pytest
 from digestpub.cli import _JsonFormatter
 from tests.conftest import EXAMPLES
 from tests.e2e.test_cli import _env, publish_args, run
+from tests.serve_support import free_port, running_serve
 
 
 def test_dash_h_is_help_for_the_program_and_for_each_command(tmp_path: Path) -> None:
@@ -205,43 +206,24 @@ def test_counts_agree_in_number(tmp_path: Path) -> None:
 # serve ---------------------------------------------------------------------------
 
 
-def _serving(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "digestpub", *args, "serve", "--port", "0", "--dest", "site"],
-        cwd=tmp_path,
-        env=_env(DIGESTPUB_STATE=str(tmp_path / "S"), DIGESTPUB_SUBSCRIBERS=f"sqlite:///{tmp_path / 's.db'}"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert server.stdout is not None
-    first = server.stdout.readline()
-    match = re.search(r"serving site and the subscription endpoints on (http://\S+/)", first)
-    if match is None:
-        server.kill()
-        raise AssertionError(f"serve did not start: {first!r} {server.communicate()[1]!r}")
-    return server, match.group(1)
-
-
-def _stopped(server: subprocess.Popen[str]) -> str:
-    server.terminate()
-    _, logged = server.communicate(timeout=30)
-    return logged
+def _serve_env(tmp_path: Path) -> dict[str, str]:
+    return _env(DIGESTPUB_STATE=str(tmp_path / "S"), DIGESTPUB_SUBSCRIBERS=f"sqlite:///{tmp_path / 's.db'}")
 
 
 def test_serve_takes_dest_and_logs_each_request_without_its_query(tmp_path: Path) -> None:
     published = run(tmp_path, *publish_args("site", "S"))
     assert published.returncode == 0, published.stderr
-    server, url = _serving(tmp_path)
-    try:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    with running_serve(tmp_path, _serve_env(tmp_path), port, after=["--dest", "site"]):
         with urllib.request.urlopen(url + "index.html?token=secret-link-token", timeout=30) as answer:
             assert answer.status == 200
             assert b"<html" in answer.read()
         with pytest.raises(urllib.error.HTTPError) as missing:
             urllib.request.urlopen(url + "no-such-page.html", timeout=30)
         assert missing.value.code == 404
-    finally:
-        logged = _stopped(server)
+    logged = (tmp_path / "serve.log").read_text(encoding="utf-8")
+    assert f"serving site and the subscription endpoints on {url}" in logged
     assert '"GET /index.html" 200' in logged
     assert '"GET /no-such-page.html" 404' in logged
     assert "secret-link-token" not in logged
@@ -250,10 +232,10 @@ def test_serve_takes_dest_and_logs_each_request_without_its_query(tmp_path: Path
 def test_quiet_serve_logs_no_requests(tmp_path: Path) -> None:
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "index.html").write_text("<html></html>", encoding="utf-8")
-    server, url = _serving(tmp_path, "--quiet")
-    try:
-        with urllib.request.urlopen(url + "index.html", timeout=30) as answer:
-            assert answer.status == 200
-    finally:
-        logged = _stopped(server)
+    port = free_port()
+    quiet = running_serve(tmp_path, _serve_env(tmp_path), port, before=["--quiet"], after=["--dest", "site"])
+    with quiet, urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=30) as answer:
+        assert answer.status == 200
+    logged = (tmp_path / "serve.log").read_text(encoding="utf-8")
+    assert "serving site" in logged
     assert "GET" not in logged
