@@ -4,13 +4,16 @@
 #   bash infra/check.sh          build, npm ci, osls package (dev and prod, dummy credentials), cfn-lint
 #   bash infra/check.sh build    only build build/digestpub-lambda.zip (run it before `npx osls deploy`)
 #
-# Needs python3 with pip (reaching PyPI), node/npm (reaching npm) and cfn-lint
+# Needs python3 with pip (reaching PyPI; the build installs exactly infra/requirements.lock),
+# node/npm (reaching npm) and cfn-lint
 # (PyPI; found on PATH or as `python3 -m cfnlint`). Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 ARTIFACT=build/digestpub-lambda.zip
+# Exact versions with their hashes: two builds of one commit hold the same packages.
+LOCK=infra/requirements.lock
 # Dependencies published only as an sdist (pure Python): built into a py3-none-any
 # wheel first, so that the cross-platform install below can stay --only-binary=:all:.
 SDIST_ONLY=(feedgen)
@@ -19,34 +22,56 @@ log() { printf '== %s\n' "$*" >&2; }
 
 build() {
   local started=$SECONDS
-  log "build: requirements from pyproject.toml"
-  rm -rf build/lambda build/wheels "$ARTIFACT"
+  log "build: exact, hashed requirements from $LOCK"
+  rm -rf build/lambda build/wheels build/sdist-built "$ARTIFACT"
   mkdir -p build/lambda build/wheels
-  "$PYTHON" - <<'EOF' >build/requirements.txt
-import sys, tomllib
-project = tomllib.load(open("pyproject.toml", "rb"))["project"]
-requirements = list(project["dependencies"])
-# The handlers import aws-lambda-powertools; until pyproject lists it, add it here.
-names = {r.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].split("~")[0].strip().lower() for r in requirements}
-if "aws-lambda-powertools" not in names:
-    print("warning: aws-lambda-powertools is not in pyproject's dependencies; packaging it anyway", file=sys.stderr)
-    requirements.append("aws-lambda-powertools>=3.0")
-print("\n".join(requirements))
+  # The lock must hold every dependency pyproject names (to refresh it: infra/README.md). It is
+  # split in two: the sdist-only packages, built here, and the wheels, installed as published.
+  "$PYTHON" - "$LOCK" "${SDIST_ONLY[@]}" <<'EOF'
+import re, sys, tomllib
+from pathlib import Path
+
+lock, sdist_only = Path(sys.argv[1]), {name.lower() for name in sys.argv[2:]}
+
+
+def name_of(requirement):
+    return re.split(r"[\s\[<>=~!;]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+blocks, current = [], []
+for line in lock.read_text().splitlines():
+    if not line or line.lstrip().startswith("#"):
+        continue
+    if not line[0].isspace() and current:
+        blocks.append(current)
+        current = []
+    current.append(line)
+blocks += [current] if current else []
+pinned = {name_of(block[0]): block for block in blocks}
+wanted = {name_of(r) for r in tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]}
+missing = sorted(wanted - pinned.keys())
+if missing:
+    sys.exit(f"{lock} lacks {', '.join(missing)}: refresh it (see infra/README.md)")
+for out, built_here in (("build/requirements.txt", False), ("build/sdist-requirements.txt", True)):
+    chosen = [block for name, block in pinned.items() if (name in sdist_only) == built_here]
+    Path(out).write_text("".join("\n".join(block) + "\n" for block in chosen))
 EOF
 
-  log "build: sdist-only dependencies as wheels: ${SDIST_ONLY[*]}"
-  local spec name
-  for name in "${SDIST_ONLY[@]}"; do
-    spec=$(grep -i "^${name}\b" build/requirements.txt || echo "$name")
-    "$PYTHON" -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir build/wheels "$spec"
-  done
+  log "build: sdist-only dependencies, checked against their hashes, as wheels: ${SDIST_ONLY[*]}"
+  "$PYTHON" -m pip wheel --quiet --disable-pip-version-check --no-deps --require-hashes \
+    --wheel-dir build/wheels -r build/sdist-requirements.txt
 
-  log "build: manylinux2014_x86_64 wheels for CPython 3.12 into build/lambda"
+  log "build: manylinux2014_x86_64 wheels for CPython 3.12 into build/lambda, each checked against its hash"
   "$PYTHON" -m pip install --quiet --disable-pip-version-check \
     --target build/lambda \
     --platform manylinux2014_x86_64 --implementation cp --python-version 3.12 \
-    --only-binary=:all: --find-links build/wheels --no-compile \
+    --only-binary=:all: --require-hashes --no-deps --no-compile \
     -r build/requirements.txt
+  # Beside them, the pure-Python wheels just built from the hashed sdists.
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check \
+    --target build/sdist-built --no-index --no-deps --no-compile build/wheels/*.whl
+  cp -R build/sdist-built/. build/lambda/
+  rm -rf build/sdist-built
 
   log "build: digestpub, templates and functions beside the dependencies"
   cp -R src/digestpub build/lambda/digestpub

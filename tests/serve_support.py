@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -72,13 +72,24 @@ def run_digestpub(
 
 
 @contextmanager
-def running_serve(root: Path, env: dict[str, str], port: int, umask: int = -1) -> Iterator[subprocess.Popen[bytes]]:
-    """``digestpub serve --port port`` in ``root``, answering before this yields; killed after."""
+def running_serve(
+    root: Path,
+    env: dict[str, str],
+    port: int,
+    umask: int = -1,
+    *,
+    before: Sequence[str] = (),
+    after: Sequence[str] = (),
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``digestpub [before] serve --port port [after]`` in ``root``, answering before this yields; killed after.
+
+    What it printed and logged is in ``root / "serve.log"``.
+    """
     base_url = f"http://127.0.0.1:{port}/"
     log_path = root / "serve.log"
     with log_path.open("w") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "digestpub", "serve", "--port", str(port)],
+            [sys.executable, "-m", "digestpub", *before, "serve", "--port", str(port), *after],
             env=env,
             cwd=root,
             stdout=log,

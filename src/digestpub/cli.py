@@ -5,8 +5,10 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import sys
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -34,10 +36,15 @@ EXIT_PROBLEMS = 1
 """``check``: publish would skip an input; ``report``: there is no report to show."""
 EXIT_CONFIG = 2
 EXIT_LOCKED = 3
+HELP_OPTIONS = ["-h", "--help"]
 
 
 class _Commands(TyperGroup):
     """The program's commands; ``subscribers``, ``keys`` and ``stats`` load only when asked for (or listed)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _bare_switches(self)
 
     def list_commands(self, ctx: Any) -> list[str]:
         return sorted({*super().list_commands(ctx), "subscribers", "keys", "stats"})
@@ -55,13 +62,28 @@ class _Commands(TyperGroup):
             from digestpub.cli_stats import stats_app
 
             return _group(stats_app, cmd_name, "The newsletter's statistics for editors: tables, --json or --html.")
-        return super().get_command(ctx, cmd_name)
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _bare_switches(command)
+        return command
+
+
+def _bare_switches(command: Any) -> None:
+    """Help shows a switch with no ``<bool>`` after it: ``--dry-run``, never ``--dry-run true``."""
+    # The help option is made on first use, from a context's names: made here, it is shown bare too.
+    help_option = command.get_help_option(typer.Context(command, help_option_names=HELP_OPTIONS))
+    for param in [*command.params, *([help_option] if help_option else [])]:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _bare_switches(sub)
 
 
 def _group(sub_app: typer.Typer, name: str, help_text: str) -> Any:
     command = typer.main.get_command(sub_app)
     command.name = name
     command.help = help_text
+    _bare_switches(command)
     return command
 
 
@@ -70,6 +92,7 @@ app = typer.Typer(
     name="digestpub",
     help="Per-tag feeds, tag pages and email digests from paper summaries.",
     no_args_is_help=True,
+    context_settings={"help_option_names": HELP_OPTIONS},
     add_completion=False,
     pretty_exceptions_enable=False,
 )
@@ -85,8 +108,16 @@ def _console() -> Console:
 class _Stderr:
     """The console on standard error, made on first use: rich costs a tenth of the start-up."""
 
+    quiet = False
+    """``--quiet``: errors only; notes and progress bars are left out."""
+
     def print(self, *objects: Any, **options: Any) -> None:
         _console().print(*objects, **options)
+
+    def note(self, *objects: Any, **options: Any) -> None:
+        """What a run did besides its result, which ``--quiet`` leaves out."""
+        if not self.quiet:
+            self.print(*objects, **options)
 
     @property
     def is_terminal(self) -> bool:
@@ -97,14 +128,27 @@ stderr = _Stderr()
 
 
 class _JsonFormatter(logging.Formatter):
+    """One JSON object a line: when (UTC, ISO 8601), how bad, where from, what; and the exception, if any."""
+
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(
-            {"level": record.levelname, "logger": record.name, "message": record.getMessage()},
-            ensure_ascii=False,
-        )
+        line: dict[str, str] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
 
 
-def _configure_logging(verbose: bool, log_format: str) -> None:
+def _log_level(verbose: bool, quiet: bool) -> int:
+    if quiet:
+        return logging.ERROR
+    return logging.INFO if verbose else logging.WARNING
+
+
+def _configure_logging(level: int, log_format: str) -> None:
     handler: logging.Handler
     if log_format == "json":
         handler = logging.StreamHandler(sys.stderr)
@@ -119,7 +163,7 @@ def _configure_logging(verbose: bool, log_format: str) -> None:
         # rich would wrap at 80 columns, and without rich's share of the start-up.
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)-8s %(message)s"))
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], force=True)
+    logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
 def _version(value: bool) -> None:
@@ -136,12 +180,19 @@ def main_options(
         typer.Option("--config", envvar="DIGESTPUB_CONFIG", help="TOML file of settings.", dir_okay=False),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log cleaned inputs and progress too.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only errors on standard error: no warnings, notes or progress bar.")
+    ] = False,
     log_format: Annotated[str | None, typer.Option(help="text or json (default from settings).")] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    context.obj = {"config": config, "verbose": verbose, "log_format": log_format}
+    if verbose and quiet:
+        stderr.print("[red]error:[/] --verbose and --quiet contradict each other; give one")
+        raise typer.Exit(EXIT_CONFIG)
+    stderr.quiet = quiet
+    context.obj = {"config": config, "level": _log_level(verbose, quiet), "log_format": log_format}
 
 
 def _settings(context: typer.Context, config: Path | None = None, **flags: Any) -> Settings:
@@ -154,13 +205,25 @@ def _settings(context: typer.Context, config: Path | None = None, **flags: Any) 
     except ConfigError as error:
         stderr.print(f"[red]error:[/] {error}")
         raise typer.Exit(EXIT_CONFIG) from None
-    _configure_logging(bool(options.get("verbose")), settings.log_format)
+    _configure_logging(options.get("level", logging.WARNING), settings.log_format)
     return settings
+
+
+@contextmanager
+def reader_may_leave() -> Iterator[None]:
+    """Output to stdout that a reader such as ``head`` may stop reading: that ends it, and not in error."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The interpreter flushes stdout once more on its way out, which would fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
 
 
 def _progress_bar(*, estimate: bool = False) -> AbstractContextManager[Progress | None]:
     """A bar on a terminal; with ``estimate``, each task's ``left`` field (the time left) is shown too."""
-    if not stderr.is_terminal:
+    if stderr.quiet or not stderr.is_terminal:
         return nullcontext(None)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -293,7 +356,7 @@ def publish_command(
         _fail(error)
     typer.echo(report.summary_line())
     if report.skipped:
-        stderr.print(f"{report.skipped} input(s) skipped; see the log above or `digestpub report`")
+        stderr.note(f"{report.skipped} input(s) skipped; see the log above or `digestpub report`")
 
 
 def _keys_from(file: str | None) -> list[str]:
@@ -340,6 +403,7 @@ def check_command(
     """Check summaries with publish's rules before they are uploaded; exit 1 if publish would skip any."""
     from digestpub.check import check_paths
     from digestpub.ingest import SummaryReader
+    from digestpub.text import counted
 
     settings = _settings(context, max_object_bytes=max_object_bytes)
     reader = SummaryReader(settings.lang, settings.max_summary_bytes, settings.max_object_bytes)
@@ -359,8 +423,8 @@ def check_command(
     else:
         for problem in result.problems:
             typer.echo(f"{problem.where()}: {problem.kind}: {problem.reason}")
-        stderr.print(
-            f"checked {result.files} file(s): {result.summaries} summaries, "
+        stderr.note(
+            f"checked {result.files} file(s): {counted(result.summaries, 'summary', 'summaries')}, "
             f"{result.skipped} would be skipped, {result.cleaned} cleaned, {result.warnings} warning(s)"
         )
     if not result.ok:
@@ -522,7 +586,7 @@ def newsletter_command(
     if report.stopped:
         stderr.print(f"[red]mail service failed:[/] {report.stopped}")
     if report.unknown:
-        stderr.print(
+        stderr.note(
             f"{len(report.unknown)} unknown: the server may have delivered them; `--resend-unknown` sends them again"
         )
     if report.left:
@@ -587,11 +651,37 @@ def preview_command(
     typer.echo(f"wrote {out}")
 
 
+@app.command("config")
+def config_command(
+    context: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the settings as JSON.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Print the effective settings and where each came from (flag, variable, file, default); secrets masked."""
+    from digestpub.settings import Settings
+
+    settings = _settings(context, config)
+    options = context.obj or {}
+    origins = Settings.origins(config or options.get("config"), log_format=options.get("log_format"))
+    values = settings.masked()
+    if as_json:
+        described = {name: {"value": value, "source": origins[name]} for name, value in values.items()}
+        typer.echo(json.dumps(described, ensure_ascii=False, indent=1))
+        return
+    # TOML, so that the output (secrets aside) can become a config file.
+    for name, value in values.items():
+        if value is None:
+            typer.echo(f"# {name} is not set  # {origins[name]}")
+        else:
+            typer.echo(f"{name} = {json.dumps(value, ensure_ascii=False)}  # {origins[name]}")
+
+
 @app.command("serve")
 def serve_command(
     context: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    dest: Annotated[str | None, typer.Option(help="The folder to serve: where publish wrote.")] = None,
     config: ConfigOption = None,
     confirm_interval: Annotated[
         float | None, typer.Option(help="Seconds between two confirmation emails to one address.")
@@ -616,6 +706,7 @@ def serve_command(
     settings = _settings(
         context,
         config,
+        dest=dest,
         confirm_interval=confirm_interval,
         confirm_daily_limit=confirm_daily_limit,
         confirm_hourly_limit=confirm_hourly_limit,
@@ -639,6 +730,8 @@ def serve_command(
     except OSError as error:
         stderr.print(f"[red]error:[/] cannot listen on {host}:{port}: {error}")
         raise typer.Exit(EXIT_CONFIG) from None
+    if not stderr.quiet:  # each request, one line: what a local server is watched for
+        logging.getLogger("digestpub.serve").setLevel(logging.INFO)
     typer.echo(f"serving {settings.dest} and the subscription endpoints on http://{host}:{server.server_port}/")
     try:
         server.serve_forever()

@@ -24,7 +24,7 @@ from rich.text import Text
 from digestpub.adapters import open_ledger, open_store
 from digestpub.adapters.outbox import forget_recipient
 from digestpub.adapters.subscribers_factory import open_subscribers
-from digestpub.cli import ConfigOption
+from digestpub.cli import ConfigOption, reader_may_leave
 from digestpub.errors import ConfigError, StorageError
 from digestpub.keyring import key_home, load_ring
 from digestpub.model import Subscriber
@@ -40,6 +40,7 @@ from digestpub.subscribers import (
     normalise_email,
     published_tags,
 )
+from digestpub.text import counted
 
 EXIT_STORAGE = 1
 EXIT_INPUT = 2
@@ -116,14 +117,15 @@ def export_command(
     store = _store(_settings(context, config))
     try:
         if out is None:
-            export_csv(store, sys.stdout)
+            with reader_may_leave():
+                export_csv(store, sys.stdout)
             return
         count = _export_to_file(store, out)
     except StorageError as error:
         raise _fail(str(error), EXIT_STORAGE) from None
     except OSError as error:
         raise _fail(f"cannot write {out}: {error.strerror or error}", EXIT_STORAGE) from None
-    typer.echo(f"{count} subscribers written to {out}", err=True)
+    typer.echo(f"{counted(count, 'subscriber')} written to {out}", err=True)
 
 
 def _export_to_file(store: SubscriberStore, out: Path) -> int:
@@ -186,7 +188,7 @@ def list_command(
     console = Console(highlight=False)
     if count:
         console.print(table)
-    console.print(Text(f"{count} subscribers"))
+    console.print(Text(counted(count, "subscriber")))
 
 
 @subscribers_app.command("delete")

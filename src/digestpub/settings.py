@@ -6,11 +6,13 @@ import unicodedata
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -24,6 +26,9 @@ from digestpub.text import is_language_tag, is_safe_url
 
 _LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})
 """Unicode categories of control characters and line and paragraph separators."""
+
+MASK = "********"
+"""What ``digestpub config`` shows instead of a secret."""
 
 
 class Settings(BaseSettings):
@@ -185,6 +190,39 @@ class Settings(BaseSettings):
         except (OSError, ValueError) as error:
             raise ConfigError(f"cannot read config file {config}: {error}") from None
 
+    @classmethod
+    def origins(cls, config: Path | None = None, **flags: Any) -> dict[str, str]:
+        """Where each setting of ``load(config, **flags)`` comes from: flag, variable, file or default.
+
+        Asks the very sources ``load`` reads, in its order of weight.
+        """
+        from_env = EnvSettingsSource(cls)()
+        from_file = TomlConfigSettingsSource(cls, toml_file=config)() if config is not None else {}
+        prefix = cls.model_config.get("env_prefix", "")
+        found: dict[str, str] = {}
+        for name in cls.model_fields:
+            if flags.get(name) is not None:
+                found[name] = f"flag --{name.replace('_', '-')}"
+            elif name in from_env:
+                found[name] = f"variable {prefix}{name.upper()}"
+            elif name in from_file:
+                found[name] = f"file {config}"
+            else:
+                found[name] = "default"
+        if found["api_url"] == "default":
+            found["api_url"] = "default: base_url"
+        return found
+
+    def masked(self) -> dict[str, Any]:
+        """Every setting's value, with secrets (the token key, a password in a URL) masked."""
+        values = self.model_dump()
+        for name, value in values.items():
+            if isinstance(value, SecretStr):
+                values[name] = MASK
+            elif isinstance(value, str) and "://" in value:
+                values[name] = " ".join(_without_password(part) for part in value.split(" "))
+        return values
+
     def confirmation_limits(self) -> ConfirmationLimits:
         return ConfirmationLimits(
             min_interval=timedelta(seconds=self.confirm_interval),
@@ -204,3 +242,12 @@ class Settings(BaseSettings):
             timezone=self.timezone,
             id_authority=self.id_authority or "",
         )
+
+
+def _without_password(url: str) -> str:
+    """``url`` with the password of its user part, if any, masked: smtp://user:********@host."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:{MASK}@{host}"))

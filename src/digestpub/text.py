@@ -75,6 +75,11 @@ MAX_SLUG_LENGTH = 64
 _CLEANER = nh3.Cleaner(**_CLEAN_OPTIONS)  # type: ignore[arg-type]
 
 
+def counted(count: int, noun: str, plural: str = "") -> str:
+    """A count with its English noun in agreement: ``1 subscriber``, ``2 subscribers``, ``1 summary``."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def clean_text(value: str) -> tuple[str, bool]:
     """Remove what XML cannot carry; the flag says whether anything was removed."""
     if _NOT_XML_SAFE.search(value) is None:

@@ -44,7 +44,7 @@ def test_check_reports_a_file_name_that_is_not_utf8(tmp_path: Path) -> None:
     result = run(tmp_path, "check", "src")
     assert result.returncode == 1, result.stderr
     assert f"src/{DAY}/bad\\xff\\xfe.json: skipped: its name is not valid UTF-8" in result.stdout
-    assert "1 summaries, 1 would be skipped" in result.stderr
+    assert "1 summary, 1 would be skipped" in result.stderr
 
     as_json = run(tmp_path, "check", "src", "--json")
     assert json.loads(as_json.stdout)["problems"][0]["key"] == f"src/{DAY}/bad\\xff\\xfe.json"

@@ -128,7 +128,7 @@ def test_list_with_filters(runner: CliRunner, tmp_path: Path) -> None:
     assert "daily-ok@example.com" in confirmed_daily.stdout
     assert "weekly-ok" not in confirmed_daily.stdout
     assert "waiting" not in confirmed_daily.stdout
-    assert "1 subscribers" in confirmed_daily.stdout
+    assert "1 subscriber\n" in confirmed_daily.stdout
 
     pending = runner.invoke(app, ["subscribers", "list", "--status", "pending"])
     assert "waiting@example.com" in pending.stdout and "daily-ok" not in pending.stdout

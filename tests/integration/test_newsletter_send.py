@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import lxml.html
 import pytest
 
 from digestpub.adapters.folder import FolderStore
@@ -449,6 +450,31 @@ def test_cli_test_copy_goes_to_one_address_and_records_nothing(cli_scenario: Sce
     assert real.returncode == 0, real.stderr
     got = recipients(outbox_messages(cli_scenario.outbox_dir))
     assert got == {"someone@example.com": 1, "alice@example.com": 1, "bob@example.com": 1}
+
+
+@pytest.mark.parametrize(("lang", "mark"), [("ru", "[Тест] "), ("en", "[Test] ")])
+def test_cli_test_copy_says_so_in_its_subject(cli_scenario: Scenario, lang: str, mark: str) -> None:
+    copy = run_cli(cli_scenario, "newsletter", "--frequency", "daily", "--to", "someone@example.com", "--lang", lang)
+    assert copy.returncode == 0, copy.stderr
+    (tested,) = outbox_messages(cli_scenario.outbox_dir)
+    assert str(tested["Subject"]).startswith(mark), tested["Subject"]
+
+    real = run_cli(cli_scenario, "newsletter", "--frequency", "daily")
+    assert real.returncode == 0, real.stderr
+    issued = [message for message in outbox_messages(cli_scenario.outbox_dir) if message is not tested]
+    subjects = {str(message["Subject"]) for message in outbox_messages(cli_scenario.outbox_dir)}
+    assert len(subjects) == 3 and len(issued) == 3
+    assert [subject for subject in subjects if "[Тест]" in subject or "[Test]" in subject] == [str(tested["Subject"])]
+
+
+def test_the_emails_tag_chips_read_as_separate_words(cli_scenario: Scenario) -> None:
+    result = run_cli(cli_scenario, "newsletter", "--frequency", "daily")
+    assert result.returncode == 0, result.stderr
+    for message in outbox_messages(cli_scenario.outbox_dir):
+        _text, html = body_parts(message)
+        chips = lxml.html.fromstring(html).xpath("//p[a[contains(@class, 'tag')]]")
+        words = [" ".join(paragraph.text_content().split()) for paragraph in chips]
+        assert "mllm vqa" in words, words  # paper 2's chips, in both readers' emails
 
 
 def test_cli_preview_writes_the_tag_issue(cli_scenario: Scenario) -> None:

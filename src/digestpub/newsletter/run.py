@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
 from digestpub.errors import NothingToRead
@@ -17,7 +17,9 @@ from digestpub.ports import Ledger, Mailer, ObjectStore, SubscriberStore
 from digestpub.site import Site
 from digestpub.state.keys import SEND_LOCK_KEY
 from digestpub.state.lock import StateLock
+from digestpub.text import counted
 from digestpub.tokens import TokenKey
+from digestpub.words import words_for
 
 _LEASE_MARGIN = 600.0
 """Seconds a send's lease lasts beyond its longest run: slow answers of the mail service."""
@@ -145,7 +147,10 @@ def send_test_copy(
     """
     issue, renderer, factory = build_issue(context, frequency, on, dry_run=True, now=now)
     reader = _sample_reader("test-copy", recipient, tags, frequency, lang)
-    message_id, message = factory.build(_readable_segment(renderer, issue, tags, lang), reader)
+    segment = _readable_segment(renderer, issue, tags, lang)
+    # Said in the subject, so that a copy kept or forwarded is never taken for the issue itself.
+    subject = words_for(lang)["test_copy_subject"].format(subject=segment.subject)
+    message_id, message = factory.build(replace(segment, subject=subject), reader)
     context.mailer.send(factory.envelope_sender, recipient, message)
     return message_id
 
@@ -164,7 +169,7 @@ def _readable_segment(renderer: IssueRenderer, issue: Issue, tags: tuple[str, ..
     if segment.empty:
         wanted = f"the tags {' '.join(tags)}" if tags else "any tag"
         raise NothingToRead(
-            f"{issue.id} holds nothing for {wanted} ({len(issue.summaries)} summaries in all): "
+            f"{issue.id} holds nothing for {wanted} ({counted(len(issue.summaries), 'summary', 'summaries')} in all): "
             "no email to make; choose other --tags or --date"
         )
     return segment
