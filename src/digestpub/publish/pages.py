@@ -43,6 +43,17 @@ class Paging:
         """Newest items a window keeps: a few more than a feed shows, so an edit that drops one leaves it full."""
         return self.feed_size + max(10, self.feed_size // 5)
 
+    def window_items(self, newest_first: list[WindowItem], window: Window) -> list[WindowItem]:
+        """What ``window`` keeps of ``newest_first``: the newest few more than it shows, its open page, its
+        corrections (``window``'s ``positions`` and ``corrections`` are already as the run leaves them)."""
+        keep = self.keep()
+        first_open = self.complete_pages(window) * self.page_size
+        return [
+            item
+            for index, item in enumerate(newest_first)
+            if index < keep or item.position >= first_open or item.id in window.corrections
+        ]
+
     def open_items(self, window: Window) -> list[WindowItem]:
         first_open = self.complete_pages(window) * self.page_size
         return [item for item in window.items if item.position >= first_open]
@@ -113,12 +124,7 @@ def plan_feed(
     pool = sorted([*kept, *added], key=newest_first_key, reverse=True)
     positions = max([window.positions, *(position + 1 for position in placed.values())])
     next_window = Window([], {}, positions, fixes.corrections, fixes.tombstones)
-    first_open_after = paging.complete_pages(next_window) * paging.page_size
-    next_window.items = [
-        item
-        for index, item in enumerate(pool)
-        if index < paging.keep() or item.position >= first_open_after or item.id in fixes.corrections
-    ]
+    next_window.items = paging.window_items(pool, next_window)
     subscription = FeedPlan(feed, next_window.items, window, next_window, removed=len(window.items) - len(kept))
     result = FeedChanges(subscription, _completed_pages(feed, window, next_window, pool, paging), placed)
     for number, (page_inserts, page_removals) in sorted(fixes.pages.items()):
@@ -239,13 +245,7 @@ def refill(
         if read >= keep:
             break
     found.sort(key=newest_first_key, reverse=True)
-    first_open = paging.complete_pages(subscription.next) * paging.page_size
-    corrections = subscription.next.corrections
-    subscription.items[:] = [
-        item
-        for index, item in enumerate(found)
-        if index < keep or item.position >= first_open or item.id in corrections
-    ]
+    subscription.items[:] = paging.window_items(found, subscription.next)
 
 
 def tally(items: Sequence[WindowItem], month_of: Callable[[str], str]) -> PageTally:
