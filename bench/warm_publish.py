@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus import write_corpus
-from digestpub.adapters import open_store
+from digestpub.app.locations import open_store
 from digestpub.model import ObjectInfo
 from digestpub.ports import ObjectStore
 from digestpub.publish import publish

@@ -12,12 +12,12 @@ from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeN
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from digestpub import cloud
-from digestpub.adapters import open_store
+from digestpub.app import cloud
+from digestpub.app.locations import open_store
+from digestpub.app.wiring import hub_notifier
 from digestpub.errors import StateLocked
 from digestpub.publish import publish
 from digestpub.publish.listing import named_keys, source_keys
-from digestpub.wiring import hub_notifier
 
 logger = Logger()
 metrics = Metrics()

@@ -56,8 +56,8 @@ class ObjectStore(Protocol):
 class SubscriberStore(Protocol):
     """Subscribers, keyed by ``id`` and unique by address, whatever its case.
 
-    An address is stored as typed (normalised by ``digestpub.subscribers.normalise_email``)
-    and matched by ``digestpub.subscribers.address_key``. Every change of an existing
+    An address is stored as typed (normalised by ``digestpub.subscriptions.subscribers.normalise_email``)
+    and matched by ``digestpub.subscriptions.subscribers.address_key``. Every change of an existing
     subscriber is one conditional write: a transition returns the subscriber as it
     became, or ``None`` when the subscriber is gone or its condition did not hold
     (then nothing changed). Racing writes therefore never undo each other.

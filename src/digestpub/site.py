@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +33,17 @@ HTML_TYPE = "text/html; charset=utf-8"
 OPML_TYPE = "text/x-opml; charset=utf-8"
 ID_YEAR = 2026
 """The year in the ``tag:`` ids of a site that did not choose one."""
+
+
+_AUTHORITY = re.compile(r"(?P<host>[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?:,(?P<year>\d{4}))?\Z")
+
+
+def parse_authority(text: str) -> str:
+    """The setting's ``host`` or ``host,year`` as ``host,year``; ``ValueError`` (a settings error) for anything else."""
+    found = _AUTHORITY.match(text.strip().lower())
+    if found is None:
+        raise ValueError(f"{text!r} is not a host name, optionally with a year: digest.example,2026")
+    return f"{found['host']},{found['year'] or ID_YEAR}"
 
 
 @dataclass(frozen=True)

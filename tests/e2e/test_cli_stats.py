@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
-from digestpub.adapters.folder import FolderStore
-from digestpub.adapters.ledger_sqlite import SqliteLedger
-from digestpub.adapters.sqlite import SqliteSubscriberStore
+from digestpub.adapters.folder_store import FolderStore
+from digestpub.adapters.sqlite_ledger import SqliteLedger
+from digestpub.adapters.sqlite_subscribers import SqliteSubscriberStore
 from digestpub.newsletter.archive_index import INDEX_KEY, ArchivedIssue
 from digestpub.newsletter.stats import EVENTS, iso_week
 from digestpub.ports import Ledger, SubscriberStore
-from digestpub.subscribers import new_subscriber
+from digestpub.subscriptions.subscribers import new_subscriber
 from tests.conftest import html_problems
 from tests.e2e.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS
 
@@ -136,8 +136,8 @@ def test_issues_older_than_the_weeks_count_only_among_the_newest(sqlite_env: dic
 def test_dynamodb_gives_the_same_figures(moto_server: str, tmp_path: Path, sqlite_env: dict[str, str]) -> None:
     import boto3
 
-    from digestpub.adapters.dynamodb import DynamoSubscriberStore, create_subscribers_table
-    from digestpub.adapters.ledger_dynamodb import DynamoLedger, create_ledger_table
+    from digestpub.adapters.dynamodb_ledger import DynamoLedger, create_ledger_table
+    from digestpub.adapters.dynamodb_subscribers import DynamoSubscriberStore, create_subscribers_table
 
     table = f"stats-{uuid.uuid4().hex[:12]}"
     client = boto3.client("dynamodb")

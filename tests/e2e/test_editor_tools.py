@@ -10,7 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
-from digestpub.adapters.folder import FolderStore
+from digestpub.adapters.folder_store import FolderStore
 from digestpub.model import PublishReport
 from tests.conftest import EXAMPLES
 from tests.e2e.test_cli import one_line, run

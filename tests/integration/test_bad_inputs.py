@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from digestpub.adapters.folder import FolderStore
+from digestpub.adapters.folder_store import FolderStore
 from digestpub.model import Problem, PublishReport
 from digestpub.publish import PublishOptions, publish
 from digestpub.site import Site

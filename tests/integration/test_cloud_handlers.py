@@ -29,18 +29,18 @@ import feedparser
 import pytest
 from lxml import etree
 
-from digestpub import cloud
-from digestpub.adapters.dynamodb import DynamoSubscriberStore, create_subscribers_table
-from digestpub.adapters.ledger_dynamodb import DynamoLedger, create_ledger_table
-from digestpub.adapters.s3 import S3Store
+from digestpub.adapters.dynamodb_ledger import DynamoLedger, create_ledger_table
+from digestpub.adapters.dynamodb_subscribers import DynamoSubscriberStore, create_subscribers_table
+from digestpub.adapters.s3_store import S3Store
+from digestpub.app import cloud
 from digestpub.errors import ConfigError
 from digestpub.model import Subscriber
 from digestpub.publish.report import load_latest_report
 from digestpub.site import FEED_FILE_NAMES
 from digestpub.state.lock import StateLock
-from digestpub.subscribers import new_subscriber
-from digestpub.tokens import make_token, verify_token
-from digestpub.web import form_token
+from digestpub.subscriptions.endpoints import form_token
+from digestpub.subscriptions.subscribers import new_subscriber
+from digestpub.subscriptions.tokens import make_token, verify_token
 from tests.cloud_support import (
     FakeLambdaContext,
     http_event,

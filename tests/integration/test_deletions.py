@@ -19,7 +19,7 @@ from typing import Any
 import feedparser
 import pytest
 
-from digestpub.adapters import open_store
+from digestpub.app.locations import open_store
 from digestpub.newsletter.fanout import recipient_batches, send_recipient_batch
 from digestpub.newsletter.issues import prepare_issue
 from digestpub.newsletter.run import build_issue
@@ -342,9 +342,9 @@ def test_a_deleted_summary_logged_but_not_yet_sent_is_not_in_the_next_issue(sour
 
 
 def test_a_key_that_is_not_a_summary_key_is_refused_before_the_run(tmp_path: Path) -> None:
+    from digestpub.app.wiring import publish_options
     from digestpub.errors import ConfigError
     from digestpub.settings import Settings
-    from digestpub.wiring import publish_options
 
     settings = Settings.load(source=str(tmp_path))
     with pytest.raises(ConfigError, match=r"not summary keys: 'summaries/2026/11/20/a\.json', '2026/11/20/a\.txt'"):

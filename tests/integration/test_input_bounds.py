@@ -17,12 +17,12 @@ from typing import Any
 import boto3
 import pytest
 
-from digestpub.adapters import open_store
-from digestpub.adapters.folder import FolderStore
+from digestpub.adapters.folder_store import FolderStore
+from digestpub.app.locations import open_store
 from digestpub.errors import ObjectTooLarge
-from digestpub.ingest import PROBLEMS_LISTED
 from digestpub.model import PublishReport
 from digestpub.publish import PublishOptions, publish
+from digestpub.publish.ingest import PROBLEMS_LISTED
 from digestpub.site import Site
 from tests.conftest import summary, write_json
 
@@ -165,7 +165,7 @@ def test_a_flood_of_broken_lines_keeps_the_report_the_log_and_the_state_small(
 def test_a_long_record_kept_by_an_older_run_is_summed_up_by_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from digestpub import ingest
+    from digestpub.publish import ingest
 
     source = tmp_path / "source"
     write_good(source, 1)
@@ -289,7 +289,7 @@ def test_tags_told_apart_by_plus_and_sharp_get_pages_of_their_own(tmp_path: Path
 def test_a_tag_published_by_the_old_rule_keeps_its_url(tmp_path: Path) -> None:
     from slugify import slugify
 
-    from digestpub import ingest
+    from digestpub.publish import ingest
 
     source = tmp_path / "source"
     write_tagged(source, 1, "C++", "Вопрос")

@@ -28,8 +28,8 @@ import pytest
 from lxml import etree
 from lxml import html as lxml_html
 
-from digestpub.adapters import open_store
-from digestpub.adapters.folder import FolderStore
+from digestpub.adapters.folder_store import FolderStore
+from digestpub.app.locations import open_store
 from digestpub.errors import StateLocked, StorageError
 from digestpub.model import ObjectInfo, PublishReport
 from digestpub.ports import ObjectStore
@@ -1020,7 +1020,7 @@ _PUBLISH_SCRIPT = textwrap.dedent(
     """
     import json, sys
     from datetime import timedelta
-    from digestpub.adapters import open_store
+    from digestpub.app.locations import open_store
     from digestpub.publish import PublishOptions, publish
     from digestpub.settings import Settings
     from tests.conftest import summary, write_json

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from digestpub.ingest import SummaryReader
 from digestpub.model import Problem, Summary
+from digestpub.publish.ingest import SummaryReader
 from tests.conftest import summary
 
 KEY = "2026/11/20/paper.json"

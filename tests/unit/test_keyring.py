@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from digestpub.adapters.folder import FolderStore
+from digestpub.adapters.folder_store import FolderStore
 from digestpub.errors import ConfigError, PreconditionFailed
-from digestpub.keyring import RING_OBJECT, KeyHome, key_home, load_ring, retire, rotate
-from digestpub.tokens import make_token, verify_token
+from digestpub.subscriptions.keyring import RING_OBJECT, KeyHome, key_home, load_ring, retire, rotate
+from digestpub.subscriptions.tokens import make_token, verify_token
 from tests.fakes import MemoryStore
 
 SUBSCRIBER = "0f8fad5bd9cb469fa16570867728950e"

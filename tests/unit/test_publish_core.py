@@ -17,11 +17,11 @@ from lxml import etree
 from lxml import html as lxml_html
 
 from digestpub.errors import StateLocked, StorageError
-from digestpub.ingest import SummaryReader
 from digestpub.model import PublishReport, Summary
 from digestpub.newsletter.issues import prepare_issue
 from digestpub.publish import PublishOptions, publish
 from digestpub.publish import run as publish_run
+from digestpub.publish.ingest import SummaryReader
 from digestpub.site import Site
 from digestpub.state import catalog, keys
 from digestpub.state import ids as state_ids

@@ -23,7 +23,7 @@ from functools import cached_property
 from digestpub.model import Subscriber
 from digestpub.newsletter.render import EMAIL_MARK, PREFERENCES_MARK, UNSUBSCRIBE_MARK, Segment
 from digestpub.site import Site
-from digestpub.tokens import TokenKey, make_token
+from digestpub.subscriptions.tokens import TokenKey, make_token
 
 _LINE = 57
 """Bytes per 76-character base64 line."""

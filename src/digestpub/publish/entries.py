@@ -19,11 +19,11 @@ from functools import partial
 from typing import Any, TypeVar
 
 from digestpub.errors import ObjectTooLarge
-from digestpub.ingest import SummaryReader
 from digestpub.model import Problem, Summary, SummaryRef
-from digestpub.parallel import ForkedWorkers
 from digestpub.ports import ObjectStore
+from digestpub.publish.ingest import SummaryReader
 from digestpub.publish.listing import Progress
+from digestpub.publish.parallel import ForkedWorkers
 from digestpub.render.entries import EntryPack, render_entries
 from digestpub.site import Site
 

@@ -16,10 +16,10 @@ from datetime import datetime
 
 import xxhash
 
-from digestpub.ingest import SummaryReader
 from digestpub.model import TagInfo
 from digestpub.ports import ObjectStore
 from digestpub.publish.entries import read_again, spread
+from digestpub.publish.ingest import SummaryReader
 from digestpub.publish.pages import FeedPlan, Paging
 from digestpub.render import Output
 from digestpub.render.entries import EntryPack, render_entries

@@ -10,14 +10,13 @@ from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
-from digestpub import identity
 from digestpub.errors import StorageError
-from digestpub.ingest import SummaryReader
 from digestpub.model import PublishReport, Summary, SummaryRef, sortable_time
 from digestpub.ports import HubNotifier, ObjectStore
-from digestpub.publish import announce
+from digestpub.publish import announce, identity
 from digestpub.publish.entries import SummarySource, read_again
 from digestpub.publish.fingerprint import rendering_fingerprint
+from digestpub.publish.ingest import SummaryReader
 from digestpub.publish.listing import Progress, full_scan_due, list_changed, read_with_copies
 from digestpub.publish.options import PublishOptions
 from digestpub.publish.pages import FeedChanges, FeedPlan, Paging, plan_feed, refill, retally
@@ -31,12 +30,12 @@ from digestpub.publish.plan import (
     not_published_before,
 )
 from digestpub.publish.report import count_merge, count_published, save_report, sort_out, timed, warn_if_short
+from digestpub.publish.tagging import kept_slugs
 from digestpub.site import ALL_FEED, Site
 from digestpub.state.catalog import Catalog
 from digestpub.state.lock import StateLock
 from digestpub.state.log import logged_versions
 from digestpub.state.parts import WindowItem
-from digestpub.tagging import kept_slugs
 
 if TYPE_CHECKING:
     from digestpub.publish.write import Written

@@ -5,37 +5,36 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from digestpub import __version__
-from digestpub.errors import ConfigError, DigestpubError, MailError, NothingToRead, StateLocked, StorageError
+from digestpub.app.console import (
+    EXIT_CONFIG,
+    EXIT_PROBLEMS,
+    EXIT_STORAGE,
+    ConfigOption,
+    fail,
+    log_level,
+    progress_bar,
+    settings_for,
+    stderr,
+    time_left,
+)
+from digestpub.errors import ConfigError, DigestpubError
 
 if TYPE_CHECKING:
-    from rich.console import Console
-    from rich.progress import Progress
-
     from digestpub.model import Frequency
-    from digestpub.settings import Settings
 
 # Each command imports its own modules when it runs: every run of the program
 # pays for what it imports at the top, and `digestpub --version` should cost
 # only the interpreter and typer.
 
-EXIT_STORAGE = 1
-EXIT_PROBLEMS = 1
-"""``check``: publish would skip an input; ``report``: there is no report to show."""
-EXIT_CONFIG = 2
-EXIT_LOCKED = 3
 HELP_OPTIONS = ["-h", "--help"]
 
 
@@ -51,15 +50,15 @@ class _Commands(TyperGroup):
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name == "subscribers":
-            from digestpub.cli_subscribers import subscribers_app
+            from digestpub.app.cli_subscribers import subscribers_app
 
             return _group(subscribers_app, cmd_name, "Import, export and list newsletter subscribers.")
         if cmd_name == "keys":
-            from digestpub.cli_keys import keys_app
+            from digestpub.app.cli_keys import keys_app
 
             return _group(keys_app, cmd_name, "Rotate and retire the token keys that sign the links in emails.")
         if cmd_name == "stats":
-            from digestpub.cli_stats import stats_app
+            from digestpub.app.cli_stats import stats_app
 
             return _group(stats_app, cmd_name, "The newsletter's statistics for editors: tables, --json or --html.")
         command = super().get_command(ctx, cmd_name)
@@ -98,74 +97,6 @@ app = typer.Typer(
 )
 
 
-@cache
-def _console() -> Console:
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-class _Stderr:
-    """The console on standard error, made on first use: rich costs a tenth of the start-up."""
-
-    quiet = False
-    """``--quiet``: errors only; notes and progress bars are left out."""
-
-    def print(self, *objects: Any, **options: Any) -> None:
-        _console().print(*objects, **options)
-
-    def note(self, *objects: Any, **options: Any) -> None:
-        """What a run did besides its result, which ``--quiet`` leaves out."""
-        if not self.quiet:
-            self.print(*objects, **options)
-
-    @property
-    def is_terminal(self) -> bool:
-        return sys.stderr.isatty()
-
-
-stderr = _Stderr()
-
-
-class _JsonFormatter(logging.Formatter):
-    """One JSON object a line: when (UTC, ISO 8601), how bad, where from, what; and the exception, if any."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, str] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False)
-
-
-def _log_level(verbose: bool, quiet: bool) -> int:
-    if quiet:
-        return logging.ERROR
-    return logging.INFO if verbose else logging.WARNING
-
-
-def _configure_logging(level: int, log_format: str) -> None:
-    handler: logging.Handler
-    if log_format == "json":
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(_JsonFormatter())
-    elif sys.stderr.isatty():
-        from rich.logging import RichHandler
-
-        handler = RichHandler(console=_console(), show_time=False, show_path=False, markup=False)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-    else:
-        # Into a file or a pipe (cron, CI, a scheduler): one line a record, which
-        # rich would wrap at 80 columns, and without rich's share of the start-up.
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)-8s %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"digestpub {__version__}")
@@ -192,61 +123,7 @@ def main_options(
         stderr.print("[red]error:[/] --verbose and --quiet contradict each other; give one")
         raise typer.Exit(EXIT_CONFIG)
     stderr.quiet = quiet
-    context.obj = {"config": config, "level": _log_level(verbose, quiet), "log_format": log_format}
-
-
-def _settings(context: typer.Context, config: Path | None = None, **flags: Any) -> Settings:
-    """Settings with the command's flags; its ``--config`` (after the subcommand) beats the main one."""
-    from digestpub.settings import Settings
-
-    options = context.obj or {}
-    try:
-        settings = Settings.load(config or options.get("config"), log_format=options.get("log_format"), **flags)
-    except ConfigError as error:
-        stderr.print(f"[red]error:[/] {error}")
-        raise typer.Exit(EXIT_CONFIG) from None
-    _configure_logging(options.get("level", logging.WARNING), settings.log_format)
-    return settings
-
-
-@contextmanager
-def reader_may_leave() -> Iterator[None]:
-    """Output to stdout that a reader such as ``head`` may stop reading: that ends it, and not in error."""
-    try:
-        yield
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # The interpreter flushes stdout once more on its way out, which would fail again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise typer.Exit(0) from None
-
-
-def _progress_bar(*, estimate: bool = False) -> AbstractContextManager[Progress | None]:
-    """A bar on a terminal; with ``estimate``, each task's ``left`` field (the time left) is shown too."""
-    if stderr.quiet or not stderr.is_terminal:
-        return nullcontext(None)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = [TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    if estimate:
-        columns.append(TextColumn("{task.fields[left]}"))
-    return Progress(*columns, console=_console(), transient=True)
-
-
-def time_left(done: int, total: int, rate: float) -> str:
-    """What is left of ``total`` sends after ``done``, at ``rate`` a second: "about 4 min left"."""
-    seconds = max(total - done, 0) / rate
-    if seconds < 60:
-        return f"about {seconds:.0f} s left"
-    if seconds < 3600:
-        return f"about {seconds / 60:.0f} min left"
-    return f"about {seconds / 3600:.1f} h left"
-
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", envvar="DIGESTPUB_CONFIG", help="TOML file of settings.", dir_okay=False),
-]
+    context.obj = {"config": config, "level": log_level(verbose, quiet), "log_format": log_format}
 
 
 MaxObjectBytesOption = Annotated[
@@ -304,11 +181,11 @@ def publish_command(
     config: ConfigOption = None,
 ) -> None:
     """Read new, edited and deleted summaries and write the feeds and pages they change."""
-    from digestpub.adapters import open_store
+    from digestpub.app.locations import open_store
+    from digestpub.app.wiring import hub_notifier, publish_options
     from digestpub.publish import publish
-    from digestpub.wiring import hub_notifier, publish_options
 
-    settings = _settings(
+    settings = settings_for(
         context,
         config,
         source=source,
@@ -331,9 +208,9 @@ def publish_command(
         named = [*(keys or []), *_keys_from(keys_from)]
         options = publish_options(settings, full_scan=full_scan, rebuild=rebuild, keys=named)
     except ConfigError as error:
-        _fail(error)
+        fail(error)
     try:
-        with _progress_bar() as bar:
+        with progress_bar() as bar:
             tasks: dict[str, Any] = {}
 
             def progress(stage: str, done: int, total: int) -> None:
@@ -353,7 +230,7 @@ def publish_command(
                 hub_notifier(settings),
             )
     except DigestpubError as error:
-        _fail(error)
+        fail(error)
     typer.echo(report.summary_line())
     if report.skipped:
         stderr.note(f"{report.skipped} input(s) skipped; see the log above or `digestpub report`")
@@ -370,23 +247,6 @@ def _keys_from(file: str | None) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _fail(error: DigestpubError) -> NoReturn:
-    if isinstance(error, (ConfigError, NothingToRead)):
-        stderr.print(f"[red]error:[/] {error}")
-        raise typer.Exit(EXIT_CONFIG)
-    if isinstance(error, StateLocked):
-        stderr.print(f"[yellow]locked:[/] {error}")
-        raise typer.Exit(EXIT_LOCKED)
-    if isinstance(error, StorageError):
-        label = "storage failed"
-    elif isinstance(error, MailError):
-        label = "mail service failed"
-    else:
-        label = "failed"
-    stderr.print(f"[red]{label}:[/] {error}")
-    raise typer.Exit(EXIT_STORAGE)
-
-
 @app.command("check")
 def check_command(
     context: typer.Context,
@@ -401,16 +261,16 @@ def check_command(
     max_object_bytes: MaxObjectBytesOption = None,
 ) -> None:
     """Check summaries with publish's rules before they are uploaded; exit 1 if publish would skip any."""
-    from digestpub.check import check_paths
-    from digestpub.ingest import SummaryReader
+    from digestpub.publish.check import check_paths
+    from digestpub.publish.ingest import SummaryReader
     from digestpub.text import counted
 
-    settings = _settings(context, max_object_bytes=max_object_bytes)
+    settings = settings_for(context, max_object_bytes=max_object_bytes)
     reader = SummaryReader(settings.lang, settings.max_summary_bytes, settings.max_object_bytes)
     try:
         result = check_paths(paths, reader, exclude or ())
     except DigestpubError as error:
-        _fail(error)
+        fail(error)
     if as_json:
         problems = [problem.model_dump() for problem in result.problems]
         typer.echo(
@@ -438,21 +298,21 @@ def report_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the saved report as JSON.")] = False,
 ) -> None:
     """Show the last publish run's report: what it did, and the skipped inputs still unfixed."""
-    from digestpub.adapters import open_store
+    from digestpub.app.locations import open_store
     from digestpub.publish.report import load_latest_report
 
-    settings = _settings(context, state=state)
+    settings = settings_for(context, state=state)
     try:
         report = load_latest_report(open_store(settings.state))
     except DigestpubError as error:
-        _fail(error)
+        fail(error)
     if report is None:
         stderr.print(f"[yellow]no report:[/] no publish run has been recorded in {settings.state}")
         raise typer.Exit(EXIT_PROBLEMS)
     if as_json:
         typer.echo(report.model_dump_json(indent=1))
         return
-    from digestpub.report_view import print_report
+    from digestpub.app.report_view import print_report
 
     print_report(report)
 
@@ -528,10 +388,10 @@ def newsletter_command(
     send (the mail service or a store failed, or addresses were deferred): the same
     command again sends exactly the rest; 2 bad settings; 3 another run holds the lock.
     """
+    from digestpub.app.wiring import newsletter_context, send_options
     from digestpub.newsletter.run import send_newsletter, send_test_copy
-    from digestpub.wiring import newsletter_context, send_options
 
-    settings = _settings(
+    settings = settings_for(
         context,
         config,
         state=state,
@@ -555,7 +415,7 @@ def newsletter_command(
     try:
         newsletter = newsletter_context(settings)
         if to is not None:
-            from digestpub.subscribers import normalise_email, normalise_tags
+            from digestpub.subscriptions.subscribers import normalise_email, normalise_tags
 
             try:
                 message_id = send_test_copy(newsletter, chosen, day, normalise_email(to), normalise_tags(tags), lang)
@@ -564,7 +424,7 @@ def newsletter_command(
             typer.echo(f"test copy sent to {to}: {message_id}")
             return
         options = send_options(settings, dry_run=dry_run, resend_unknown=resend_unknown)
-        with _progress_bar(estimate=True) as bar:
+        with progress_bar(estimate=True) as bar:
             task: list[Any] = []
 
             def progress(stage: str, done: int, total: int) -> None:
@@ -581,7 +441,7 @@ def newsletter_command(
             finally:
                 newsletter.mailer.close()
     except DigestpubError as error:
-        _fail(error)
+        fail(error)
     typer.echo(report.summary_line())
     if report.stopped:
         stderr.print(f"[red]mail service failed:[/] {report.stopped}")
@@ -623,10 +483,10 @@ def preview_command(
 
     Exit 2 when that subscriber would get nothing (no email is made for them).
     """
+    from digestpub.app.wiring import newsletter_context
     from digestpub.newsletter.run import preview_html
-    from digestpub.wiring import newsletter_context
 
-    settings = _settings(
+    settings = settings_for(
         context,
         config,
         state=state,
@@ -641,11 +501,11 @@ def preview_command(
     chosen = _frequency(frequency.lower())
     day = (on_date or datetime.now(UTC)).date()
     try:
-        from digestpub.subscribers import normalise_tags
+        from digestpub.subscriptions.subscribers import normalise_tags
 
         html = preview_html(newsletter_context(settings), chosen, day, normalise_tags(tags), lang)
     except DigestpubError as error:
-        _fail(error)
+        fail(error)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
     typer.echo(f"wrote {out}")
@@ -660,7 +520,7 @@ def config_command(
     """Print the effective settings and where each came from (flag, variable, file, default); secrets masked."""
     from digestpub.settings import Settings
 
-    settings = _settings(context, config)
+    settings = settings_for(context, config)
     options = context.obj or {}
     origins = Settings.origins(config or options.get("config"), log_format=options.get("log_format"))
     values = settings.masked()
@@ -697,13 +557,13 @@ def serve_command(
     """Serve dest and the subscription endpoints on one port: the local twin of the cloud."""
     from urllib.parse import urlsplit
 
-    from digestpub import wiring
-    from digestpub.serve import make_server
-    from digestpub.subscriptions import SendAfterAnswer, Subscriptions
-    from digestpub.web import Endpoints
-    from digestpub.wiring import newsletter_context
+    from digestpub.app import wiring
+    from digestpub.app.serve import make_server
+    from digestpub.app.wiring import newsletter_context
+    from digestpub.subscriptions.endpoints import Endpoints
+    from digestpub.subscriptions.use_cases import SendAfterAnswer, Subscriptions
 
-    settings = _settings(
+    settings = settings_for(
         context,
         config,
         dest=dest,
@@ -726,12 +586,12 @@ def serve_command(
         endpoints.use()  # a bad store or token key stops the start, not the first visitor
         server = make_server(host, port, Path(settings.dest), endpoints, urlsplit(site.api_url).path)
     except DigestpubError as error:
-        _fail(error)
+        fail(error)
     except OSError as error:
         stderr.print(f"[red]error:[/] cannot listen on {host}:{port}: {error}")
         raise typer.Exit(EXIT_CONFIG) from None
     if not stderr.quiet:  # each request, one line: what a local server is watched for
-        logging.getLogger("digestpub.serve").setLevel(logging.INFO)
+        logging.getLogger("digestpub.app.serve").setLevel(logging.INFO)
     typer.echo(f"serving {settings.dest} and the subscription endpoints on http://{host}:{server.server_port}/")
     try:
         server.serve_forever()

@@ -12,14 +12,14 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from digestpub import wiring
+from digestpub.app import wiring
 from digestpub.newsletter.run import NewsletterContext
 from digestpub.publish import PublishOptions
 from digestpub.settings import Settings
-from digestpub.subscriptions import Subscriptions
+from digestpub.subscriptions.use_cases import Subscriptions
 
 if TYPE_CHECKING:
-    from digestpub.combined import CombinedFeeds
+    from digestpub.publish.combined import CombinedFeeds
 
 TOKEN_KEY_PARAMETER = "DIGESTPUB_TOKEN_KEY_PARAMETER"  # noqa: S105 - a variable name, not a secret
 

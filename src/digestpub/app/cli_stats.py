@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from digestpub.cli import ConfigOption, _fail, _settings
+from digestpub.app.console import ConfigOption, fail, settings_for
 from digestpub.errors import ConfigError, DigestpubError
 from digestpub.newsletter.stats import EVENTS, Stats
 
@@ -41,11 +41,10 @@ def stats_command(
     config: ConfigOption = None,
 ) -> None:
     """Subscribers by status, frequency and language; changes and emails sent per week and per issue; busiest tags."""
-    from digestpub.adapters import open_ledger, open_store
-    from digestpub.adapters.subscribers_factory import open_subscribers
+    from digestpub.app.locations import open_ledger, open_store, open_subscribers
     from digestpub.newsletter.stats import collect
 
-    settings = _settings(context, config)
+    settings = settings_for(context, config)
     now = datetime.now(UTC) if until is None else until.replace(hour=12, tzinfo=UTC)
     try:
         figures = collect(
@@ -59,7 +58,7 @@ def stats_command(
         if html is not None:
             _write_page(html, settings.site(), figures, now)
     except DigestpubError as error:
-        _fail(error)
+        fail(error)
     if as_json:
         import orjson
 

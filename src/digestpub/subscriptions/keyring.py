@@ -20,7 +20,7 @@ from pathlib import Path
 from digestpub.errors import ConfigError, PreconditionFailed, StorageError
 from digestpub.ports import ObjectStore
 from digestpub.private import SECRETS_PREFIX
-from digestpub.tokens import KeyRing, format_ring, new_key, parse_ring
+from digestpub.subscriptions.tokens import KeyRing, format_ring, new_key, parse_ring
 
 log = logging.getLogger("digestpub.keys")
 
@@ -50,7 +50,7 @@ def key_home(subscribers: str, state: ObjectStore) -> KeyHome:
     """Beside a SQLite subscriber store (its folder); with DynamoDB, where the cloud has no SSM
     parameter and no ``token_key`` is set, the publish state as before."""
     if subscribers.startswith(_SQLITE):
-        from digestpub.adapters.folder import FolderStore
+        from digestpub.adapters.folder_store import FolderStore
 
         return KeyHome(FolderStore(Path(subscribers.removeprefix(_SQLITE)).parent), state)
     return KeyHome(state, state)

@@ -54,7 +54,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from digestpub.errors import StorageError, StoreBusy
 from digestpub.model import SUPPRESSED, ConfirmationLimits, StatusChange, Subscriber, SubscriberStatus, sortable_time
-from digestpub.subscribers import AddressTaken, InvalidAddress, address_key, normalise_email
+from digestpub.subscriptions.subscribers import AddressTaken, InvalidAddress, address_key, normalise_email
 
 EMAIL_PREFIX = "EMAIL#"
 CONFIRM_PREFIX = "CONFIRM#"

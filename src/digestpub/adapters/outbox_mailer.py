@@ -58,7 +58,7 @@ def forget_recipient(folder: str | Path, address: str) -> int:
     from email.policy import default
     from email.utils import getaddresses
 
-    from digestpub.subscribers import address_key
+    from digestpub.subscriptions.subscribers import address_key
 
     wanted = address_key(address)
     removed = 0

@@ -19,7 +19,7 @@ from digestpub.model import HubFailure
 from digestpub.ports import HubNotifier
 from digestpub.site import FEED_FILE_NAMES, Site
 
-log = logging.getLogger("digestpub.websub")
+log = logging.getLogger("digestpub.publish.websub")
 
 MAX_TOPICS_PER_REQUEST = 100
 """hub.url values in one request: hubs that take several (Google's, Superfeedr) get them in few requests."""

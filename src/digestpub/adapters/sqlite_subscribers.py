@@ -27,9 +27,9 @@ from typing import Any
 from digestpub.errors import StorageError
 from digestpub.model import ConfirmationLimits, StatusChange, Subscriber, SubscriberStatus, sortable_time
 from digestpub.private import private_file
-from digestpub.subscribers import AddressTaken, InvalidAddress, address_key, normalise_email
+from digestpub.subscriptions.subscribers import AddressTaken, InvalidAddress, address_key, normalise_email
 
-log = logging.getLogger("digestpub.subscribers")
+log = logging.getLogger("digestpub.subscriptions.subscribers")
 
 PAGE_SIZE = 500
 _BUSY_TIMEOUT = 30.0

@@ -21,16 +21,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from digestpub.adapters import open_ledger, open_store
-from digestpub.adapters.outbox import forget_recipient
-from digestpub.adapters.subscribers_factory import open_subscribers
-from digestpub.cli import ConfigOption, reader_may_leave
+from digestpub.adapters.outbox_mailer import forget_recipient
+from digestpub.app.console import ConfigOption, reader_may_leave, settings_for
+from digestpub.app.locations import open_ledger, open_store, open_subscribers
 from digestpub.errors import ConfigError, StorageError
-from digestpub.keyring import key_home, load_ring
 from digestpub.model import Subscriber
 from digestpub.ports import SubscriberStore
 from digestpub.settings import Settings
-from digestpub.subscribers import (
+from digestpub.subscriptions.keyring import key_home, load_ring
+from digestpub.subscriptions.subscribers import (
     FREQUENCIES,
     STATUSES,
     InvalidAddress,
@@ -58,14 +57,6 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _settings(context: typer.Context, config: Path | None) -> Settings:
-    """The settings; the command's ``--config`` (after the subcommand) beats the main one."""
-    try:
-        return Settings.load(config or (context.obj.get("config") if context.obj else None))
-    except ConfigError as error:
-        raise _fail(str(error), EXIT_INPUT) from None
-
-
 def _store(settings: Settings) -> SubscriberStore:
     try:
         return open_subscribers(settings.subscribers)
@@ -81,7 +72,7 @@ def import_command(
 ) -> None:
     """Add new subscribers and update known ones (by address, in any case); bad rows are listed
     and skipped. Unsubscribed, bounced and complained subscribers are kept as they are."""
-    settings = _settings(context, config)
+    settings = settings_for(context, config)
     store = _store(settings)
     try:
         text = file.read_bytes().decode("utf-8-sig")
@@ -114,7 +105,7 @@ def export_command(
     config: ConfigOption = None,
 ) -> None:
     """Write every subscriber as CSV, in the format import reads."""
-    store = _store(_settings(context, config))
+    store = _store(settings_for(context, config))
     try:
         if out is None:
             with reader_may_leave():
@@ -170,7 +161,7 @@ def list_command(
     """Show subscribers as a table, optionally only one status and/or frequency."""
     wanted_status = _check_choice(status, STATUSES, "--status")
     wanted_frequency = _check_choice(frequency, FREQUENCIES, "--frequency")
-    store = _store(_settings(context, config))
+    store = _store(settings_for(context, config))
     table = Table("email", "tags", "frequency", "lang", "status")
     count = 0
     try:
@@ -200,7 +191,7 @@ def delete_command(
     """Erase a person: their subscriber record, their rows in the send ledger and, with an
     outbox mailer, the messages to them. Only a hash of the address is kept, so that an
     import never adds them again."""
-    settings = _settings(context, config)
+    settings = settings_for(context, config)
     try:
         normalise_email(address)
     except InvalidAddress as error:

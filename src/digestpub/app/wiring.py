@@ -7,19 +7,22 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from digestpub.errors import ConfigError
-from digestpub.identity import published_site
-from digestpub.parallel import default_workers
 from digestpub.ports import HubNotifier, ObjectStore, SubscriberStore
 from digestpub.publish import PublishOptions
+from digestpub.publish.identity import published_site
 from digestpub.publish.listing import named_keys
+from digestpub.publish.options import SitePart
+from digestpub.publish.parallel import default_workers
+from digestpub.render import Output
 from digestpub.settings import Settings
-from digestpub.tokens import KeyRing
+from digestpub.site import NEWSLETTER_ARCHIVE_PAGE, Site
+from digestpub.subscriptions.tokens import KeyRing
 
 if TYPE_CHECKING:
-    from digestpub.combined import CombinedFeeds
     from digestpub.newsletter.run import NewsletterContext
     from digestpub.newsletter.send import SendOptions
-    from digestpub.subscriptions import Job, Subscriptions
+    from digestpub.publish.combined import CombinedFeeds
+    from digestpub.subscriptions.use_cases import Job, Subscriptions
 
 
 def publish_options(
@@ -56,15 +59,28 @@ def publish_options(
         archive_page_size=settings.archive_page_size,
         correction_days=settings.correction_days,
         workers=default_workers() if workers is None else workers,
+        site_parts=SITE_PARTS,
         keys=tuple(found),
     )
+
+
+def _newsletter_archive(site: Site, state: ObjectStore) -> list[Output]:
+    # Imported when a site first needs it: the newsletter's modules (MJML among them)
+    # stay out of every other publish run's start-up.
+    from digestpub.newsletter.archive import site_part
+
+    return site_part(site, state)
+
+
+SITE_PARTS = (SitePart(NEWSLETTER_ARCHIVE_PAGE, _newsletter_archive),)
+"""The parts of the published site that capabilities other than publish keep."""
 
 
 def hub_notifier(settings: Settings) -> HubNotifier | None:
     """What tells the WebSub hubs of changed feeds; ``None`` when no hub is set."""
     if not settings.hubs.split():
         return None
-    from digestpub.adapters.websub_http import HttpHubNotifier
+    from digestpub.adapters.websub_hubs import HttpHubNotifier
 
     return HttpHubNotifier()
 
@@ -73,8 +89,7 @@ def newsletter_context(settings: Settings, secret: str | None = None) -> Newslet
     """Everything a newsletter run talks to; the token keys from ``secret`` (the cloud's SSM
     parameter), else the ``token_key`` setting, else the ring kept beside the subscribers."""
     # Imported here: publish runs, which use this module too, need none of them.
-    from digestpub.adapters import open_ledger, open_mailer, open_store
-    from digestpub.adapters.subscribers_factory import open_subscribers
+    from digestpub.app.locations import open_ledger, open_mailer, open_store, open_subscribers
     from digestpub.newsletter.run import NewsletterContext
 
     state = open_store(settings.state)
@@ -98,7 +113,7 @@ def token_keys(
     settings: Settings, state: ObjectStore, subscribers: SubscriberStore, secret: str | None = None
 ) -> KeyRing:
     """The token key ring (see ``keyring``); ``ConfigError`` when subscribers exist and the key is gone."""
-    from digestpub.keyring import key_home, load_ring
+    from digestpub.subscriptions.keyring import key_home, load_ring
 
     if secret is None and settings.token_key is not None:
         secret = settings.token_key.get_secret_value()
@@ -131,8 +146,8 @@ def subscriptions(
     cloud function, frozen once it answers) a send happens before the answer, so the
     answer's floor is long enough to cover one.
     """
-    from digestpub.subscribers import published_tags
-    from digestpub.subscriptions import ANSWER_FLOOR, INLINE_SEND_ANSWER_FLOOR, Subscriptions, send_now
+    from digestpub.subscriptions.subscribers import published_tags
+    from digestpub.subscriptions.use_cases import ANSWER_FLOOR, INLINE_SEND_ANSWER_FLOOR, Subscriptions, send_now
 
     state = context.state
     return Subscriptions(
@@ -151,7 +166,7 @@ def subscriptions(
 
 def combined_feeds(settings: Settings) -> CombinedFeeds:
     """The feeds of any set of tags, read from the published tag feeds in ``dest``."""
-    from digestpub.adapters import open_store
-    from digestpub.combined import CombinedFeeds
+    from digestpub.app.locations import open_store
+    from digestpub.publish.combined import CombinedFeeds
 
     return CombinedFeeds(open_store(settings.dest), settings.site(), settings.feed_cache_control)

@@ -25,7 +25,7 @@ from digestpub.errors import MailError, UnknownSubscriber
 from digestpub.model import ConfirmationLimits, Subscriber, SubscriberStatus, TagInfo
 from digestpub.ports import Mailer, SubscriberStore
 from digestpub.site import Site
-from digestpub.subscribers import (
+from digestpub.subscriptions.subscribers import (
     ACTIVE,
     AddressTaken,
     InvalidSubscriber,
@@ -37,11 +37,11 @@ from digestpub.subscribers import (
     short_id,
     unknown_tags,
 )
+from digestpub.subscriptions.tokens import TokenKey, make_token, read_token, verify_token
 from digestpub.templates import environment
-from digestpub.tokens import TokenKey, make_token, read_token, verify_token
 from digestpub.words import words_for
 
-log = logging.getLogger("digestpub.subscriptions")
+log = logging.getLogger("digestpub.subscriptions.use_cases")
 
 SOFT_BOUNCE_LIMIT = 5
 """Soft bounces in a row after which an address is treated as bounced."""

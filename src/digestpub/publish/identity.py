@@ -10,7 +10,6 @@ may only repeat it, unless a rebuild is asked to change every id on purpose.
 from __future__ import annotations
 
 import dataclasses
-import re
 
 from pydantic import ValidationError
 
@@ -19,16 +18,6 @@ from digestpub.ports import ObjectStore
 from digestpub.site import ID_YEAR, Site
 from digestpub.state.keys import HEAD_KEY
 from digestpub.state.parts import HEAD, Head
-
-_AUTHORITY = re.compile(r"(?P<host>[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?:,(?P<year>\d{4}))?\Z")
-
-
-def parse_authority(text: str) -> str:
-    """The setting's ``host`` or ``host,year`` as ``host,year``; ``ValueError`` (a settings error) for anything else."""
-    found = _AUTHORITY.match(text.strip().lower())
-    if found is None:
-        raise ValueError(f"{text!r} is not a host name, optionally with a year: digest.example,2026")
-    return f"{found['host']},{found['year'] or ID_YEAR}"
 
 
 def default_authority(site: Site) -> str:

@@ -37,7 +37,7 @@ from digestpub.site import ALL_FEED, FEED_CONTENT_TYPES, FEED_FILE_NAMES, Site
 from digestpub.text import tag_slug
 from digestpub.words import words_for
 
-log = logging.getLogger("digestpub.combined")
+log = logging.getLogger("digestpub.publish.combined")
 
 FORMATS = tuple(FEED_FILE_NAMES)
 _ATOM = "{http://www.w3.org/2005/Atom}"

@@ -22,17 +22,17 @@ from urllib.parse import urlsplit
 from digestpub.errors import BadRequest, DigestpubError, StoreBusy
 from digestpub.model import Subscriber
 from digestpub.site import Site
-from digestpub.subscribers import InvalidAddress, InvalidSubscriber, UnknownTags
-from digestpub.subscriptions import Confirmation, Subscriptions
+from digestpub.subscriptions.request import Request, etag_matches, read_request
+from digestpub.subscriptions.subscribers import InvalidAddress, InvalidSubscriber, UnknownTags
+from digestpub.subscriptions.tokens import InvalidToken, TokenKey, signing_key
+from digestpub.subscriptions.use_cases import Confirmation, Subscriptions
 from digestpub.templates import environment
-from digestpub.tokens import InvalidToken, TokenKey, signing_key
-from digestpub.web_request import Request, etag_matches, read_request
 from digestpub.words import words_for
 
 if TYPE_CHECKING:
-    from digestpub.combined import CombinedFeeds
+    from digestpub.publish.combined import CombinedFeeds
 
-log = logging.getLogger("digestpub.web")
+log = logging.getLogger("digestpub.subscriptions.endpoints")
 
 HTML = "text/html; charset=utf-8"
 _RETRY_AFTER = "2"
@@ -264,7 +264,7 @@ class Endpoints:
 
     def feed(self, request: Request) -> Reply:
         """The feed of the tags the query names (``tags=a,b``, repeated or both) in ``format``."""
-        from digestpub.combined import UnknownFeedTags  # lxml and feedgen load with the first feed asked for
+        from digestpub.publish.combined import UnknownFeedTags  # lxml and feedgen load with the first feed asked for
 
         if self._feeds is None:
             return self.refusal(404, "there is no such page")

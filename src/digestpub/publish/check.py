@@ -12,10 +12,10 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from digestpub.errors import ConfigError
-from digestpub.ingest import SummaryReader, readable_key, refused_key, summary_key
 from digestpub.model import Problem, ProblemCounts, Summary, SummaryRef
+from digestpub.publish.ingest import SummaryReader, readable_key, refused_key, summary_key
 from digestpub.publish.plan import merge
-from digestpub.tagging import shared_slugs
+from digestpub.publish.tagging import shared_slugs
 
 _KEY_PARTS = 4
 """``YYYY/MM/DD/<name>.json``: the tail of a path that makes it a summary key."""

@@ -11,9 +11,9 @@ from typing import Annotated
 
 import typer
 
-from digestpub.cli import ConfigOption, _fail, _settings
+from digestpub.app.console import ConfigOption, fail, settings_for
 from digestpub.errors import ConfigError, DigestpubError
-from digestpub.keyring import KeyHome, key_home, retire, rotate
+from digestpub.subscriptions.keyring import KeyHome, key_home, retire, rotate
 
 keys_app = typer.Typer(
     help="Rotate and retire the token keys that sign unsubscribe, preference and confirmation links.",
@@ -24,9 +24,9 @@ keys_app = typer.Typer(
 
 
 def _home(context: typer.Context, config: ConfigOption) -> KeyHome:
-    from digestpub.adapters import open_store
+    from digestpub.app.locations import open_store
 
-    settings = _settings(context, config)
+    settings = settings_for(context, config)
     try:
         if settings.token_key is not None:
             raise ConfigError(
@@ -36,7 +36,7 @@ def _home(context: typer.Context, config: ConfigOption) -> KeyHome:
             )
         return key_home(settings.subscribers, open_store(settings.state))
     except DigestpubError as error:
-        _fail(error)
+        fail(error)
 
 
 @keys_app.command("rotate")
@@ -46,7 +46,7 @@ def rotate_command(context: typer.Context, config: ConfigOption = None) -> None:
     try:
         ring = rotate(home)
     except DigestpubError as error:
-        _fail(error)
+        fail(error)
     typer.echo(
         f"new token key made; {len(ring)} key(s) in {home.where}: new links are signed with the new key, "
         "links signed with older keys keep working until `digestpub keys retire`"
@@ -64,7 +64,7 @@ def retire_command(
     try:
         ring, retired = retire(home, keep)
     except DigestpubError as error:
-        _fail(error)
+        fail(error)
     typer.echo(
         f"retired {retired} key(s); {len(ring)} left in {home.where}: links signed with a retired key now answer 403"
     )

@@ -30,10 +30,10 @@ from urllib.parse import unquote, urlsplit
 
 from digestpub.errors import BadRequest
 from digestpub.site import FEED_CONTENT_TYPES, FEED_FILE_NAMES, HTML_TYPE, OPML_TYPE
-from digestpub.web import ROUTES, Endpoints
-from digestpub.web_request import check_path, declared_length, etag_matches
+from digestpub.subscriptions.endpoints import ROUTES, Endpoints
+from digestpub.subscriptions.request import check_path, declared_length, etag_matches
 
-log = logging.getLogger("digestpub.serve")
+log = logging.getLogger("digestpub.app.serve")
 
 LISTEN_BACKLOG = 256
 """Connections the kernel holds while every thread is busy: a burst of subscribes waits, not resets."""

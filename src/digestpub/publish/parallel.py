@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
     from multiprocessing.process import BaseProcess
 
-log = logging.getLogger("digestpub.parallel")
+log = logging.getLogger("digestpub.publish.parallel")
 
 T = TypeVar("T")
 R = TypeVar("R")
