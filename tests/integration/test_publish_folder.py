@@ -309,6 +309,8 @@ def source(tmp_path: Path) -> Path:
 class RecordingStore:
     """Wraps a store and records every key written."""
 
+    is_local = False  # a wrapper: the run treats it as a remote store, with threads
+
     def __init__(self, inner: ObjectStore) -> None:
         self.inner = inner
         self.puts: list[str] = []

@@ -40,8 +40,6 @@ def _read_to_end(descriptor: int, size: int) -> bytes:
 
 class FolderStore:
     is_local = True
-    """Plain local files: calls are cheap (no point in threads) and a forked worker
-    process may write here too (see ``publish``)."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).absolute()

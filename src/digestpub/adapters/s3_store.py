@@ -41,6 +41,8 @@ def _error_code(error: ClientError) -> str:
 
 
 class S3Store:
+    is_local = False
+
     def __init__(self, bucket: str, prefix: str = "", client: S3Client | None = None) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""

@@ -28,6 +28,7 @@ from digestpub.errors import ConfigError, StorageError
 from digestpub.model import Subscriber
 from digestpub.ports import SubscriberStore
 from digestpub.settings import Settings
+from digestpub.state.catalog import published_tags
 from digestpub.subscriptions.keyring import key_home, load_ring
 from digestpub.subscriptions.subscribers import (
     FREQUENCIES,
@@ -37,7 +38,6 @@ from digestpub.subscriptions.subscribers import (
     export_csv,
     import_csv,
     normalise_email,
-    published_tags,
 )
 from digestpub.text import counted
 

@@ -146,7 +146,7 @@ def subscriptions(
     cloud function, frozen once it answers) a send happens before the answer, so the
     answer's floor is long enough to cover one.
     """
-    from digestpub.subscriptions.subscribers import published_tags
+    from digestpub.state.catalog import published_tags
     from digestpub.subscriptions.use_cases import ANSWER_FLOOR, INLINE_SEND_ANSWER_FLOOR, Subscriptions, send_now
 
     state = context.state

@@ -73,7 +73,7 @@ class SummarySource:
         shares = balanced([size + 1 for size in sizes], self._workers.size)
         for worker, share in enumerate(shares):
             self._reader_of.update((keys[index], worker) for index in share)
-        local = getattr(self._source, "is_local", False)
+        local = self._source.is_local
         fetched = None if local else _fetch(self._source, keys, self._max_bytes, progress)
         work = [
             _Share([keys[index] for index in share], None if fetched is None else [fetched[index] for index in share])

@@ -82,7 +82,7 @@ class Producer:
     def produce_all(self, plans: list[FeedPlan], workers: int) -> Iterator[FeedResult]:
         """Every plan's feed. With local folders and many feeds, forked writers share the CPU-bound
         framing; otherwise a thread pool overlaps the uploads of one feed with the rendering of the next."""
-        if getattr(self.dest, "is_local", False) and getattr(self.source, "is_local", False):
+        if self.dest.is_local and self.source.is_local:
             many = len(plans) >= _PARALLEL_FEEDS
             # A feed's files grow with the items it shows.
             weights = [len(plan.items) + 1 for plan in plans]

@@ -168,7 +168,7 @@ def _run(
         if topics:
             catalog.set_announcement(announce.announcement(topics, report))
     with timed(report, "save_state"):
-        catalog.commit(threads=not getattr(state, "is_local", False))
+        catalog.commit(threads=not state.is_local)
         if report.full_scan:
             # Once a day: files of parts that runs stopped before their head left behind.
             for key in catalog.sweep():

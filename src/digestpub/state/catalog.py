@@ -291,3 +291,8 @@ class Catalog:
             self.store.list("catalog/", start_after="catalog/seen0"),
         )
         return [info.key for listing in listings for info in listing if is_part_file(info.key)]
+
+
+def published_tags(state: ObjectStore) -> dict[str, TagInfo]:
+    """The digest's tags by slug, with their counts, as the last publish run recorded them."""
+    return Catalog(state).head.tags
