@@ -269,7 +269,7 @@ def check_command(
         )
     else:
         for problem in result.problems:
-            typer.echo(f"{problem.where()}: {problem.kind}: {problem.reason}")
+            typer.echo(f"{problem.where()}: {problem.outcome}: {problem.reason}")
         stderr.note(
             f"checked {result.files} file(s): {counted(result.summaries, 'summary', 'summaries')}, "
             f"{result.skipped} would be skipped, {result.cleaned} cleaned, {result.warnings} warning(s)"
