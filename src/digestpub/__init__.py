@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from digestpub.errors import ConfigError, DigestpubError, MailError, StateLocked, StorageError
+from digestpub.version import __version__
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from digestpub.newsletter.send import SendReport
     from digestpub.settings import Settings
 
-__version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",

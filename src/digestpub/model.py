@@ -50,7 +50,7 @@ class Summary:
         """The Markdown as safe HTML, rendered on first use and then kept.
 
         Not when the summary is read: most of the summaries a cold run reads are
-        in no feed's newest, and rendering is half the cost of reading one.
+        in no feed's newest, and rendering costs as much as reading.
         """
         html = self._html
         if html is None:
@@ -93,7 +93,7 @@ class SummaryRef(NamedTuple):
     """What the merge needs of a summary, without its text.
 
     A cold run's workers keep the summaries they read and send only these to the
-    run: a tuple of short strings crosses between processes ten times cheaper.
+    run: a tuple of short strings crosses between processes far more cheaply than a model.
     Times are ``sortable_time`` text.
     """
 

@@ -51,7 +51,7 @@ class FolderStore:
 
     def _path(self, key: str) -> str:
         # Plain strings, not pathlib: a cold run makes tens of thousands of these,
-        # and pathlib's parsing was a tenth of its reading and writing.
+        # and pathlib's parsing showed in its reading and writing.
         if not key or key[0] == "/" or any(part in ("", ".", "..") for part in key.split("/")):
             raise StorageError(f"refusing key {key!r}: it would leave {self.root}")
         return f"{self._prefix}{key}"

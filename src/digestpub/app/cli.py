@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from digestpub import __version__
 from digestpub.app.console import (
     EXIT_CONFIG,
     EXIT_PROBLEMS,
@@ -27,6 +26,7 @@ from digestpub.app.console import (
     time_left,
 )
 from digestpub.errors import ConfigError, DigestpubError
+from digestpub.version import __version__
 
 if TYPE_CHECKING:
     from digestpub.model import Frequency
@@ -596,8 +596,8 @@ def main() -> None:
         app()
     finally:
         # The interpreter's last act is a garbage collection over every object
-        # still alive: the imported libraries' and a run's records, about 60 ms of
-        # each run with nothing new. Frozen objects are left to the exit to free.
+        # still alive: the imported libraries' and a run's records, a large share of
+        # a run with nothing new. Frozen objects are left to the exit to free.
         gc.freeze()
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from feedgen.feed import FeedGenerator
 
-from digestpub import __version__
 from digestpub.newsletter.archive_index import ArchivedIssue, load_archive
 from digestpub.newsletter.render import subject_line, web_copy_path
 from digestpub.ports import ObjectStore
@@ -16,6 +15,7 @@ from digestpub.render import Output
 from digestpub.render.feeds import EPOCH, GENERATOR_URI
 from digestpub.site import FEED_CONTENT_TYPES, HTML_TYPE, NEWSLETTER_ARCHIVE_FEED, NEWSLETTER_ARCHIVE_PAGE, Site
 from digestpub.templates import environment
+from digestpub.version import __version__
 from digestpub.words import long_date, papers_word, words_for
 
 

@@ -65,8 +65,8 @@ class SummarySource:
 
         Their summaries and problems join ``records``. From a local folder each
         worker reads its own share, one file after another, so reading is shared
-        out as parsing is (a pool of threads made local reads eight times
-        slower). Over a network this process fetches the objects with a pool of
+        out as parsing is (a pool of threads made local reads much slower,
+        fighting over the interpreter lock). Over a network this process fetches the objects with a pool of
         threads, each waiting on its own request, and sends each worker its share.
         """
         # An object listed without a size (a named key) counts as a small one.

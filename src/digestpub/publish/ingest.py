@@ -170,7 +170,7 @@ def _looks_unsafe(text: str) -> bool:
 
 
 def _parse_json(text: str) -> Any:
-    """orjson, twice as fast; what it refuses goes to json, which has the reason users read.
+    """orjson, the faster; what it refuses goes to json, which has the reason users read.
 
     json also takes what orjson does not, as before: escaped lone surrogates (cleaned
     later) and integers beyond 64 bits.

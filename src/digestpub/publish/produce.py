@@ -250,5 +250,5 @@ def recent_months(pages: list[PageTally], count: int = 12) -> tuple[tuple[str, i
 
 def digest_of(body: bytes) -> str:
     # Only to tell our own output from what we wrote last time, so no cryptographic
-    # hash: a cold run digests 780 MB, and XXH3 is five times faster than SHA-256.
+    # hash: a cold run digests the whole site, and XXH3 is several times faster than SHA-256.
     return xxhash.xxh3_128_hexdigest(body)

@@ -374,10 +374,10 @@ def _published_version(
 def _no_collections() -> Iterator[None]:
     """No cycle collection while a run builds tens of thousands of records.
 
-    The records hold no cycles (a cold run leaves 16 objects for the collector),
-    but a collection walks all of them: at the default thresholds that was most
-    of a cold run's time, and even rare ones cost an incremental run a sixth of
-    its CPU. In a forked worker a collection also writes to every page it
+    The records hold no cycles (a cold run leaves a handful of objects for the
+    collector), but a collection walks all of them: at the default thresholds that
+    was most of a cold run's time, and even rare ones cost an incremental run a
+    good share of its CPU. In a forked worker a collection also writes to every page it
     shares with the run, which then has to be copied.
     """
     enabled = gc.isenabled()

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 
 from feedgen.feed import FeedGenerator
 
-from digestpub import __version__
 from digestpub.model import TagInfo
 from digestpub.render.kinds import FeedView
 from digestpub.site import Site
+from digestpub.version import __version__
 from digestpub.words import words_for
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -85,7 +85,7 @@ SEEN = TypeAdapter(dict[str, SeenObject])
 
 
 def checksum(data: bytes) -> str:
-    # SHA-256 runs in hardware here, over twice as fast as BLAKE2 on state-sized bytes.
+    # SHA-256: CPUs run it in hardware, faster than BLAKE2 on state-sized bytes.
     return hashlib.sha256(data).hexdigest()[:32]
 
 
