@@ -30,6 +30,7 @@ from lxml import html as lxml_html
 
 from digestpub.adapters.folder_store import FolderStore
 from digestpub.app.locations import open_store
+from digestpub.app.wiring import SITE_PARTS
 from digestpub.errors import StateLocked, StorageError
 from digestpub.model import ObjectInfo, PublishReport
 from digestpub.ports import ObjectStore
@@ -90,6 +91,7 @@ def run(
         return open_store(str(where)) if isinstance(where, Path) else where
 
     options.setdefault("workers", 1)
+    options.setdefault("site_parts", SITE_PARTS)  # the site as the command publishes it
     return publish(store(source), store(dest), store(state), site or make_site(), PublishOptions(**options))
 
 

@@ -64,7 +64,7 @@ def skipped(document: Any, key: str = KEY) -> Problem:
     summaries, problems = read(data, key)
     assert summaries == []
     assert len(problems) == 1, problems
-    assert problems[0].kind == "skipped"
+    assert problems[0].outcome == "skipped"
     assert problems[0].key == key
     return problems[0]
 
