@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
-
-from feedgen.entry import FeedEntry
+from typing import TYPE_CHECKING
 
 from digestpub.model import Summary
 from digestpub.site import Site
+
+if TYPE_CHECKING:
+    from feedgen.entry import FeedEntry
 
 
 class EntryBatch:
@@ -37,6 +39,8 @@ class EntryBatch:
 
 
 def _feedgen_entry(site: Site, summary: Summary, html: str) -> FeedEntry:
+    from feedgen.entry import FeedEntry  # with the first entry: a run with nothing to render never loads feedgen
+
     entry = FeedEntry()
     # id() and guid() share one field in feedgen: set it once, as a non-permalink guid.
     entry.guid(site.entry_id(summary.id), permalink=False)

@@ -63,6 +63,8 @@ class EntryPack:
 
 def render_entries(site: Site, summaries: Sequence[Summary]) -> EntryPack:
     """Each summary's entry of every kind."""
+    if not summaries:  # a run with nothing new: its renderers (lxml, feedgen) need not load
+        return EntryPack([], {})
     batch = EntryBatch(site, summaries)
     texts = {kind.name: kind.entries(batch) for kind in all_kinds()}
     return EntryPack([summary.id for summary in summaries], texts)
