@@ -52,7 +52,7 @@ class CountingStore:
 
     @property
     def is_local(self) -> bool:
-        return bool(getattr(self.inner, "is_local", False))
+        return self.inner.is_local
 
     def list(self, prefix: str = "", start_after: str | None = None) -> Iterator[ObjectInfo]:
         return self.inner.list(prefix, start_after)

@@ -52,7 +52,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric("SummariesDeleted", MetricUnit.Count, report.summaries_deleted)
     metrics.add_metric("SummariesSkipped", MetricUnit.Count, report.skipped)
     # Still skipped, by this run or earlier ones: the alarm stays on until the upstream fixes them.
-    metrics.add_metric("InputsUnfixed", MetricUnit.Count, len(report.unfixed))
+    metrics.add_metric("InputsUnfixed", MetricUnit.Count, len(report.skipped_inputs))
     metrics.add_metric("FeedsWritten", MetricUnit.Count, report.files_written)
     metrics.add_metric("HubNotificationsFailed", MetricUnit.Count, len(report.hub_failures))
     logger.info(report.summary_line(), extra={"problems": [problem.model_dump() for problem in report.problems]})

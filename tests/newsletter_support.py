@@ -171,7 +171,7 @@ class Scenario:
         report = publish(
             self.source, self.dest, self.state, SITE, PublishOptions(full_scan=True, workers=1, site_parts=SITE_PARTS)
         )
-        assert not [problem for problem in report.problems if problem.kind == "skipped"], report.problems
+        assert not [problem for problem in report.problems if problem.outcome == "skipped"], report.problems
         return report
 
     def subscribe(

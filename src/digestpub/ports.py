@@ -16,6 +16,12 @@ class ObjectStore(Protocol):
     """Keys are ``/``-separated and relative to the store's own root or prefix."""
 
     @property
+    def is_local(self) -> bool:
+        """Files on this machine: a call is a system call, not a round trip, so a run
+        reads and writes such a store from forked workers rather than from threads."""
+        ...
+
+    @property
     def url(self) -> str:
         """Where this store points, for messages: ``s3://bucket/prefix`` or a folder."""
         ...

@@ -228,3 +228,27 @@ def test_page_at_375_px(page: Path, tmp_path: Path) -> None:
                 assert requests == [page.as_uri()], "nothing is fetched from elsewhere"
         finally:
             browser.close()
+
+
+def test_weeks_are_the_sites_weeks_in_its_timezone(tmp_path: Path) -> None:
+    """Sunday 22:30 UTC is already Monday in Moscow: there, the subscription counts in the next week."""
+    database = tmp_path / "subscribers.db"
+    store = SqliteSubscriberStore(database)
+    sunday_night = datetime(2026, 11, 29, 22, 30, tzinfo=UTC)  # ISO week 48 in UTC, Monday of week 49 at +03:00
+    store.save(new_subscriber("late@example.com", "llm", "daily", "ru", "pending", now=sunday_night))
+    env = {"DIGESTPUB_SUBSCRIBERS": f"sqlite:///{database}", "DIGESTPUB_STATE": str(tmp_path / "state")}
+
+    def weeks(timezone: str) -> dict[str, int]:
+        result = subprocess.run(
+            [sys.executable, "-m", "digestpub", "stats", "--json", "--weeks", "2", "--until", "2026-12-01"],
+            env={**os.environ, **env, "DIGESTPUB_TIMEZONE": timezone},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return {week["week"]: week["subscribed"] for week in json.loads(result.stdout)["weeks"]}
+
+    assert weeks("UTC") == {"2026-W48": 1, "2026-W49": 0}
+    assert weeks("Europe/Moscow") == {"2026-W48": 0, "2026-W49": 1}

@@ -309,6 +309,8 @@ def source(tmp_path: Path) -> Path:
 class RecordingStore:
     """Wraps a store and records every key written."""
 
+    is_local = False  # a wrapper: the run treats it as a remote store, with threads
+
     def __init__(self, inner: ObjectStore) -> None:
         self.inner = inner
         self.puts: list[str] = []
@@ -340,7 +342,7 @@ def test_examples_run_reports_what_it_read(examples_published: Published) -> Non
     report = examples_published.report
     assert report.summaries_new == len(expected_examples()) == 28
     assert report.skipped == 2
-    assert {(problem.key, problem.line) for problem in report.problems if problem.kind == "skipped"} == {
+    assert {(problem.key, problem.line) for problem in report.problems if problem.outcome == "skipped"} == {
         ("2026/11/21/evening.jsonl", 3),
         ("2026/11/22/broken.json", None),
     }

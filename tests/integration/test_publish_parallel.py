@@ -62,7 +62,7 @@ def _run(tmp: Path, name: str, workers: int) -> PublishReport:
 
 
 def _outcome(report: PublishReport) -> tuple[object, ...]:
-    problems = [(problem.key, problem.line, problem.kind, problem.reason) for problem in report.problems]
+    problems = [(problem.key, problem.line, problem.outcome, problem.reason) for problem in report.problems]
     return report.summaries_new, report.summaries_updated, report.summaries_unchanged, problems
 
 

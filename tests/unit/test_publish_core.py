@@ -101,7 +101,7 @@ def stores() -> Stores:
 
 
 def skipped(report: PublishReport) -> list[tuple[str, str]]:
-    return [(problem.key, problem.reason) for problem in report.problems if problem.kind == "skipped"]
+    return [(problem.key, problem.reason) for problem in report.problems if problem.outcome == "skipped"]
 
 
 # Counting new, updated and unchanged --------------------------------------------------
@@ -534,7 +534,7 @@ def test_a_rebuild_logs_as_news_only_what_was_not_published_before(stores: Store
             if key.startswith("catalog/log/")
             for line in value[0].splitlines()
         ]
-        return [(line["summary"]["id"], line["kind"]) for line in lines]
+        return [(line["summary"]["id"], line["change"]) for line in lines]
 
     for number in (1, 2, 3):
         stores.add(f"2026/11/20/{number}.json", doc(number, number))
@@ -594,7 +594,7 @@ def _log(stores: Stores) -> list[tuple[str, str, str]]:
         if key.startswith("catalog/log/")
         for line in value[0].splitlines()
     ]
-    return [(line["summary"]["id"], line["kind"], line["summary"]["title"]) for line in lines]
+    return [(line["summary"]["id"], line["change"], line["summary"]["title"]) for line in lines]
 
 
 def test_a_summary_the_reader_let_go_is_read_again_when_it_is_news(

@@ -40,8 +40,6 @@ def _read_to_end(descriptor: int, size: int) -> bytes:
 
 class FolderStore:
     is_local = True
-    """Plain local files: calls are cheap (no point in threads) and a forked worker
-    process may write here too (see ``publish``)."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).absolute()
@@ -53,7 +51,7 @@ class FolderStore:
 
     def _path(self, key: str) -> str:
         # Plain strings, not pathlib: a cold run makes tens of thousands of these,
-        # and pathlib's parsing was a tenth of its reading and writing.
+        # and pathlib's parsing showed in its reading and writing.
         if not key or key[0] == "/" or any(part in ("", ".", "..") for part in key.split("/")):
             raise StorageError(f"refusing key {key!r}: it would leave {self.root}")
         return f"{self._prefix}{key}"

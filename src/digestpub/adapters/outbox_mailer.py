@@ -6,10 +6,14 @@ import os
 import re
 import uuid
 from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
+from email.policy import default
+from email.utils import getaddresses
 from pathlib import Path
 
 from digestpub.errors import MailUnreachable
 from digestpub.private import open_private, private_folder
+from digestpub.subscriptions.subscribers import address_key
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -54,12 +58,6 @@ def forget_recipient(folder: str | Path, address: str) -> int:
     For ``subscribers delete``: an outbox holds the person's address in each
     message to them, and in its file name.
     """
-    from email.parser import BytesHeaderParser
-    from email.policy import default
-    from email.utils import getaddresses
-
-    from digestpub.subscriptions.subscribers import address_key
-
     wanted = address_key(address)
     removed = 0
     root = Path(folder)

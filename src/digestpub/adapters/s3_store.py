@@ -21,9 +21,9 @@ _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 _ATTEMPTS = 8
-"""Attempts in all per request. S3 answers a few requests in a thousand with 500 or 503
-even when well; at botocore's default of 3 a cold run of a few thousand requests
-fails now and then, and a run that fails does all its work again."""
+"""Attempts in all per request. S3 answers some requests with 500 or 503 even when
+well; at botocore's default of 3 a cold run of thousands of requests fails now and
+then, and a run that fails does all its work again."""
 
 
 def _config() -> Config:
@@ -41,6 +41,8 @@ def _error_code(error: ClientError) -> str:
 
 
 class S3Store:
+    is_local = False
+
     def __init__(self, bucket: str, prefix: str = "", client: S3Client | None = None) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""

@@ -6,8 +6,8 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlencode
 
-from digestpub import __version__
 from digestpub.errors import HubError
+from digestpub.version import __version__
 
 _FORM = "application/x-www-form-urlencoded"
 

@@ -12,8 +12,9 @@ from typing import Annotated
 import typer
 
 from digestpub.app.console import ConfigOption, fail, settings_for
+from digestpub.app.locations import open_key_home, open_store
 from digestpub.errors import ConfigError, DigestpubError
-from digestpub.subscriptions.keyring import KeyHome, key_home, retire, rotate
+from digestpub.subscriptions.keyring import KeyHome, retire, rotate
 
 keys_app = typer.Typer(
     help="Rotate and retire the token keys that sign unsubscribe, preference and confirmation links.",
@@ -24,7 +25,6 @@ keys_app = typer.Typer(
 
 
 def _home(context: typer.Context, config: ConfigOption) -> KeyHome:
-    from digestpub.app.locations import open_store
 
     settings = settings_for(context, config)
     try:
@@ -34,7 +34,7 @@ def _home(context: typer.Context, config: ConfigOption) -> KeyHome:
                 "change the keys there. Keys are separated by spaces or commas, newest first: put a new key first "
                 "to rotate, and remove the old ones to retire them"
             )
-        return key_home(settings.subscribers, open_store(settings.state))
+        return open_key_home(settings.subscribers, open_store(settings.state))
     except DigestpubError as error:
         fail(error)
 

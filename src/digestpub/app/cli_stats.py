@@ -36,7 +36,10 @@ def stats_command(
     issues: Annotated[int, typer.Option(min=1, max=1000, help="Newest issues to show.")] = 20,
     until: Annotated[
         datetime | None,
-        typer.Option(formats=["%Y-%m-%d"], help="The day whose week is the last counted (UTC); today by default."),
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="The day whose week is the last counted (in the timezone setting); today by default.",
+        ),
     ] = None,
     config: ConfigOption = None,
 ) -> None:
@@ -45,7 +48,8 @@ def stats_command(
     from digestpub.newsletter.stats import collect
 
     settings = settings_for(context, config)
-    now = datetime.now(UTC) if until is None else until.replace(hour=12, tzinfo=UTC)
+    zone = settings.site().zone
+    now = datetime.now(UTC) if until is None else until.replace(hour=12, tzinfo=zone)
     try:
         figures = collect(
             open_subscribers(settings.subscribers),
@@ -54,6 +58,7 @@ def stats_command(
             now=now,
             weeks=weeks,
             issues=issues,
+            zone=zone,
         )
         if html is not None:
             _write_page(html, settings.site(), figures, now)

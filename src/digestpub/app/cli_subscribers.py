@@ -23,12 +23,13 @@ from rich.text import Text
 
 from digestpub.adapters.outbox_mailer import forget_recipient
 from digestpub.app.console import ConfigOption, reader_may_leave, settings_for
-from digestpub.app.locations import open_ledger, open_store, open_subscribers
+from digestpub.app.locations import open_key_home, open_ledger, open_store, open_subscribers
 from digestpub.errors import ConfigError, StorageError
 from digestpub.model import Subscriber
 from digestpub.ports import SubscriberStore
 from digestpub.settings import Settings
-from digestpub.subscriptions.keyring import key_home, load_ring
+from digestpub.state.catalog import published_tags
+from digestpub.subscriptions.keyring import load_ring
 from digestpub.subscriptions.subscribers import (
     FREQUENCIES,
     STATUSES,
@@ -37,7 +38,6 @@ from digestpub.subscriptions.subscribers import (
     export_csv,
     import_csv,
     normalise_email,
-    published_tags,
 )
 from digestpub.text import counted
 
@@ -84,7 +84,7 @@ def import_command(
         state = open_store(settings.state)
         if settings.token_key is None and next(iter(store.iter_all()), None) is None:
             # The first subscribers: their key is made now, so a key missing later is a key lost.
-            load_ring(None, key_home(settings.subscribers, state), lambda: False)
+            load_ring(None, open_key_home(settings.subscribers, state), lambda: False)
         known_tags = published_tags(state)
         report = import_csv(store, io.StringIO(text, newline=""), known_tags=known_tags)
     except ConfigError as error:

@@ -39,7 +39,7 @@ def _console() -> Console:
 
 
 class _Stderr:
-    """The console on standard error, made on first use: rich costs a tenth of the start-up."""
+    """The console on standard error, made on first use: importing rich is a noticeable share of the start-up."""
 
     quiet = False
     """``--quiet``: errors only; notes and progress bars are left out."""

@@ -7,11 +7,13 @@ never imports boto3.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from digestpub.errors import ConfigError
 from digestpub.ports import Ledger, Mailer, ObjectStore, SubscriberStore
+from digestpub.subscriptions.keyring import KeyHome
 
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}\Z")
 _SUBSCRIBER_FORMS = "sqlite:///relative/path.db, sqlite:////absolute/path.db or dynamodb://table"
@@ -96,3 +98,12 @@ def open_ledger(subscribers: str) -> Ledger:
     from digestpub.adapters.dynamodb_ledger import DynamoLedger
 
     return DynamoLedger(name + "-ledger")
+
+
+def open_key_home(subscribers: str, state: ObjectStore) -> KeyHome:
+    """Where the token keys are kept: beside a SQLite subscriber store (its folder); with
+    DynamoDB, where the cloud has no SSM parameter and no ``token_key`` is set, the publish state."""
+    kind, name = subscriber_location(subscribers)
+    if kind == "sqlite":
+        return KeyHome(open_store(str(Path(name).parent)), state)
+    return KeyHome(state, state)

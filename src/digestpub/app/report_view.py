@@ -17,7 +17,7 @@ def print_report(report: PublishReport, console: Console | None = None) -> None:
     for failure in report.hub_failures:
         told = f"WebSub hub {failure.hub} was not told of {failure.feeds} feed(s): {failure.reason}"
         console.print(told, markup=False)
-    unfixed = report.unfixed
+    unfixed = report.skipped_inputs
     if not unfixed:
         console.print("no skipped input is waiting for a fix")
         return

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from digestpub.app.locations import open_key_home, open_ledger, open_mailer, open_store, open_subscribers
 from digestpub.errors import ConfigError
 from digestpub.ports import HubNotifier, ObjectStore, SubscriberStore
 from digestpub.publish import PublishOptions
@@ -16,6 +17,7 @@ from digestpub.publish.parallel import default_workers
 from digestpub.render import Output
 from digestpub.settings import Settings
 from digestpub.site import NEWSLETTER_ARCHIVE_PAGE, Site
+from digestpub.subscriptions.keyring import load_ring
 from digestpub.subscriptions.tokens import KeyRing
 
 if TYPE_CHECKING:
@@ -89,7 +91,6 @@ def newsletter_context(settings: Settings, secret: str | None = None) -> Newslet
     """Everything a newsletter run talks to; the token keys from ``secret`` (the cloud's SSM
     parameter), else the ``token_key`` setting, else the ring kept beside the subscribers."""
     # Imported here: publish runs, which use this module too, need none of them.
-    from digestpub.app.locations import open_ledger, open_mailer, open_store, open_subscribers
     from digestpub.newsletter.run import NewsletterContext
 
     state = open_store(settings.state)
@@ -113,11 +114,9 @@ def token_keys(
     settings: Settings, state: ObjectStore, subscribers: SubscriberStore, secret: str | None = None
 ) -> KeyRing:
     """The token key ring (see ``keyring``); ``ConfigError`` when subscribers exist and the key is gone."""
-    from digestpub.subscriptions.keyring import key_home, load_ring
-
     if secret is None and settings.token_key is not None:
         secret = settings.token_key.get_secret_value()
-    home = key_home(settings.subscribers, state)
+    home = open_key_home(settings.subscribers, state)
     return load_ring(secret, home, lambda: next(iter(subscribers.iter_all()), None) is not None)
 
 
@@ -146,7 +145,7 @@ def subscriptions(
     cloud function, frozen once it answers) a send happens before the answer, so the
     answer's floor is long enough to cover one.
     """
-    from digestpub.subscriptions.subscribers import published_tags
+    from digestpub.state.catalog import published_tags
     from digestpub.subscriptions.use_cases import ANSWER_FLOOR, INLINE_SEND_ANSWER_FLOOR, Subscriptions, send_now
 
     state = context.state
@@ -166,7 +165,6 @@ def subscriptions(
 
 def combined_feeds(settings: Settings) -> CombinedFeeds:
     """The feeds of any set of tags, read from the published tag feeds in ``dest``."""
-    from digestpub.app.locations import open_store
     from digestpub.publish.combined import CombinedFeeds
 
     return CombinedFeeds(open_store(settings.dest), settings.site(), settings.feed_cache_control)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from feedgen.feed import FeedGenerator
 
-from digestpub import __version__
 from digestpub.newsletter.archive_index import ArchivedIssue, load_archive
 from digestpub.newsletter.render import subject_line, web_copy_path
 from digestpub.ports import ObjectStore
@@ -17,6 +16,7 @@ from digestpub.render import atom as atom_kind
 from digestpub.render.feeds import EPOCH, GENERATOR_URI
 from digestpub.site import HTML_TYPE, NEWSLETTER_ARCHIVE_FEED, NEWSLETTER_ARCHIVE_PAGE, Site
 from digestpub.templates import environment
+from digestpub.version import __version__
 from digestpub.words import long_date, papers_word, words_for
 
 

@@ -110,16 +110,16 @@ def _summary_files(paths: Iterable[Path]) -> Iterator[tuple[Path, bool | None]]:
     for path in paths:
         if path.is_dir():
             for found in sorted(path.rglob("*")):
-                kind = _key_kind(found)
+                kind = _is_jsonl_key(found)
                 if kind is not None and found.is_file():
                     yield found, kind
         elif path.is_file():
-            kind = _key_kind(path)
+            kind = _is_jsonl_key(path)
             yield path, kind if kind is not None else _SUFFIXES.get(path.suffix)
         else:
             raise ConfigError(f"{path} does not exist")
 
 
-def _key_kind(path: Path) -> bool | None:
+def _is_jsonl_key(path: Path) -> bool | None:
     found = summary_key("/".join(path.parts[-_KEY_PARTS:]))
     return None if found is None else found[1] == "jsonl"

@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from digestpub.model import (
     MAX_TAG_LENGTH,
     MAX_TAGS,
+    Outcome,
     Problem,
-    ProblemKind,
     Summary,
     sortable_time,
 )
@@ -40,7 +40,7 @@ from digestpub.text import (
 )
 
 # `<prefix>/YYYY/MM/DD/<name>.json|.jsonl`; any other key is not a summary.
-_SUMMARY_KEY = re.compile(r"^(?P<day>\d{4}/\d{2}/\d{2})/[^/]+\.(?P<kind>jsonl?)$")
+_SUMMARY_KEY = re.compile(r"^(?P<day>\d{4}/\d{2}/\d{2})/[^/]+\.(?P<suffix>jsonl?)$")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$")
 
@@ -57,7 +57,7 @@ def summary_key(key: str) -> tuple[str, str] | None:
         date.fromisoformat(match["day"].replace("/", "-"))
     except ValueError:
         return None
-    return match["day"], match["kind"]
+    return match["day"], match["suffix"]
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -170,7 +170,7 @@ def _looks_unsafe(text: str) -> bool:
 
 
 def _parse_json(text: str) -> Any:
-    """orjson, twice as fast; what it refuses goes to json, which has the reason users read.
+    """orjson, the faster; what it refuses goes to json, which has the reason users read.
 
     json also takes what orjson does not, as before: escaped lone surrogates (cleaned
     later) and integers beyond 64 bits.
@@ -245,27 +245,31 @@ def _clean_strings(value: Any, touched: list[bool]) -> Any:
 _Record = TypeVar("_Record")
 
 PROBLEMS_LISTED = 10
-"""Problems of each kind reported one by one per object; the rest are summed up in one."""
+"""Problems of each outcome reported one by one per object; the rest are summed up in one."""
 
 
 def listing_the_first(key: str, records: Iterable[_Record]) -> Iterator[_Record | Problem]:
-    """``records`` with each kind of problem past the first ``PROBLEMS_LISTED`` summed up in one, at the end.
+    """``records`` with each outcome of problem past the first ``PROBLEMS_LISTED`` summed up in one, at the end.
 
     However many lines of an object are broken, its report, log and record in the
     state stay small. The sum is told at the line of the first problem it holds.
     """
-    listed: dict[ProblemKind, int] = {"skipped": 0, "cleaned": 0, "warning": 0}
-    unlisted: dict[ProblemKind, list[Any]] = {}  # kind: [count, first line]
+    listed: dict[Outcome, int] = {"skipped": 0, "cleaned": 0, "warning": 0}
+    unlisted: dict[Outcome, list[Any]] = {}  # outcome: [count, first line]
     for record in records:
         if isinstance(record, Problem):
-            if listed[record.kind] == PROBLEMS_LISTED:
-                unlisted.setdefault(record.kind, [0, record.line])[0] += record.count
+            if listed[record.outcome] == PROBLEMS_LISTED:
+                unlisted.setdefault(record.outcome, [0, record.line])[0] += record.count
                 continue
-            listed[record.kind] += 1
+            listed[record.outcome] += 1
         yield record
     for kind, (count, line) in unlisted.items():
         yield Problem(
-            key=key, line=line, kind=kind, count=count, reason=f"{count:,} {kind} from here on, not listed one by one"
+            key=key,
+            line=line,
+            outcome=kind,
+            count=count,
+            reason=f"{count:,} {kind} from here on, not listed one by one",
         )
 
 
@@ -305,7 +309,7 @@ class SummaryReader:
         """``read_object`` for bytes whose key is not (yet) a summary key: one summary, or JSON Lines."""
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
-            yield Problem(key=key, kind="cleaned", reason="removed a UTF-8 byte order mark")
+            yield Problem(key=key, outcome="cleaned", reason="removed a UTF-8 byte order mark")
         records = self._read_lines(key, data) if lines else self._read_bytes(key, None, data)
         yield from listing_the_first(key, records)
 
@@ -345,7 +349,7 @@ class SummaryReader:
             meant = _meant_field(name)
             if meant is not None:
                 reason = f"`{name}`: unknown field; did you mean `{meant}`?"
-                yield Problem(key=key, line=line, kind="warning", reason=reason)
+                yield Problem(key=key, line=line, outcome="warning", reason=reason)
         notes: list[str] = []
         try:
             digest = hashlib.blake2b(data, digest_size=8).hexdigest()
@@ -357,7 +361,7 @@ class SummaryReader:
             yield Problem(key=key, line=line, reason=_describe(error))
             return
         for note in notes:
-            yield Problem(key=key, line=line, kind="cleaned", reason=note)
+            yield Problem(key=key, line=line, outcome="cleaned", reason=note)
         yield summary
 
     def _build(

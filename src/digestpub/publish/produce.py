@@ -83,7 +83,7 @@ class Producer:
     def produce_all(self, plans: list[FeedPlan], workers: int) -> Iterator[FeedResult]:
         """Every plan's feed. With local folders and many feeds, forked writers share the CPU-bound
         framing; otherwise a thread pool overlaps the uploads of one feed with the rendering of the next."""
-        if getattr(self.dest, "is_local", False) and getattr(self.source, "is_local", False):
+        if self.dest.is_local and self.source.is_local:
             many = len(plans) >= _PARALLEL_FEEDS
             # A feed's files grow with the items it shows.
             weights = [len(plan.items) + 1 for plan in plans]
@@ -251,5 +251,5 @@ def recent_months(pages: list[PageTally], count: int = 12) -> tuple[tuple[str, i
 
 def digest_of(body: bytes) -> str:
     # Only to tell our own output from what we wrote last time, so no cryptographic
-    # hash: a cold run digests 780 MB, and XXH3 is five times faster than SHA-256.
+    # hash: a cold run digests the whole site, and XXH3 is several times faster than SHA-256.
     return xxhash.xxh3_128_hexdigest(body)

@@ -30,4 +30,4 @@ def shared_slugs(refs: Iterable[SummaryRef], names: dict[str, str]) -> Iterator[
             if first != name and (slug, name) not in warned and tag_identity(first) != tag_identity(name):
                 warned.add((slug, name))
                 reason = f"tag `{name}` shares the page tags/{slug}/ with `{first}`: rename one to keep them apart"
-                yield Problem(key=ref.source_key, line=ref.source_line, kind="warning", reason=reason)
+                yield Problem(key=ref.source_key, line=ref.source_line, outcome="warning", reason=reason)

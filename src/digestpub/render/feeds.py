@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from digestpub import __version__
 from digestpub.model import TagInfo
 from digestpub.render.kinds import FeedView, Kind
 from digestpub.site import Site
+from digestpub.version import __version__
 from digestpub.words import words_for
 
 if TYPE_CHECKING:

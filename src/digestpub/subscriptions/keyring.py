@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from digestpub.errors import ConfigError, PreconditionFailed, StorageError
 from digestpub.ports import ObjectStore
@@ -26,7 +25,6 @@ log = logging.getLogger("digestpub.keys")
 
 RING_OBJECT = SECRETS_PREFIX + "token_key"
 """The ring's key in its store (the same in the publish state, where earlier versions kept it)."""
-_SQLITE = "sqlite:///"
 _WRITE_ATTEMPTS = 10
 
 
@@ -44,16 +42,6 @@ class KeyHome:
     @property
     def moves_from_state(self) -> bool:
         return self.store.url != self.state.url
-
-
-def key_home(subscribers: str, state: ObjectStore) -> KeyHome:
-    """Beside a SQLite subscriber store (its folder); with DynamoDB, where the cloud has no SSM
-    parameter and no ``token_key`` is set, the publish state as before."""
-    if subscribers.startswith(_SQLITE):
-        from digestpub.adapters.folder_store import FolderStore
-
-        return KeyHome(FolderStore(Path(subscribers.removeprefix(_SQLITE)).parent), state)
-    return KeyHome(state, state)
 
 
 def load_ring(secret: str | None, home: KeyHome, has_subscribers: Callable[[], bool]) -> KeyRing:

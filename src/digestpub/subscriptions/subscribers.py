@@ -28,12 +28,11 @@ from digestpub.model import (
     Frequency,
     Subscriber,
     SubscriberStatus,
-    TagInfo,
 )
 from digestpub.text import tag_slug
 
 if TYPE_CHECKING:
-    from digestpub.ports import Ledger, ObjectStore, SubscriberStore
+    from digestpub.ports import Ledger, SubscriberStore
 
 
 CSV_COLUMNS = ("email", "tags", "frequency", "lang", "status")
@@ -108,13 +107,6 @@ def unescape_cell(value: str) -> str:
     if value.startswith(_CELL_ESCAPE) and value[1:2] in (*FORMULA_STARTS, _CELL_ESCAPE, "\t", "\r"):
         return value[1:]
     return value
-
-
-def published_tags(state: ObjectStore) -> dict[str, TagInfo]:
-    """The digest's tags by slug, with their counts, as the last publish run recorded them."""
-    from digestpub.state.catalog import Catalog
-
-    return Catalog(state).head.tags
 
 
 def unknown_tags(tags: Iterable[str], known: Collection[str]) -> list[str]:
