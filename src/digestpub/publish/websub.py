@@ -40,7 +40,7 @@ class HubPolicy:
 
 def changed_feed_urls(site: Site, changed_files: Iterable[tuple[str, str]]) -> list[str]:
     """The public URLs of the feeds among ``(kind, path)`` files whose bytes changed: WebSub's topics."""
-    return sorted({site.url(path) for kind, path in changed_files if feed_formats.named(kind)})
+    return sorted({site.url(path) for kind, path in changed_files if feed_formats.named(kind) is not None})
 
 
 def notify_hubs(
