@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -13,14 +12,6 @@ from zoneinfo import ZoneInfo
 ALL_FEED = "_all"
 """The feed of every summary; a slug never starts with ``_``, so it cannot clash."""
 
-FEED_FILE_NAMES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}
-"""Each feed format's file name, in the feed's folder."""
-FEED_CONTENT_TYPES = {
-    "rss": "application/rss+xml; charset=utf-8",
-    "atom": "application/atom+xml; charset=utf-8",
-    "json": "application/feed+json; charset=utf-8",
-}
-"""Each feed format's Content-Type, on S3 and from ``digestpub serve`` alike."""
 OPML_PATH = "feeds/tags.opml"
 INDEX_PATH = "index.html"
 SITEMAP_PATH = "sitemap.xml"
@@ -91,12 +82,13 @@ class Site:
     def feed_id(self, feed: str) -> str:
         return self.tag_id(f"feed/{'all' if feed == ALL_FEED else quote(feed)}")
 
-    def feed_path(self, feed: str, kind: str, page: int | None = None) -> str:
-        """A feed's file of ``kind``; with ``page``, its RFC 5005 archive document of that page (1 the oldest)."""
+    def feed_path(self, feed: str, file_name: str, page: int | None = None) -> str:
+        """A feed's file named ``file_name`` (a feed format's, ``render.feed_formats``); with ``page``, its
+        RFC 5005 archive document of that page (1 the oldest)."""
         folder = "feeds" if feed == ALL_FEED else f"feeds/tags/{feed}"
         if page is not None:
             folder = f"{folder}/archive/{page}"
-        return f"{folder}/{FEED_FILE_NAMES[kind]}"
+        return f"{folder}/{file_name}"
 
     def page_path(self, feed: str, page: int | None = None) -> str:
         """A feed's web page; with ``page``, its archive page of that number (1 the oldest)."""
@@ -112,22 +104,11 @@ class Site:
     def url(self, path: str) -> str:
         return self.base_url + path.removesuffix("index.html")
 
-    def feed_url(self, feed: str, kind: str, page: int | None = None) -> str:
-        return self.url(self.feed_path(feed, kind, page))
-
     def page_url(self, feed: str, page: int | None = None) -> str:
         return self.url(self.page_path(feed, page))
 
     def api(self, endpoint: str) -> str:
         return self.api_url + endpoint
-
-    def tags_feed_url(self, slugs: Iterable[str], kind: str) -> str:
-        """The combined feed of ``slugs`` (the endpoint's one URL for them: sorted, comma-separated);
-        no slug is every summary, as for a subscriber with no tags."""
-        ordered = sorted(set(slugs))
-        if not ordered:
-            return self.feed_url(ALL_FEED, kind)
-        return self.api(f"feed?tags={','.join(ordered)}&format={kind}")
 
 
 @lru_cache(maxsize=65_536)

@@ -36,7 +36,7 @@ from digestpub.app import cloud
 from digestpub.errors import ConfigError
 from digestpub.model import Subscriber
 from digestpub.publish.report import load_latest_report
-from digestpub.site import FEED_FILE_NAMES
+from digestpub.render.feed_formats import FEEDS
 from digestpub.state.lock import StateLock
 from digestpub.subscriptions.endpoints import form_token
 from digestpub.subscriptions.subscribers import new_subscriber
@@ -69,6 +69,7 @@ ENV_TOKEN_KEY = "env-token-key-for-cloud-tests-0123456789"
 SSM_TOKEN_KEY = "ssm-token-key-for-cloud-tests-9876543210"
 FEED_CACHE = "public, max-age=60"
 PAGE_CACHE = "public, max-age=600"
+FEED_FILE_NAMES = {kind.name: kind.file_name for kind in FEEDS}
 
 
 @dataclass

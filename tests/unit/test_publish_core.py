@@ -726,13 +726,13 @@ def test_a_kind_added_to_the_registry_is_published_and_its_kept_entries_cut_from
     stores: Stores, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from digestpub.publish import produce
-    from digestpub.render import Frame, entries, kinds
+    from digestpub.render import Frame, batch, entries, kinds, registry
 
     rendered: list[str] = []
 
-    def titles(batch: entries.EntryBatch) -> list[bytes]:
-        rendered.extend(summary.id for summary in batch.summaries)
-        return [summary.title.encode() for summary in batch.summaries]
+    def titles(summaries: batch.EntryBatch) -> list[bytes]:
+        rendered.extend(summary.id for summary in summaries.summaries)
+        return [summary.title.encode() for summary in summaries.summaries]
 
     def frame(view: kinds.FeedView) -> Frame:
         return Frame(f"# {view.feed}\n".encode(), b"\n")
@@ -741,9 +741,9 @@ def test_a_kind_added_to_the_registry_is_published_and_its_kept_entries_cut_from
         return f"titles/{feed}.txt"
 
     extra = kinds.Kind("titles", "text/plain; charset=utf-8", b"\n", path, titles, frame)
-    registry = (*kinds.all_kinds(), extra)
-    monkeypatch.setattr(produce, "all_kinds", lambda: registry)
-    monkeypatch.setattr(entries, "all_kinds", lambda: registry)
+    every = (*registry.all_kinds(), extra)
+    monkeypatch.setattr(produce, "all_kinds", lambda: every)
+    monkeypatch.setattr(entries, "all_kinds", lambda: every)
 
     for number in (1, 2, 3):
         stores.add(f"2026/11/20/{number}.json", doc(number, 8 + number, title=f"Заголовок {number}"))

@@ -29,7 +29,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from digestpub.errors import BadRequest
-from digestpub.site import FEED_CONTENT_TYPES, FEED_FILE_NAMES, HTML_TYPE, OPML_TYPE
+from digestpub.render import feed_formats
+from digestpub.site import HTML_TYPE, OPML_TYPE
 from digestpub.subscriptions.endpoints import ROUTES, Endpoints
 from digestpub.subscriptions.request import check_path, declared_length, etag_matches
 
@@ -44,9 +45,9 @@ _LINGER_BYTES = 16 * 1024 * 1024
 
 def content_type(name: str) -> str:
     """The Content-Type publish gives a file on S3: feeds by their name, pages and OPML by suffix."""
-    for kind, file_name in FEED_FILE_NAMES.items():
-        if name.rsplit("/", 1)[-1] == file_name:
-            return FEED_CONTENT_TYPES[kind]
+    kind = feed_formats.of_file(name)
+    if kind is not None:
+        return kind.content_type
     if name.endswith(".html"):
         return HTML_TYPE
     if name.endswith(".opml"):

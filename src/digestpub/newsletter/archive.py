@@ -12,8 +12,9 @@ from digestpub.newsletter.archive_index import ArchivedIssue, load_archive
 from digestpub.newsletter.render import subject_line, web_copy_path
 from digestpub.ports import ObjectStore
 from digestpub.render import Output
+from digestpub.render import atom as atom_kind
 from digestpub.render.feeds import EPOCH, GENERATOR_URI
-from digestpub.site import FEED_CONTENT_TYPES, HTML_TYPE, NEWSLETTER_ARCHIVE_FEED, NEWSLETTER_ARCHIVE_PAGE, Site
+from digestpub.site import HTML_TYPE, NEWSLETTER_ARCHIVE_FEED, NEWSLETTER_ARCHIVE_PAGE, Site
 from digestpub.templates import environment
 from digestpub.version import __version__
 from digestpub.words import long_date, papers_word, words_for
@@ -27,7 +28,7 @@ def everything_url(site: Site, issue_id: str) -> str:
 def archive_outputs(site: Site, issues: list[ArchivedIssue]) -> list[Output]:
     return [
         Output(NEWSLETTER_ARCHIVE_PAGE, archive_page(site, issues).encode(), HTML_TYPE),
-        Output(NEWSLETTER_ARCHIVE_FEED, archive_feed(site, issues), FEED_CONTENT_TYPES["atom"]),
+        Output(NEWSLETTER_ARCHIVE_FEED, archive_feed(site, issues), atom_kind.KIND.content_type),
     ]
 
 

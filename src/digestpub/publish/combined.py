@@ -28,18 +28,17 @@ from digestpub.errors import BadRequest, StorageError
 from digestpub.model import MAX_TAG_LENGTH, MAX_TAGS
 from digestpub.ports import ObjectStore
 from digestpub.render import atom as atom_kind
-from digestpub.render import framed
+from digestpub.render import feed_formats, framed
 from digestpub.render import jsonfeed as json_kind
 from digestpub.render import rss as rss_kind
 from digestpub.render.feeds import feed_generator
-from digestpub.render.kinds import FeedView
-from digestpub.site import ALL_FEED, FEED_CONTENT_TYPES, FEED_FILE_NAMES, Site
+from digestpub.render.kinds import FeedView, Kind
+from digestpub.site import ALL_FEED, Site
 from digestpub.text import tag_slug
 from digestpub.words import words_for
 
 log = logging.getLogger("digestpub.publish.combined")
 
-FORMATS = tuple(FEED_FILE_NAMES)
 _ATOM = "{http://www.w3.org/2005/Atom}"
 _READERS = 8
 """Tag feeds read at once: each read is a round trip to S3."""
@@ -120,20 +119,23 @@ class CombinedFeeds:
         self.site = site
         self.cache_control = cache_control
 
-    def build(self, tags: Iterable[str], kind: str) -> CombinedFeed:
-        """The feed of ``tags`` as ``kind``; ``BadRequest`` (``UnknownFeedTags``) for what cannot be served."""
-        if kind not in FEED_FILE_NAMES:
-            raise BadRequest(400, f"unknown format {kind[:20]!r}: use {', '.join(FORMATS)}")
+    def build(self, tags: Iterable[str], format_name: str) -> CombinedFeed:
+        """The feed of ``tags`` in the format named ``format_name``; ``BadRequest`` (``UnknownFeedTags``)
+        for what cannot be served."""
+        kind = feed_formats.named(format_name)
+        if kind is None or kind.name not in _RENDERERS:
+            formats = ", ".join(known.name for known in feed_formats.FEEDS if known.name in _RENDERERS)
+            raise BadRequest(400, f"unknown format {format_name[:20]!r}: use {formats}")
         wanted = requested_slugs(tags)
         # A word with no slug (punctuation only) names no feed: it is not looked for.
-        documents = self._read([self.site.feed_path(slug, "json") if slug else "" for slug in wanted])
+        documents = self._read([json_kind.KIND.path(self.site, slug, None) if slug else "" for slug in wanted])
         missing = [word for (slug, word), document in zip(wanted.items(), documents, strict=True) if document is None]
         if missing:
             raise UnknownFeedTags(missing)
         feeds = {slug: _items(document) for slug, document in zip(wanted, documents, strict=True)}
         chosen = newest_items(feeds, self.site.feed_size)
         selection = _Selection(self.site, tuple(wanted), _names(feeds), chosen, kind)
-        return CombinedFeed(_RENDERERS[kind](self, selection), FEED_CONTENT_TYPES[kind])
+        return CombinedFeed(_RENDERERS[kind.name](self, selection), kind.content_type)
 
     def _read(self, keys: Sequence[str]) -> list[bytes | None]:
         def read(key: str) -> bytes | None:
@@ -151,7 +153,7 @@ class CombinedFeeds:
 
         def load(slugs: Iterable[str]) -> None:
             unread = sorted(set(slugs) - published.keys())
-            documents = self._read([self.site.feed_path(slug, selection.kind) for slug in unread])
+            documents = self._read([selection.kind.path(self.site, slug, None) for slug in unread])
             published.update(
                 {slug: find(document) if document else {} for slug, document in zip(unread, documents, strict=True)}
             )
@@ -165,7 +167,7 @@ class CombinedFeeds:
             entry = chosen.item["id"]
             found = next((published[slug][entry] for slug in chosen.holders if entry in published.get(slug, {})), None)
             if found is None:  # a publish run rewrote the documents between the two reads
-                log.warning("combined feed: %s is in no %s document of %s", entry, selection.kind, chosen.holders)
+                log.warning("combined feed: %s is in no %s document of %s", entry, selection.kind.name, chosen.holders)
             else:
                 entries.append(found)
         return entries
@@ -177,12 +179,12 @@ class _Selection:
     slugs: tuple[str, ...]
     names: Mapping[str, str]
     chosen: list[_Chosen]
-    kind: str
+    kind: Kind
 
     @property
     def url(self) -> str:
         """The feed's own address: slugs only, so every way of asking names one URL."""
-        return self.site.tags_feed_url(self.slugs, self.kind)
+        return self.kind.tags_url(self.site, self.slugs)
 
     @property
     def feed_id(self) -> str:
@@ -223,29 +225,29 @@ def _names(feeds: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, str]:
     return names
 
 
-def _header(selection: _Selection, kind: str) -> str:
+def _header(selection: _Selection) -> str:
     """The Atom or RSS document around the entries, from the tag feeds' own feedgen header."""
     view = FeedView(selection.site, ALL_FEED, None, {}, selection.updated)
-    generator = feed_generator(view, kind, FEED_CONTENT_TYPES[kind])
+    generator = feed_generator(view, selection.kind)
     generator.id(selection.feed_id)
     generator.title(selection.title)
     generator.subtitle(selection.description)
     # RSS takes its channel <link> from the last link, and the combined feed is never pushed: no hubs.
-    self_link = {"href": selection.url, "rel": "self", "type": FEED_CONTENT_TYPES[kind].split(";")[0]}
+    self_link = {"href": selection.url, "rel": "self", "type": selection.kind.media_type}
     generator.link(
         [self_link, {"href": selection.site.base_url, "rel": "alternate", "type": "text/html"}], replace=True
     )
-    document: bytes = (generator.atom_str if kind == "atom" else generator.rss_str)(pretty=False)
+    document: bytes = (generator.atom_str if selection.kind is atom_kind.KIND else generator.rss_str)(pretty=False)
     return document.decode()
 
 
 def _atom(feeds: CombinedFeeds, selection: _Selection) -> bytes:
-    frame = framed(_header(selection, "atom"), "</feed>")
+    frame = framed(_header(selection), "</feed>")
     return atom_kind.KIND.fill(frame, feeds.published_entries(selection, _atom_entries))
 
 
 def _rss(feeds: CombinedFeeds, selection: _Selection) -> bytes:
-    frame = framed(rss_kind.with_dc(_header(selection, "rss")), "</channel>")
+    frame = framed(rss_kind.with_dc(_header(selection)), "</channel>")
     return rss_kind.KIND.fill(frame, feeds.published_entries(selection, _rss_items))
 
 
@@ -280,4 +282,9 @@ def _standalone(element: Any) -> bytes:
     return bytes(etree.tostring(element, encoding="utf-8", with_tail=False))
 
 
-_RENDERERS: dict[str, Callable[[CombinedFeeds, _Selection], bytes]] = {"atom": _atom, "rss": _rss, "json": _json}
+_RENDERERS: dict[str, Callable[[CombinedFeeds, _Selection], bytes]] = {
+    atom_kind.KIND.name: _atom,
+    rss_kind.KIND.name: _rss,
+    json_kind.KIND.name: _json,
+}
+"""How each feed format's combined feed is built: from its own published entries (or, JSON Feed's, items)."""

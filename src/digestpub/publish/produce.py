@@ -23,9 +23,10 @@ from digestpub.publish.ingest import SummaryReader
 from digestpub.publish.pages import FeedPlan, Paging
 from digestpub.render import Output
 from digestpub.render.entries import EntryPack, render_entries
-from digestpub.render.kinds import FeedView, Kind, all_kinds, archive_kinds
+from digestpub.render.kinds import FeedView, Kind
 from digestpub.render.opml import render_opml
 from digestpub.render.page import page_template
+from digestpub.render.registry import all_kinds, archive_kinds
 from digestpub.site import ALL_FEED, OPML_PATH, Site
 from digestpub.state.parts import PageTally, PublishedFile, Window, WindowItem
 

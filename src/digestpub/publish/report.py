@@ -16,7 +16,7 @@ from digestpub.ports import ObjectStore
 from digestpub.publish.ingest import PROBLEMS_LISTED, listing_the_first
 from digestpub.publish.plan import Merge
 from digestpub.publish.tagging import shared_slugs
-from digestpub.render.kinds import all_kinds, archive_kinds
+from digestpub.render.registry import all_kinds, archive_kinds
 from digestpub.site import ALL_FEED
 from digestpub.state.catalog import Catalog
 from digestpub.state.keys import LATEST_REPORT_KEY, report_key

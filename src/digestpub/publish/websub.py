@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from digestpub.errors import HubError
 from digestpub.model import HubFailure
 from digestpub.ports import HubNotifier
-from digestpub.site import FEED_FILE_NAMES, Site
+from digestpub.render import feed_formats
+from digestpub.site import Site
 
 log = logging.getLogger("digestpub.publish.websub")
 
@@ -39,7 +40,7 @@ class HubPolicy:
 
 def changed_feed_urls(site: Site, changed_files: Iterable[tuple[str, str]]) -> list[str]:
     """The public URLs of the feeds among ``(kind, path)`` files whose bytes changed: WebSub's topics."""
-    return sorted({site.url(path) for kind, path in changed_files if kind in FEED_FILE_NAMES})
+    return sorted({site.url(path) for kind, path in changed_files if feed_formats.named(kind) is not None})
 
 
 def notify_hubs(

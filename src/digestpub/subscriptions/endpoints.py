@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from digestpub.errors import BadRequest, DigestpubError, StoreBusy
 from digestpub.model import Subscriber
+from digestpub.render import feed_formats
 from digestpub.site import Site
 from digestpub.subscriptions.request import Request, etag_matches, read_request
 from digestpub.subscriptions.subscribers import InvalidAddress, InvalidSubscriber, UnknownTags
@@ -114,7 +115,14 @@ class Endpoints:
     def page(self, status: int, lang: str, **context: Any) -> Reply:
         words = words_for(lang)
         template = environment().get_template("web/page.html.j2")
-        body = template.render(site=self.site, words=words, lang=lang, title=self.site.title, **{"kind": "", **context})
+        body = template.render(
+            site=self.site,
+            words=words,
+            lang=lang,
+            title=self.site.title,
+            feeds=feed_formats.offered(),
+            **{"kind": "", **context},
+        )
         return Reply(status, body, headers=_PAGE_HEADERS)
 
     def _try_later(self, retry_after: str | None = None) -> Reply:
@@ -270,7 +278,9 @@ class Endpoints:
             return self.refusal(404, "there is no such page")
         feeds = self._feeds()
         try:
-            built = feeds.build(request.query_values("tags"), request.query.get("format", "atom"))
+            built = feeds.build(
+                request.query_values("tags"), request.query.get("format", feed_formats.preferred().name)
+            )
         except UnknownFeedTags as error:
             lang = self.site.lang
             return self.page(400, lang, message=words_for(lang)["unknown_tags"].format(tags=", ".join(error.tags)))
