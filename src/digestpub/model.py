@@ -210,6 +210,11 @@ class PublishReport(BaseModel, ProblemCounts):
     feeds_announced: int = 0
     """Changed feed URLs the WebSub hubs were told of (each hub counts its own)."""
     hub_failures: list[HubFailure] = Field(default_factory=list)
+    search_files_written: int = 0
+    """Files of the search index written (their bytes changed); none when the run left the index as it was."""
+    search_bytes_written: int = 0
+    search_failure: str | None = None
+    """Why the search index could not be brought up to date: the feeds stand, and the next run tries again."""
 
     @property
     def unfixed(self) -> list[Problem]:
@@ -237,6 +242,10 @@ class PublishReport(BaseModel, ProblemCounts):
             line += f"; {count_problems(self.still_broken, 'skipped')} earlier skipped still unfixed"
         if self.hub_failures:
             line += f"; {len(self.hub_failures)} WebSub hub(s) not told"
+        if self.search_failure:
+            line += "; search index NOT updated"
+        elif self.search_files_written:
+            line += f"; search index: {self.search_files_written} files written"
         return line
 
 

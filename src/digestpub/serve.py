@@ -29,7 +29,14 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from digestpub.errors import BadRequest
-from digestpub.site import FEED_CONTENT_TYPES, FEED_FILE_NAMES, HTML_TYPE, OPML_TYPE
+from digestpub.site import (
+    FEED_CONTENT_TYPES,
+    FEED_FILE_NAMES,
+    HTML_TYPE,
+    OPML_TYPE,
+    SEARCH_FOLDER,
+    search_content_type,
+)
 from digestpub.web import ROUTES, Endpoints
 from digestpub.web_request import check_path, declared_length, etag_matches
 
@@ -43,10 +50,13 @@ _LINGER_BYTES = 16 * 1024 * 1024
 
 
 def content_type(name: str) -> str:
-    """The Content-Type publish gives a file on S3: feeds by their name, pages and OPML by suffix."""
+    """The Content-Type publish gives a file on S3 (``name``: its path in ``dest``): feeds by their name,
+    the search bundle by its folder, pages and OPML by suffix."""
     for kind, file_name in FEED_FILE_NAMES.items():
         if name.rsplit("/", 1)[-1] == file_name:
             return FEED_CONTENT_TYPES[kind]
+    if name.startswith(SEARCH_FOLDER):
+        return search_content_type(name)
     if name.endswith(".html"):
         return HTML_TYPE
     if name.endswith(".opml"):
@@ -226,7 +236,7 @@ def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_pref
             except (OSError, ValueError):
                 self._refuse(404, "there is no such file")
                 return
-            self._send_file(data, modified, content_type(target.name), head)
+            self._send_file(data, modified, content_type(target.relative_to(root).as_posix()), head)
 
         def _send_file(self, data: bytes, modified: float, kind: str, head: bool) -> None:
             tag = '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'  # as S3's ETag

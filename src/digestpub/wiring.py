@@ -12,6 +12,7 @@ from digestpub.parallel import default_workers
 from digestpub.ports import HubNotifier, ObjectStore, SubscriberStore
 from digestpub.publish import PublishOptions
 from digestpub.publish.listing import named_keys
+from digestpub.publish.search import SEARCH_EVERY
 from digestpub.settings import Settings
 from digestpub.tokens import KeyRing
 
@@ -56,6 +57,7 @@ def publish_options(
         archive_page_size=settings.archive_page_size,
         correction_days=settings.correction_days,
         workers=default_workers() if workers is None else workers,
+        search_every=SEARCH_EVERY.get(settings.search, timedelta(0)),
         keys=tuple(found),
     )
 
