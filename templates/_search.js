@@ -11,7 +11,8 @@ function pagefind() {
     const entry = await (await fetch(bundle + "pagefind-entry.json")).json();
     const own = document.documentElement.lang;
     for (const language of Object.keys(entry.languages || {})) {
-      if (language !== own) await found.mergeIndex(bundle, { language });
+      // The same bundle by another spelling of its path: Pagefind skips a merge of its primary index's own.
+      if (language !== own) await found.mergeIndex(bundle + "./", { language });
     }
     return found;
   })();

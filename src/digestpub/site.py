@@ -59,8 +59,8 @@ class Site:
     empty: the host of ``base_url`` and ``ID_YEAR``."""
     timezone: str = "UTC"
     """The IANA zone of every date a page or an email shows."""
-    search: bool = True
-    """Whether pages carry the search box and runs keep the search index."""
+    search: bool = False
+    """Whether pages carry the search box and runs keep the search index (the ``search`` setting's default: on)."""
 
     @property
     def zone(self) -> ZoneInfo:

@@ -100,6 +100,10 @@ def test_a_russian_word_in_another_form_finds_its_summary_and_leads_to_its_card(
     assert overflow[0] <= overflow[1], overflow
     assert page.locator("div.search input").bounding_box()["width"] <= 375
 
+    # A Russian page finds the English summaries too, stemmed as English.
+    assert "GroundedChart: Do MLLMs Actually Read the Axes?" in _search(page, "charts")
+
+    _search(page, "квазикристаллами")
     page.locator("div.search ol li a").first.click()
     page.wait_for_load_state("load")
     anchor = urlsplit(page.url).fragment
