@@ -20,6 +20,9 @@ import orjson
 
 from digestpub.errors import SearchIndexError
 
+_ENTRY = "pagefind-entry.json"
+"""The bundle's table of contents: its version and the index of each language."""
+
 
 @dataclass(frozen=True, slots=True)
 class PagefindRecord:
@@ -77,7 +80,11 @@ def _build(process: subprocess.Popen[bytes], records: Sequence[PagefindRecord]) 
         _expect(answers, "IndexedFile")
     files = _expect(answers, "GetFiles")["files"]
     writer.join()
-    return {file["path"]: base64.b64decode(file["content"]) for file in files}
+    bundle = {file["path"]: base64.b64decode(file["content"]) for file in files}
+    if _ENTRY in bundle:
+        # Its languages come in no fixed order: sorted, the same index is the same bytes.
+        bundle[_ENTRY] = orjson.dumps(orjson.loads(bundle[_ENTRY]), option=orjson.OPT_SORT_KEYS)
+    return bundle
 
 
 def _executable() -> str:
@@ -106,16 +113,18 @@ def _send(pipe: IO[bytes], requests: list[bytes]) -> None:
 
 
 def _answers(pipe: IO[bytes]) -> Iterator[dict[str, Any]]:
-    pending = b""
-    while True:
-        chunk = pipe.read1(1 << 16) if hasattr(pipe, "read1") else pipe.read(1 << 16)
-        if not chunk:
-            return
-        pending += chunk
-        *whole, pending = pending.split(b",")
-        for message in whole:
+    # The pieces of an answer not yet ended, joined once it ends: the bundle's answer is tens of megabytes.
+    pieces: list[bytes] = []
+    while chunk := pipe.read1(1 << 16):  # type: ignore[attr-defined]
+        *ended, rest = chunk.split(b",")
+        for number, message in enumerate(ended):
+            if number == 0 and pieces:
+                message = b"".join([*pieces, message])
+                pieces = []
             if message.strip():
                 yield orjson.loads(base64.b64decode(message))
+        if rest:
+            pieces.append(rest)
 
 
 def _expect(answers: Iterator[dict[str, Any]], kind: str) -> dict[str, Any]:

@@ -182,9 +182,11 @@ def refresh(
 ) -> None:
     """Build the bundle from every record and write what changed; a failure is reported, never raised."""
     generation = records.generation
+    # In the order of the feed of everything: the same records give the same files.
+    ordered = sorted(records.all(), key=lambda record: (record[1], record[0]))
     try:
         built = build_bundle(
-            [pagefind_record(site, summary_id, page_of(place), text) for summary_id, place, text in records.all()]
+            [pagefind_record(site, summary_id, page_of(place), text) for summary_id, place, text in ordered]
         )
         written = write_bundle(dest, built, records.files, cache_control)
     except SearchIndexError as error:
