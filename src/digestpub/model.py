@@ -236,16 +236,16 @@ class PublishReport(BaseModel, ProblemCounts):
             f"{self.summaries_deleted} deleted, {self.skipped} skipped, {self.cleaned} cleaned; "
             f"files: {self.files_written} {self._written_as()}, {self.files_kept} unchanged"
         )
+        if self.search_failure:
+            line += "; search index NOT updated"
+        elif self.search_files_written:
+            line += f"; search index: {self.search_files_written} files written"
         if self.warnings:
             line += f"; {self.warnings} warning(s)"
         if self.still_broken:
             line += f"; {count_problems(self.still_broken, 'skipped')} earlier skipped still unfixed"
         if self.hub_failures:
             line += f"; {len(self.hub_failures)} WebSub hub(s) not told"
-        if self.search_failure:
-            line += "; search index NOT updated"
-        elif self.search_files_written:
-            line += f"; search index: {self.search_files_written} files written"
         return line
 
 

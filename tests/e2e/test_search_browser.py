@@ -4,7 +4,6 @@ mode, and without script the box is a link to the archive."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,13 +13,17 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import EXAMPLES, write_json
-from tests.e2e.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS
+from tests.e2e import test_pages_browser
+from tests.e2e.browser import BROWSER_MARKS
 from tests.search_support import edited_version, searched_summaries
 from tests.serve_support import free_port, run_digestpub, running_serve, serve_env
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the Python playwright package is not installed")
 
 pytestmark = BROWSER_MARKS
+
+browser = test_pages_browser.browser
+"""The page tests' headless Chromium."""
 
 DAY = "2026/11/22"
 
@@ -40,22 +43,6 @@ def digest(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str], str]]:
     assert "search index:" in published.stdout
     with running_serve(tmp_path, env, port):
         yield tmp_path, env, base_url
-
-
-@pytest.fixture
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    home = tmp_path_factory.mktemp("chromium-home")
-    with sync_api.sync_playwright() as playwright:
-        try:
-            chromium = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, env={**os.environ, "HOME": str(home)}
-            )
-        except sync_api.Error as error:
-            pytest.skip(f"headless chromium at {CHROMIUM} did not start: {error}")
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def _local_only(route: Any) -> None:

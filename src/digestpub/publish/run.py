@@ -167,7 +167,7 @@ def _run(
             )  # fmt: skip
             _record(catalog, written)
             changed_files = written.changed_files
-        count_published(report, catalog)
+        count_published(report, catalog, site.search)
     topics: list[str] = []
     if notifier and site.hubs:
         topics = announce.topics(site, changed_files, unannounced)
