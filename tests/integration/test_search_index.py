@@ -60,8 +60,11 @@ def test_every_summary_is_a_record_that_links_its_card(tmp_path: Path) -> None:
     records = index_records(bundle, bundle.__getitem__)
     assert len(records) == report.summaries_new
     # An English summary is in the English index, the rest in the Russian one.
-    english = [path for path in bundle if path.startswith("fragment/en_")]
-    assert len(english) == sum(1 for record in records if "Do MLLMs Actually Read the Axes" in record["content"]) + 4
+    english = {record["meta"]["title"] for record in index_records(
+        [path for path in bundle if path.startswith("fragment/en_")], bundle.__getitem__
+    )}  # fmt: skip
+    assert "GroundedChart: Do MLLMs Actually Read the Axes?" in english
+    assert not english & {document["title"] for document in searched_summaries().values()}
     found = searched_summaries()["found"]
     (record,) = [record for record in records if record["meta"]["title"] == found["title"]]
     page_path, anchor = record["url"].split("#")
@@ -196,3 +199,16 @@ def test_a_failing_pagefind_loses_no_feed_and_the_next_run_builds_the_index(
     assert (tmp_path / "public" / "pagefind" / "pagefind.js").is_file()
     again = run_digestpub(tmp_path, env, "publish")
     assert again.returncode == 0 and "search index" not in again.stdout
+
+
+def test_lost_search_records_stop_no_run(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    source = _source(tmp_path)
+    _publish_folder(source, tmp_path)
+    for shard in (tmp_path / "state" / "search" / "records").iterdir():
+        shard.unlink()
+    write_json(source, f"{DAY}/later.json", {**searched_summaries()["found"], "id": "2611.08009", "title": "Позже"})
+    report = _publish_folder(source, tmp_path)
+    assert report.summaries_new == 1 and report.search_failure is None
+    assert "search records 00000 are gone" in caplog.text
+    bundle = _folder_bundle(tmp_path / "public")
+    assert {record["meta"]["title"] for record in index_records(bundle, bundle.__getitem__)} == {"Позже"}
