@@ -20,7 +20,8 @@ tags drawn from a Zipf law. Prints, against the targets:
 
 The first line times a fixed Python loop: shared machines drift, and it tells a
 slow hour from a slow change. The last line is every figure as one JSON object,
-to keep beside earlier runs.
+to keep beside earlier runs. The search index is off here (unless
+``DIGESTPUB_SEARCH`` says otherwise): ``bench/search.py`` measures it.
 """
 
 from __future__ import annotations
@@ -254,6 +255,8 @@ def _reference_seconds() -> float:
 
 
 def main() -> None:
+    # The feed pipeline's figures: the search index has its own (bench/search.py).
+    os.environ.setdefault("DIGESTPUB_SEARCH", "off")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--summaries", type=int, default=20_000)
     parser.add_argument("--tags", type=int, default=300)

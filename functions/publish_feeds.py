@@ -55,6 +55,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric("InputsUnfixed", MetricUnit.Count, len(report.skipped_inputs))
     metrics.add_metric("FeedsWritten", MetricUnit.Count, report.files_written)
     metrics.add_metric("HubNotificationsFailed", MetricUnit.Count, len(report.hub_failures))
+    # The feeds stand and the next run builds the index: counted, not raised, so no batch is retried for it.
+    metrics.add_metric("SearchIndexFailed", MetricUnit.Count, int(report.search_failure is not None))
+    if report.search_failure:
+        logger.error("search index not updated: %s", report.search_failure)
     logger.info(report.summary_line(), extra={"problems": [problem.model_dump() for problem in report.problems]})
     return {"batchItemFailures": []} if records else {"summary": report.summary_line()}
 

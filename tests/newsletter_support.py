@@ -485,6 +485,7 @@ def cli_env(scenario: Scenario) -> dict[str, str]:
             "DIGESTPUB_MAILER": f"outbox:{scenario.outbox_dir}",
             "DIGESTPUB_BASE_URL": SITE.base_url,
             "DIGESTPUB_API_URL": SITE.api_url,
+            "DIGESTPUB_SEARCH": "every-run" if SITE.search else "off",
             # The key the scenario's own runs sign with: its subscribers are saved straight into the store.
             "DIGESTPUB_TOKEN_KEY": TOKEN_KEY.decode(),
         }

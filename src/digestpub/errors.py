@@ -91,6 +91,10 @@ class HubError(DigestpubError):
         self.status = status
 
 
+class SearchIndexError(DigestpubError):
+    """The search index could not be built: the run's feeds stand, and the next run builds it."""
+
+
 class NewsletterError(DigestpubError):
     """An issue cannot be built as asked (for example, a date before the last issue)."""
 

@@ -213,6 +213,11 @@ class PublishReport(BaseModel, ProblemCounts):
     feeds_announced: int = 0
     """Changed feed URLs the WebSub hubs were told of (each hub counts its own)."""
     hub_failures: list[HubFailure] = Field(default_factory=list)
+    search_files_written: int = 0
+    """Files of the search index written (their bytes changed); none when the run left the index as it was."""
+    search_bytes_written: int = 0
+    search_failure: str | None = None
+    """Why the search index could not be brought up to date: the feeds stand, and the next run tries again."""
 
     @property
     def skipped_inputs(self) -> list[Problem]:
@@ -234,6 +239,10 @@ class PublishReport(BaseModel, ProblemCounts):
             f"{self.summaries_deleted} deleted, {self.skipped} skipped, {self.cleaned} cleaned; "
             f"files: {self.files_written} {self._written_as()}, {self.files_kept} unchanged"
         )
+        if self.search_failure:
+            line += "; search index NOT updated"
+        elif self.search_files_written:
+            line += f"; search index: {self.search_files_written} files written"
         if self.warnings:
             line += f"; {self.warnings} warning(s)"
         if self.still_skipped:

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     """The IANA time zone of the dates pages and emails show."""
     id_authority: str | None = None
     """``host`` or ``host,year`` of entry ids for a new site; by default fixed at its first run from base_url."""
+    search: Literal["every-run", "hourly", "daily", "off"] = "every-run"
+    """How often a run that changed summaries brings the search index up to date; off: no search box, no index."""
 
     subscribers: str = "sqlite:///.digestpub/subscribers.db"
     mailer: str = "outbox:outbox"
@@ -240,6 +242,7 @@ class Settings(BaseSettings):
             hubs=tuple(dict.fromkeys(self.hubs.split())),
             timezone=self.timezone,
             id_authority=self.id_authority or "",
+            search=self.search != "off",
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,15 @@ NEWSLETTER_ARCHIVE_FEED = "feeds/newsletter.xml"
 HTML_TYPE = "text/html; charset=utf-8"
 OPML_TYPE = "text/x-opml; charset=utf-8"
 ID_YEAR = 2026
+SEARCH_FOLDER = "pagefind/"
+"""Where the search index (a Pagefind bundle) lives in ``dest``."""
+SEARCH_CONTENT_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".json": "application/json",
+    ".css": "text/css; charset=utf-8",
+    ".pagefind": "application/wasm",
+}
+"""The search bundle's files by suffix; the rest (``.pf_meta``, ``.pf_index``, ``.pf_fragment``) are bytes."""
 """The year in the ``tag:`` ids of a site that did not choose one."""
 
 
@@ -52,6 +62,8 @@ class Site:
     empty: the host of ``base_url`` and ``ID_YEAR``."""
     timezone: str = "UTC"
     """The IANA zone of every date a page or an email shows."""
+    search: bool = False
+    """Whether pages carry the search box and runs keep the search index (the ``search`` setting's default: on)."""
 
     @property
     def zone(self) -> ZoneInfo:
@@ -101,6 +113,14 @@ class Site:
         """The page listing a feed's archive pages by date, grouped by month."""
         return "archive/index.html" if feed == ALL_FEED else f"tags/{feed}/archive/index.html"
 
+    def card_anchor(self, summary_id: str) -> str:
+        """The ``id`` of a summary's card on its pages: the same wherever the card is."""
+        return "s-" + hashlib.sha256(summary_id.encode()).hexdigest()[:16]
+
+    def path_url(self, path: str) -> str:
+        """``url`` without the scheme and host: what pages use for files of their own site, whatever serves it."""
+        return urlsplit(self.url(path)).path
+
     def url(self, path: str) -> str:
         return self.base_url + path.removesuffix("index.html")
 
@@ -115,3 +135,9 @@ class Site:
 def _local_month(zone: ZoneInfo, minute: str) -> str:
     # By the minute: a cold run asks for tens of thousands of times, most of them in few minutes' range.
     return datetime.fromisoformat(minute + ":00+00:00").astimezone(zone).strftime("%Y-%m")
+
+
+def search_content_type(path: str) -> str:
+    """The Content-Type of a file of the search bundle, on S3 and from ``digestpub serve`` alike."""
+    suffix = "." + path.rsplit(".", 1)[-1]
+    return SEARCH_CONTENT_TYPES.get(suffix, "application/octet-stream")

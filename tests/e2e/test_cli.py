@@ -30,9 +30,10 @@ EXAMPLE_IDS = 28
 EXAMPLE_SKIPPED = 2
 EXAMPLE_CLEANED = 1
 EXAMPLE_TAGS = 13
-EXAMPLE_FILES = (EXAMPLE_TAGS + 1) * (4 + 1) + 3 + 2
+EXAMPLE_FILES = (EXAMPLE_TAGS + 1) * (4 + 1) + 3 + 2 + 1
 """Per feed: 4 kinds and its archive index; OPML, sitemap and robots.txt;
-the newsletter's archive (page and feed), still without an issue."""
+the newsletter's archive (page and feed), still without an issue; page 1 of
+everything, to come (search hits link to it). The search index counts apart."""
 
 SUMMARY_LINE = re.compile(
     r"summaries: (?P<new>\d+) new, (?P<updated>\d+) updated, (?P<deleted>\d+) deleted, (?P<skipped>\d+) skipped, "
@@ -78,7 +79,8 @@ def summary_of(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
 
 
 def files_under(folder: Path) -> list[Path]:
-    return sorted(path for path in folder.rglob("*") if path.is_file())
+    """The site's files beside the search index (``pagefind/``), which the summary line counts apart."""
+    return sorted(path for path in folder.rglob("*") if path.is_file() and "pagefind" not in path.parts)
 
 
 def masthead_title(dest: Path) -> str:
@@ -114,6 +116,8 @@ def test_publish_prints_one_summary_line_and_writes_the_site(tmp_path: Path) -> 
     }
     written = files_under(tmp_path / "D")
     assert len(written) == counts["written"], [str(p) for p in written]
+    index = [path for path in (tmp_path / "D" / "pagefind").rglob("*") if path.is_file()]
+    assert f"; search index: {len(index)} files written" in result.stdout
     for path in ("index.html", "tags/mllm/index.html", "feeds/rss.xml", "feeds/tags.opml"):
         assert (tmp_path / "D" / path).is_file(), path
     assert (tmp_path / "S").is_dir()

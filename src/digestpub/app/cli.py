@@ -221,6 +221,10 @@ def publish_command(
     typer.echo(report.summary_line())
     if report.skipped:
         stderr.note(f"{report.skipped} input(s) skipped; see the log above or `digestpub report`")
+    if report.search_failure:
+        # The feeds and pages are published; the next run builds the index.
+        stderr.print(f"[red]search index failed:[/] {report.search_failure}")
+        raise typer.Exit(EXIT_STORAGE)
 
 
 def _keys_from(file: str | None) -> list[str]:

@@ -17,6 +17,8 @@ def print_report(report: PublishReport, console: Console | None = None) -> None:
     for failure in report.hub_failures:
         told = f"WebSub hub {failure.hub} was not told of {failure.feeds} feed(s): {failure.reason}"
         console.print(told, markup=False)
+    if report.search_failure:
+        console.print(f"search index not updated (the next run tries again): {report.search_failure}", markup=False)
     unfixed = report.skipped_inputs
     if not unfixed:
         console.print("no skipped input is waiting for a fix")

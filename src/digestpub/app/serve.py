@@ -30,7 +30,7 @@ from urllib.parse import unquote, urlsplit
 
 from digestpub.errors import BadRequest
 from digestpub.render import feed_formats
-from digestpub.site import HTML_TYPE, OPML_TYPE
+from digestpub.site import HTML_TYPE, OPML_TYPE, SEARCH_FOLDER, search_content_type
 from digestpub.subscriptions.endpoints import ROUTES, Endpoints
 from digestpub.subscriptions.request import check_path, declared_length, etag_matches
 
@@ -44,10 +44,13 @@ _LINGER_BYTES = 16 * 1024 * 1024
 
 
 def content_type(name: str) -> str:
-    """The Content-Type publish gives a file on S3: feeds by their name, pages and OPML by suffix."""
+    """The Content-Type publish gives a file on S3 (``name``: its path in ``dest``): feeds by their name,
+    the search bundle by its folder, pages and OPML by suffix."""
     kind = feed_formats.of_file(name)
     if kind is not None:
         return kind.content_type
+    if name.startswith(SEARCH_FOLDER):
+        return search_content_type(name)
     if name.endswith(".html"):
         return HTML_TYPE
     if name.endswith(".opml"):
@@ -227,7 +230,7 @@ def make_server(host: str, port: int, root: Path, endpoints: Endpoints, api_pref
             except (OSError, ValueError):
                 self._refuse(404, "there is no such file")
                 return
-            self._send_file(data, modified, content_type(target.name), head)
+            self._send_file(data, modified, content_type(target.relative_to(root).as_posix()), head)
 
         def _send_file(self, data: bytes, modified: float, kind: str, head: bool) -> None:
             tag = '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'  # as S3's ETag

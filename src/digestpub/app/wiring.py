@@ -14,6 +14,7 @@ from digestpub.publish.identity import published_site
 from digestpub.publish.listing import named_keys
 from digestpub.publish.options import SitePart
 from digestpub.publish.parallel import default_workers
+from digestpub.publish.search import SEARCH_EVERY
 from digestpub.render import Output
 from digestpub.settings import Settings
 from digestpub.site import NEWSLETTER_ARCHIVE_PAGE, Site
@@ -62,6 +63,7 @@ def publish_options(
         correction_days=settings.correction_days,
         workers=default_workers() if workers is None else workers,
         site_parts=SITE_PARTS,
+        search_every=SEARCH_EVERY.get(settings.search, timedelta(0)),
         keys=tuple(found),
     )
 

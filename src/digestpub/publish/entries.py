@@ -24,6 +24,7 @@ from digestpub.ports import ObjectStore
 from digestpub.publish.ingest import SummaryReader
 from digestpub.publish.listing import Progress
 from digestpub.publish.parallel import ForkedWorkers
+from digestpub.publish.search import SearchText, search_text
 from digestpub.render.entries import EntryPack, render_entries
 from digestpub.site import Site
 
@@ -105,10 +106,11 @@ class SummarySource:
             requests[self._reader_of[summary.source_key]].render.append((summary.source_key, summary.source_line))
         for summary in whole:
             requests[self._reader_of[summary.source_key]].whole.append((summary.source_key, summary.source_line))
-        rendered = Rendered({}, {})
-        for pack, summaries in self._workers.run(_render_kept, requests):
+        rendered = Rendered({}, {}, {})
+        for pack, summaries, texts in self._workers.run(_render_kept, requests):
             rendered.entries.update(dict.fromkeys(pack.ids(), pack))
             rendered.summaries.update((summary.id, summary) for summary in summaries)
+            rendered.search_texts.update(texts)
         return rendered
 
 
@@ -117,6 +119,8 @@ class Rendered:
     entries: dict[str, EntryPack]
     """The pack that holds each summary's entries, by id."""
     summaries: dict[str, Summary]
+    search_texts: dict[str, SearchText]
+    """What the search index holds of each summary rendered, by id (none when the site has no search)."""
 
 
 def read_again(source: ObjectStore, reader: SummaryReader, wanted: dict[str, str]) -> dict[str, Summary]:
@@ -252,10 +256,12 @@ class _Request:
     """The summaries to send back whole: newsletters log them."""
 
 
-def _render_kept(memory: _Memory, request: _Request) -> Iterator[tuple[EntryPack, list[Summary]]]:
-    """In a worker: render the entries asked for and send back the summaries asked for."""
+def _render_kept(
+    memory: _Memory, request: _Request
+) -> Iterator[tuple[EntryPack, list[Summary], dict[str, SearchText]]]:
+    """In a worker: render the entries (and search texts) asked for and send back the summaries asked for."""
     summaries: dict[_Place, Summary] = memory.get("summaries", {})
-    yield EntryPack([], {}), [summaries[where] for where in request.whole if where in summaries]
+    yield EntryPack([], {}), [summaries[where] for where in request.whole if where in summaries], {}
     batch: list[Summary] = []
     for where in request.render:
         # Rendered once and sent: the worker keeps neither the entry nor the summary's HTML.
@@ -264,6 +270,12 @@ def _render_kept(memory: _Memory, request: _Request) -> Iterator[tuple[EntryPack
             continue
         batch.append(summary)
         if len(batch) >= _BATCH:
-            yield render_entries(request.site, batch), []
+            yield _rendered(request.site, batch)
             batch = []
-    yield render_entries(request.site, batch), []
+    yield _rendered(request.site, batch)
+
+
+def _rendered(site: Site, batch: list[Summary]) -> tuple[EntryPack, list[Summary], dict[str, SearchText]]:
+    pack = render_entries(site, batch)
+    texts = {summary.id: search_text(site, summary) for summary in batch} if site.search else {}
+    return pack, [], texts

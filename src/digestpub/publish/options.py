@@ -49,5 +49,7 @@ class PublishOptions:
     workers: int = field(default_factory=default_workers)
     hub_policy: HubPolicy = field(default_factory=HubPolicy)
     site_parts: tuple[SitePart, ...] = ()
+    search_every: timedelta = timedelta(0)
+    """How long a run waits since the search index was last built before it builds it again (0: every run)."""
     keys: tuple[str, ...] = ()
     """Source keys to read whatever their day (S3 events, ``--keys``): summary keys, relative to the source."""

@@ -101,14 +101,15 @@ def warn_if_short(catalog: Catalog, feed: str, holds: int, removed: int, feed_si
         )
 
 
-def count_published(report: PublishReport, catalog: Catalog) -> None:
+def count_published(report: PublishReport, catalog: Catalog, search: bool = False) -> None:
     """Every feed (everything, and each tag) is one file per kind, each of its complete pages one file per
-    archive kind, and the page after them a web page; the head names the other files (archive indexes among
-    them). Counted from the state, so dest is never listed."""
+    archive kind, and the page after them a web page (with ``search``, everything's first page is one from
+    the start); the head names the other files (archive indexes among them). Counted from the state, so
+    dest is never listed; the search index counts apart."""
     head, tallies = catalog.head, catalog.feeds.tallies()
     feeds = 1 + len(head.tags) if head.total or head.tags else 0
     complete = sum(len(pages) - 1 for pages in tallies.values())
-    following = sum(1 for pages in tallies.values() if len(pages) > 1)
+    following = sum(1 for feed, pages in tallies.items() if len(pages) > 1 or (search and feed == ALL_FEED))
     report.files_published = len(all_kinds()) * feeds + len(archive_kinds()) * complete + following + len(head.outputs)
 
 

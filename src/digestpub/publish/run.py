@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from digestpub.errors import StorageError
 from digestpub.model import PublishReport, Summary, SummaryRef, sortable_time
 from digestpub.ports import HubNotifier, ObjectStore
-from digestpub.publish import announce, identity
+from digestpub.publish import announce, identity, search
 from digestpub.publish.entries import SummarySource, read_again
 from digestpub.publish.fingerprint import rendering_fingerprint
 from digestpub.publish.ingest import SummaryReader
@@ -30,6 +30,7 @@ from digestpub.publish.plan import (
     not_published_before,
 )
 from digestpub.publish.report import count_merge, count_published, save_report, sort_out, timed, warn_if_short
+from digestpub.publish.search import SearchChanges, SearchRecords
 from digestpub.publish.tagging import kept_slugs
 from digestpub.site import ALL_FEED, Site
 from digestpub.state.catalog import Catalog
@@ -85,6 +86,8 @@ def _run(
 ) -> None:
     catalog, before, site = _open_state(state, site, options.rebuild)
     report.rendered_again = before is not None and not options.rebuild
+    # Every summary is read again: the search records start empty too.
+    afresh = before is not None or not catalog.head.total
     unannounced = announce.unannounced(state, catalog) if notifier is not None and site.hubs else []
     # A fresh state has no cursor: it is a full scan too.
     report.full_scan = options.full_scan or full_scan_due(catalog, report.started_at, options.full_scan_every)
@@ -132,7 +135,9 @@ def _run(
             )
             paging = _paging(catalog, before, options, site, report.started_at)
             feeds = _plan_feeds(catalog, changes, paging, before)
-            catalog.ids.record(changes.accepted, _positions(changes, feeds))
+            positions = _positions(changes, feeds)
+            catalog.ids.record(changes.accepted, positions)
+            gone_places = _places_of(catalog, changes.deleted)
             catalog.ids.forget(changes.deleted)
             _refill(catalog, feeds, paging)
             for feed, planned in feeds.items():
@@ -167,12 +172,23 @@ def _run(
             )  # fmt: skip
             _record(catalog, written)
             changed_files = written.changed_files
-        count_published(report, catalog)
+        count_published(report, catalog, site.search)
     topics: list[str] = []
     if notifier and site.hubs:
         topics = announce.topics(site, changed_files, unannounced)
         if topics:
             catalog.set_announcement(announce.announcement(topics, report))
+    records = None
+    if site.search:
+        with timed(report, "save_state"):
+            records = SearchRecords(state)
+            texts = rendered.search_texts
+            placed = {
+                summary_id: (places[0], texts[summary_id])
+                for summary_id, places in positions.items()
+                if summary_id in texts
+            }
+            records.apply(SearchChanges(placed, gone_places, fresh=afresh))
     with timed(report, "save_state"):
         catalog.commit(threads=not state.is_local)
         if report.full_scan:
@@ -181,6 +197,9 @@ def _run(
                 log.info("deleted %s: no state names it", key)
     if notifier is not None and topics:
         announce.tell_hubs(notifier, site, topics, options, report)
+    if records is not None and search.due(records, options.search_every, report.started_at):
+        with timed(report, "search_index"):
+            search.refresh(records, dest, site, paging.page_of, options.page_cache_control, report)
     report.finished_at = datetime.now(UTC)
     save_report(state, report)
 
@@ -230,6 +249,12 @@ def _positions(changes: Merge, feeds: dict[str, FeedChanges]) -> dict[str, list[
         summary.id: [feeds[feed].positions[summary.id] for feed in (ALL_FEED, *summary.tag_slugs)]
         for summary in changes.accepted
     }
+
+
+def _places_of(catalog: Catalog, summary_ids: list[str]) -> dict[str, int]:
+    """Each summary's place in the feed of everything, as the state has it: the search records go by it."""
+    entries = {summary_id: catalog.ids.entry(summary_id) for summary_id in summary_ids}
+    return {summary_id: entry.positions[0] for summary_id, entry in entries.items() if entry is not None}
 
 
 def _corrections_due(subscription: FeedPlan) -> str | None:

@@ -19,7 +19,7 @@ from digestpub.publish.options import PublishOptions
 from digestpub.publish.pages import FeedChanges, Paging
 from digestpub.publish.produce import CacheControl, FeedResult, Producer
 from digestpub.render.entries import EntryPack
-from digestpub.site import Site
+from digestpub.site import ALL_FEED, Site
 from digestpub.state.parts import Head, Tallies
 
 
@@ -61,6 +61,9 @@ def write_site(
         report.files_unchanged += result.unchanged
         progress("rendering", done, len(plans))
     completed = {feed for feed, planned in feeds.items() if _completes_pages(planned, paging)}
+    if site.search and ALL_FEED in feeds and site.archive_index_path(ALL_FEED) not in head.outputs:
+        # Search hits link to pages of everything: the first is there, to come, before it is complete.
+        completed.add(ALL_FEED)
     # An archive index lists complete pages: it changes only with them (or with a new feed).
     indexed = {
         feed for feed, planned in feeds.items() if planned.pages or site.archive_index_path(feed) not in head.outputs
