@@ -204,7 +204,9 @@ def test_html_page_is_valid_and_self_contained(page: Path) -> None:
 def test_page_at_375_px(page: Path, tmp_path: Path) -> None:
     sync_api = playwright_sync_api()
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, env={**os.environ, "HOME": str(tmp_path)}
+        )
         requests: list[str] = []
         try:
             for scheme in ("light", "dark"):
