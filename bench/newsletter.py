@@ -27,15 +27,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus import summary_document, zipf_tags
-from digestpub.adapters.ledger_sqlite import SqliteLedger
-from digestpub.adapters.outbox import OutboxMailer
-from digestpub.adapters.smtp import SmtpMailer
-from digestpub.ingest import SummaryReader
+from digestpub.adapters.outbox_mailer import OutboxMailer
+from digestpub.adapters.smtp_mailer import SmtpMailer
+from digestpub.adapters.sqlite_ledger import SqliteLedger
 from digestpub.model import Subscriber, Summary
 from digestpub.newsletter.issues import Issue
 from digestpub.newsletter.message import MessageFactory
 from digestpub.newsletter.render import IssueRenderer
 from digestpub.newsletter.send import Sender, SendOptions
+from digestpub.publish.ingest import SummaryReader
 from digestpub.settings import Settings
 
 NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus import write_corpus
-from digestpub.adapters import open_store
+from digestpub.app.locations import open_store
 from digestpub.model import ObjectInfo
 from digestpub.ports import ObjectStore
 from digestpub.publish import publish
@@ -52,7 +52,7 @@ class CountingStore:
 
     @property
     def is_local(self) -> bool:
-        return bool(getattr(self.inner, "is_local", False))
+        return self.inner.is_local
 
     def list(self, prefix: str = "", start_after: str | None = None) -> Iterator[ObjectInfo]:
         return self.inner.list(prefix, start_after)

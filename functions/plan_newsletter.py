@@ -15,8 +15,8 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from digestpub import cloud
-from digestpub.adapters.sqs import SqsQueue
+from digestpub.adapters.sqs_queue import SqsQueue
+from digestpub.app import cloud
 from digestpub.newsletter.fanout import recipient_batches
 from digestpub.newsletter.run import build_issue
 

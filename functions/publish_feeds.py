@@ -12,12 +12,12 @@ from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeN
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from digestpub import cloud
-from digestpub.adapters import open_store
+from digestpub.app import cloud
+from digestpub.app.locations import open_store
+from digestpub.app.wiring import hub_notifier
 from digestpub.errors import StateLocked
 from digestpub.publish import publish
 from digestpub.publish.listing import named_keys, source_keys
-from digestpub.wiring import hub_notifier
 
 logger = Logger()
 metrics = Metrics()
@@ -52,7 +52,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric("SummariesDeleted", MetricUnit.Count, report.summaries_deleted)
     metrics.add_metric("SummariesSkipped", MetricUnit.Count, report.skipped)
     # Still skipped, by this run or earlier ones: the alarm stays on until the upstream fixes them.
-    metrics.add_metric("InputsUnfixed", MetricUnit.Count, len(report.unfixed))
+    metrics.add_metric("InputsUnfixed", MetricUnit.Count, len(report.skipped_inputs))
     metrics.add_metric("FeedsWritten", MetricUnit.Count, report.files_written)
     metrics.add_metric("HubNotificationsFailed", MetricUnit.Count, len(report.hub_failures))
     logger.info(report.summary_line(), extra={"problems": [problem.model_dump() for problem in report.problems]})

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from digestpub import cloud, wiring
+from digestpub.app import cloud, wiring
 from digestpub.newsletter.fanout import send_recipient_batch
 
 logger = Logger()

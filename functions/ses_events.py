@@ -7,8 +7,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SNSEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from digestpub import cloud
-from digestpub.subscriptions import apply_ses_notification
+from digestpub.app import cloud
+from digestpub.subscriptions.use_cases import apply_ses_notification
 
 logger = Logger()
 metrics = Metrics()

@@ -1,4 +1,4 @@
-"""Subscription endpoints (HTTP API v2 or a Function URL): the routes of ``digestpub.web``."""
+"""Subscription endpoints (HTTP API v2 or a Function URL): the routes of ``digestpub.subscriptions.endpoints``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from digestpub import cloud
-from digestpub.web import Endpoints
+from digestpub.app import cloud
+from digestpub.subscriptions.endpoints import Endpoints
 
 logger = Logger()
 endpoints = Endpoints(cloud.subscriptions, cloud.settings().site(), cloud.combined_feeds)

@@ -13,6 +13,8 @@ from digestpub.model import ObjectInfo
 class MemoryStore:
     """An object store in a dict, with the same conditional-write rules as S3."""
 
+    is_local = False
+
     def __init__(self, name: str = "memory") -> None:
         self.name = name
         self.objects: dict[str, tuple[bytes, str, dict[str, str]]] = {}

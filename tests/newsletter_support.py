@@ -34,17 +34,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from digestpub.adapters.folder import FolderStore
-from digestpub.adapters.ledger_sqlite import SqliteLedger
-from digestpub.adapters.outbox import OutboxMailer
-from digestpub.adapters.sqlite import SqliteSubscriberStore
+from digestpub.adapters.folder_store import FolderStore
+from digestpub.adapters.outbox_mailer import OutboxMailer
+from digestpub.adapters.sqlite_ledger import SqliteLedger
+from digestpub.adapters.sqlite_subscribers import SqliteSubscriberStore
+from digestpub.app.wiring import SITE_PARTS
 from digestpub.model import PublishReport, Subscriber
 from digestpub.newsletter.run import NewsletterContext, send_newsletter
 from digestpub.newsletter.send import SendOptions, SendReport
 from digestpub.ports import Ledger, Mailer, SubscriberStore
 from digestpub.publish import PublishOptions, publish
 from digestpub.site import Site
-from digestpub.subscribers import new_subscriber
+from digestpub.subscriptions.subscribers import new_subscriber
 from tests.conftest import summary, write_json
 from tests.local_ports import free_port
 from tests.serve_support import run_digestpub
@@ -167,8 +168,10 @@ class Scenario:
         """Write the documents into the source (one file each) and run a publish."""
         for document in documents:
             write_json(self.source_dir, f"{day}/{document['id']}.json", document)
-        report = publish(self.source, self.dest, self.state, SITE, PublishOptions(full_scan=True, workers=1))
-        assert not [problem for problem in report.problems if problem.kind == "skipped"], report.problems
+        report = publish(
+            self.source, self.dest, self.state, SITE, PublishOptions(full_scan=True, workers=1, site_parts=SITE_PARTS)
+        )
+        assert not [problem for problem in report.problems if problem.outcome == "skipped"], report.problems
         return report
 
     def subscribe(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from digestpub.adapters.folder import FolderStore
+from digestpub.adapters.folder_store import FolderStore
 from digestpub.publish import PublishOptions, publish
 from digestpub.settings import Settings
 from tests.conftest import EXAMPLES

@@ -14,12 +14,12 @@ from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from digestpub.adapters.folder import FolderStore
+from digestpub.adapters.folder_store import FolderStore
 from digestpub.model import ConfirmationLimits, StatusChange, Subscriber
 from digestpub.ports import Ledger, SubscriberStore
 from digestpub.publish import PublishOptions, publish
 from digestpub.settings import Settings
-from digestpub.subscribers import (
+from digestpub.subscriptions.subscribers import (
     ACTIVE,
     address_hash,
     erase_address,

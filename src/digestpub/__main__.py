@@ -1,3 +1,3 @@
-from digestpub.cli import main
+from digestpub.app.cli import main
 
 main()

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from digestpub.text import markdown_to_safe_html
 
@@ -50,7 +50,7 @@ class Summary:
         """The Markdown as safe HTML, rendered on first use and then kept.
 
         Not when the summary is read: most of the summaries a cold run reads are
-        in no feed's newest, and rendering is half the cost of reading one.
+        in no feed's newest, and rendering costs as much as reading.
         """
         html = self._html
         if html is None:
@@ -93,7 +93,7 @@ class SummaryRef(NamedTuple):
     """What the merge needs of a summary, without its text.
 
     A cold run's workers keep the summaries they read and send only these to the
-    run: a tuple of short strings crosses between processes ten times cheaper.
+    run: a tuple of short strings crosses between processes far more cheaply than a model.
     Times are ``sortable_time`` text.
     """
 
@@ -107,7 +107,7 @@ class SummaryRef(NamedTuple):
     tag_slugs: tuple[str, ...]
 
 
-ProblemKind = Literal["skipped", "cleaned", "warning"]
+Outcome = Literal["skipped", "cleaned", "warning"]
 
 
 class Problem(BaseModel):
@@ -122,7 +122,8 @@ class Problem(BaseModel):
 
     key: str
     line: int | None = None
-    kind: ProblemKind = "skipped"
+    outcome: Outcome = Field(default="skipped", validation_alias=AliasChoices("outcome", "kind"))
+    """What publish did with the input (records written before it had this name call it ``kind``)."""
     reason: str
     count: int = 1
     """How many problems this one stands for: more than one when it sums up the lines of an
@@ -132,12 +133,12 @@ class Problem(BaseModel):
         return f"{self.key}:{self.line}" if self.line is not None else self.key
 
 
-def count_problems(problems: list[Problem], kind: ProblemKind) -> int:
-    return sum(problem.count for problem in problems if problem.kind == kind)
+def count_problems(problems: list[Problem], outcome: Outcome) -> int:
+    return sum(problem.count for problem in problems if problem.outcome == outcome)
 
 
 class ProblemCounts:
-    """How many inputs ``problems`` stand for, by kind: a run's report and a check count them alike."""
+    """How many inputs ``problems`` stand for, by outcome: a run's report and a check count them alike."""
 
     if TYPE_CHECKING:
         problems: list[Problem]
@@ -205,17 +206,19 @@ class PublishReport(BaseModel, ProblemCounts):
     """The site's settings or templates changed since the last run: every file was rendered again."""
     seconds: dict[str, float] = Field(default_factory=dict)
     problems: list[Problem] = Field(default_factory=list)
-    still_broken: list[Problem] = Field(default_factory=list)
+    still_skipped: list[Problem] = Field(
+        default_factory=list, validation_alias=AliasChoices("still_skipped", "still_broken")
+    )
     """Inputs skipped by earlier runs that have not been fixed since."""
     feeds_announced: int = 0
     """Changed feed URLs the WebSub hubs were told of (each hub counts its own)."""
     hub_failures: list[HubFailure] = Field(default_factory=list)
 
     @property
-    def unfixed(self) -> list[Problem]:
+    def skipped_inputs(self) -> list[Problem]:
         """Every input skipped and not fixed since: by this run, and by earlier ones."""
-        skipped = [problem for problem in self.problems if problem.kind == "skipped"]
-        return sorted([*skipped, *self.still_broken], key=lambda problem: (problem.key, problem.line or 0))
+        skipped = [problem for problem in self.problems if problem.outcome == "skipped"]
+        return sorted([*skipped, *self.still_skipped], key=lambda problem: (problem.key, problem.line or 0))
 
     @property
     def files_kept(self) -> int:
@@ -233,8 +236,8 @@ class PublishReport(BaseModel, ProblemCounts):
         )
         if self.warnings:
             line += f"; {self.warnings} warning(s)"
-        if self.still_broken:
-            line += f"; {count_problems(self.still_broken, 'skipped')} earlier skipped still unfixed"
+        if self.still_skipped:
+            line += f"; {count_problems(self.still_skipped, 'skipped')} earlier skipped still unfixed"
         if self.hub_failures:
             line += f"; {len(self.hub_failures)} WebSub hub(s) not told"
         return line

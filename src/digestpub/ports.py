@@ -16,6 +16,12 @@ class ObjectStore(Protocol):
     """Keys are ``/``-separated and relative to the store's own root or prefix."""
 
     @property
+    def is_local(self) -> bool:
+        """Files on this machine: a call is a system call, not a round trip, so a run
+        reads and writes such a store from forked workers rather than from threads."""
+        ...
+
+    @property
     def url(self) -> str:
         """Where this store points, for messages: ``s3://bucket/prefix`` or a folder."""
         ...
@@ -56,8 +62,8 @@ class ObjectStore(Protocol):
 class SubscriberStore(Protocol):
     """Subscribers, keyed by ``id`` and unique by address, whatever its case.
 
-    An address is stored as typed (normalised by ``digestpub.subscribers.normalise_email``)
-    and matched by ``digestpub.subscribers.address_key``. Every change of an existing
+    An address is stored as typed (normalised by ``digestpub.subscriptions.subscribers.normalise_email``)
+    and matched by ``digestpub.subscriptions.subscribers.address_key``. Every change of an existing
     subscriber is one conditional write: a transition returns the subscriber as it
     became, or ``None`` when the subscriber is gone or its condition did not hold
     (then nothing changed). Racing writes therefore never undo each other.

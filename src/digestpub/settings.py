@@ -19,9 +19,8 @@ from pydantic_settings import (
 )
 
 from digestpub.errors import ConfigError
-from digestpub.identity import parse_authority
 from digestpub.model import ConfirmationLimits
-from digestpub.site import Site
+from digestpub.site import Site, parse_authority
 from digestpub.text import is_language_tag, is_safe_url
 
 _LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})

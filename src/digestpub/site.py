@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -12,14 +12,6 @@ from zoneinfo import ZoneInfo
 ALL_FEED = "_all"
 """The feed of every summary; a slug never starts with ``_``, so it cannot clash."""
 
-FEED_FILE_NAMES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}
-"""Each feed format's file name, in the feed's folder."""
-FEED_CONTENT_TYPES = {
-    "rss": "application/rss+xml; charset=utf-8",
-    "atom": "application/atom+xml; charset=utf-8",
-    "json": "application/feed+json; charset=utf-8",
-}
-"""Each feed format's Content-Type, on S3 and from ``digestpub serve`` alike."""
 OPML_PATH = "feeds/tags.opml"
 INDEX_PATH = "index.html"
 SITEMAP_PATH = "sitemap.xml"
@@ -32,6 +24,17 @@ HTML_TYPE = "text/html; charset=utf-8"
 OPML_TYPE = "text/x-opml; charset=utf-8"
 ID_YEAR = 2026
 """The year in the ``tag:`` ids of a site that did not choose one."""
+
+
+_AUTHORITY = re.compile(r"(?P<host>[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?:,(?P<year>\d{4}))?\Z")
+
+
+def parse_authority(text: str) -> str:
+    """The setting's ``host`` or ``host,year`` as ``host,year``; ``ValueError`` (a settings error) for anything else."""
+    found = _AUTHORITY.match(text.strip().lower())
+    if found is None:
+        raise ValueError(f"{text!r} is not a host name, optionally with a year: digest.example,2026")
+    return f"{found['host']},{found['year'] or ID_YEAR}"
 
 
 @dataclass(frozen=True)
@@ -79,12 +82,13 @@ class Site:
     def feed_id(self, feed: str) -> str:
         return self.tag_id(f"feed/{'all' if feed == ALL_FEED else quote(feed)}")
 
-    def feed_path(self, feed: str, kind: str, page: int | None = None) -> str:
-        """A feed's file of ``kind``; with ``page``, its RFC 5005 archive document of that page (1 the oldest)."""
+    def feed_path(self, feed: str, file_name: str, page: int | None = None) -> str:
+        """A feed's file named ``file_name`` (a feed format's, ``render.feed_formats``); with ``page``, its
+        RFC 5005 archive document of that page (1 the oldest)."""
         folder = "feeds" if feed == ALL_FEED else f"feeds/tags/{feed}"
         if page is not None:
             folder = f"{folder}/archive/{page}"
-        return f"{folder}/{FEED_FILE_NAMES[kind]}"
+        return f"{folder}/{file_name}"
 
     def page_path(self, feed: str, page: int | None = None) -> str:
         """A feed's web page; with ``page``, its archive page of that number (1 the oldest)."""
@@ -100,22 +104,11 @@ class Site:
     def url(self, path: str) -> str:
         return self.base_url + path.removesuffix("index.html")
 
-    def feed_url(self, feed: str, kind: str, page: int | None = None) -> str:
-        return self.url(self.feed_path(feed, kind, page))
-
     def page_url(self, feed: str, page: int | None = None) -> str:
         return self.url(self.page_path(feed, page))
 
     def api(self, endpoint: str) -> str:
         return self.api_url + endpoint
-
-    def tags_feed_url(self, slugs: Iterable[str], kind: str) -> str:
-        """The combined feed of ``slugs`` (the endpoint's one URL for them: sorted, comma-separated);
-        no slug is every summary, as for a subscriber with no tags."""
-        ordered = sorted(set(slugs))
-        if not ordered:
-            return self.feed_url(ALL_FEED, kind)
-        return self.api(f"feed?tags={','.join(ordered)}&format={kind}")
 
 
 @lru_cache(maxsize=65_536)

@@ -52,7 +52,7 @@ def environment() -> Environment:
 class _CompiledTemplateCache(FileSystemBytecodeCache):
     """Templates compiled by earlier runs, in a folder of this user's only.
 
-    Compiling the templates took a tenth of a small publish run. A cache that
+    Compiling the templates was a noticeable share of a small publish run. A cache that
     cannot be read or written makes a run slower, never fail: the template is
     compiled from its source, which the cache key and checksum also follow.
     """

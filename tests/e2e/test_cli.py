@@ -436,7 +436,7 @@ def test_state_that_cannot_be_created_exits_1(tmp_path: Path) -> None:
 
 
 def test_held_lock_exits_3(tmp_path: Path) -> None:
-    from digestpub.adapters.folder import FolderStore
+    from digestpub.adapters.folder_store import FolderStore
     from digestpub.state.lock import StateLock
 
     state = tmp_path / "S"
@@ -462,7 +462,7 @@ def test_held_lock_exits_3(tmp_path: Path) -> None:
 
 
 def test_expired_lock_is_taken_over(tmp_path: Path) -> None:
-    from digestpub.adapters.folder import FolderStore
+    from digestpub.adapters.folder_store import FolderStore
     from digestpub.state.lock import StateLock
 
     dead = StateLock(FolderStore(tmp_path / "S"), ttl=timedelta(milliseconds=1), wait=timedelta(0))
@@ -477,7 +477,7 @@ def test_expired_lock_is_taken_over(tmp_path: Path) -> None:
 _HOLDS_THE_LOCK = """
 import sys, time
 from datetime import timedelta
-from digestpub.adapters.folder import FolderStore
+from digestpub.adapters.folder_store import FolderStore
 from digestpub.state.lock import StateLock
 
 StateLock(FolderStore(sys.argv[1]), ttl=timedelta(minutes=15), wait=timedelta(0)).acquire()

@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
-from digestpub.adapters.folder import FolderStore
-from digestpub.adapters.ledger_sqlite import SqliteLedger
-from digestpub.adapters.sqlite import SqliteSubscriberStore
+from digestpub.adapters.folder_store import FolderStore
+from digestpub.adapters.sqlite_ledger import SqliteLedger
+from digestpub.adapters.sqlite_subscribers import SqliteSubscriberStore
 from digestpub.newsletter.archive_index import INDEX_KEY, ArchivedIssue
 from digestpub.newsletter.stats import EVENTS, iso_week
 from digestpub.ports import Ledger, SubscriberStore
-from digestpub.subscribers import new_subscriber
+from digestpub.subscriptions.subscribers import new_subscriber
 from tests.conftest import html_problems
 from tests.e2e.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, playwright_sync_api
 
@@ -136,8 +136,8 @@ def test_issues_older_than_the_weeks_count_only_among_the_newest(sqlite_env: dic
 def test_dynamodb_gives_the_same_figures(moto_server: str, tmp_path: Path, sqlite_env: dict[str, str]) -> None:
     import boto3
 
-    from digestpub.adapters.dynamodb import DynamoSubscriberStore, create_subscribers_table
-    from digestpub.adapters.ledger_dynamodb import DynamoLedger, create_ledger_table
+    from digestpub.adapters.dynamodb_ledger import DynamoLedger, create_ledger_table
+    from digestpub.adapters.dynamodb_subscribers import DynamoSubscriberStore, create_subscribers_table
 
     table = f"stats-{uuid.uuid4().hex[:12]}"
     client = boto3.client("dynamodb")
@@ -230,3 +230,27 @@ def test_page_at_375_px(page: Path, tmp_path: Path) -> None:
                 assert requests == [page.as_uri()], "nothing is fetched from elsewhere"
         finally:
             browser.close()
+
+
+def test_weeks_are_the_sites_weeks_in_its_timezone(tmp_path: Path) -> None:
+    """Sunday 22:30 UTC is already Monday in Moscow: there, the subscription counts in the next week."""
+    database = tmp_path / "subscribers.db"
+    store = SqliteSubscriberStore(database)
+    sunday_night = datetime(2026, 11, 29, 22, 30, tzinfo=UTC)  # ISO week 48 in UTC, Monday of week 49 at +03:00
+    store.save(new_subscriber("late@example.com", "llm", "daily", "ru", "pending", now=sunday_night))
+    env = {"DIGESTPUB_SUBSCRIBERS": f"sqlite:///{database}", "DIGESTPUB_STATE": str(tmp_path / "state")}
+
+    def weeks(timezone: str) -> dict[str, int]:
+        result = subprocess.run(
+            [sys.executable, "-m", "digestpub", "stats", "--json", "--weeks", "2", "--until", "2026-12-01"],
+            env={**os.environ, **env, "DIGESTPUB_TIMEZONE": timezone},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return {week["week"]: week["subscribed"] for week in json.loads(result.stdout)["weeks"]}
+
+    assert weeks("UTC") == {"2026-W48": 1, "2026-W49": 0}
+    assert weeks("Europe/Moscow") == {"2026-W48": 0, "2026-W49": 1}

@@ -8,8 +8,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from digestpub.adapters.sqlite import SqliteSubscriberStore
-from digestpub.cli_subscribers import subscribers_app
+from digestpub.adapters.sqlite_subscribers import SqliteSubscriberStore
+from digestpub.app.cli_subscribers import subscribers_app
 from tests.subscriber_contract import publish_tags
 
 HEADER = "email,tags,frequency,lang,status\n"

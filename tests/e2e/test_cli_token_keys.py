@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from digestpub.adapters.sqlite import SqliteSubscriberStore
-from digestpub.tokens import InvalidToken, make_token, verify_token
+from digestpub.adapters.sqlite_subscribers import SqliteSubscriberStore
+from digestpub.subscriptions.tokens import InvalidToken, make_token, verify_token
 from tests.e2e.test_cli import one_line
 from tests.serve_support import free_port, run_digestpub, running_serve, serve_env
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from digestpub.cli import _JsonFormatter
+from digestpub.app.console import _JsonFormatter
 from tests.conftest import EXAMPLES
 from tests.e2e.test_cli import _env, publish_args, run
 from tests.serve_support import free_port, running_serve

@@ -10,7 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
-from digestpub.adapters.folder import FolderStore
+from digestpub.adapters.folder_store import FolderStore
 from digestpub.model import PublishReport
 from tests.conftest import EXAMPLES
 from tests.e2e.test_cli import one_line, run
@@ -23,7 +23,7 @@ EXCLUDE_BROKEN = ("--exclude", "*/broken.json", "--exclude", "*/evening.jsonl:3"
 
 def problems_of(stdout: str) -> set[tuple[str, int | None, str, str]]:
     found = json.loads(stdout)["problems"]
-    return {(problem["key"], problem["line"], problem["kind"], problem["reason"]) for problem in found}
+    return {(problem["key"], problem["line"], problem["outcome"], problem["reason"]) for problem in found}
 
 
 def test_check_on_the_examples_lists_the_broken_objects_and_exits_1(tmp_path: Path) -> None:
@@ -48,7 +48,7 @@ def test_check_on_the_examples_exits_0_once_the_broken_objects_are_excluded(tmp_
 def test_check_reports_the_bad_input_set_exactly_as_publish_does(tmp_path: Path) -> None:
     bad_inputs._write_source(tmp_path / "source")
     report = bad_inputs.run_publish(tmp_path)
-    published = {(problem.key, problem.line, problem.kind, problem.reason) for problem in report.problems}
+    published = {(problem.key, problem.line, problem.outcome, problem.reason) for problem in report.problems}
 
     result = run(tmp_path / "source", "check", ".", "--json")
     assert result.returncode == 1, result.stderr
@@ -114,7 +114,7 @@ def test_report_shows_what_the_last_run_did_and_the_unfixed_inputs(tmp_path: Pat
     shown = run(tmp_path, "report", "--state", "S", "--json")
     saved_report = PublishReport.model_validate_json(shown.stdout)
     assert saved_report.summaries_new == 1 and saved_report.skipped == 0
-    assert [(problem.key, problem.line) for problem in saved_report.unfixed] == [BROKEN_LINE]
+    assert [(problem.key, problem.line) for problem in saved_report.skipped_inputs] == [BROKEN_LINE]
     text = one_line(run(tmp_path, "report", "--state", "S").stdout)
     assert "1 skipped input(s) still unfixed" in text and BROKEN_LINE[0] in text and BROKEN[0] not in text
 

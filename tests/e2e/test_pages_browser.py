@@ -97,7 +97,7 @@ def http_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
 
 
 def _publish(source: Path, dest: Path, state: Path, base_url: str, archive_page_size: int = 50) -> None:
-    from digestpub.adapters.folder import FolderStore
+    from digestpub.adapters.folder_store import FolderStore
     from digestpub.publish import PublishOptions, publish
     from digestpub.settings import Settings
 

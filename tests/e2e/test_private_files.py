@@ -9,7 +9,7 @@ from pathlib import Path
 
 import requests
 
-from digestpub.adapters.sqlite import SqliteSubscriberStore
+from digestpub.adapters.sqlite_subscribers import SqliteSubscriberStore
 from tests.serve_support import free_port, publish_examples, run_digestpub, running_serve, serve_env
 
 UMASK = 0o022

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from digestpub.adapters.sqlite import SqliteSubscriberStore
+from digestpub.adapters.sqlite_subscribers import SqliteSubscriberStore
 from digestpub.model import Subscriber
 from tests.cloud_support import parse_message
 from tests.e2e.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, playwright_sync_api

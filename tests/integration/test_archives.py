@@ -19,7 +19,7 @@ import pytest
 from lxml import etree
 from lxml import html as lxml_html
 
-from digestpub.adapters.folder import FolderStore
+from digestpub.adapters.folder_store import FolderStore
 from tests.conftest import html_problems, summary, write_json
 from tests.integration.test_publish_folder import BASE_URL, RecordingStore, local_target, make_site, run
 

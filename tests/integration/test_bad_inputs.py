@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from digestpub.adapters.folder import FolderStore
+from digestpub.adapters.folder_store import FolderStore
 from digestpub.model import Problem, PublishReport
 from digestpub.publish import PublishOptions, publish
 from digestpub.site import Site
@@ -595,7 +595,7 @@ def test_the_set_covers_at_least_eighteen_kinds() -> None:
 def test_each_bad_input_is_reported_with_key_line_reason_and_kind(published: Published, case: Case) -> None:
     found = problems_for(published.report, case.key, case.line)
     assert found, f"{case.name}: nothing reported for {case.key}:{case.line}; got {published.report.problems}"
-    matching = [problem for problem in found if problem.kind == case.kind]
+    matching = [problem for problem in found if problem.outcome == case.kind]
     assert matching, f"{case.name}: expected a {case.kind!r} problem, got {found}"
     problem = matching[0]
     assert problem.line == case.line
@@ -604,13 +604,13 @@ def test_each_bad_input_is_reported_with_key_line_reason_and_kind(published: Pub
         assert word in reason, f"{case.name}: reason {problem.reason!r} does not mention {word!r}"
     if case.kind == "skipped":
         # A skipped input is not also reported as cleaned-and-published.
-        assert all(p.kind == "skipped" for p in found), found
+        assert all(p.outcome == "skipped" for p in found), found
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_each_bad_input_is_in_the_log(published: Published, case: Case) -> None:
     where = f"{case.key}:{case.line}" if case.line is not None else case.key
-    problem = next(p for p in problems_for(published.report, case.key, case.line) if p.kind == case.kind)
+    problem = next(p for p in problems_for(published.report, case.key, case.line) if p.outcome == case.kind)
     assert any(where in message and problem.reason in message for message in published.log), (
         f"{case.name}: no log line names {where} with its reason; log: {published.log}"
     )
@@ -741,7 +741,7 @@ def test_emoji_only_tag_is_dropped(published: Published) -> None:
 def test_jsonl_good_lines_are_published_and_only_bad_lines_reported(published: Published) -> None:
     report = published.report
     found = problems_for(report, _JSONL_KEY)
-    assert sorted(problem.line for problem in found if problem.kind == "skipped") == [4, 6]
+    assert sorted(problem.line for problem in found if problem.outcome == "skipped") == [4, 6]
     ids = json_ids(published.public)
     for summary_id in GOOD_JSONL_LINES.values():
         assert entry_id(summary_id) in ids
@@ -762,10 +762,10 @@ def test_report_is_saved_in_the_state_folder_with_the_problems(published: Publis
     assert latest.is_file()
     saved = json.loads(latest.read_text(encoding="utf-8"))
     assert saved["run_id"] == published.report.run_id
-    listed = {(p["key"], p["line"], p["kind"]) for p in saved["problems"]}
+    listed = {(p["key"], p["line"], p["outcome"]) for p in saved["problems"]}
     for case in CASES:
         assert (case.key, case.line, case.kind) in listed, case.name
-    reasons = {(p["key"], p["line"]): p["reason"] for p in saved["problems"] if p["kind"] == "skipped"}
+    reasons = {(p["key"], p["line"]): p["reason"] for p in saved["problems"] if p["outcome"] == "skipped"}
     assert "duplicate id" in reasons[(_key("dup-no-updated", day=LATER_DAY), None)]
     # The same report, kept under its own name as well.
     kept = [path for path in (published.root / "state" / "reports").glob("*.json") if path.name != "latest.json"]
@@ -799,7 +799,7 @@ def test_a_fixed_object_is_published_by_the_next_run(tmp_path: Path) -> None:
     write_raw(source, jsonl_key, jsonl(doc("fix-line-1"), doc("fix-line-2", published_at="yesterday")))
 
     first = run_publish(tmp_path)
-    assert {(p.key, p.line, p.kind) for p in first.problems} == {
+    assert {(p.key, p.line, p.outcome) for p in first.problems} == {
         (bad_key, None, "skipped"),
         (jsonl_key, 2, "skipped"),
     }
@@ -813,7 +813,7 @@ def test_a_fixed_object_is_published_by_the_next_run(tmp_path: Path) -> None:
 
     second = run_publish(tmp_path)
     assert second.problems == []
-    assert second.still_broken == []
+    assert second.still_skipped == []
     assert second.summaries_new == 2
     public = tmp_path / "public"
     _assert_good_published(public, [*good, "fix-line-1", "fix-me", "fix-line-2"])
@@ -833,7 +833,7 @@ def test_an_unfixed_object_is_listed_as_still_broken(tmp_path: Path) -> None:
     write_json(source, _key("good-c"), doc("good-c"))
     second = run_publish(tmp_path)
     assert second.summaries_new == 1
-    assert [p.key for p in second.still_broken] == [bad_key]
+    assert [p.key for p in second.still_skipped] == [bad_key]
 
 
 def test_a_duplicate_id_in_a_later_run_is_skipped(tmp_path: Path) -> None:
@@ -843,7 +843,7 @@ def test_a_duplicate_id_in_a_later_run_is_skipped(tmp_path: Path) -> None:
     dup_key = _key("dup-later", day=LATER_DAY)
     write_json(source, dup_key, doc("good-a", title="Второй good-a"))
     second = run_publish(tmp_path)
-    assert [(p.key, p.kind) for p in second.problems] == [(dup_key, "skipped")]
+    assert [(p.key, p.outcome) for p in second.problems] == [(dup_key, "skipped")]
     assert "duplicate id" in second.problems[0].reason
     public = tmp_path / "public"
     _assert_good_published(public, good)
@@ -885,7 +885,7 @@ def test_xml_forbidden_characters_in_any_spelling_never_stop_the_run(
     found = problems_for(report, key)
     assert found, f"{name} was not reported"
     # Recoverable: cleaned and published, like the \u-escaped spelling.
-    assert [p.kind for p in found] == ["cleaned"], found
+    assert [p.outcome for p in found] == ["cleaned"], found
     assert entry_id(name) in json_ids(public)
     assert_outputs_safe(public)
 
@@ -934,7 +934,7 @@ def test_a_jsonl_line_that_is_not_utf8_skips_only_that_line(tmp_path: Path) -> N
     public = tmp_path / "public"
     _assert_good_published(public, [*good, "bytes-line-1", "bytes-line-3"])
     found = problems_for(report, key)
-    assert [(p.line, p.kind) for p in found] == [(2, "skipped")], found
+    assert [(p.line, p.outcome) for p in found] == [(2, "skipped")], found
     assert "utf-8" in found[0].reason.lower()
 
 
@@ -955,7 +955,7 @@ def test_a_jsonl_line_with_a_line_separator_in_a_string_is_one_line(tmp_path: Pa
     report = run_publish(tmp_path)
     public = tmp_path / "public"
     _assert_good_published(public, [*good, "sep-1", "sep-2"])
-    assert [(p.line, p.kind) for p in problems_for(report, key)] == [(3, "skipped")]
+    assert [(p.line, p.outcome) for p in problems_for(report, key)] == [(3, "skipped")]
 
 
 def test_a_key_with_an_impossible_date_does_not_break_later_runs(tmp_path: Path) -> None:

@@ -29,18 +29,18 @@ import feedparser
 import pytest
 from lxml import etree
 
-from digestpub import cloud
-from digestpub.adapters.dynamodb import DynamoSubscriberStore, create_subscribers_table
-from digestpub.adapters.ledger_dynamodb import DynamoLedger, create_ledger_table
-from digestpub.adapters.s3 import S3Store
+from digestpub.adapters.dynamodb_ledger import DynamoLedger, create_ledger_table
+from digestpub.adapters.dynamodb_subscribers import DynamoSubscriberStore, create_subscribers_table
+from digestpub.adapters.s3_store import S3Store
+from digestpub.app import cloud
 from digestpub.errors import ConfigError
 from digestpub.model import Subscriber
 from digestpub.publish.report import load_latest_report
-from digestpub.site import FEED_FILE_NAMES
+from digestpub.render.feed_formats import FEEDS
 from digestpub.state.lock import StateLock
-from digestpub.subscribers import new_subscriber
-from digestpub.tokens import make_token, verify_token
-from digestpub.web import form_token
+from digestpub.subscriptions.endpoints import form_token
+from digestpub.subscriptions.subscribers import new_subscriber
+from digestpub.subscriptions.tokens import make_token, verify_token
 from tests.cloud_support import (
     FakeLambdaContext,
     http_event,
@@ -69,6 +69,7 @@ ENV_TOKEN_KEY = "env-token-key-for-cloud-tests-0123456789"
 SSM_TOKEN_KEY = "ssm-token-key-for-cloud-tests-9876543210"
 FEED_CACHE = "public, max-age=60"
 PAGE_CACHE = "public, max-age=600"
+FEED_FILE_NAMES = {kind.name: kind.file_name for kind in FEEDS}
 
 
 @dataclass

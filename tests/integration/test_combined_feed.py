@@ -21,9 +21,9 @@ import pytest
 import requests
 from lxml import etree
 
-from digestpub.adapters.sqlite import SqliteSubscriberStore
-from digestpub.subscribers import new_subscriber
-from digestpub.tokens import make_token
+from digestpub.adapters.sqlite_subscribers import SqliteSubscriberStore
+from digestpub.subscriptions.subscribers import new_subscriber
+from digestpub.subscriptions.tokens import make_token
 from tests.conftest import html_problems
 from tests.serve_support import free_port, publish_examples, running_serve, serve_env
 

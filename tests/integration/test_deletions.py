@@ -19,7 +19,7 @@ from typing import Any
 import feedparser
 import pytest
 
-from digestpub.adapters import open_store
+from digestpub.app.locations import open_store
 from digestpub.newsletter.fanout import recipient_batches, send_recipient_batch
 from digestpub.newsletter.issues import prepare_issue
 from digestpub.newsletter.run import build_issue
@@ -232,7 +232,7 @@ def test_a_jsonl_with_a_broken_line_keeps_its_summaries_until_it_is_fixed(source
     assert entry_id("2611.00032") in json_ids(dest, "vqa")
     (source / JSONL_KEY).write_text(_jsonl([first, third]), encoding="utf-8")
     fixed = run(source, dest, state)
-    assert (fixed.summaries_deleted, fixed.still_broken) == (1, [])
+    assert (fixed.summaries_deleted, fixed.still_skipped) == (1, [])
     assert entry_id("2611.00032") not in json_ids(dest, "vqa")
 
 
@@ -309,13 +309,13 @@ def test_a_deleted_objects_problems_are_forgotten(source: Path, tmp_path: Path) 
     dest, state = tmp_path / "dest", tmp_path / "state"
     write_json(source, "2026/11/20/bad.json", {"id": "x"})
     first = run(source, dest, state)
-    assert [problem.key for problem in first.unfixed] == ["2026/11/20/bad.json"]
+    assert [problem.key for problem in first.skipped_inputs] == ["2026/11/20/bad.json"]
     (source / "2026/11/20/bad.json").unlink()
 
     report = run(source, dest, state, keys=("2026/11/20/bad.json",))
 
-    assert (report.unfixed, report.summaries_deleted) == ([], 0)
-    assert run(source, dest, state).unfixed == []
+    assert (report.skipped_inputs, report.summaries_deleted) == ([], 0)
+    assert run(source, dest, state).skipped_inputs == []
 
 
 def test_a_deleted_summary_logged_but_not_yet_sent_is_not_in_the_next_issue(source: Path, tmp_path: Path) -> None:
@@ -326,8 +326,8 @@ def test_a_deleted_summary_logged_but_not_yet_sent_is_not_in_the_next_issue(sour
     store = open_store(str(state))
     today = datetime.now(UTC)
     records = sorted(logged_records(store, today.date(), today.date()), key=lambda record: record["logged_at"])
-    kinds = {record["summary"]["id"]: record["kind"] for record in records}
-    assert kinds["2611.00032"] == kinds["2611.00033"] == DELETED
+    changes = {record["summary"]["id"]: record["change"] for record in records}
+    assert changes["2611.00032"] == changes["2611.00033"] == DELETED
 
     issue = prepare_issue(store, "daily", date.today(), now=datetime.now(UTC), save=False)
 
@@ -342,9 +342,9 @@ def test_a_deleted_summary_logged_but_not_yet_sent_is_not_in_the_next_issue(sour
 
 
 def test_a_key_that_is_not_a_summary_key_is_refused_before_the_run(tmp_path: Path) -> None:
+    from digestpub.app.wiring import publish_options
     from digestpub.errors import ConfigError
     from digestpub.settings import Settings
-    from digestpub.wiring import publish_options
 
     settings = Settings.load(source=str(tmp_path))
     with pytest.raises(ConfigError, match=r"not summary keys: 'summaries/2026/11/20/a\.json', '2026/11/20/a\.txt'"):

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from digestpub.web import ROUTES
+from digestpub.subscriptions.endpoints import ROUTES
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("dev", "prod")

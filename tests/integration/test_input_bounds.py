@@ -17,12 +17,12 @@ from typing import Any
 import boto3
 import pytest
 
-from digestpub.adapters import open_store
-from digestpub.adapters.folder import FolderStore
+from digestpub.adapters.folder_store import FolderStore
+from digestpub.app.locations import open_store
 from digestpub.errors import ObjectTooLarge
-from digestpub.ingest import PROBLEMS_LISTED
 from digestpub.model import PublishReport
 from digestpub.publish import PublishOptions, publish
+from digestpub.publish.ingest import PROBLEMS_LISTED
 from digestpub.site import Site
 from tests.conftest import summary, write_json
 
@@ -80,7 +80,7 @@ def test_a_file_name_that_is_not_utf8_is_reported_and_never_stops_a_run(
     with caplog.at_level(logging.WARNING, logger="digestpub"):
         first = run_publish(tmp_path)
     assert first.summaries_new == 2
-    assert [(problem.key, problem.kind) for problem in first.problems] == [(shown, "skipped")]
+    assert [(problem.key, problem.outcome) for problem in first.problems] == [(shown, "skipped")]
     assert "not valid UTF-8" in first.problems[0].reason
     assert shown in caplog.text
     assert feed_ids(tmp_path / "public") == {"2611.00001", "2611.00002"}
@@ -90,13 +90,13 @@ def test_a_file_name_that_is_not_utf8_is_reported_and_never_stops_a_run(
     second = run_publish(tmp_path, full_scan=True)
     assert second.summaries_new == 1
     assert [problem.key for problem in second.problems] == [shown]
-    assert second.still_broken == []
+    assert second.still_skipped == []
     saved = (tmp_path / "state" / "reports" / "latest.json").read_text(encoding="utf-8")
     assert json.loads(saved)["problems"][0]["key"] == shown
 
     path.unlink()
     third = run_publish(tmp_path, full_scan=True)
-    assert third.problems == [] and third.still_broken == []
+    assert third.problems == [] and third.still_skipped == []
 
 
 def test_a_named_key_that_is_not_utf8_is_reported_not_read(tmp_path: Path) -> None:
@@ -158,14 +158,14 @@ def test_a_flood_of_broken_lines_keeps_the_report_the_log_and_the_state_small(
 
     second = run_publish(tmp_path, max_object_bytes=10 * 1024 * 1024)
     assert second.problems == []
-    assert sum(problem.count for problem in second.still_broken) == FLOOD_LINES
-    assert len(second.still_broken) == PROBLEMS_LISTED + 1
+    assert sum(problem.count for problem in second.still_skipped) == FLOOD_LINES
+    assert len(second.still_skipped) == PROBLEMS_LISTED + 1
 
 
 def test_a_long_record_kept_by_an_older_run_is_summed_up_by_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from digestpub import ingest
+    from digestpub.publish import ingest
 
     source = tmp_path / "source"
     write_good(source, 1)
@@ -177,8 +177,8 @@ def test_a_long_record_kept_by_an_older_run_is_summed_up_by_the_next(
     inflated = state_bytes(tmp_path / "state")
 
     second = run_publish(tmp_path)
-    assert len(second.still_broken) == PROBLEMS_LISTED + 1
-    assert sum(problem.count for problem in second.still_broken) == 2_000
+    assert len(second.still_skipped) == PROBLEMS_LISTED + 1
+    assert sum(problem.count for problem in second.still_skipped) == 2_000
     assert state_bytes(tmp_path / "state") < inflated / 10
 
 
@@ -193,17 +193,17 @@ def test_an_object_over_max_object_bytes_is_skipped_unread_until_it_shrinks(tmp_
     first = run_publish(tmp_path, max_object_bytes=4_096)
     assert first.summaries_new == 1
     [problem] = first.problems
-    assert (problem.key, problem.kind) == (f"{DAY}/big.json", "skipped")
+    assert (problem.key, problem.outcome) == (f"{DAY}/big.json", "skipped")
     assert f"{big.stat().st_size:,} bytes is over the limit of 4,096 (max_object_bytes)" == problem.reason
 
     # Its version is recorded: a later run neither reads it again nor forgets it.
     second = run_publish(tmp_path, max_object_bytes=4_096)
     assert second.objects_read == 0
-    assert [problem.key for problem in second.still_broken] == [f"{DAY}/big.json"]
+    assert [problem.key for problem in second.still_skipped] == [f"{DAY}/big.json"]
 
     write_json(source, f"{DAY}/big.json", summary(2))
     third = run_publish(tmp_path, max_object_bytes=4_096)
-    assert third.summaries_new == 1 and third.problems == [] and third.still_broken == []
+    assert third.summaries_new == 1 and third.problems == [] and third.still_skipped == []
     assert feed_ids(tmp_path / "public") == {"2611.00001", "2611.00002"}
 
 
@@ -276,7 +276,7 @@ def test_tags_told_apart_by_plus_and_sharp_get_pages_of_their_own(tmp_path: Path
     assert tag_feed_ids(public, "c-plus-plus") == {"2611.00001"}
     assert tag_feed_ids(public, "vopros") == {"2611.00004", "2611.00005"}  # one tag, as the contract says
     # Any other pair that shares a slug is published together, and reported.
-    assert [(problem.kind, problem.key, problem.reason) for problem in report.problems] == [
+    assert [(problem.outcome, problem.key, problem.reason) for problem in report.problems] == [
         (
             "warning",
             f"{DAY}/tagged-7.json",
@@ -289,7 +289,7 @@ def test_tags_told_apart_by_plus_and_sharp_get_pages_of_their_own(tmp_path: Path
 def test_a_tag_published_by_the_old_rule_keeps_its_url(tmp_path: Path) -> None:
     from slugify import slugify
 
-    from digestpub import ingest
+    from digestpub.publish import ingest
 
     source = tmp_path / "source"
     write_tagged(source, 1, "C++", "Вопрос")
@@ -318,6 +318,6 @@ def test_a_tag_published_by_the_old_rule_keeps_its_url(tmp_path: Path) -> None:
 
     # A rebuild keeps the slugs the state it replaces published.
     rebuilt = run_publish(tmp_path, rebuild=True)
-    assert [problem.kind for problem in rebuilt.problems] == ["warning"]
+    assert [problem.outcome for problem in rebuilt.problems] == ["warning"]
     assert tag_feed_ids(public, "c") == {"2611.00001", "2611.00002", "2611.00004"}
     assert not (public / "tags" / "c-plus-plus").exists()

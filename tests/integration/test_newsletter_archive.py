@@ -15,7 +15,8 @@ import feedparser
 import pytest
 from lxml import etree, html
 
-from digestpub.adapters.folder import FolderStore
+from digestpub.adapters.folder_store import FolderStore
+from digestpub.app.wiring import SITE_PARTS
 from digestpub.errors import PreconditionFailed, StorageError
 from digestpub.newsletter.archive_index import INDEX_KEY, load_archive, record_issue
 from digestpub.newsletter.issues import load_issue
@@ -261,6 +262,12 @@ def test_before_the_first_issue_the_index_links_an_empty_archive_that_the_first_
     # A publish keeps the newsletter's archive; a rebuild renders it again from the state's list of issues.
     scenario.publish([paper(2, ["moe"])])
     assert page.read_bytes() == issued
-    rebuilt = publish(scenario.source, scenario.dest, scenario.state, SITE, PublishOptions(rebuild=True, workers=1))
+    rebuilt = publish(
+        scenario.source,
+        scenario.dest,
+        scenario.state,
+        SITE,
+        PublishOptions(rebuild=True, workers=1, site_parts=SITE_PARTS),
+    )
     assert rebuilt.summaries_new == 2
     assert page.read_bytes() == issued

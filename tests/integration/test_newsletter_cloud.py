@@ -18,11 +18,11 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from digestpub.adapters.dynamodb import DynamoSubscriberStore, create_subscribers_table
-from digestpub.adapters.ledger_dynamodb import DynamoLedger, create_ledger_table
-from digestpub.adapters.ses import SesMailer
+from digestpub.adapters.dynamodb_ledger import DynamoLedger, create_ledger_table
+from digestpub.adapters.dynamodb_subscribers import DynamoSubscriberStore, create_subscribers_table
+from digestpub.adapters.ses_mailer import SesMailer
 from digestpub.newsletter.send import SendOptions
-from digestpub.tokens import verify_token
+from digestpub.subscriptions.tokens import verify_token
 from tests.newsletter_support import (
     TOKEN_KEY,
     Scenario,

@@ -28,10 +28,10 @@ import signal
 import sys
 from datetime import date
 
-from digestpub.adapters.folder import FolderStore
-from digestpub.adapters.ledger_sqlite import SqliteLedger
-from digestpub.adapters.outbox import OutboxMailer
-from digestpub.adapters.sqlite import SqliteSubscriberStore
+from digestpub.adapters.folder_store import FolderStore
+from digestpub.adapters.sqlite_ledger import SqliteLedger
+from digestpub.adapters.outbox_mailer import OutboxMailer
+from digestpub.adapters.sqlite_subscribers import SqliteSubscriberStore
 from digestpub.newsletter.run import NewsletterContext, send_newsletter
 from digestpub.newsletter.send import SendOptions
 from digestpub.site import Site

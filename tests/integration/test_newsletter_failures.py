@@ -22,8 +22,8 @@ import pytest
 import requests
 from botocore.config import Config
 
-from digestpub.adapters.ses import CLIENT_CONFIG, SesMailer
-from digestpub.adapters.smtp import SmtpMailer
+from digestpub.adapters.ses_mailer import CLIENT_CONFIG, SesMailer
+from digestpub.adapters.smtp_mailer import SmtpMailer
 from digestpub.newsletter.send import SendOptions, SendReport
 from tests.fault_proxy import Action, fault_proxy
 from tests.newsletter_support import (

@@ -24,11 +24,11 @@ from typing import Any
 import lxml.html
 import pytest
 
-from digestpub.adapters.folder import FolderStore
-from digestpub.adapters.ledger_sqlite import SqliteLedger
-from digestpub.adapters.outbox import OutboxMailer
-from digestpub.adapters.smtp import SmtpMailer
-from digestpub.adapters.sqlite import SqliteSubscriberStore
+from digestpub.adapters.folder_store import FolderStore
+from digestpub.adapters.outbox_mailer import OutboxMailer
+from digestpub.adapters.smtp_mailer import SmtpMailer
+from digestpub.adapters.sqlite_ledger import SqliteLedger
+from digestpub.adapters.sqlite_subscribers import SqliteSubscriberStore
 from digestpub.errors import NewsletterError
 from digestpub.newsletter.send import SendOptions, SendReport
 from digestpub.publish import PublishOptions, publish

@@ -28,8 +28,9 @@ import pytest
 from lxml import etree
 from lxml import html as lxml_html
 
-from digestpub.adapters import open_store
-from digestpub.adapters.folder import FolderStore
+from digestpub.adapters.folder_store import FolderStore
+from digestpub.app.locations import open_store
+from digestpub.app.wiring import SITE_PARTS
 from digestpub.errors import StateLocked, StorageError
 from digestpub.model import ObjectInfo, PublishReport
 from digestpub.ports import ObjectStore
@@ -90,6 +91,7 @@ def run(
         return open_store(str(where)) if isinstance(where, Path) else where
 
     options.setdefault("workers", 1)
+    options.setdefault("site_parts", SITE_PARTS)  # the site as the command publishes it
     return publish(store(source), store(dest), store(state), site or make_site(), PublishOptions(**options))
 
 
@@ -309,6 +311,8 @@ def source(tmp_path: Path) -> Path:
 class RecordingStore:
     """Wraps a store and records every key written."""
 
+    is_local = False  # a wrapper: the run treats it as a remote store, with threads
+
     def __init__(self, inner: ObjectStore) -> None:
         self.inner = inner
         self.puts: list[str] = []
@@ -340,7 +344,7 @@ def test_examples_run_reports_what_it_read(examples_published: Published) -> Non
     report = examples_published.report
     assert report.summaries_new == len(expected_examples()) == 28
     assert report.skipped == 2
-    assert {(problem.key, problem.line) for problem in report.problems if problem.kind == "skipped"} == {
+    assert {(problem.key, problem.line) for problem in report.problems if problem.outcome == "skipped"} == {
         ("2026/11/21/evening.jsonl", 3),
         ("2026/11/22/broken.json", None),
     }
@@ -1020,7 +1024,7 @@ _PUBLISH_SCRIPT = textwrap.dedent(
     """
     import json, sys
     from datetime import timedelta
-    from digestpub.adapters import open_store
+    from digestpub.app.locations import open_store
     from digestpub.publish import PublishOptions, publish
     from digestpub.settings import Settings
     from tests.conftest import summary, write_json

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from digestpub.adapters import open_store
+from digestpub.app.locations import open_store
 from digestpub.model import PublishReport
 from digestpub.publish import PublishOptions, publish
 from digestpub.publish import run as publish_run
@@ -62,7 +62,7 @@ def _run(tmp: Path, name: str, workers: int) -> PublishReport:
 
 
 def _outcome(report: PublishReport) -> tuple[object, ...]:
-    problems = [(problem.key, problem.line, problem.kind, problem.reason) for problem in report.problems]
+    problems = [(problem.key, problem.line, problem.outcome, problem.reason) for problem in report.problems]
     return report.summaries_new, report.summaries_updated, report.summaries_unchanged, problems
 
 
@@ -162,7 +162,7 @@ def test_workers_parse_what_this_process_fetched_from_s3(s3_bucket: str, tmp_pat
 def test_a_file_a_worker_cannot_read_fails_the_run_as_in_one_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from digestpub.adapters.folder import FolderStore
+    from digestpub.adapters.folder_store import FolderStore
     from digestpub.errors import StorageError
 
     _corpus(tmp_path / "source", 200)

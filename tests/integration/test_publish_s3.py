@@ -22,8 +22,9 @@ import feedparser
 import pytest
 from botocore.config import Config
 
-from digestpub.adapters import open_store
-from digestpub.adapters.s3 import S3Store
+from digestpub.adapters.s3_store import S3Store
+from digestpub.app.locations import open_store
+from digestpub.app.wiring import SITE_PARTS
 from digestpub.errors import PreconditionFailed, StorageError
 from digestpub.model import PublishReport
 from digestpub.publish import PublishOptions, publish
@@ -103,6 +104,7 @@ def options(**overrides: Any) -> PublishOptions:
         "feed_cache_control": FEED_CACHE,
         "page_cache_control": PAGE_CACHE,
         "archive_cache_control": ARCHIVE_CACHE,
+        "site_parts": SITE_PARTS,
     }
     values.update(overrides)
     return PublishOptions(**values)

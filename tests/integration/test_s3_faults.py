@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
-from digestpub.adapters import open_store
+from digestpub.app.locations import open_store
 from digestpub.errors import StorageError
 from digestpub.model import PublishReport
 from digestpub.publish import PublishOptions, publish

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from digestpub.adapters.sqlite import SqliteSubscriberStore
+from digestpub.adapters.sqlite_subscribers import SqliteSubscriberStore
 from digestpub.model import Subscriber
-from digestpub.subscribers import new_subscriber
-from digestpub.tokens import make_token
-from digestpub.web import form_token
+from digestpub.subscriptions.endpoints import form_token
+from digestpub.subscriptions.subscribers import new_subscriber
+from digestpub.subscriptions.tokens import make_token
 from tests.conftest import FEED_TYPES
 from tests.serve_support import free_port, publish_examples, running_serve, serve_env
 from tests.subscriber_contract import publish_tags

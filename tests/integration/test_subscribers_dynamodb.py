@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from digestpub.adapters.dynamodb import DynamoSubscriberStore, create_subscribers_table
-from digestpub.adapters.subscribers_factory import open_subscribers
+from digestpub.adapters.dynamodb_subscribers import DynamoSubscriberStore, create_subscribers_table
+from digestpub.app.locations import open_subscribers
 from digestpub.errors import StorageError
 from digestpub.model import Subscriber
 from digestpub.ports import SubscriberStore
-from digestpub.subscribers import AddressTaken, export_csv
+from digestpub.subscriptions.subscribers import AddressTaken, export_csv
 from tests import subscriber_contract as contract
 from tests.integration.test_subscribers_sqlite import (
     check_concurrent_saves_of_one_address,
@@ -239,7 +239,7 @@ def test_a_table_from_before_case_insensitive_addresses_is_migrated(table: str) 
 def test_the_ledger_forgets_a_subscriber_in_every_issue(moto_server: str) -> None:
     import boto3
 
-    from digestpub.adapters.ledger_dynamodb import DynamoLedger, create_ledger_table
+    from digestpub.adapters.dynamodb_ledger import DynamoLedger, create_ledger_table
 
     name = f"ledger-{uuid.uuid4().hex[:12]}"
     create_ledger_table(boto3.client("dynamodb"), name)
@@ -252,7 +252,7 @@ def test_the_ledger_forgets_a_subscriber_in_every_issue(moto_server: str) -> Non
 def test_the_ledger_remembers_the_last_issue_of_each_frequency(moto_server: str) -> None:
     import boto3
 
-    from digestpub.adapters.ledger_dynamodb import DynamoLedger, create_ledger_table
+    from digestpub.adapters.dynamodb_ledger import DynamoLedger, create_ledger_table
 
     name = f"ledger-{uuid.uuid4().hex[:12]}"
     create_ledger_table(boto3.client("dynamodb"), name)
@@ -270,12 +270,12 @@ def test_the_endpoints_on_dynamodb_let_an_unsubscribe_win(
     from datetime import UTC, datetime, timedelta
     from functools import partial
 
-    from digestpub.adapters.outbox import OutboxMailer
+    from digestpub.adapters.outbox_mailer import OutboxMailer
     from digestpub.model import TagInfo
     from digestpub.settings import Settings
-    from digestpub.subscriptions import Subscriptions
-    from digestpub.tokens import make_token
-    from digestpub.web import Endpoints, form_token
+    from digestpub.subscriptions.endpoints import Endpoints, form_token
+    from digestpub.subscriptions.tokens import make_token
+    from digestpub.subscriptions.use_cases import Subscriptions
     from tests.cloud_support import http_event
 
     key = b"k" * 32
@@ -321,11 +321,11 @@ def test_twenty_concurrent_flows_for_one_address_end_with_no_error(table: str, t
     from datetime import UTC, datetime, timedelta
     from functools import partial
 
-    from digestpub.adapters.outbox import OutboxMailer
+    from digestpub.adapters.outbox_mailer import OutboxMailer
     from digestpub.model import TagInfo
     from digestpub.settings import Settings
-    from digestpub.subscribers import ACTIVE
-    from digestpub.subscriptions import Subscriptions
+    from digestpub.subscriptions.subscribers import ACTIVE
+    from digestpub.subscriptions.use_cases import Subscriptions
 
     site = Settings.load(base_url="https://digest.example/").site()
     known = {tag: TagInfo(slug=tag, name=tag, count=1) for tag in contract.KNOWN_TAGS}
@@ -410,7 +410,7 @@ def racing_store(table: str, person: Subscriber, races: int) -> DynamoSubscriber
 @pytest.fixture
 def backoff_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The seconds the DynamoDB store would sleep between attempts (it sleeps none of them)."""
-    from digestpub.adapters import dynamodb
+    from digestpub.adapters import dynamodb_subscribers as dynamodb
 
     waits: list[float] = []
     monkeypatch.setattr(dynamodb, "_sleep", waits.append)
@@ -422,7 +422,7 @@ def test_an_update_that_loses_races_backs_off_with_jitter_until_it_holds(
 ) -> None:
     from datetime import UTC, datetime
 
-    from digestpub.adapters import dynamodb
+    from digestpub.adapters import dynamodb_subscribers as dynamodb
 
     person = make("racer@example.com", status="pending")
     DynamoSubscriberStore(table).save(person)
@@ -444,13 +444,13 @@ def test_an_update_that_keeps_losing_is_store_busy_and_the_endpoint_answers_503_
 ) -> None:
     from datetime import UTC, datetime
 
-    from digestpub.adapters import dynamodb
-    from digestpub.adapters.outbox import OutboxMailer
+    from digestpub.adapters import dynamodb_subscribers as dynamodb
+    from digestpub.adapters.outbox_mailer import OutboxMailer
     from digestpub.errors import StoreBusy
     from digestpub.settings import Settings
-    from digestpub.subscriptions import Subscriptions
-    from digestpub.tokens import make_token
-    from digestpub.web import Endpoints
+    from digestpub.subscriptions.endpoints import Endpoints
+    from digestpub.subscriptions.tokens import make_token
+    from digestpub.subscriptions.use_cases import Subscriptions
     from tests.cloud_support import http_event
 
     person = make("loser@example.com", status="confirmed")

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from digestpub.adapters.sqlite import SqliteSubscriberStore
-from digestpub.adapters.subscribers_factory import open_subscribers
+from digestpub.adapters.sqlite_subscribers import SqliteSubscriberStore
+from digestpub.app.locations import open_subscribers
 from digestpub.errors import ConfigError
 from digestpub.ports import SubscriberStore
-from digestpub.subscribers import (
+from digestpub.subscriptions.subscribers import (
     AddressTaken,
     InvalidAddress,
     InvalidSubscriber,
@@ -458,7 +458,7 @@ def test_a_file_from_before_case_insensitive_addresses_is_migrated(db_path: Path
 
 
 def test_the_ledger_forgets_a_subscriber_in_every_issue(db_path: Path) -> None:
-    from digestpub.adapters.ledger_sqlite import SqliteLedger
+    from digestpub.adapters.sqlite_ledger import SqliteLedger
 
     ledger = SqliteLedger(db_path)
     contract.check_ledger_forgets_a_subscriber_in_every_issue(ledger)
@@ -467,7 +467,7 @@ def test_the_ledger_forgets_a_subscriber_in_every_issue(db_path: Path) -> None:
 
 
 def test_the_ledger_remembers_the_last_issue_of_each_frequency(db_path: Path) -> None:
-    from digestpub.adapters.ledger_sqlite import SqliteLedger
+    from digestpub.adapters.sqlite_ledger import SqliteLedger
 
     contract.check_ledger_remembers_the_last_issue_of_each_frequency(SqliteLedger(db_path))
     reopened = SqliteLedger(db_path)

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from digestpub.adapters.sqlite import SqliteSubscriberStore
+from digestpub.adapters.sqlite_subscribers import SqliteSubscriberStore
 from digestpub.errors import InvalidToken, MailTransient
 from digestpub.model import ConfirmationLimits, TagInfo
 from digestpub.settings import Settings
-from digestpub.subscriptions import Subscriptions, apply_ses_notification
-from digestpub.tokens import make_token
+from digestpub.subscriptions.tokens import make_token
+from digestpub.subscriptions.use_cases import Subscriptions, apply_ses_notification
 from tests.cloud_support import parse_message, ses_bounce, ses_complaint
 
 KEY = b"k" * 32

@@ -23,12 +23,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from digestpub.adapters.ledger_sqlite import SqliteLedger
-from digestpub.adapters.sqlite import SqliteSubscriberStore
+from digestpub.adapters.sqlite_ledger import SqliteLedger
+from digestpub.adapters.sqlite_subscribers import SqliteSubscriberStore
 from digestpub.model import Subscriber
-from digestpub.subscribers import new_subscriber
-from digestpub.tokens import make_token
-from digestpub.web import form_token
+from digestpub.subscriptions.endpoints import form_token
+from digestpub.subscriptions.subscribers import new_subscriber
+from digestpub.subscriptions.tokens import make_token
 from digestpub.words import words_for
 from tests.cloud_support import parse_message
 from tests.serve_support import free_port, run_digestpub, running_serve, serve_env

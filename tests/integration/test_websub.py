@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from digestpub.adapters.folder import FolderStore
-from digestpub.adapters.websub_http import HttpHubNotifier
+from digestpub.adapters.folder_store import FolderStore
+from digestpub.adapters.websub_hubs import HttpHubNotifier
 from digestpub.model import PublishReport
 from digestpub.publish import PublishOptions, publish
+from digestpub.publish.websub import HubPolicy
 from digestpub.site import Site
-from digestpub.websub import HubPolicy
 from tests.conftest import summary, write_json
 from tests.e2e.test_cli import _env as cli_env
 from tests.e2e.test_cli import run as run_cli

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from digestpub.combined import CombinedFeeds, UnknownFeedTags, newest_items, requested_slugs
 from digestpub.errors import BadRequest, StorageError
+from digestpub.publish.combined import CombinedFeeds, UnknownFeedTags, newest_items, requested_slugs
 from digestpub.settings import Settings
-from digestpub.web import Endpoints
+from digestpub.subscriptions.endpoints import Endpoints
 from tests.fakes import MemoryStore
 
 SITE = Settings.load(base_url="https://digest.example/", api_url="https://api.digest.example/", feed_size=3).site()

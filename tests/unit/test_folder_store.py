@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from digestpub.adapters.folder import FolderStore, _read_to_end
+from digestpub.adapters.folder_store import FolderStore, _read_to_end
 from digestpub.errors import PreconditionFailed, StorageError
 
 

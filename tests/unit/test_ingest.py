@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from digestpub.ingest import SummaryReader
 from digestpub.model import Problem, Summary
+from digestpub.publish.ingest import SummaryReader
 from tests.conftest import summary
 
 KEY = "2026/11/20/paper.json"
@@ -64,7 +64,7 @@ def skipped(document: Any, key: str = KEY) -> Problem:
     summaries, problems = read(data, key)
     assert summaries == []
     assert len(problems) == 1, problems
-    assert problems[0].kind == "skipped"
+    assert problems[0].outcome == "skipped"
     assert problems[0].key == key
     return problems[0]
 
@@ -309,7 +309,7 @@ def test_summary_size_limit_is_configurable_and_counts_bytes() -> None:
     assert len(summaries) == 1 and problems == []
     summaries, problems = read(encode(doc(summary=at_limit + "x")), **reader)
     assert summaries == []
-    assert [problem.kind for problem in problems] == ["skipped"]
+    assert [problem.outcome for problem in problems] == ["skipped"]
     assert "1,025" in problems[0].reason and "1,024" in problems[0].reason
 
 
@@ -373,7 +373,7 @@ def cleaned(data: bytes) -> tuple[Summary, list[Problem]]:
     summaries, problems = read(data)
     assert len(summaries) == 1, problems
     assert problems, "nothing was reported"
-    assert all(problem.kind == "cleaned" for problem in problems), problems
+    assert all(problem.outcome == "cleaned" for problem in problems), problems
     assert all(problem.key == KEY and problem.line is None for problem in problems)
     return summaries[0], problems
 
@@ -427,7 +427,7 @@ def test_a_surrogate_pair_escape_is_a_character_not_a_problem() -> None:
 def test_id_made_only_of_forbidden_characters_is_skipped() -> None:
     summaries, problems = read(encode(doc("\u0000\u0001")))
     assert summaries == []
-    assert "skipped" in [problem.kind for problem in problems]
+    assert "skipped" in [problem.outcome for problem in problems]
 
 
 def test_bom_is_removed_and_reported() -> None:
@@ -508,13 +508,13 @@ def test_markup_removed_from_authors_and_tags_is_reported() -> None:
     )
     assert record.authors == ("Анна",)
     assert record.tags == ("mllm",)
-    assert [problem.kind for problem in problems] == ["cleaned"], problems
+    assert [problem.outcome for problem in problems] == ["cleaned"], problems
 
 
 def test_entity_obfuscated_javascript_link_is_reported() -> None:
     record, problems = read_one(doc(summary="[ссылка](jav&#x61;script:alert(1))"))
     assert "href" not in record.summary_html
-    assert [problem.kind for problem in problems] == ["cleaned"], problems
+    assert [problem.outcome for problem in problems] == ["cleaned"], problems
 
 
 @pytest.mark.parametrize(
@@ -534,7 +534,7 @@ def test_xml_forbidden_characters_in_any_spelling_are_cleaned(field: str, value:
     # character references become characters when the Markdown/HTML is parsed.
     record, problems = read_one(doc(**{field: value}))
     _assert_xml_safe(record)
-    assert [problem.kind for problem in problems] == ["cleaned"], problems
+    assert [problem.outcome for problem in problems] == ["cleaned"], problems
 
 
 # --- .jsonl -------------------------------------------------------------------------------
@@ -561,7 +561,7 @@ def test_jsonl_lines_are_numbered_and_only_bad_lines_skipped() -> None:
         ("line-10", 10),
     ]
     assert all(record.source_key == JSONL for record in summaries)
-    assert [(problem.line, problem.kind) for problem in problems] == [
+    assert [(problem.line, problem.outcome) for problem in problems] == [
         (4, "skipped"),
         (7, "skipped"),
         (8, "skipped"),
@@ -578,7 +578,7 @@ def test_jsonl_cleaned_lines_are_reported_with_their_line() -> None:
     data = jsonl(doc("line-1"), doc("line-2", title="<script>x</script>Ок", tags=["🔥"]))
     summaries, problems = read(data, JSONL)
     assert [record.id for record in summaries] == ["line-1", "line-2"]
-    assert {(problem.line, problem.kind) for problem in problems} == {(2, "cleaned")}
+    assert {(problem.line, problem.outcome) for problem in problems} == {(2, "cleaned")}
     assert len(problems) == 2
 
 
@@ -586,20 +586,20 @@ def test_jsonl_with_crlf_and_no_final_newline() -> None:
     data = jsonl(doc("a"), "{bad", doc("c"), sep=b"\r\n", end=b"")
     summaries, problems = read(data, JSONL)
     assert [(record.id, record.source_line) for record in summaries] == [("a", 1), ("c", 3)]
-    assert [(problem.line, problem.kind) for problem in problems] == [(2, "skipped")]
+    assert [(problem.line, problem.outcome) for problem in problems] == [(2, "skipped")]
 
 
 def test_jsonl_with_a_bom() -> None:
     summaries, problems = read(b"\xef\xbb\xbf" + jsonl(doc("a"), doc("b")), JSONL)
     assert [record.id for record in summaries] == ["a", "b"]
-    assert [problem.kind for problem in problems] == ["cleaned"]
+    assert [problem.outcome for problem in problems] == ["cleaned"]
 
 
 def test_jsonl_pretty_printed_object_is_reported_line_by_line_not_dropped() -> None:
     data = json.dumps(doc("pretty"), indent=1).encode()
     summaries, problems = read(data, JSONL)
     assert summaries == []
-    assert problems and all(problem.kind == "skipped" and problem.line for problem in problems)
+    assert problems and all(problem.outcome == "skipped" and problem.line for problem in problems)
 
 
 def test_empty_jsonl_yields_nothing() -> None:
@@ -622,14 +622,14 @@ def test_jsonl_line_separators_inside_strings_do_not_split_a_line() -> None:
         ("sep-2", 2),
         ("sep-3", 3),
     ]
-    assert [(problem.line, problem.kind) for problem in problems] == [(4, "skipped")]
+    assert [(problem.line, problem.outcome) for problem in problems] == [(4, "skipped")]
 
 
 def test_jsonl_line_that_is_not_utf8_skips_only_that_line() -> None:
     data = b"\n".join([encode(doc("ok-1")), b'{"id": "bad", "title": "\xcf\xf0\xe8"}', encode(doc("ok-3"))])
     summaries, problems = read(data, JSONL)
     assert [(record.id, record.source_line) for record in summaries] == [("ok-1", 1), ("ok-3", 3)]
-    assert [(problem.line, problem.kind) for problem in problems] == [(2, "skipped")]
+    assert [(problem.line, problem.outcome) for problem in problems] == [(2, "skipped")]
     assert "utf-8" in problems[0].reason.lower()
 
 
@@ -676,7 +676,7 @@ def test_bidi_controls_and_zero_width_spaces_leave_titles_tags_and_authors(contr
         ("mllm",),
         ("Автор",),
     )
-    assert [(problem.kind, problem.reason) for problem in problems] == [
+    assert [(problem.outcome, problem.reason) for problem in problems] == [
         ("cleaned", "removed bidirectional controls and zero-width spaces (they can make text read as another)")
     ]
 
@@ -703,7 +703,7 @@ def test_joiners_and_clean_names_are_kept_without_a_note() -> None:
 def test_an_unknown_field_close_to_a_known_one_is_named_and_the_summary_published(typo: str, meant: str) -> None:
     record, problems = read_one({**doc(), typo: "x"})
     assert record.id == "2611.00001"
-    assert [(problem.kind, problem.reason) for problem in problems] == [
+    assert [(problem.outcome, problem.reason) for problem in problems] == [
         ("warning", f"`{typo}`: unknown field; did you mean `{meant}`?")
     ]
 
@@ -712,7 +712,7 @@ def test_a_typo_of_a_required_field_is_named_beside_the_reason_it_is_skipped() -
     document = {key: value for key, value in doc().items() if key != "title"} | {"titel": "Заголовок"}
     summaries, problems = read(encode(document))
     assert summaries == []
-    assert [problem.kind for problem in problems] == ["warning", "skipped"]
+    assert [problem.outcome for problem in problems] == ["warning", "skipped"]
     assert "did you mean `title`" in problems[0].reason and "title" in problems[1].reason
 
 

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from digestpub.adapters.folder import FolderStore
+from digestpub.adapters.folder_store import FolderStore
+from digestpub.app.locations import open_key_home
 from digestpub.errors import ConfigError, PreconditionFailed
-from digestpub.keyring import RING_OBJECT, KeyHome, key_home, load_ring, retire, rotate
-from digestpub.tokens import make_token, verify_token
+from digestpub.subscriptions.keyring import RING_OBJECT, KeyHome, load_ring, retire, rotate
+from digestpub.subscriptions.tokens import make_token, verify_token
 from tests.fakes import MemoryStore
 
 SUBSCRIBER = "0f8fad5bd9cb469fa16570867728950e"
@@ -144,10 +145,10 @@ def test_a_damaged_ring_is_a_config_error() -> None:
 
 def test_beside_sqlite_the_ring_is_a_private_file_in_its_folder(tmp_path: Path) -> None:
     state = FolderStore(tmp_path / "state")
-    home = key_home(f"sqlite:///{tmp_path / 'data' / 's.db'}", state)
+    home = open_key_home(f"sqlite:///{tmp_path / 'data' / 's.db'}", state)
     ring = load_ring(None, home, _none)
     file = tmp_path / "data" / "secrets" / "token_key"
     assert file.read_bytes() == ring[0] + b"\n"
     assert file.stat().st_mode & 0o777 == 0o600
     assert not (tmp_path / "state").exists()
-    assert key_home("dynamodb://subscribers", state).store is state, "the cloud's SSM parameter or the state"
+    assert open_key_home("dynamodb://subscribers", state).store is state, "the cloud's SSM parameter or the state"

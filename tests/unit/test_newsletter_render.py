@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from digestpub.newsletter.issues import summary_from_log
-from digestpub.tokens import InvalidToken, verify_token
+from digestpub.subscriptions.tokens import InvalidToken, verify_token
 from tests.newsletter_support import (
     API_URL,
     BASE_URL,

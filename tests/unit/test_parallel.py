@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from digestpub.errors import StorageError, WorkerFailed
-from digestpub.parallel import ForkedWorkers
+from digestpub.publish.parallel import ForkedWorkers
 
 
 def _keep(memory: dict[str, Any], numbers: list[int]) -> Iterator[list[int]]:
@@ -92,7 +92,7 @@ def test_leaving_a_task_early_stops_its_workers_at_once() -> None:
 
 _PARENT = """
 import os, sys, time
-from digestpub.parallel import ForkedWorkers
+from digestpub.publish.parallel import ForkedWorkers
 
 def wait_forever(memory, _):
     yield os.getpid()

@@ -44,7 +44,12 @@ def test_an_id_read_under_another_key_moved_even_in_the_same_version() -> None:
     changes = merge([moved], recorded.get, {"2026/11/20/a.json": {"a"}})
     stayed = merge([moved], recorded.get, {})
 
-    assert (changes.deleted, changes.accepted, changes.kinds, changes.duplicates) == ([], [moved], {"a": "updated"}, [])
+    assert (changes.deleted, changes.accepted, changes.change_of, changes.duplicates) == (
+        [],
+        [moved],
+        {"a": "updated"},
+        [],
+    )
     assert changes.tag_counts == {}, "the same tags: no count changes"
     assert [problem.reason[:16] for problem in stayed.duplicates] == ["duplicate id 'a'"], "both keys hold it"
 

@@ -17,11 +17,11 @@ from lxml import etree
 from lxml import html as lxml_html
 
 from digestpub.errors import StateLocked, StorageError
-from digestpub.ingest import SummaryReader
 from digestpub.model import PublishReport, Summary
 from digestpub.newsletter.issues import prepare_issue
 from digestpub.publish import PublishOptions, publish
 from digestpub.publish import run as publish_run
+from digestpub.publish.ingest import SummaryReader
 from digestpub.site import Site
 from digestpub.state import catalog, keys
 from digestpub.state import ids as state_ids
@@ -101,7 +101,7 @@ def stores() -> Stores:
 
 
 def skipped(report: PublishReport) -> list[tuple[str, str]]:
-    return [(problem.key, problem.reason) for problem in report.problems if problem.kind == "skipped"]
+    return [(problem.key, problem.reason) for problem in report.problems if problem.outcome == "skipped"]
 
 
 # Counting new, updated and unchanged --------------------------------------------------
@@ -534,7 +534,7 @@ def test_a_rebuild_logs_as_news_only_what_was_not_published_before(stores: Store
             if key.startswith("catalog/log/")
             for line in value[0].splitlines()
         ]
-        return [(line["summary"]["id"], line["kind"]) for line in lines]
+        return [(line["summary"]["id"], line["change"]) for line in lines]
 
     for number in (1, 2, 3):
         stores.add(f"2026/11/20/{number}.json", doc(number, number))
@@ -594,7 +594,7 @@ def _log(stores: Stores) -> list[tuple[str, str, str]]:
         if key.startswith("catalog/log/")
         for line in value[0].splitlines()
     ]
-    return [(line["summary"]["id"], line["kind"], line["summary"]["title"]) for line in lines]
+    return [(line["summary"]["id"], line["change"], line["summary"]["title"]) for line in lines]
 
 
 def test_a_summary_the_reader_let_go_is_read_again_when_it_is_news(
@@ -726,13 +726,13 @@ def test_a_kind_added_to_the_registry_is_published_and_its_kept_entries_cut_from
     stores: Stores, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from digestpub.publish import produce
-    from digestpub.render import Frame, entries, kinds
+    from digestpub.render import Frame, batch, entries, kinds, registry
 
     rendered: list[str] = []
 
-    def titles(batch: entries.EntryBatch) -> list[bytes]:
-        rendered.extend(summary.id for summary in batch.summaries)
-        return [summary.title.encode() for summary in batch.summaries]
+    def titles(summaries: batch.EntryBatch) -> list[bytes]:
+        rendered.extend(summary.id for summary in summaries.summaries)
+        return [summary.title.encode() for summary in summaries.summaries]
 
     def frame(view: kinds.FeedView) -> Frame:
         return Frame(f"# {view.feed}\n".encode(), b"\n")
@@ -741,9 +741,9 @@ def test_a_kind_added_to_the_registry_is_published_and_its_kept_entries_cut_from
         return f"titles/{feed}.txt"
 
     extra = kinds.Kind("titles", "text/plain; charset=utf-8", b"\n", path, titles, frame)
-    registry = (*kinds.all_kinds(), extra)
-    monkeypatch.setattr(produce, "all_kinds", lambda: registry)
-    monkeypatch.setattr(entries, "all_kinds", lambda: registry)
+    every = (*registry.all_kinds(), extra)
+    monkeypatch.setattr(produce, "all_kinds", lambda: every)
+    monkeypatch.setattr(entries, "all_kinds", lambda: every)
 
     for number in (1, 2, 3):
         stores.add(f"2026/11/20/{number}.json", doc(number, 8 + number, title=f"Заголовок {number}"))

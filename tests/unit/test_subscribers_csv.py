@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from digestpub.subscribers import (
+from digestpub.subscriptions.subscribers import (
     InvalidAddress,
     address_hash,
     address_key,

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from digestpub.errors import ConfigError
-from digestpub.tokens import (
+from digestpub.subscriptions.tokens import (
     PURPOSES,
     InvalidToken,
     format_ring,

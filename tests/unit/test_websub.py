@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from digestpub.errors import HubError
+from digestpub.publish.websub import MAX_TOPICS_PER_REQUEST, HubPolicy, changed_feed_urls, notify_hubs
 from digestpub.site import Site
-from digestpub.websub import MAX_TOPICS_PER_REQUEST, HubPolicy, changed_feed_urls, notify_hubs
 
 HUB = "https://hub.example/"
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from feedgen.feed import FeedGenerator
 
-from digestpub import __version__
-from digestpub.newsletter.archive_index import ArchivedIssue
+from digestpub.newsletter.archive_index import ArchivedIssue, load_archive
 from digestpub.newsletter.render import subject_line, web_copy_path
+from digestpub.ports import ObjectStore
 from digestpub.render import Output
+from digestpub.render import atom as atom_kind
 from digestpub.render.feeds import EPOCH, GENERATOR_URI
-from digestpub.site import FEED_CONTENT_TYPES, HTML_TYPE, NEWSLETTER_ARCHIVE_FEED, NEWSLETTER_ARCHIVE_PAGE, Site
+from digestpub.site import HTML_TYPE, NEWSLETTER_ARCHIVE_FEED, NEWSLETTER_ARCHIVE_PAGE, Site
 from digestpub.templates import environment
+from digestpub.version import __version__
 from digestpub.words import long_date, papers_word, words_for
 
 
@@ -26,8 +28,13 @@ def everything_url(site: Site, issue_id: str) -> str:
 def archive_outputs(site: Site, issues: list[ArchivedIssue]) -> list[Output]:
     return [
         Output(NEWSLETTER_ARCHIVE_PAGE, archive_page(site, issues).encode(), HTML_TYPE),
-        Output(NEWSLETTER_ARCHIVE_FEED, archive_feed(site, issues), FEED_CONTENT_TYPES["atom"]),
+        Output(NEWSLETTER_ARCHIVE_FEED, archive_feed(site, issues), atom_kind.KIND.content_type),
     ]
+
+
+def site_part(site: Site, state: ObjectStore) -> list[Output]:
+    """The archive as ``state`` records it: the newsletter's part of the published site."""
+    return archive_outputs(site, load_archive(state))
 
 
 def archive_page(site: Site, issues: list[ArchivedIssue]) -> str:

@@ -21,7 +21,7 @@ from digestpub.errors import NewsletterError, PreconditionFailed, StorageError
 from digestpub.model import Frequency, Summary
 from digestpub.ports import Ledger, ObjectStore
 from digestpub.state.lock import StateLock
-from digestpub.state.log import DELETED, logged_records
+from digestpub.state.log import DELETED, change, logged_records
 
 PERIODS: dict[str, timedelta] = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
 _LOCK_TTL = timedelta(minutes=5)
@@ -155,10 +155,10 @@ def published_between(state: ObjectStore, start: datetime, end: datetime) -> lis
     first_seen: set[str] = set()
     newest: dict[str, Summary] = {}
     for _logged_at, record in records:
-        if record["kind"] == DELETED:
+        if change(record) == DELETED:
             continue
         summary = summary_from_log(record["summary"])
-        if record["kind"] == "new":
+        if change(record) == "new":
             first_seen.add(summary.id)
         earlier = newest.get(summary.id)
         if earlier is None or summary.version >= earlier.version:
@@ -194,7 +194,7 @@ def _deleted(records: list[tuple[datetime, dict[str, Any]]]) -> set[str]:
     for logged_at, record in records:
         summary_id = record["summary"]["id"]
         if summary_id not in latest or logged_at >= latest[summary_id][0]:
-            latest[summary_id] = (logged_at, record["kind"] == DELETED)
+            latest[summary_id] = (logged_at, change(record) == DELETED)
     return {summary_id for summary_id, (_, deleted) in latest.items() if deleted}
 
 

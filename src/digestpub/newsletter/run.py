@@ -17,8 +17,9 @@ from digestpub.ports import Ledger, Mailer, ObjectStore, SubscriberStore
 from digestpub.site import Site
 from digestpub.state.keys import SEND_LOCK_KEY
 from digestpub.state.lock import StateLock
+from digestpub.subscriptions.subscribers import ACTIVE
+from digestpub.subscriptions.tokens import TokenKey
 from digestpub.text import counted
-from digestpub.tokens import TokenKey
 from digestpub.words import words_for
 
 _LEASE_MARGIN = 600.0
@@ -126,8 +127,6 @@ def mark_bounced(subscribers: SubscriberStore, subscriber: Subscriber) -> None:
 
     One conditional update, so an unsubscribe or complaint that raced the send stays as it is.
     """
-    from digestpub.subscribers import ACTIVE
-
     subscribers.transition(subscriber.id, "bounced", only_from=ACTIVE, now=datetime.now(UTC))
 
 

@@ -1,7 +1,8 @@
 """The editors' statistics: who reads, how that changed week by week, what each issue sent.
 
 Read through the ports only (subscriber store, send ledger, the state's issue index),
-so the same figures come from SQLite and from DynamoDB. Weeks are ISO weeks in UTC.
+so the same figures come from SQLite and from DynamoDB. Weeks are ISO weeks in the
+site's time zone (the ``timezone`` setting), as its pages show dates.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from itertools import chain
 
 from digestpub.model import StatusChange
@@ -59,9 +60,9 @@ class Stats:
     """Confirmed subscribers who chose no tag, so follow them all."""
 
 
-def iso_week(moment: datetime | date) -> str:
-    """``2026-W49``; a moment in UTC, a date as it is."""
-    year, week, _ = (moment.astimezone(UTC) if isinstance(moment, datetime) else moment).isocalendar()
+def iso_week(moment: datetime | date, zone: tzinfo = UTC) -> str:
+    """``2026-W49``: the week of a moment in ``zone``; of a date as it is."""
+    year, week, _ = (moment.astimezone(zone) if isinstance(moment, datetime) else moment).isocalendar()
     return f"{year}-W{week:02d}"
 
 
@@ -74,8 +75,10 @@ def collect(
     weeks: int = 12,
     issues: int = 20,
     tags: int = 10,
+    zone: tzinfo = UTC,
 ) -> Stats:
-    """Every figure, read once from each store: ``weeks`` weeks up to ``now``, the newest ``issues``."""
+    """Every figure, read once from each store: ``weeks`` weeks up to ``now`` (weeks of ``zone``),
+    the newest ``issues``."""
     statuses: Counter[str] = Counter()
     frequencies: Counter[str] = Counter()
     langs: Counter[str] = Counter()
@@ -90,27 +93,31 @@ def collect(
             langs[subscriber.lang] += 1
             followed.update(subscriber.tags)
             every_tag += not subscriber.tags
-    labels = week_labels(now, weeks)
+    labels = week_labels(now, weeks, zone)
     sent = sends(ledger, state, newest=issues, weeks=labels)
     return Stats(
         subscribers=sum(statuses.values()),
         by_status=dict(statuses.most_common()),
         by_frequency=dict(frequencies.most_common()),
         by_lang=dict(langs.most_common()),
-        weeks=weekly(labels, created, subscribers.iter_status_changes(), sent),
+        weeks=weekly(labels, created, subscribers.iter_status_changes(), sent, zone),
         issues=sent[:issues],
         tags=followed.most_common(tags),
         every_tag=every_tag,
     )
 
 
-def week_labels(now: datetime, weeks: int) -> list[str]:
-    """The ISO weeks that end with the one of ``now``, oldest first."""
-    return [iso_week(now - timedelta(weeks=back)) for back in range(weeks - 1, -1, -1)]
+def week_labels(now: datetime, weeks: int, zone: tzinfo = UTC) -> list[str]:
+    """The ISO weeks of ``zone`` that end with the one of ``now``, oldest first."""
+    return [iso_week(now - timedelta(weeks=back), zone) for back in range(weeks - 1, -1, -1)]
 
 
 def weekly(
-    labels: list[str], created: Iterable[datetime], changes: Iterable[StatusChange], sent: Iterable[IssueSends]
+    labels: list[str],
+    created: Iterable[datetime],
+    changes: Iterable[StatusChange],
+    sent: Iterable[IssueSends],
+    zone: tzinfo = UTC,
 ) -> list[Week]:
     """Each week of ``labels`` with what happened in it; whatever falls outside them is left out."""
     table = {label: dict.fromkeys(EVENTS, 0) for label in labels}
@@ -120,7 +127,7 @@ def weekly(
         ((issue.issue_date, "sent", issue.sent) for issue in sent),
     )
     for moment, event, how_many in happened:
-        counts = table.get(iso_week(moment))
+        counts = table.get(iso_week(moment, zone))
         if counts is not None and event in counts:
             counts[event] += how_many
     return [Week(label, counts) for label, counts in table.items()]

@@ -12,11 +12,11 @@ from digestpub.model import PublishReport
 from digestpub.ports import HubNotifier, ObjectStore
 from digestpub.publish.options import PublishOptions
 from digestpub.publish.report import timed
+from digestpub.publish.websub import changed_feed_urls, notify_hubs
 from digestpub.site import Site
 from digestpub.state.catalog import Catalog
 from digestpub.state.keys import report_key
 from digestpub.state.parts import Announcement
-from digestpub.websub import changed_feed_urls, notify_hubs
 
 log = logging.getLogger("digestpub.publish")
 

@@ -19,11 +19,11 @@ from functools import partial
 from typing import Any, TypeVar
 
 from digestpub.errors import ObjectTooLarge
-from digestpub.ingest import SummaryReader
 from digestpub.model import Problem, Summary, SummaryRef
-from digestpub.parallel import ForkedWorkers
 from digestpub.ports import ObjectStore
+from digestpub.publish.ingest import SummaryReader
 from digestpub.publish.listing import Progress
+from digestpub.publish.parallel import ForkedWorkers
 from digestpub.render.entries import EntryPack, render_entries
 from digestpub.site import Site
 
@@ -65,15 +65,15 @@ class SummarySource:
 
         Their summaries and problems join ``records``. From a local folder each
         worker reads its own share, one file after another, so reading is shared
-        out as parsing is (a pool of threads made local reads eight times
-        slower). Over a network this process fetches the objects with a pool of
+        out as parsing is (a pool of threads made local reads much slower,
+        fighting over the interpreter lock). Over a network this process fetches the objects with a pool of
         threads, each waiting on its own request, and sends each worker its share.
         """
         # An object listed without a size (a named key) counts as a small one.
         shares = balanced([size + 1 for size in sizes], self._workers.size)
         for worker, share in enumerate(shares):
             self._reader_of.update((keys[index], worker) for index in share)
-        local = getattr(self._source, "is_local", False)
+        local = self._source.is_local
         fetched = None if local else _fetch(self._source, keys, self._max_bytes, progress)
         work = [
             _Share([keys[index] for index in share], None if fetched is None else [fetched[index] for index in share])

@@ -10,10 +10,10 @@ import hashlib
 import importlib.metadata
 from functools import cache
 
-from digestpub import __version__
 from digestpub.render.entries import ENTRY_REVISION
 from digestpub.site import Site
 from digestpub.templates import template_folder
+from digestpub.version import __version__
 
 _RENDERING_LIBRARIES = ("feedgen", "pyromark", "nh3")
 """Whose output is in the published entries: another version may write other bytes."""

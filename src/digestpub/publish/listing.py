@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from digestpub.ingest import refused_key, summary_key
 from digestpub.model import ObjectInfo, Problem
 from digestpub.ports import ObjectStore
+from digestpub.publish.ingest import refused_key, summary_key
 from digestpub.publish.plan import listing_start
 from digestpub.state.catalog import Catalog
 

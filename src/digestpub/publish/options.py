@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from digestpub.parallel import default_workers
-from digestpub.websub import HubPolicy
+from digestpub.publish.parallel import default_workers
+from digestpub.publish.websub import HubPolicy
+
+if TYPE_CHECKING:
+    from digestpub.ports import ObjectStore
+    from digestpub.render import Output
+    from digestpub.site import Site
+
+
+@dataclass(frozen=True)
+class SitePart:
+    """Files another capability keeps on the published site, such as the newsletter's archive.
+
+    That capability writes them when they change; a publish run writes them only
+    while its state has no record of ``marker``, so a new or rebuilt site has them.
+    """
+
+    marker: str
+    """The path of one of the files."""
+    files: Callable[[Site, ObjectStore], list[Output]]
+    """The files, from the site and the state store."""
 
 
 @dataclass(frozen=True)
@@ -27,5 +48,6 @@ class PublishOptions:
     correction_days: float = 7.0
     workers: int = field(default_factory=default_workers)
     hub_policy: HubPolicy = field(default_factory=HubPolicy)
+    site_parts: tuple[SitePart, ...] = ()
     keys: tuple[str, ...] = ()
     """Source keys to read whatever their day (S3 events, ``--keys``): summary keys, relative to the source."""

@@ -1,4 +1,5 @@
-"""The files beside the feeds: OPML, the archive indexes, the sitemap, ``robots.txt`` and the newsletter's archive.
+"""The files beside the feeds: OPML, the archive indexes, the sitemap, ``robots.txt``, and the parts of the site
+other capabilities keep (the newsletter's archive).
 
 Each is written when its bytes changed (its hash is in the state's head), so a
 run with nothing new writes none of them. What was written comes back as the
@@ -7,12 +8,16 @@ hashes to record (``None`` for a file deleted): the run records them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from digestpub.model import PublishReport
 from digestpub.ports import ObjectStore
+from digestpub.publish.options import SitePart
 from digestpub.publish.produce import Producer, digest_of
+from digestpub.render import Output
 from digestpub.render.archive_page import render_archive_index, render_page_to_come
 from digestpub.render.sitemap import SITEMAP_FILES_FOLDER, render_robots, render_sitemaps
-from digestpub.site import ALL_FEED, NEWSLETTER_ARCHIVE_PAGE
+from digestpub.site import ALL_FEED
 from digestpub.state.parts import Head, Tallies
 
 Recorded = dict[str, str | None]
@@ -53,28 +58,24 @@ def write_outputs(
     return recorded
 
 
-def newsletter_archive_if_missing(
-    producer: Producer, state: ObjectStore, head: Head, report: PublishReport
+def site_parts_if_missing(
+    producer: Producer, state: ObjectStore, head: Head, parts: Iterable[SitePart], report: PublishReport
 ) -> Recorded:
-    """The newsletter's archive, from the state's list of issues, when this state has not written it yet.
+    """The files of each part of the site another capability keeps, when this state has not written them yet.
 
-    The index page links it, and the newsletter writes it only with an issue: so
-    a new site gets it (empty) at once, and a new look or a rebuilt destination
-    renders it again as it does every feed.
+    That capability writes them when it changes them: so a new site gets them at
+    once, and a new look or a rebuilt destination renders them again as it does every feed.
     """
-    if NEWSLETTER_ARCHIVE_PAGE in head.outputs:
-        return {}
-    # Here once a site: the newsletter's modules (MJML among them) stay out of every other run's start-up.
-    from digestpub.newsletter.archive import archive_outputs
-    from digestpub.newsletter.archive_index import load_archive
-
-    written = None
     recorded: Recorded = {}
-    # Again if an issue was recorded meanwhile: its run may have written the archive before this one did.
-    while (issues := load_archive(state)) != written:
-        for output in archive_outputs(producer.site, issues):
-            producer.put(output)
-            recorded[output.path] = digest_of(output.body)
-        written = issues
-    report.files_written += 2  # the page and the feed
+    for part in parts:
+        if part.marker in head.outputs:
+            continue
+        written: list[Output] | None = None
+        # Again if the part changed meanwhile: its own run may have written it before this one did.
+        while (files := part.files(producer.site, state)) != written:
+            for output in files:
+                producer.put(output)
+                recorded[output.path] = digest_of(output.body)
+            written = files
+        report.files_written += len(written)
     return recorded

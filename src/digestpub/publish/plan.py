@@ -45,7 +45,7 @@ class Merge:
     """What the merge decided: the summaries accepted, and their effect on each feed and tag."""
 
     accepted: list[SummaryRef] = field(default_factory=list)
-    kinds: dict[str, str] = field(default_factory=dict)
+    change_of: dict[str, str] = field(default_factory=dict)
     """``new`` or ``updated``, by id."""
     deleted: list[str] = field(default_factory=list)
     """Ids gone from the source: out of every feed, archive and tag count."""
@@ -63,12 +63,12 @@ class Merge:
 
     @property
     def added(self) -> int:
-        return sum(1 for kind in self.kinds.values() if kind == "new")
+        return sum(1 for change in self.change_of.values() if change == "new")
 
     def accept(self, summary: SummaryRef, earlier: IdEntry | None) -> None:
         """Into the feeds of its tags; an edit (``earlier``) first out of every feed it was in."""
         self.accepted.append(summary)
-        self.kinds[summary.id] = "new" if earlier is None else "updated"
+        self.change_of[summary.id] = "new" if earlier is None else "updated"
         new_slugs = summary.tag_slugs
         for feed in (ALL_FEED, *new_slugs):
             inserts = self.inserts.get(feed)
@@ -204,18 +204,18 @@ def news(changes: Merge, limit: int = NEWS_LIMIT) -> list[SummaryRef]:
 
 
 def not_published_before(
-    news: list[SummaryRef], kinds: dict[str, str], published_version: Callable[[str], str | None]
+    news: list[SummaryRef], change_of: dict[str, str], published_version: Callable[[str], str | None]
 ) -> tuple[list[SummaryRef], dict[str, str]]:
     """On a rebuild: only what was not published before in this version or a newer one, so no email repeats a summary.
 
     ``published_version`` finds the newest version published before of an id, ``None`` for one never published.
     """
     fresh: list[SummaryRef] = []
-    fresh_kinds: dict[str, str] = {}
+    fresh_changes: dict[str, str] = {}
     for summary in news:
         earlier = published_version(summary.id)
         if earlier is not None and earlier >= summary.version:
             continue
         fresh.append(summary)
-        fresh_kinds[summary.id] = kinds[summary.id] if earlier is None else "updated"
-    return fresh, fresh_kinds
+        fresh_changes[summary.id] = change_of[summary.id] if earlier is None else "updated"
+    return fresh, fresh_changes

@@ -16,16 +16,17 @@ from datetime import datetime
 
 import xxhash
 
-from digestpub.ingest import SummaryReader
 from digestpub.model import TagInfo
 from digestpub.ports import ObjectStore
 from digestpub.publish.entries import read_again, spread
+from digestpub.publish.ingest import SummaryReader
 from digestpub.publish.pages import FeedPlan, Paging
 from digestpub.render import Output
 from digestpub.render.entries import EntryPack, render_entries
-from digestpub.render.kinds import FeedView, Kind, all_kinds, archive_kinds
+from digestpub.render.kinds import FeedView, Kind
 from digestpub.render.opml import render_opml
 from digestpub.render.page import page_template
+from digestpub.render.registry import all_kinds, archive_kinds
 from digestpub.site import ALL_FEED, OPML_PATH, Site
 from digestpub.state.parts import PageTally, PublishedFile, Window, WindowItem
 
@@ -94,7 +95,7 @@ class Producer:
     def _produce_batch(self, plans: list[FeedPlan], workers: int) -> Iterator[FeedResult]:
         """With local folders and many feeds, forked writers share the CPU-bound framing;
         otherwise a thread pool overlaps the uploads of one feed with the rendering of the next."""
-        if getattr(self.dest, "is_local", False) and getattr(self.source, "is_local", False):
+        if self.dest.is_local and self.source.is_local:
             many = len(plans) >= _PARALLEL_FEEDS
             # A feed's files grow with the items it shows.
             weights = [len(plan.items) + 1 for plan in plans]
@@ -262,5 +263,5 @@ def recent_months(pages: list[PageTally], count: int = 12) -> tuple[tuple[str, i
 
 def digest_of(body: bytes) -> str:
     # Only to tell our own output from what we wrote last time, so no cryptographic
-    # hash: a cold run digests 780 MB, and XXH3 is five times faster than SHA-256.
+    # hash: a cold run digests the whole site, and XXH3 is several times faster than SHA-256.
     return xxhash.xxh3_128_hexdigest(body)

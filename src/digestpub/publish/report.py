@@ -11,16 +11,16 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from digestpub.errors import StorageError
-from digestpub.ingest import PROBLEMS_LISTED, listing_the_first
 from digestpub.model import Problem, PublishReport, SummaryRef, TagInfo
 from digestpub.ports import ObjectStore
+from digestpub.publish.ingest import PROBLEMS_LISTED, listing_the_first
 from digestpub.publish.plan import Merge
-from digestpub.render.kinds import all_kinds, archive_kinds
+from digestpub.publish.tagging import shared_slugs
+from digestpub.render.registry import all_kinds, archive_kinds
 from digestpub.site import ALL_FEED
 from digestpub.state.catalog import Catalog
 from digestpub.state.keys import LATEST_REPORT_KEY, report_key
 from digestpub.state.parts import IdEntry
-from digestpub.tagging import shared_slugs
 
 log = logging.getLogger("digestpub.publish")
 
@@ -30,7 +30,7 @@ class SortedOut:
     """The summaries among what a run read, and the skipped inputs to keep on record."""
 
     summaries: list[SummaryRef]
-    broken: dict[str, list[Problem]]
+    skipped: dict[str, list[Problem]]
     """Every skipped input on record once the run is done, by key: kept until its object changes."""
 
 
@@ -49,43 +49,43 @@ def sort_out(
     settings or templates changed) reads every object once more: a problem the
     state knew is still unfixed, not news, and is not reported again.
     """
-    broken = {key: problems for key, problems in known.items() if key not in read}
-    still_broken: list[Problem] = []
+    skipped = {key: problems for key, problems in known.items() if key not in read}
+    known_again: list[Problem] = []
     summaries: list[SummaryRef] = []
     for record in records:
         if isinstance(record, SummaryRef):
             summaries.append(record)
             continue
         if rendering_again and record in known.get(record.key, ()):
-            still_broken.append(record)
+            known_again.append(record)
         else:
             report_problem(report, record)
         # A key refused for its name was never read, so would never be forgotten:
         # it is reported each run that lists it instead.
-        if record.kind == "skipped" and record.key in read:
-            broken.setdefault(record.key, []).append(record)
-    broken = _shortened(broken)
-    report.still_broken = [
-        problem for key, problems in sorted(broken.items()) if key not in read for problem in problems
-    ] + [problem for problem in still_broken if problem.kind == "skipped"]
+        if record.outcome == "skipped" and record.key in read:
+            skipped.setdefault(record.key, []).append(record)
+    skipped = _shortened(skipped)
+    report.still_skipped = [
+        problem for key, problems in sorted(skipped.items()) if key not in read for problem in problems
+    ] + [problem for problem in known_again if problem.outcome == "skipped"]
     names = {slug: tag.name for slug, tag in tags.items()}
     for problem in shared_slugs(summaries, names):
         report_problem(report, problem)
-    return SortedOut(summaries, broken)
+    return SortedOut(summaries, skipped)
 
 
-def _shortened(broken: dict[str, list[Problem]]) -> dict[str, list[Problem]]:
-    """The long records of broken objects that runs kept before they were summed up when read, summed up."""
+def _shortened(skipped: dict[str, list[Problem]]) -> dict[str, list[Problem]]:
+    """The long records of skipped objects that runs kept before they were summed up when read, summed up."""
     return {
         key: list(listing_the_first(key, problems)) if len(problems) > 2 * PROBLEMS_LISTED + 2 else problems
-        for key, problems in broken.items()
+        for key, problems in skipped.items()
     }
 
 
 def report_problem(report: PublishReport, problem: Problem) -> None:
     report.problems.append(problem)
-    level = logging.INFO if problem.kind == "cleaned" else logging.WARNING
-    log.log(level, "%s %s: %s", problem.kind, problem.where(), problem.reason)
+    level = logging.INFO if problem.outcome == "cleaned" else logging.WARNING
+    log.log(level, "%s %s: %s", problem.outcome, problem.where(), problem.reason)
 
 
 def warn_if_short(catalog: Catalog, feed: str, holds: int, removed: int, feed_size: int) -> None:
@@ -152,16 +152,16 @@ def count_merge(
     for problem in changes.duplicates:
         report_problem(report, problem)
     if published_before is None:
-        kinds = [changes.kinds[summary.id] for summary in changes.accepted]
+        counted = [changes.change_of[summary.id] for summary in changes.accepted]
     else:
-        kinds = [_kind(summary, published_before(summary.id)) for summary in changes.accepted]
-    report.summaries_new += kinds.count("new")
-    report.summaries_updated += kinds.count("updated")
+        counted = [_change(summary, published_before(summary.id)) for summary in changes.accepted]
+    report.summaries_new += counted.count("new")
+    report.summaries_updated += counted.count("updated")
     report.summaries_deleted += len(changes.deleted)
-    report.summaries_unchanged += changes.unchanged + kinds.count("unchanged")
+    report.summaries_unchanged += changes.unchanged + counted.count("unchanged")
 
 
-def _kind(summary: SummaryRef, earlier: IdEntry | None) -> str:
+def _change(summary: SummaryRef, earlier: IdEntry | None) -> str:
     if earlier is None:
         return "new"
     same = earlier.version == summary.version and earlier.digest == summary.digest

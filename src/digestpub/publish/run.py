@@ -10,14 +10,13 @@ from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
-from digestpub import identity
 from digestpub.errors import StorageError
-from digestpub.ingest import SummaryReader
 from digestpub.model import PublishReport, Summary, SummaryRef, sortable_time
 from digestpub.ports import HubNotifier, ObjectStore
-from digestpub.publish import announce
+from digestpub.publish import announce, identity
 from digestpub.publish.entries import SummarySource, read_again
 from digestpub.publish.fingerprint import rendering_fingerprint
+from digestpub.publish.ingest import SummaryReader
 from digestpub.publish.listing import Progress, full_scan_due, list_changed, read_with_copies
 from digestpub.publish.options import PublishOptions
 from digestpub.publish.pages import FeedChanges, FeedPlan, Paging, plan_feed, refill, retally
@@ -31,12 +30,12 @@ from digestpub.publish.plan import (
     not_published_before,
 )
 from digestpub.publish.report import count_merge, count_published, save_report, sort_out, timed, warn_if_short
+from digestpub.publish.tagging import kept_slugs
 from digestpub.site import ALL_FEED, Site
 from digestpub.state.catalog import Catalog
 from digestpub.state.lock import StateLock
 from digestpub.state.log import logged_versions
 from digestpub.state.parts import WindowItem
-from digestpub.tagging import kept_slugs
 
 if TYPE_CHECKING:
     from digestpub.publish.write import Written
@@ -117,12 +116,12 @@ def _run(
             sorted_out = sort_out(
                 [*listing.refused, *summaries.records()],
                 {*read, *gone},
-                known.broken,
+                known.skipped,
                 known.tags,
                 report,
                 rendering_again=report.rendered_again,
             )
-            catalog.set_broken(sorted_out.broken)
+            catalog.set_skipped(sorted_out.skipped)
             refs = sorted_out.summaries
         with timed(report, "merge"):
             lost = _note_holdings(catalog, refs, set(read), gone, report)
@@ -142,13 +141,19 @@ def _run(
                 pages = retally(catalog.feeds.tallies().get(feed, []), planned, paging, site.month_of)
                 catalog.feeds.set_tallies(feed, pages)
                 catalog.set_corrections_due(feed, _corrections_due(subscription))
-            logged, kinds = news(changes, NEWS_LIMIT), changes.kinds
+            logged, change_of = news(changes, NEWS_LIMIT), changes.change_of
             if options.rebuild or before is not None:
-                logged, kinds = not_published_before(logged, kinds, _published_version(state, before, logged))
+                logged, change_of = not_published_before(logged, change_of, _published_version(state, before, logged))
             # Every summary accepted enters its pages, whether or not a feed shows it.
             rendered = summaries.render(site, changes.accepted, logged)
     _log_news(
-        catalog, report, logged, kinds, changes.deleted, rendered.summaries, lambda ids: read_again(source, reader, ids)
+        catalog,
+        report,
+        logged,
+        change_of,
+        changes.deleted,
+        rendered.summaries,
+        lambda ids: read_again(source, reader, ids),
     )
     changed_files: list[tuple[str, str]] = []
     with timed(report, "render_and_write"):
@@ -169,7 +174,7 @@ def _run(
         if topics:
             catalog.set_announcement(announce.announcement(topics, report))
     with timed(report, "save_state"):
-        catalog.commit(threads=not getattr(state, "is_local", False))
+        catalog.commit(threads=not state.is_local)
         if report.full_scan:
             # Once a day: files of parts that runs stopped before their head left behind.
             for key in catalog.sweep():
@@ -263,7 +268,7 @@ def _note_holdings(
             lost[key] = set(held)
         log.info("%s is gone from the source", key)
     now = holdings(summaries)
-    partial = {problem.key for problem in report.problems if problem.kind == "skipped"}
+    partial = {problem.key for problem in report.problems if problem.outcome == "skipped"}
     for key in sorted(read):
         before, after = catalog.seen.held(key), now.get(key, [])
         whole = key not in partial
@@ -279,7 +284,7 @@ def _log_news(
     catalog: Catalog,
     report: PublishReport,
     news: list[SummaryRef],
-    kinds: dict[str, str],
+    change_of: dict[str, str],
     deleted: list[str],
     kept: dict[str, Summary],
     read: Callable[[dict[str, str]], dict[str, Summary]],
@@ -293,7 +298,7 @@ def _log_news(
         return
     whole = kept | read({summary.id: summary.source_key for summary in news if summary.id not in kept})
     found = [whole[summary.id] for summary in news if summary.id in whole]
-    catalog.log_published(report.started_at, report.run_id, kinds, found, deleted)
+    catalog.log_published(report.started_at, report.run_id, change_of, found, deleted)
 
 
 def _record(catalog: Catalog, written: Written) -> None:
@@ -369,10 +374,10 @@ def _published_version(
 def _no_collections() -> Iterator[None]:
     """No cycle collection while a run builds tens of thousands of records.
 
-    The records hold no cycles (a cold run leaves 16 objects for the collector),
-    but a collection walks all of them: at the default thresholds that was most
-    of a cold run's time, and even rare ones cost an incremental run a sixth of
-    its CPU. In a forked worker a collection also writes to every page it
+    The records hold no cycles (a cold run leaves a handful of objects for the
+    collector), but a collection walks all of them: at the default thresholds that
+    was most of a cold run's time, and even rare ones cost an incremental run a
+    good share of its CPU. In a forked worker a collection also writes to every page it
     shares with the run, which then has to be copied.
     """
     enabled = gc.isenabled()

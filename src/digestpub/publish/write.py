@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from digestpub.ingest import SummaryReader
 from digestpub.model import PublishReport
 from digestpub.ports import ObjectStore
 from digestpub.publish import outputs
+from digestpub.publish.ingest import SummaryReader
 from digestpub.publish.listing import Progress
 from digestpub.publish.options import PublishOptions
 from digestpub.publish.pages import FeedChanges, Paging
@@ -66,7 +66,7 @@ def write_site(
         feed for feed, planned in feeds.items() if planned.pages or site.archive_index_path(feed) not in head.outputs
     }
     written.recorded = outputs.write_outputs(producer, head, tallies, report, indexed, completed)
-    written.recorded |= outputs.newsletter_archive_if_missing(producer, state, head, report)
+    written.recorded |= outputs.site_parts_if_missing(producer, state, head, options.site_parts, report)
     return written
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from digestpub.model import TagInfo
-from digestpub.render import Frame, Output
+from digestpub.render import Frame, Output, feed_formats
 from digestpub.render.charts import bar_chart
 from digestpub.render.kinds import FeedView, Kind
 from digestpub.render.page import CARDS, cards, split_at_cards
@@ -62,6 +62,7 @@ def _render(template: str, site: Site, feed: str, tag: TagInfo | None, heading: 
             heading=heading,
             title=f"{heading} — {site.title}",
             feed_name=site.title if tag is None else feed_heading(site, tag),
+            feeds=feed_formats.FEEDS,
             **context,
         )
     )

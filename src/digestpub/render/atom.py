@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from lxml import etree  # type: ignore[import-untyped]
+from typing import TYPE_CHECKING
 
 from digestpub.render import Frame, framed
-from digestpub.render.entries import EntryBatch
 from digestpub.render.feeds import feed_generator
 from digestpub.render.history import tombstones, with_history
-from digestpub.render.kinds import FeedView, Kind
-from digestpub.site import FEED_CONTENT_TYPES, Site
+from digestpub.render.kinds import FeedView, feed_format
 
-_CONTENT_TYPE = FEED_CONTENT_TYPES["atom"]
+if TYPE_CHECKING:
+    from digestpub.render.batch import EntryBatch
+
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
 
-def _path(site: Site, feed: str, page: int | None) -> str:
-    return site.feed_path(feed, "atom", page)
-
-
 def _entries(batch: EntryBatch) -> list[bytes]:
+    from lxml import etree  # type: ignore[import-untyped]  # only when rendering: the list of formats stays light
+
     entries = []
     for summary, entry in zip(batch.summaries, batch.feedgen_entries, strict=True):
         element = entry.atom_entry()
@@ -30,10 +28,20 @@ def _entries(batch: EntryBatch) -> list[bytes]:
 
 
 def _frame(view: FeedView) -> Frame:
-    document = feed_generator(view, "atom", _CONTENT_TYPE).atom_str(pretty=False).decode()
-    document = with_history(document, view, "atom", root="feed", before="</feed>", link="link", extra=tombstones(view))
+    document = feed_generator(view, KIND).atom_str(pretty=False).decode()
+    document = with_history(document, view, KIND, root="feed", before="</feed>", link="link", extra=tombstones(view))
     return framed(document, "</feed>")
 
 
-KIND = Kind("atom", _CONTENT_TYPE, b"\n", _path, _entries, _frame)
+KIND = feed_format(
+    "atom",
+    "Atom",
+    "application/atom+xml; charset=utf-8",
+    "atom.xml",
+    b"\n",
+    _entries,
+    _frame,
+    archived=True,
+    preferred=True,
+)
 """A feed's Atom document, and each of its archive pages."""

@@ -9,13 +9,11 @@ it read, never the history.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from functools import cached_property
 from itertools import pairwise
 
-from feedgen.entry import FeedEntry
-
 from digestpub.model import Summary
-from digestpub.render.kinds import all_kinds
+from digestpub.render.batch import EntryBatch
+from digestpub.render.registry import all_kinds
 from digestpub.site import Site
 
 ENTRY_REVISION = 2
@@ -25,47 +23,6 @@ Part of the rendering fingerprint (``publish.fingerprint``): a run after the cha
 renders every feed again instead of keeping entries in the old form beside new ones.
 2: authors as dc:creator in RSS; links whose target was refused become text.
 """
-
-
-class EntryBatch:
-    """Summaries rendered together, with what several kinds use computed once.
-
-    One step at a time over the whole batch, not one summary at a time: the
-    Markdown parser, the sanitiser, lxml and Jinja each keep their code and
-    tables warm in the CPU's caches that way, and a cold run renders its
-    entries in about three quarters of the CPU time.
-    """
-
-    def __init__(self, site: Site, summaries: Sequence[Summary]) -> None:
-        self.site = site
-        self.summaries = summaries
-
-    @cached_property
-    def html(self) -> list[str]:
-        return [summary.summary_html for summary in self.summaries]
-
-    @cached_property
-    def feedgen_entries(self) -> list[FeedEntry]:
-        """feedgen's entries, which the RSS and Atom kinds serialise each their own way."""
-        return [
-            _feedgen_entry(self.site, summary, html) for summary, html in zip(self.summaries, self.html, strict=True)
-        ]
-
-
-def _feedgen_entry(site: Site, summary: Summary, html: str) -> FeedEntry:
-    entry = FeedEntry()
-    # id() and guid() share one field in feedgen: set it once, as a non-permalink guid.
-    entry.guid(site.entry_id(summary.id), permalink=False)
-    entry.title(summary.title)
-    entry.link(href=summary.url)
-    entry.published(summary.published_at)
-    entry.updated(summary.version)
-    entry.content(html, type="html")
-    for author in summary.authors:
-        entry.author({"name": author})
-    for name, slug in zip(summary.tags, summary.tag_slugs, strict=True):
-        entry.category(term=slug, label=name, scheme=site.url("tags/"))
-    return entry
 
 
 class EntryPack:
@@ -106,6 +63,8 @@ class EntryPack:
 
 def render_entries(site: Site, summaries: Sequence[Summary]) -> EntryPack:
     """Each summary's entry of every kind."""
+    if not summaries:  # a run with nothing new: its renderers (lxml, feedgen) need not load
+        return EntryPack([], {})
     batch = EntryBatch(site, summaries)
     texts = {kind.name: kind.entries(batch) for kind in all_kinds()}
     return EntryPack([summary.id for summary in summaries], texts)

@@ -7,14 +7,16 @@ byte-identical on the next run.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from feedgen.feed import FeedGenerator
-
-from digestpub import __version__
 from digestpub.model import TagInfo
-from digestpub.render.kinds import FeedView
+from digestpub.render.kinds import FeedView, Kind
 from digestpub.site import Site
+from digestpub.version import __version__
 from digestpub.words import words_for
+
+if TYPE_CHECKING:
+    from feedgen.feed import FeedGenerator
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 GENERATOR_URI = "https://pypi.org/project/digestpub/"
@@ -32,8 +34,10 @@ def feed_description(site: Site, tag: TagInfo | None) -> str:
     return words_for(site.lang)["tag_heading"].format(tag=tag.name)
 
 
-def feed_generator(view: FeedView, self_kind: str, self_type: str) -> FeedGenerator:
-    """A feed's header in feedgen, its ``rel=self`` link to the file of ``self_kind``."""
+def feed_generator(view: FeedView, kind: Kind) -> FeedGenerator:
+    """A feed's header in feedgen, its ``rel=self`` link to its file of ``kind``."""
+    from feedgen.feed import FeedGenerator  # only when rendering: the list of formats stays light
+
     site, feed = view.site, view.feed
     updated = view.updated or EPOCH
     generator = FeedGenerator()
@@ -47,7 +51,7 @@ def feed_generator(view: FeedView, self_kind: str, self_type: str) -> FeedGenera
     generator.generator("digestpub", __version__, GENERATOR_URI)
     # RSS takes its channel <link> from the last link and emits only the first
     # rel=self: the self link goes first, and the page last.
-    self_link = {"href": site.feed_url(feed, self_kind, view.page), "rel": "self", "type": self_type.split(";")[0]}
+    self_link = {"href": kind.url(site, feed, view.page), "rel": "self", "type": kind.media_type}
     page = {"href": site.page_url(feed, view.page), "rel": "alternate", "type": "text/html"}
     # Hubs announce the subscription feeds; an archive page is never pushed.
     hubs = hub_links(site) if view.page is None else []

@@ -12,24 +12,23 @@ from __future__ import annotations
 
 from html import escape
 
-from digestpub.render.kinds import FeedView
-from digestpub.site import FEED_CONTENT_TYPES
+from digestpub.render.kinds import FeedView, Kind
 
 FH_NAMESPACE = "http://purl.org/syndication/history/1.0"
 TOMBSTONES_NAMESPACE = "http://purl.org/atompub/tombstones/1.0"
 
 
-def history(view: FeedView, kind: str) -> tuple[list[tuple[str, str]], str | None]:
+def history(view: FeedView, kind: Kind) -> tuple[list[tuple[str, str]], str | None]:
     """The history links (relation, URL) of a feed's document of ``kind``, and its ``fh`` marker."""
     site, feed = view.site, view.feed
     if view.page is None:
         if view.complete:
             return [], "complete"
-        return [("prev-archive", site.feed_url(feed, kind, view.complete_pages))], None
-    links = [("current", site.feed_url(feed, kind))]
+        return [("prev-archive", kind.url(site, feed, view.complete_pages))], None
+    links = [("current", kind.url(site, feed))]
     if view.page > 1:
-        links.append(("prev-archive", site.feed_url(feed, kind, view.page - 1)))
-    links.append(("next-archive", site.feed_url(feed, kind, view.page + 1)))
+        links.append(("prev-archive", kind.url(site, feed, view.page - 1)))
+    links.append(("next-archive", kind.url(site, feed, view.page + 1)))
     return links, "archive"
 
 
@@ -46,7 +45,7 @@ def _rfc3339(sortable: str) -> str:
 
 
 def with_history(
-    document: str, view: FeedView, kind: str, *, root: str, before: str, link: str, extra: str = ""
+    document: str, view: FeedView, kind: Kind, *, root: str, before: str, link: str, extra: str = ""
 ) -> str:
     """``document`` with its history declared on ``root`` and written just before its last ``before``.
 
@@ -54,8 +53,7 @@ def with_history(
     ``extra`` goes after the history (Atom's tombstones).
     """
     links, marker = history(view, kind)
-    media_type = FEED_CONTENT_TYPES[kind].split(";")[0]
-    elements = "".join(f'<{link} rel="{rel}" type="{media_type}" href="{escape(href)}"/>' for rel, href in links)
+    elements = "".join(f'<{link} rel="{rel}" type="{kind.media_type}" href="{escape(href)}"/>' for rel, href in links)
     if marker is not None:
         elements += f"<fh:{marker}/>"
     elements += extra

@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from digestpub.model import Summary
 from digestpub.render import Frame, framed
-from digestpub.render.entries import EntryBatch
 from digestpub.render.feeds import feed_description, feed_title
-from digestpub.render.kinds import FeedView, Kind
-from digestpub.site import FEED_CONTENT_TYPES, Site
+from digestpub.render.kinds import FeedView, feed_format
+from digestpub.site import Site
 
-_CONTENT_TYPE = FEED_CONTENT_TYPES["json"]
-
-
-def _path(site: Site, feed: str, page: int | None) -> str:
-    return site.feed_path(feed, "json", page)
+if TYPE_CHECKING:
+    from digestpub.render.batch import EntryBatch
 
 
 def _entries(batch: EntryBatch) -> list[bytes]:
-    # orjson: ten times faster than json.dumps(ensure_ascii=False) on an item this size.
+    # orjson: much faster than json.dumps(ensure_ascii=False) on items this small.
     return [
         orjson.dumps(_item(batch.site, summary, html))
         for summary, html in zip(batch.summaries, batch.html, strict=True)
@@ -55,7 +51,7 @@ def _frame(view: FeedView) -> Frame:
         site,
         feed_title(site, view.tag),
         site.page_url(view.feed),
-        site.feed_url(view.feed, "json"),
+        KIND.url(site, view.feed),
         feed_description(site, view.tag),
     )
     if site.hubs:
@@ -81,4 +77,7 @@ def json_frame(header: dict[str, Any]) -> Frame:
     return framed(json.dumps({**header, "items": []}, ensure_ascii=False, separators=(",", ":")), "]}")
 
 
-KIND = Kind("json", _CONTENT_TYPE, b",", _path, _entries, _frame)
+KIND = feed_format(
+    "json", "JSON Feed", "application/feed+json; charset=utf-8", "feed.json", b",", _entries, _frame, archived=False
+)
+"""A feed's JSON Feed: JSON Feed has no archive standard."""

@@ -1,18 +1,17 @@
-"""The registry of output kinds: every file a feed, or one archive page of it, is published as.
+"""What an output kind is: every file a feed, or one archive page of it, is published as.
 
 A kind declares where its file lives, its content type, how one summary's entry
-is rendered and the frame around the entries. Adding an output to every feed is
-one module beside this one (and its template), named in ``all_kinds``; an
-archive kind (``archive_kinds``) shares its name and entries with the
-subscription kind it archives, so each entry is rendered once for both.
+is rendered and the frame around the entries; a feed format adds its file name
+and the name people know it by. This module holds only the declarations' shape:
+the lists of kinds are ``render.feed_formats`` (the feed formats, one line each)
+and ``render.registry`` (every kind a run renders, the web pages among them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import TYPE_CHECKING
 
 from digestpub.model import TagInfo
@@ -21,7 +20,7 @@ from digestpub.site import ALL_FEED, Site
 from digestpub.state.parts import Tombstone
 
 if TYPE_CHECKING:
-    from digestpub.render.entries import EntryBatch
+    from digestpub.render.batch import EntryBatch
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ class FeedView:
 @dataclass(frozen=True)
 class Kind:
     name: str
-    """Stable: the state records each feed's published files by it."""
+    """Stable: the state records each feed's published files by it, and the combined feed's ``format`` names it."""
     content_type: str
     separator: bytes
     """What goes between two entries."""
@@ -72,6 +71,30 @@ class Kind:
     entries: Callable[[EntryBatch], list[bytes]]
     """Each summary's entry, in the batch's order."""
     frame: Callable[[FeedView], Frame]
+    label: str = ""
+    """The name people know a feed format by, in links and menus."""
+    file_name: str = ""
+    """A feed format's file, in each feed's folder; empty for a kind that is no feed format."""
+    archived: bool = False
+    """A feed's complete pages are published in this kind too (RFC 5005)."""
+    preferred: bool = False
+    """The feed format a reader gets who names none: the OPML's, and the combined feed's by default."""
+
+    @property
+    def media_type(self) -> str:
+        """The content type without its parameters, as ``type`` attributes name it."""
+        return self.content_type.split(";")[0]
+
+    def url(self, site: Site, feed: str, page: int | None = None) -> str:
+        return site.url(self.path(site, feed, page))
+
+    def tags_url(self, site: Site, slugs: Iterable[str]) -> str:
+        """The combined feed of ``slugs`` (the endpoint's one URL for them: sorted, comma-separated);
+        no slug is every summary, as for a subscriber with no tags."""
+        ordered = sorted(set(slugs))
+        if not ordered:
+            return self.url(site, ALL_FEED)
+        return site.api(f"feed?tags={','.join(ordered)}&format={self.name}")
 
     def fill(self, frame: Frame, entries: Sequence[bytes | memoryview]) -> bytes:
         if not entries:
@@ -84,17 +107,38 @@ class Kind:
         return b"".join(pieces)
 
 
-@cache
-def all_kinds() -> tuple[Kind, ...]:
-    """Every kind, in the order a run renders them."""
-    from digestpub.render import atom, jsonfeed, page, rss
+@dataclass(frozen=True)
+class InFeedFolder:
+    """The path of a feed format's file: ``file_name`` in the feed's folder, or in its archive page's."""
 
-    return (rss.KIND, atom.KIND, jsonfeed.KIND, page.KIND)
+    file_name: str
+
+    def __call__(self, site: Site, feed: str, page: int | None) -> str:
+        return site.feed_path(feed, self.file_name, page)
 
 
-@cache
-def archive_kinds() -> tuple[Kind, ...]:
-    """Every kind a complete archive page is published as (JSON Feed has no archive standard)."""
-    from digestpub.render import archive_page, atom, rss
-
-    return (rss.KIND, atom.KIND, archive_page.KIND)
+def feed_format(
+    name: str,
+    label: str,
+    content_type: str,
+    file_name: str,
+    separator: bytes,
+    entries: Callable[[EntryBatch], list[bytes]],
+    frame: Callable[[FeedView], Frame],
+    *,
+    archived: bool,
+    preferred: bool = False,
+) -> Kind:
+    """A kind that is a feed format: a file of its own in each feed's folder."""
+    return Kind(
+        name,
+        content_type,
+        separator,
+        InFeedFolder(file_name),
+        entries,
+        frame,
+        label=label,
+        file_name=file_name,
+        archived=archived,
+        preferred=preferred,
+    )

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from xml.etree import ElementTree
 
 from digestpub.model import TagInfo
-from digestpub.render import Output
+from digestpub.render import Output, feed_formats
 from digestpub.render.feeds import feed_title
 from digestpub.render.page import listed_tags
 from digestpub.site import OPML_PATH, OPML_TYPE, Site
@@ -15,6 +15,7 @@ from digestpub.site import OPML_PATH, OPML_TYPE, Site
 def render_opml(site: Site, tags: Iterable[TagInfo]) -> Output:
     """One outline per tag feed that still has summaries."""
     listed = listed_tags(tags)
+    kind = feed_formats.preferred()
     root = ElementTree.Element("opml", version="2.0")
     head = ElementTree.SubElement(root, "head")
     ElementTree.SubElement(head, "title").text = site.title
@@ -28,10 +29,10 @@ def render_opml(site: Site, tags: Iterable[TagInfo]) -> Output:
         ElementTree.SubElement(
             group,
             "outline",
-            type="rss",
+            type="rss",  # OPML's word for any feed
             text=title,
             title=title,
-            xmlUrl=site.feed_url(tag.slug, "atom"),
+            xmlUrl=kind.url(site, tag.slug),
             htmlUrl=site.page_url(tag.slug),
             language=site.lang,
         )

@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from jinja2 import Template
 
 from digestpub.model import TagInfo
-from digestpub.render import Frame
+from digestpub.render import Frame, feed_formats
+from digestpub.render.batch import EntryBatch
 from digestpub.render.charts import bar_chart
-from digestpub.render.entries import EntryBatch
 from digestpub.render.kinds import FeedView, Kind
 from digestpub.site import HTML_TYPE, Site
 from digestpub.templates import environment
@@ -62,6 +62,8 @@ def _frame(view: FeedView) -> Frame:
         cards=None if view.empty else CARDS,
         tags=listed_tags(view.all_tags.values()) if tag is None else [],
         is_index=view.is_everything,
+        feeds=feed_formats.FEEDS,
+        choices=feed_formats.offered(),
         archive_url=site.url(site.archive_index_path(view.feed)) if not view.empty else None,
         trend=bar_chart(
             [(month_name(site.lang, month), count) for month, count in view.recent_months], words["per_month"]

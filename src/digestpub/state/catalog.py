@@ -120,10 +120,10 @@ class Catalog:
             self._head.id_authority = authority
             self._touch_head()
 
-    def set_broken(self, broken: dict[str, list[Problem]]) -> None:
+    def set_skipped(self, skipped: dict[str, list[Problem]]) -> None:
         """The skipped inputs on record, by key: reported by every run until their object changes."""
-        if broken != self._head.broken:
-            self._head.broken = broken
+        if skipped != self._head.skipped:
+            self._head.skipped = skipped
             self._touch_head()
 
     def count_tags(
@@ -179,15 +179,15 @@ class Catalog:
         self,
         moment: datetime,
         run_id: str,
-        kinds: dict[str, str],
+        change_of: dict[str, str],
         summaries: list[Summary],
         deleted: list[str] | None = None,
     ) -> None:
         """Log what this run published and ``deleted``, for newsletters (``state.log``).
 
-        ``kinds``: ``new`` or ``updated`` by id.
+        ``change_of``: ``new`` or ``updated`` by id.
         """
-        self._logs[log_key(moment, run_id)] = log_lines(moment, kinds, summaries, deleted or [])
+        self._logs[log_key(moment, run_id)] = log_lines(moment, change_of, summaries, deleted or [])
 
     # committing --------------------------------------------------------------
 
@@ -291,3 +291,8 @@ class Catalog:
             self.store.list("catalog/", start_after="catalog/seen0"),
         )
         return [info.key for listing in listings for info in listing if is_part_file(info.key)]
+
+
+def published_tags(state: ObjectStore) -> dict[str, TagInfo]:
+    """The digest's tags by slug, with their counts, as the last publish run recorded them."""
+    return Catalog(state).head.tags

@@ -19,24 +19,30 @@ from digestpub.ports import ObjectStore
 from digestpub.state.keys import LOG_FOLDER, log_day_prefix
 
 DELETED = "deleted"
-"""The kind of a record that logs a summary deleted from the source: it carries only ``id``."""
+"""The change of a record that logs a summary deleted from the source: it carries only ``id``."""
 
 
-def log_lines(moment: datetime, kinds: dict[str, str], summaries: list[Summary], deleted: list[str]) -> bytes:
-    """The log file of one run; ``kinds`` maps each id to ``new`` or ``updated``; ``deleted``: ids gone."""
+def log_lines(moment: datetime, change_of: dict[str, str], summaries: list[Summary], deleted: list[str]) -> bytes:
+    """The log file of one run; ``change_of`` maps each id to ``new`` or ``updated``; ``deleted``: ids gone."""
     logged_at = moment.astimezone(UTC).isoformat()
     # Generators, joined once: a cold run logs a thousand summaries with their text.
     records = chain(
-        ({"logged_at": logged_at, "kind": kinds[summary.id], "summary": summary} for summary in summaries),
-        ({"logged_at": logged_at, "kind": DELETED, "summary": {"id": gone}} for gone in deleted),
+        ({"logged_at": logged_at, "change": change_of[summary.id], "summary": summary} for summary in summaries),
+        ({"logged_at": logged_at, "change": DELETED, "summary": {"id": gone}} for gone in deleted),
     )
     return b"".join(orjson.dumps(record) + b"\n" for record in records)
 
 
-def logged_records(state: ObjectStore, first: date, last: date) -> Iterator[dict[str, Any]]:
-    """Every record the runs of the UTC days ``first`` to ``last`` logged: ``logged_at``, ``kind``, ``summary``.
+def change(record: dict[str, Any]) -> str:
+    """``new``, ``updated`` or ``DELETED``: what a logged record says happened to its summary."""
+    # Runs before 0.2 wrote it as "kind".
+    return str(record["change"] if "change" in record else record["kind"])
 
-    A record of kind ``DELETED`` holds only the summary's ``id``.
+
+def logged_records(state: ObjectStore, first: date, last: date) -> Iterator[dict[str, Any]]:
+    """Every record the runs of the UTC days ``first`` to ``last`` logged: ``logged_at``, ``change``, ``summary``.
+
+    A record whose change is ``DELETED`` holds only the summary's ``id``.
     """
     day = first
     while day <= last:
@@ -62,7 +68,7 @@ def logged_versions(state: ObjectStore, first: date) -> dict[str, str]:
             continue
         for line in found[0].splitlines():
             record = orjson.loads(line)
-            if record["kind"] == DELETED:
+            if change(record) == DELETED:
                 continue
             summary = record["summary"]
             version = sortable_time(datetime.fromisoformat(summary.get("updated_at") or summary["published_at"]))

@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import AliasChoices, BaseModel, Field, TypeAdapter
 
 from digestpub.model import Problem, TagInfo
 from digestpub.site import ALL_FEED
@@ -60,7 +60,7 @@ class Head(BaseModel):
     tags: dict[str, TagInfo] = Field(default_factory=dict)
     outputs: dict[str, str] = Field(default_factory=dict)
     """Hashes of the files published outside any feed (the OPML list), by path."""
-    broken: dict[str, list[Problem]] = Field(default_factory=dict)
+    skipped: dict[str, list[Problem]] = Field(default_factory=dict, validation_alias=AliasChoices("skipped", "broken"))
     """Skipped inputs by key, kept until the object changes, so every run reports them."""
     rendering: str | None = None
     """A hash of the site settings, templates and versions the published files were rendered with."""
@@ -85,7 +85,7 @@ SEEN = TypeAdapter(dict[str, SeenObject])
 
 
 def checksum(data: bytes) -> str:
-    # SHA-256 runs in hardware here, over twice as fast as BLAKE2 on state-sized bytes.
+    # SHA-256: CPUs run it in hardware, faster than BLAKE2 on state-sized bytes.
     return hashlib.sha256(data).hexdigest()[:32]
 
 

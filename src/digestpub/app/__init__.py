@@ -1,0 +1,1 @@
+"""The entry points: the command line, the cloud functions' wiring and the local server."""

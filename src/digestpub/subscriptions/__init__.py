@@ -1,0 +1,1 @@
+"""Subscriptions: subscribers and their CSV, the use cases, signed links and their keys, and the endpoints."""
