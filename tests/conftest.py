@@ -15,7 +15,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "summaries"
-ATOM_SCHEMA = REPO.parent / "shared" / "schemas" / "atom.rng"
+# RFC 4287's RELAX NG schema, kept beside the checkout (a worktree finds it a folder further up).
+ATOM_SCHEMA_PATH = Path("shared", "schemas", "atom.rng")
+ATOM_SCHEMA = next(
+    (folder / ATOM_SCHEMA_PATH for folder in REPO.parents if (folder / ATOM_SCHEMA_PATH).is_file()),
+    REPO.parent / ATOM_SCHEMA_PATH,
+)
 # The Nu Html Checker (validator.nu), from npm: package.json lists it and `npm ci` installs it.
 NU_HTML_CHECKER = REPO / "node_modules" / "vnu-jar" / "build" / "dist" / "vnu.jar"
 
@@ -73,7 +78,7 @@ def write_json(folder: Path, key: str, document: Any) -> Path:
 def atom_schema() -> Any:
     """The RELAX NG schema of Atom (RFC 4287), from the project's shared folder."""
     if not ATOM_SCHEMA.is_file():
-        pytest.skip(f"Atom schema not found at {ATOM_SCHEMA}: ../shared is absent in this checkout")
+        pytest.skip(f"no {ATOM_SCHEMA_PATH} beside this checkout or above it: put RFC 4287's RELAX NG schema there")
     from lxml import etree
 
     return etree.RelaxNG(etree.parse(str(ATOM_SCHEMA)))
@@ -86,7 +91,7 @@ def html_problems(pages: list[Path]) -> list[str]:
     """
     java = shutil.which("java")
     if java is None:
-        pytest.skip("java is not installed; the Nu Html Checker runs on it")
+        pytest.skip("java is not installed (the Nu Html Checker runs on it): `apt-get install default-jre-headless`")
     if not NU_HTML_CHECKER.is_file():
         pytest.skip(f"{NU_HTML_CHECKER.relative_to(REPO)} is missing; `npm ci` installs the Nu Html Checker")
     assert pages, "no pages to check"
@@ -161,3 +166,30 @@ def smtp_server() -> Iterator[Callable[..., Any]]:
 
     with smtp_servers() as start:
         yield start
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Groups for ``--dist loadgroup``: what shares a costly setup runs in one worker, everything else anywhere.
+
+    The browser tests share one worker, one Chromium at a time; the tests of a module
+    with a module- or class-scoped fixture run together, so that each worker does not build it again.
+    """
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        if item.get_closest_marker("browser") is not None:
+            item.add_marker(pytest.mark.xdist_group("chromium"))
+        elif _uses_a_shared_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def _uses_a_shared_fixture(item: pytest.Item) -> bool:
+    definitions = getattr(item, "_fixtureinfo", None)
+    if definitions is None:
+        return False
+    return any(
+        definition.scope in ("module", "class")
+        for chain in definitions.name2fixturedefs.values()
+        for definition in chain
+    )

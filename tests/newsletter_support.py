@@ -14,7 +14,6 @@ import email
 import email.policy
 import ipaddress
 import os
-import socket
 import ssl
 import subprocess
 import threading
@@ -48,6 +47,7 @@ from digestpub.publish import PublishOptions, publish
 from digestpub.site import Site
 from digestpub.subscriptions.subscribers import new_subscriber
 from tests.conftest import summary, write_json
+from tests.local_ports import free_port
 from tests.serve_support import run_digestpub
 
 BASE_URL = "https://aidigest.example/"
@@ -305,12 +305,6 @@ def list_unsubscribe_url(message: EmailMessage) -> str:
 
 
 # --- SMTP servers and the command, for the tests that send ---------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Recorder:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,12 +16,7 @@ from digestpub.adapters.folder_store import FolderStore
 from digestpub.publish import PublishOptions, publish
 from digestpub.settings import Settings
 from tests.conftest import EXAMPLES
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.local_ports import free_port as free_port  # the tests import it from here too
 
 
 def serve_env(root: Path, base_url: str, **settings: str) -> dict[str, str]:

@@ -7,6 +7,7 @@ Playwright's own browser download does not work here, so every test launches
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,5 +21,14 @@ CHROMIUM_ARGS = [
 ]
 BROWSER_MARKS = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"Debian chromium not found at {CHROMIUM}"),
+    pytest.mark.skipif(
+        not CHROMIUM.is_file(), reason=f"no Chromium at {CHROMIUM}: `apt-get install chromium` (the CI script does)"
+    ),
 ]
+
+
+def playwright_sync_api() -> Any:
+    """Playwright's sync API; skips the caller (a test or, at import, its module) when it is not installed."""
+    return pytest.importorskip(
+        "playwright.sync_api", reason="the playwright package is not installed: `pip install -e '.[test]'`"
+    )

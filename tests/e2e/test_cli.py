@@ -561,7 +561,7 @@ def test_installed_console_script(tmp_path: Path) -> None:
     if not script.is_file():
         found = shutil.which("digestpub")
         if found is None:
-            pytest.skip("the digestpub console script is not installed next to this Python")
+            pytest.skip("the digestpub console script is not installed next to this Python: `pip install -e .`")
         script = Path(found)
     result = subprocess.run(
         [str(script), "--version"],

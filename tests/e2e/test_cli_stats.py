@@ -26,7 +26,7 @@ from digestpub.newsletter.stats import EVENTS, iso_week
 from digestpub.ports import Ledger, SubscriberStore
 from digestpub.subscriptions.subscribers import new_subscriber
 from tests.conftest import html_problems
-from tests.e2e.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, playwright_sync_api
 
 NOW = datetime.now(UTC)
 WEEK = timedelta(weeks=1)
@@ -202,9 +202,11 @@ def test_html_page_is_valid_and_self_contained(page: Path) -> None:
 @BROWSER_MARKS[0]
 @BROWSER_MARKS[1]
 def test_page_at_375_px(page: Path, tmp_path: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the Python playwright package is not installed")
+    sync_api = playwright_sync_api()
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, env={**os.environ, "HOME": str(tmp_path)}
+        )
         requests: list[str] = []
         try:
             for scheme in ("light", "dark"):

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, playwright_sync_api
 from tests.newsletter_support import Scenario, body_parts, by_recipient, paper
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="the Python playwright package is not installed")
+sync_api = playwright_sync_api()
 
 pytestmark = BROWSER_MARKS
 

@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import EXAMPLES, html_problems, write_json
-from tests.e2e.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, playwright_sync_api
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="the Python playwright package is not installed")
+sync_api = playwright_sync_api()
 
 pytestmark = BROWSER_MARKS
 

@@ -25,12 +25,12 @@ import pytest
 from digestpub.adapters.sqlite_subscribers import SqliteSubscriberStore
 from digestpub.model import Subscriber
 from tests.cloud_support import parse_message
-from tests.e2e.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, playwright_sync_api
 from tests.serve_support import free_port, publish_examples, run_digestpub, running_serve, serve_env
 
 READER = "reader@example.com"
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="the Python playwright package is not installed")
+sync_api = playwright_sync_api()
 
 pytestmark = BROWSER_MARKS
 

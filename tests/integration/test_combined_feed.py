@@ -182,7 +182,7 @@ def test_what_cannot_be_served_gets_a_400_page_saying_why(served: Served, query:
 def test_a_reader_that_held_the_tag_feeds_finds_nothing_new_in_the_combined_feed(
     served: Served, tmp_path: Path
 ) -> None:
-    reader_module = pytest.importorskip("reader", reason="the `reader` feed reader (PyPI) runs this check")
+    reader_module = pytest.importorskip("reader", reason="`reader` is not installed: `pip install -e '.[test]'`")
     reader = reader_module.make_reader(str(tmp_path / "reader.sqlite"))
     try:
         for slug in TAGS:

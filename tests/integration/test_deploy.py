@@ -388,7 +388,7 @@ def test_feeds_bucket_is_private_behind_cloudfront(infra: dict[str, dict[str, An
 
 
 @pytest.mark.deploy
-@pytest.mark.skipif(shutil.which("npx") is None, reason="npx (Node.js) is not installed")
+@pytest.mark.skipif(shutil.which("npx") is None, reason="npx is not installed: install Node.js, then `npm ci`")
 def test_package_and_lint() -> None:
     """infra/check.sh passes, and the packaged template keeps least privilege and the alarms."""
     bin_dir = str(Path(sys.executable).parent)  # cfn-lint and pip of this environment first

@@ -81,8 +81,20 @@ class Producer:
     """Each touched feed's pages in numbers once the run is done: its complete pages, then its open one."""
 
     def produce_all(self, plans: list[FeedPlan], workers: int) -> Iterator[FeedResult]:
-        """Every plan's feed. With local folders and many feeds, forked writers share the CPU-bound
-        framing; otherwise a thread pool overlaps the uploads of one feed with the rendering of the next."""
+        """Every plan's feed, the pages this run completes first.
+
+        A completed page cuts its entries from its feed's subscription documents, which
+        that feed's own plan rewrites: produced beside it, the page might find them
+        rewritten and render its entries again.
+        """
+        completed = [plan for plan in plans if plan.cut_from is not None]
+        for batch in (completed, [plan for plan in plans if plan.cut_from is None]):
+            if batch:
+                yield from self._produce_batch(batch, workers)
+
+    def _produce_batch(self, plans: list[FeedPlan], workers: int) -> Iterator[FeedResult]:
+        """With local folders and many feeds, forked writers share the CPU-bound framing;
+        otherwise a thread pool overlaps the uploads of one feed with the rendering of the next."""
         if self.dest.is_local and self.source.is_local:
             many = len(plans) >= _PARALLEL_FEEDS
             # A feed's files grow with the items it shows.
