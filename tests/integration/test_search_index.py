@@ -12,8 +12,8 @@ from typing import Any
 import boto3
 import orjson
 import pytest
-from digestpub.adapters.folder_store import FolderStore
 
+from digestpub.adapters.folder_store import FolderStore
 from digestpub.app.locations import open_store
 from digestpub.model import PublishReport
 from digestpub.publish import PublishOptions, publish
