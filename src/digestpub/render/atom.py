@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from digestpub.render import Frame, framed
-from digestpub.render.feeds import feed_generator
+from digestpub.render.feeds import combined_generator, feed_generator, published_entries
 from digestpub.render.history import tombstones, with_history
-from digestpub.render.kinds import FeedView, feed_format
+from digestpub.render.kinds import CombinedView, Combining, FeedView, feed_format
 
 if TYPE_CHECKING:
     from digestpub.render.batch import EntryBatch
 
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+_ATOM = "{http://www.w3.org/2005/Atom}"
 
 
 def _entries(batch: EntryBatch) -> list[bytes]:
@@ -33,6 +34,14 @@ def _frame(view: FeedView) -> Frame:
     return framed(document, "</feed>")
 
 
+def _combined_entries(document: bytes) -> dict[str, bytes]:
+    return published_entries(document, f"{_ATOM}entry", f"{_ATOM}id")
+
+
+def _combined_frame(view: CombinedView) -> Frame:
+    return framed(combined_generator(view, KIND).atom_str(pretty=False).decode(), "</feed>")
+
+
 KIND = feed_format(
     "atom",
     "Atom",
@@ -43,5 +52,6 @@ KIND = feed_format(
     _frame,
     archived=True,
     preferred=True,
+    combining=Combining(_combined_entries, _combined_frame),
 )
 """A feed's Atom document, and each of its archive pages."""

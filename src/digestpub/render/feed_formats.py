@@ -37,6 +37,6 @@ def preferred() -> Kind:
 
 
 def offered() -> tuple[Kind, ...]:
-    """The formats to choose among, the preferred one first."""
+    """The formats a feed of any set of tags is served in, the preferred one first."""
     first = preferred()
-    return (first, *(kind for kind in FEEDS if kind is not first))
+    return tuple(kind for kind in (first, *(kind for kind in FEEDS if kind is not first)) if kind.combining)

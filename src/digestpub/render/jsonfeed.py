@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from digestpub.errors import StorageError
 from digestpub.model import Summary
 from digestpub.render import Frame, framed
 from digestpub.render.feeds import feed_description, feed_title
-from digestpub.render.kinds import FeedView, feed_format
+from digestpub.render.kinds import CombinedView, Combining, FeedView, feed_format
 from digestpub.site import Site
 
 if TYPE_CHECKING:
@@ -77,7 +78,33 @@ def json_frame(header: dict[str, Any]) -> Frame:
     return framed(json.dumps({**header, "items": []}, ensure_ascii=False, separators=(",", ":")), "]}")
 
 
+def published_items(document: bytes) -> list[dict[str, Any]]:
+    """The items of a published JSON Feed, newest first."""
+    try:
+        items = json.loads(document)["items"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise StorageError(f"a published tag feed is not a JSON Feed: {error}") from error
+    return list(items)
+
+
+def _combined_entries(document: bytes) -> dict[str, bytes]:
+    return {item["id"]: orjson.dumps(item) for item in published_items(document)}
+
+
+def _combined_frame(view: CombinedView) -> Frame:
+    site = view.site
+    return json_frame(json_header(site, view.title, site.base_url, view.url, view.description))
+
+
 KIND = feed_format(
-    "json", "JSON Feed", "application/feed+json; charset=utf-8", "feed.json", b",", _entries, _frame, archived=False
+    "json",
+    "JSON Feed",
+    "application/feed+json; charset=utf-8",
+    "feed.json",
+    b",",
+    _entries,
+    _frame,
+    archived=False,
+    combining=Combining(_combined_entries, _combined_frame),
 )
 """A feed's JSON Feed: JSON Feed has no archive standard."""

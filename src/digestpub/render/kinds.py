@@ -60,6 +60,29 @@ class FeedView:
 
 
 @dataclass(frozen=True)
+class CombinedView:
+    """What a feed of several tags says of itself around its entries."""
+
+    site: Site
+    feed_id: str
+    title: str
+    description: str
+    url: str
+    """Its own address: the combined feed endpoint's one URL for its tags."""
+    updated: datetime | None
+
+
+@dataclass(frozen=True)
+class Combining:
+    """How a feed format serves a feed of several tags: from its own published tag documents,
+    so that a reader who moves there from the tag feeds meets the same entries under the same ids."""
+
+    entries: Callable[[bytes], dict[str, bytes]]
+    """Each entry of a published document of this format, by its id."""
+    frame: Callable[[CombinedView], Frame]
+
+
+@dataclass(frozen=True)
 class Kind:
     name: str
     """Stable: the state records each feed's published files by it, and the combined feed's ``format`` names it."""
@@ -79,6 +102,8 @@ class Kind:
     """A feed's complete pages are published in this kind too (RFC 5005)."""
     preferred: bool = False
     """The feed format a reader gets who names none: the OPML's, and the combined feed's by default."""
+    combining: Combining | None = None
+    """A feed format that serves feeds of several tags; one without is not offered for them."""
 
     @property
     def media_type(self) -> str:
@@ -128,6 +153,7 @@ def feed_format(
     *,
     archived: bool,
     preferred: bool = False,
+    combining: Combining | None = None,
 ) -> Kind:
     """A kind that is a feed format: a file of its own in each feed's folder."""
     return Kind(
@@ -141,4 +167,5 @@ def feed_format(
         file_name=file_name,
         archived=archived,
         preferred=preferred,
+        combining=combining,
     )

@@ -6,9 +6,9 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from digestpub.render import Frame, framed
-from digestpub.render.feeds import feed_generator, hub_links
+from digestpub.render.feeds import combined_generator, feed_generator, hub_links, published_entries
 from digestpub.render.history import with_history
-from digestpub.render.kinds import FeedView, feed_format
+from digestpub.render.kinds import CombinedView, Combining, FeedView, feed_format
 from digestpub.site import Site
 
 if TYPE_CHECKING:
@@ -59,7 +59,23 @@ def _with_hubs(document: str, site: Site) -> str:
     return document[:after] + hubs + document[after:]
 
 
+def _combined_entries(document: bytes) -> dict[str, bytes]:
+    return published_entries(document, "item", "guid")
+
+
+def _combined_frame(view: CombinedView) -> Frame:
+    return framed(with_dc(combined_generator(view, KIND).rss_str(pretty=False).decode()), "</channel>")
+
+
 KIND = feed_format(
-    "rss", "RSS", "application/rss+xml; charset=utf-8", "rss.xml", b"\n", _entries, _frame, archived=True
+    "rss",
+    "RSS",
+    "application/rss+xml; charset=utf-8",
+    "rss.xml",
+    b"\n",
+    _entries,
+    _frame,
+    archived=True,
+    combining=Combining(_combined_entries, _combined_frame),
 )
 """A feed's RSS document, and each of its archive pages."""
