@@ -2,18 +2,29 @@ const box = document.querySelector("div.search");
 const input = box.querySelector("input");
 const list = box.querySelector("ol");
 let loading;
+function loaded(languages, own) {
+  // The language Pagefind picks for its first index, as it picks it: the page's, else the one of most pages.
+  if (own in languages) return own;
+  if (own.split("-")[0] in languages) return own.split("-")[0];
+  return Object.keys(languages).sort((a, b) => languages[b] - languages[a])[0];
+}
 function pagefind() {
-  // Loaded on first use, with every language of the index: a Russian page finds English summaries too.
+  // Loaded on first use: the newest bundle, then every other bundle and language merged into it, so results
+  // are ranked across them all and a Russian page finds English summaries too.
   loading ??= (async () => {
-    const bundle = box.dataset.bundle;
-    const found = await import(bundle + "pagefind.js");
+    const root = box.dataset.bundle;
+    const { bundles } = await (await fetch(root + "bundles.json", { cache: "no-cache" })).json();
+    const [newest] = bundles;
+    const found = await import(root + newest.name + "/pagefind.js");
     await found.options({ excerptLength: 24 });
-    const entry = await (await fetch(bundle + "pagefind-entry.json")).json();
-    const own = document.documentElement.lang;
-    for (const language of Object.keys(entry.languages || {})) {
-      // The same bundle by another spelling of its path: Pagefind skips a merge of its primary index's own.
-      if (language !== own) await found.mergeIndex(bundle + "./", { language });
-    }
+    const first = loaded(newest.languages, (document.documentElement.lang || "unknown").toLowerCase());
+    const merges = bundles.flatMap((bundle) =>
+      Object.keys(bundle.languages)
+        .filter((language) => bundle !== newest || language !== first)
+        // The first bundle by another spelling of its path: Pagefind skips a merge of its first index's own.
+        .map((language) => found.mergeIndex(root + bundle.name + (bundle === newest ? "/./" : "/"), { language })),
+    );
+    await Promise.all(merges);
     return found;
   })();
   return loading;

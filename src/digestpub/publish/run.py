@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from digestpub.errors import StorageError
 from digestpub.model import PublishReport, Summary, SummaryRef, sortable_time
 from digestpub.ports import HubNotifier, ObjectStore
-from digestpub.publish import announce, identity, search
+from digestpub.publish import announce, identity, search, search_bundles
 from digestpub.publish.entries import SummarySource, read_again
 from digestpub.publish.fingerprint import rendering_fingerprint
 from digestpub.publish.ingest import SummaryReader
@@ -199,7 +199,8 @@ def _run(
         announce.tell_hubs(notifier, site, topics, options, report)
     if records is not None and search.due(records, options.search_every, report.started_at):
         with timed(report, "search_index"):
-            search.refresh(records, dest, site, paging.page_of, options.page_cache_control, report)
+            cache = search_bundles.CacheControls(options.page_cache_control, options.feed_cache_control)
+            search_bundles.refresh(records, dest, site, paging.page_of, cache, report)
     report.finished_at = datetime.now(UTC)
     save_report(state, report)
 

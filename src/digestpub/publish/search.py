@@ -1,14 +1,14 @@
-"""The site's search index: one record per summary, kept in the state, and the Pagefind bundle built from them.
+"""The site's search index: one record per summary, kept in the state, and the Pagefind bundles built from them.
 
-Pagefind builds an index from all its records at once. So that a run never
+Pagefind builds a bundle from all its records at once. So that a run never
 reads the history from the source again, what a record needs (title, plain
 text, tags, authors, language, date, place in the feed of everything) is kept
 in the state, in shards of ``_SHARD_POSITIONS`` consecutive places of that feed:
-new summaries join the newest shard, so a run rewrites one or two. After the
-state is committed a run that changed records builds the bundle again and
-writes the files whose bytes changed (the chunks and fragments are named by
-their content), then deletes those no longer part of it. A bundle that failed
-is built by the next run: the search head remembers the records it was built from.
+new summaries join the newest shard, so a run rewrites one or two. Each group
+of ``_GROUP_SHARDS`` shards is one bundle, so a run builds again only the
+bundles whose shards it changed (``search_bundles``). The search head
+remembers what each bundle was built from: one that failed is built by the
+next run.
 """
 
 from __future__ import annotations
@@ -16,18 +16,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 
-from digestpub.errors import SearchIndexError
-from digestpub.model import PublishReport, Summary
+from digestpub.model import Summary
 from digestpub.ports import ObjectStore
-from digestpub.publish.pagefind import PagefindRecord, build_bundle
-from digestpub.site import ALL_FEED, SEARCH_FOLDER, Site, search_content_type
+from digestpub.publish.pagefind import PagefindRecord
+from digestpub.site import ALL_FEED, Site
 from digestpub.text import plain_text
 
 log = logging.getLogger("digestpub.publish")
@@ -36,9 +35,9 @@ SEARCH_HEAD_KEY = "search/head.json"
 _SHARD_PREFIX = "search/records/"
 _SHARD_POSITIONS = 1_000
 """Places of the feed of everything per shard of records."""
-_SERVED_FILES = ("pagefind.js", "pagefind-worker.js", "pagefind-entry.json")
-"""The bundle's own files the search box uses; its stock interfaces (``pagefind-ui.js`` and the like) stay out."""
-_SERVED_SUFFIXES = (".pf_meta", ".pf_index", ".pf_fragment", ".pagefind")
+_GROUP_SHARDS = 1
+"""Shards per bundle. A run builds the newest bundle again for a few new summaries, and an edit its own:
+the smaller a bundle the cheaper that is, while the box merges one more index per bundle in a search."""
 SEARCH_EVERY = {"every-run": timedelta(0), "hourly": timedelta(hours=1), "daily": timedelta(days=1)}
 """How often a run with changed records brings the index up to date, by the ``search`` setting."""
 
@@ -92,25 +91,38 @@ class SearchChanges:
 
 
 class SearchRecords:
-    """The records in the state: a head (each shard's checksum, and those the bundle was last built from)."""
+    """The records in the state: a head (each shard's checksum, and what each bundle was last built from)."""
 
     def __init__(self, state: ObjectStore) -> None:
         self._state = state
         found = state.read(SEARCH_HEAD_KEY)
         head = orjson.loads(found[0]) if found else {}
         self.shards: dict[str, str] = head.get("shards", {})
-        self.built: str | None = head.get("built")
+        self.bundles: dict[str, dict[str, Any]] = head.get("bundles", {})
+        """Each group's bundle as last written: the generation of its shards, its files' hashes, its languages."""
         self.built_at: str | None = head.get("built_at")
-        self.files: dict[str, str] = head.get("files", {})
-        """Each file of the bundle as last written, by path under ``SEARCH_FOLDER``: its hash."""
+        self.listed: str | None = head.get("listed")
+        """The hash of the list of bundles as last written."""
+        self.unmoved: dict[str, str] = head.get("unmoved", head.get("files", {}))
+        """The files of an index of one bundle at the top of ``SEARCH_FOLDER``, as sites had it: gone once moved."""
 
-    @property
-    def generation(self) -> str:
-        return hashlib.sha256(orjson.dumps(self.shards, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+    def generations(self) -> dict[str, str]:
+        """Each group of shards that holds records, by name: the checksum of its shards' checksums."""
+        groups: dict[str, dict[str, str]] = {}
+        for shard, checksum in self.shards.items():
+            groups.setdefault(group_of(shard), {})[shard] = checksum
+        return {group: _checksum(shards) for group, shards in groups.items()}
 
-    @property
-    def stale(self) -> bool:
-        return self.built != self.generation
+    def stale(self) -> dict[str, str | None]:
+        """The groups whose bundle is not built from their records: each one's generation, None once it has none."""
+        current = self.generations()
+        changed: dict[str, str | None] = {
+            group: generation
+            for group, generation in current.items()
+            if self.bundles.get(group, {}).get("built") != generation
+        }
+        changed.update({group: None for group in self.bundles if group not in current})
+        return dict(sorted(changed.items()))
 
     def apply(self, changes: SearchChanges) -> None:
         """Write the shards ``changes`` touch, then the head: before the run's state is committed."""
@@ -136,13 +148,24 @@ class SearchRecords:
         if touched:
             self._save()
 
-    def all(self) -> Iterable[tuple[str, int, SearchText]]:
-        for shard in sorted(self.shards):
+    def of_group(self, group: str) -> Iterable[tuple[str, int, SearchText]]:
+        for shard in sorted(shard for shard in self.shards if group_of(shard) == group):
             for summary_id, (position, title, text, lang, date, tags, authors) in self._load(shard).items():
                 yield summary_id, position, SearchText(title, text, lang, date, tuple(tags), tuple(authors))
 
-    def mark_built(self, generation: str, files: dict[str, str], now: datetime) -> None:
-        self.built, self.built_at, self.files = generation, now.isoformat(), files
+    def mark_built(self, group: str, bundle: dict[str, Any] | None) -> None:
+        """Remember ``group``'s bundle as written (None: deleted), at once: a later group may fail."""
+        if bundle is None:
+            self.bundles.pop(group, None)
+        else:
+            self.bundles[group] = bundle
+        self._save()
+
+    def mark_done(self, listed: str | None, now: datetime | None) -> None:
+        """The list of bundles as written; ``now`` once every bundle is built and the old layout gone."""
+        self.listed = listed
+        if now is not None:
+            self.built_at, self.unmoved = now.isoformat(), {}
         self._save()
 
     def _load(self, shard: str) -> dict[str, list[Any]]:
@@ -156,8 +179,23 @@ class SearchRecords:
         return loaded
 
     def _save(self) -> None:
-        head = {"shards": self.shards, "built": self.built, "built_at": self.built_at, "files": self.files}
+        head = {
+            "shards": self.shards,
+            "bundles": self.bundles,
+            "built_at": self.built_at,
+            "listed": self.listed,
+            "unmoved": self.unmoved,
+        }
         self._state.put(SEARCH_HEAD_KEY, orjson.dumps(head, option=orjson.OPT_SORT_KEYS))
+
+
+def group_of(shard: str) -> str:
+    """The bundle a shard's records are in: ``_GROUP_SHARDS`` consecutive shards make one."""
+    return f"{int(shard) // _GROUP_SHARDS:05d}"
+
+
+def _checksum(value: object) -> str:
+    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
 
 def _shard(position: int) -> str:
@@ -166,64 +204,10 @@ def _shard(position: int) -> str:
 
 def due(records: SearchRecords, every: timedelta, now: datetime) -> bool:
     """Whether this run brings the index up to date: records changed since it was built, and it is time."""
-    if not records.stale:
+    if records.unmoved:
+        return True  # the box looks for the bundles where the old layout has none
+    if not records.stale():
         return False
     if not every or records.built_at is None:
         return True
     return now - datetime.fromisoformat(records.built_at) >= every
-
-
-def refresh(
-    records: SearchRecords,
-    dest: ObjectStore,
-    site: Site,
-    page_of: Callable[[int], int],
-    cache_control: str,
-    report: PublishReport,
-) -> None:
-    """Build the bundle from every record and write what changed; a failure is reported, never raised."""
-    generation = records.generation
-    # In the order of the feed of everything: the same records give the same files.
-    ordered = sorted(records.all(), key=lambda record: (record[1], record[0]))
-    try:
-        built = build_bundle(
-            [pagefind_record(site, summary_id, page_of(place), text) for summary_id, place, text in ordered]
-        )
-        written = write_bundle(dest, built, records.files, cache_control)
-    except SearchIndexError as error:
-        report.search_failure = str(error)
-        log.error("search index not updated, the next run tries again: %s", error)
-        return
-    report.search_files_written = written.count
-    report.search_bytes_written = written.bytes
-    records.mark_built(generation, written.hashes, datetime.now(UTC))
-
-
-@dataclass
-class BundleWrite:
-    hashes: dict[str, str]
-    count: int = 0
-    bytes: int = 0
-
-
-def write_bundle(
-    dest: ObjectStore, built: Mapping[str, bytes], before: Mapping[str, str], cache_control: str
-) -> BundleWrite:
-    """The bundle's files whose bytes changed, then the deletion of those it no longer has.
-
-    New files first: a page that loaded the old ``pagefind-entry.json`` still finds its chunks meanwhile.
-    """
-    served = {path: data for path, data in built.items() if path in _SERVED_FILES or path.endswith(_SERVED_SUFFIXES)}
-    done = BundleWrite({path: hashlib.sha256(data).hexdigest()[:32] for path, data in served.items()})
-    # The entry file names the current chunks: it goes last, once they are all there.
-    for path in sorted(served, key=lambda path: path == "pagefind-entry.json"):
-        if before.get(path) == done.hashes[path]:
-            continue
-        dest.put(
-            SEARCH_FOLDER + path, served[path], content_type=search_content_type(path), cache_control=cache_control
-        )
-        done.count += 1
-        done.bytes += len(served[path])
-    for path in sorted(set(before) - set(served)):
-        dest.delete(SEARCH_FOLDER + path)
-    return done
