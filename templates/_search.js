@@ -29,6 +29,30 @@ function pagefind() {
   })();
   return loading;
 }
+function shortened(data, words) {
+  // Whether every word the hit matched is only the start of a word searched for ("к" for "квазикристаллами"):
+  // Pagefind looks for a word an index lacks by ever shorter beginnings of it, so each bundle without the word
+  // adds such hits, ranked under those that have it.
+  const content = data.content.trim().split(/\s+/);
+  return data.locations.every((at) => {
+    const word = (content[at] || "").toLowerCase().replace(/[^\p{L}\p{N}]/gu, "");
+    return words.some((searched) => searched.startsWith(word) && word.length < searched.length * 0.6);
+  });
+}
+async function found(results, words) {
+  // The first ten hits; once one matched a word in full, the shortened ones below it are left out.
+  const kept = [];
+  let full = false;
+  for (let at = 0; at < results.length && kept.length < 10; at += 10) {
+    for (const data of await Promise.all(results.slice(at, at + 10).map((result) => result.data()))) {
+      const partial = shortened(data, words);
+      if (!kept.length) full = !partial;
+      if (full && partial) return kept;
+      if (kept.length < 10) kept.push(data);
+    }
+  }
+  return kept;
+}
 function item(data) {
   const li = document.createElement("li");
   const link = li.appendChild(document.createElement("a"));
@@ -43,7 +67,7 @@ input.addEventListener("input", async () => {
   const index = await pagefind();
   const search = await index.debouncedSearch(query, {}, 200);
   if (search === null) return;
-  const results = query ? await Promise.all(search.results.slice(0, 10).map((result) => result.data())) : [];
+  const results = query ? await found(search.results, query.toLowerCase().split(/\s+/)) : [];
   list.replaceChildren(...results.map(item));
   if (query && !results.length) list.append(Object.assign(document.createElement("li"), { textContent: box.dataset.nothing }));
 });

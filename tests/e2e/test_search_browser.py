@@ -5,6 +5,8 @@ mode, and without script the box is a link to the archive."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +17,8 @@ import pytest
 from tests.conftest import EXAMPLES, write_json
 from tests.e2e import test_pages_browser
 from tests.e2e.browser import BROWSER_MARKS
-from tests.search_support import edited_version, searched_summaries
-from tests.serve_support import free_port, run_digestpub, running_serve, serve_env
+from tests.search_support import edited_version, index_records, searched_summaries
+from tests.serve_support import free_port, running_serve, serve_env
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the Python playwright package is not installed")
 
@@ -26,6 +28,27 @@ browser = test_pages_browser.browser
 """The page tests' headless Chromium."""
 
 DAY = "2026/11/22"
+_SMALL_GROUPS = (
+    "import digestpub.publish.search as search; search._SHARD_POSITIONS = 5; search._GROUP_SHARDS = 2; "
+    "from digestpub.app.cli import main; main()"
+)
+"""``digestpub`` with bundles of ten places: the examples make four of them."""
+
+
+def _publish(root: Path, env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _SMALL_GROUPS, "publish", *arguments],
+        env=env, cwd=root, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def _group_of_titles(public: Path) -> dict[str, str]:
+    """The group of each title in the index, by the folder of its fragment."""
+    fragments = list((public / "pagefind").glob("*/fragment/*.pf_fragment"))
+    return {
+        index_records([str(path)], lambda name: Path(name).read_bytes())[0]["meta"]["title"]: path.parent.parent.name
+        for path in fragments
+    }
 
 
 @pytest.fixture
@@ -38,7 +61,7 @@ def digest(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str], str]]:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}/"
     env = serve_env(tmp_path, base_url, source=str(source))
-    published = run_digestpub(tmp_path, env, "publish")
+    published = _publish(tmp_path, env)
     assert published.returncode == 0, published.stderr
     assert "search index:" in published.stdout
     with running_serve(tmp_path, env, port):
@@ -103,6 +126,19 @@ def test_a_russian_word_in_another_form_finds_its_summary_and_leads_to_its_card(
     assert any("/pagefind/" in url for url in requests)
 
 
+def test_one_search_ranks_hits_from_every_bundle(digest: tuple[Path, dict[str, str], str], browser: Any) -> None:
+    root, _, base_url = digest
+    groups = _group_of_titles(root / "public")
+    assert len(set(groups.values())) == 4
+    page, requests = _page(browser)
+    page.goto(base_url + "archive/", wait_until="load")
+    titles = _search(page, "модели")
+    assert len({groups[title] for title in titles}) >= 2, titles
+    # The box read the list of bundles, then loaded Pagefind from one of them only.
+    assert sum(url.endswith("/pagefind/bundles.json") for url in requests) == 1
+    assert [url for url in requests if url.endswith("/pagefind.js")] == [base_url + "pagefind/00003/pagefind.js"]
+
+
 def test_an_edited_and_a_deleted_summary_are_found_as_they_now_are(
     digest: tuple[Path, dict[str, str], str], browser: Any
 ) -> None:
@@ -116,7 +152,7 @@ def test_an_edited_and_a_deleted_summary_are_found_as_they_now_are(
 
     write_json(source, f"{DAY}/edited.json", edited_version(documents["edited"]))
     (source / DAY / "deleted.json").unlink()
-    again = run_digestpub(root, env, "publish", "--keys", f"{DAY}/edited.json", "--keys", f"{DAY}/deleted.json")
+    again = _publish(root, env, "--keys", f"{DAY}/edited.json", "--keys", f"{DAY}/deleted.json")
     assert again.returncode == 0, again.stderr
     assert "1 updated, 1 deleted" in again.stdout
 
