@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from pytest import MonkeyPatch
+
 from digestpub.model import Summary
-from digestpub.publish.search import card_url, pagefind_record, search_text
+from digestpub.publish import search
+from digestpub.publish.search import SearchChanges, SearchRecords, SearchText, card_url, pagefind_record, search_text
 from digestpub.site import Site, search_content_type
+from tests.fakes import MemoryStore
 
 SITE = Site(
     "Ай Дайджест", "", "ru", "https://aidigest.example/digest/", "https://aidigest.example/digest/", search=True
@@ -68,3 +72,32 @@ def test_content_types_of_the_bundle() -> None:
     assert search_content_type("index/ru_1a2b.pf_index") == "application/octet-stream"
     assert search_content_type("pagefind.ru_1a2b.pf_meta") == "application/octet-stream"
     assert search_content_type("pagefind-entry.json") == "application/json"
+
+
+def _text(title: str) -> SearchText:
+    return SearchText(title, "слова", "ru", "2026-11-20", (), ())
+
+
+def test_a_group_is_stale_when_its_shards_change_and_gone_when_they_are_empty(monkeypatch: MonkeyPatch) -> None:
+    monkeypatch.setattr(search, "_SHARD_POSITIONS", 5)
+    monkeypatch.setattr(search, "_GROUP_SHARDS", 2)
+    state = MemoryStore()
+    records = SearchRecords(state)
+    records.apply(SearchChanges({f"id{place}": (place, _text(f"t{place}")) for place in range(23)}))
+    assert sorted(records.shards) == ["00000", "00001", "00002", "00003", "00004"]
+    generations = records.generations()
+    assert sorted(generations) == ["00000", "00001", "00002"]
+    assert records.stale() == generations
+    for group, generation in generations.items():
+        records.mark_built(group, {"built": generation, "files": {}, "languages": {"ru": 1}})
+    assert SearchRecords(state).stale() == {}
+
+    # An edit in the oldest group, a new summary in the newest: only those two are out of date.
+    again = SearchRecords(state)
+    again.apply(SearchChanges({"id3": (3, _text("правка")), "id23": (23, _text("новая"))}))
+    assert sorted(again.stale()) == ["00000", "00002"]
+    assert "правка" in {text.title for _, _, text in again.of_group("00000")}
+
+    # Every summary of the middle group deleted: its bundle is to go.
+    again.apply(SearchChanges(gone={f"id{place}": place for place in range(10, 20)}))
+    assert again.stale()["00001"] is None

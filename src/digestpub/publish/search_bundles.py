@@ -100,10 +100,11 @@ def _build(
 
 def _write_list(records: SearchRecords, dest: ObjectStore, cache_control: str) -> str | None:
     """``bundles.json``, when the bundles or their languages changed; its hash (None while there is none)."""
+    current = records.generations()
     listing = [
         {"name": group, "languages": records.bundles[group]["languages"]}
         for group in sorted(records.bundles, reverse=True)
-        if group in records.generations()
+        if group in current
     ]
     if not listing and records.listed is None:
         return None
