@@ -15,6 +15,7 @@ function pagefind() {
     const root = box.dataset.bundle;
     const { bundles } = await (await fetch(root + "bundles.json", { cache: "no-cache" })).json();
     const [newest] = bundles;
+    if (!newest) return null; // no summary left to search
     const found = await import(root + newest.name + "/pagefind.js");
     await found.options({ excerptLength: 24 });
     const first = loaded(newest.languages, (document.documentElement.lang || "unknown").toLowerCase());
@@ -65,7 +66,7 @@ function item(data) {
 input.addEventListener("input", async () => {
   const query = input.value.trim();
   const index = await pagefind();
-  const search = await index.debouncedSearch(query, {}, 200);
+  const search = index && (await index.debouncedSearch(query, {}, 200));
   if (search === null) return;
   const results = query ? await found(search.results, query.toLowerCase().split(/\s+/)) : [];
   list.replaceChildren(...results.map(item));
