@@ -62,7 +62,7 @@ def refresh(
     except SearchIndexError as error:
         report.search_failure = str(error)
         log.error("search index not updated, the next run tries again: %s", error)
-    listed = _write_list(records, dest, cache.listing)
+    listed = _write_list(records, dest, cache.listing, report)
     for group, generation in stale.items():
         if generation is None:
             _delete(dest, _folder(group), records.bundles[group]["files"])
@@ -98,7 +98,7 @@ def _build(
     return {"built": generation, "files": written.hashes, "languages": counts}
 
 
-def _write_list(records: SearchRecords, dest: ObjectStore, cache_control: str) -> str | None:
+def _write_list(records: SearchRecords, dest: ObjectStore, cache_control: str, report: PublishReport) -> str | None:
     """``bundles.json``, when the bundles or their languages changed; its hash (None while there is none)."""
     current = records.generations()
     listing = [
@@ -113,6 +113,8 @@ def _write_list(records: SearchRecords, dest: ObjectStore, cache_control: str) -
     if digest != records.listed:
         path = SEARCH_FOLDER + BUNDLES_LIST
         dest.put(path, data, content_type=search_content_type(path), cache_control=cache_control)
+        report.search_files_written += 1
+        report.search_bytes_written += len(data)
     return digest
 
 
