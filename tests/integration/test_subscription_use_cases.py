@@ -4,6 +4,7 @@ changes no answer, and the SES events go through the same transitions."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import logging
 from datetime import timedelta
@@ -15,6 +16,7 @@ from digestpub.adapters.sqlite_subscribers import SqliteSubscriberStore
 from digestpub.errors import InvalidToken, MailTransient
 from digestpub.model import ConfirmationLimits, TagInfo
 from digestpub.settings import Settings
+from digestpub.subscriptions.subscribers import UnknownTags, import_csv
 from digestpub.subscriptions.tokens import make_token
 from digestpub.subscriptions.use_cases import Subscriptions, apply_ses_notification
 from tests.cloud_support import parse_message, ses_bounce, ses_complaint
@@ -131,3 +133,33 @@ def test_an_expired_confirm_link_says_so_and_a_new_one_is_sent_within_the_limits
     assert renewing.confirm(fresh).state == "confirmed"
     renewing.renew_confirmation(token)
     assert len(mailer.sent) == 2, "a confirmed subscriber gets no new link"
+
+
+def test_a_tag_published_before_the_slug_rule_changed_is_chosen_by_its_name(tmp_path: Path) -> None:
+    """``C++`` was published as ``c`` (before ``+`` counted): a reader who types ``C++`` follows ``c``."""
+    mailer = RecordingMailer()
+    use = Subscriptions(
+        Settings.load().site(),
+        SqliteSubscriberStore(tmp_path / "s.db"),
+        mailer,
+        KEY,
+        "Digest <digest@example.com>",
+        tags=lambda: {"c": TagInfo(slug="c", name="C++", count=4), "llm": TagInfo(slug="llm", name="LLM", count=3)},
+    )
+    use.subscribe(ADDRESS, "C++ llm", "daily", "en")
+    person = use.confirm(_confirm_token(mailer.sent[0])).subscriber
+    assert person.tags == ("c", "llm")
+    changed = use.update_preferences(make_token(KEY, person.id, "preferences"), "c-plus-plus", "daily", "en")
+    assert changed.tags == ("c",), "the slug the current rule gives it names it too"
+    with pytest.raises(UnknownTags):
+        use.update_preferences(make_token(KEY, person.id, "preferences"), "C#", "daily", "en")
+
+
+def test_an_import_names_a_tag_kept_under_its_old_slug_by_its_name(tmp_path: Path) -> None:
+    store = SqliteSubscriberStore(tmp_path / "s.db")
+    known = {"c": TagInfo(slug="c", name="C++", count=4)}
+    text = "email,tags,frequency,lang,status\nreader@example.com,C++,daily,en,confirmed\n"
+    report = import_csv(store, io.StringIO(text, newline=""), known_tags=known)
+    assert report.added == 1, report
+    found = store.find("reader@example.com")
+    assert found is not None and found.tags == ("c",)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import uuid
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal, TextIO, cast, get_args
@@ -28,6 +28,7 @@ from digestpub.model import (
     Frequency,
     Subscriber,
     SubscriberStatus,
+    TagInfo,
 )
 from digestpub.text import tag_slug
 
@@ -107,6 +108,18 @@ def unescape_cell(value: str) -> str:
     if value.startswith(_CELL_ESCAPE) and value[1:2] in (*FORMULA_STARTS, _CELL_ESCAPE, "\t", "\r"):
         return value[1:]
     return value
+
+
+def as_published(tags: tuple[str, ...], known: Mapping[str, TagInfo] | Collection[str]) -> tuple[str, ...]:
+    """``tags`` under the slugs the digest published them by: a tag published before the slug
+    rule changed keeps its slug (``C++`` as ``c``), and a reader who types its name means it.
+    Slugs alone (no names) are taken as they are."""
+    if not isinstance(known, Mapping):
+        return tags
+    renamed = {tag_slug(tag.name): slug for slug, tag in known.items() if tag_slug(tag.name) != slug}
+    if not renamed:
+        return tags
+    return tuple(sorted({renamed.get(tag, tag) for tag in tags}))
 
 
 def unknown_tags(tags: Iterable[str], known: Collection[str]) -> list[str]:
@@ -242,7 +255,7 @@ def import_csv(
     store: SubscriberStore,
     text_stream: TextIO,
     *,
-    known_tags: Collection[str],
+    known_tags: Mapping[str, TagInfo] | Collection[str],
     now: datetime | None = None,
 ) -> ImportReport:
     """Add or update a subscriber for each good row; report each bad row by line and go on.
@@ -282,7 +295,7 @@ def _import_row(
     store: SubscriberStore,
     columns: dict[str, int],
     row: list[str],
-    known_tags: Collection[str],
+    known_tags: Mapping[str, TagInfo] | Collection[str],
     now: datetime,
     report: ImportReport,
 ) -> str | None:
@@ -303,6 +316,7 @@ def _import_row(
         return f"bad address {cells['email'].strip()!r}: {error}"
     except InvalidSubscriber as error:
         return str(error)
+    wanted = wanted.model_copy(update={"tags": as_published(wanted.tags, known_tags)})
     unknown = unknown_tags(wanted.tags, known_tags)
     if unknown:
         return str(UnknownTags(unknown))

@@ -31,6 +31,7 @@ from digestpub.subscriptions.subscribers import (
     InvalidSubscriber,
     UnknownTags,
     address_hash,
+    as_published,
     checked_preferences,
     new_subscriber,
     normalise_email,
@@ -129,10 +130,16 @@ class Subscriptions:
     def _now(self) -> datetime:
         return datetime.now(UTC)
 
-    def _check_tags(self, tags: tuple[str, ...]) -> None:
-        unknown = unknown_tags(tags, self.tags()) if tags else []
+    def _published(self, tags: tuple[str, ...]) -> tuple[str, ...]:
+        """``tags`` as the digest published them; ``UnknownTags`` for any it never did."""
+        if not tags:
+            return tags
+        known = self.tags()
+        published = as_published(tags, known)
+        unknown = unknown_tags(published, known)
         if unknown:
             raise UnknownTags(unknown)
+        return published
 
     def subscribe(self, email: str, tags: str, frequency: str, lang: str) -> None:
         """Double opt-in: a pending subscriber and a confirmation email.
@@ -155,7 +162,7 @@ class Subscriptions:
     def _subscribe(self, email: str, tags: str, frequency: str, lang: str) -> None:
         now = self._now()
         wanted = new_subscriber(email, tags, frequency, lang, now=now)
-        self._check_tags(wanted.tags)
+        wanted = wanted.model_copy(update={"tags": self._published(wanted.tags)})
         existing = self.store.find(wanted.email)
         allowed = self.store.claim_confirmation_email(address_hash(wanted.email), now=now, limits=self.limits)
         if existing is None:
@@ -288,7 +295,7 @@ class Subscriptions:
         """New tags, frequency and language; never the status."""
         subscriber_id = verify_token(self.token_key, token, "preferences")
         chosen_tags, chosen_frequency, chosen_lang = checked_preferences(tags, frequency, lang)
-        self._check_tags(chosen_tags)
+        chosen_tags = self._published(chosen_tags)
         changed = self.store.set_preferences(
             subscriber_id, tags=chosen_tags, frequency=chosen_frequency, lang=chosen_lang, now=self._now()
         )
