@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from digestpub.model import PublishReport
 from digestpub.ports import ObjectStore
 from digestpub.publish.options import SitePart
-from digestpub.publish.produce import Producer, digest_of
-from digestpub.render import Output
+from digestpub.publish.produce import Producer
+from digestpub.render import Output, digest_of
 from digestpub.render.archive_page import render_archive_index, render_page_to_come
 from digestpub.render.sitemap import SITEMAP_FILES_FOLDER, render_robots, render_sitemaps
 from digestpub.site import ALL_FEED

@@ -14,14 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import xxhash
-
 from digestpub.model import TagInfo
 from digestpub.ports import ObjectStore
 from digestpub.publish.entries import read_again, spread
 from digestpub.publish.ingest import SummaryReader
 from digestpub.publish.pages import FeedPlan, Paging
-from digestpub.render import Output
+from digestpub.render import Output, digest_of
 from digestpub.render.entries import EntryPack, render_entries
 from digestpub.render.kinds import FeedView, Kind
 from digestpub.render.opml import render_opml
@@ -259,9 +257,3 @@ def recent_months(pages: list[PageTally], count: int = 12) -> tuple[tuple[str, i
     newest = newest_year * 12 + newest_month - 1
     months = [f"{number // 12:04d}-{number % 12 + 1:02d}" for number in range(newest - count + 1, newest + 1)]
     return tuple((name, totals.get(name, 0)) for name in months)
-
-
-def digest_of(body: bytes) -> str:
-    # Only to tell our own output from what we wrote last time, so no cryptographic
-    # hash: a cold run digests the whole site, and XXH3 is several times faster than SHA-256.
-    return xxhash.xxh3_128_hexdigest(body)

@@ -13,7 +13,6 @@ next run.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import zlib
 from collections.abc import Iterable
@@ -27,6 +26,7 @@ from digestpub.model import Summary
 from digestpub.ports import ObjectStore
 from digestpub.publish.pagefind import PagefindRecord
 from digestpub.site import ALL_FEED, Site
+from digestpub.state.parts import checksum
 from digestpub.text import plain_text
 
 log = logging.getLogger("digestpub.publish")
@@ -105,12 +105,14 @@ class SearchRecords:
         """The hash of the list of bundles as last written."""
         self.unmoved: dict[str, str] = head.get("unmoved", head.get("files", {}))
         """The files of an index of one bundle at the top of ``SEARCH_FOLDER``, as sites had it: gone once moved."""
+        self._loaded: dict[str, dict[str, list[Any]]] = {}
+        """Shards this run read or wrote: the bundles are built from the same records after the commit."""
 
     def generations(self) -> dict[str, str]:
         """Each group of shards that holds records, by name: the checksum of its shards' checksums."""
         groups: dict[str, dict[str, str]] = {}
-        for shard, checksum in self.shards.items():
-            groups.setdefault(group_of(shard), {})[shard] = checksum
+        for shard, sums in self.shards.items():
+            groups.setdefault(group_of(shard), {})[shard] = sums
         return {group: _checksum(shards) for group, shards in groups.items()}
 
     def stale(self) -> dict[str, str | None]:
@@ -138,13 +140,14 @@ class SearchRecords:
             records = touched.setdefault(shard, {} if changes.fresh else self._load(shard))
             records[summary_id] = [position, text.title, text.text, text.lang, text.date, text.tags, text.authors]
         for shard, records in sorted(touched.items()):
+            self._loaded[shard] = records
             if not records:
                 self._state.delete(_SHARD_PREFIX + shard)
                 self.shards.pop(shard, None)
                 continue
             data = zlib.compress(orjson.dumps(records), 6)
             self._state.put(_SHARD_PREFIX + shard, data, content_type="application/octet-stream")
-            self.shards[shard] = hashlib.sha256(data).hexdigest()[:32]
+            self.shards[shard] = checksum(data)
         if touched:
             self._save()
 
@@ -169,6 +172,8 @@ class SearchRecords:
         self._save()
 
     def _load(self, shard: str) -> dict[str, list[Any]]:
+        if shard in self._loaded:
+            return self._loaded[shard]
         found = self._state.read(_SHARD_PREFIX + shard)
         if found is None:
             if shard in self.shards:
@@ -176,6 +181,7 @@ class SearchRecords:
                 log.warning("search records %s are gone: their summaries are not found until a --rebuild", shard)
             return {}
         loaded: dict[str, list[Any]] = orjson.loads(zlib.decompress(found[0]))
+        self._loaded[shard] = loaded
         return loaded
 
     def _save(self) -> None:
@@ -195,7 +201,7 @@ def group_of(shard: str) -> str:
 
 
 def _checksum(value: object) -> str:
-    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+    return checksum(orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
 
 
 def _shard(position: int) -> str:

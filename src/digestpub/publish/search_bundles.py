@@ -11,7 +11,6 @@ bundle and merges the others, so its results are ranked across them all.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from digestpub.model import PublishReport
 from digestpub.ports import ObjectStore
 from digestpub.publish.pagefind import build_bundle
 from digestpub.publish.search import SearchRecords, pagefind_record
+from digestpub.render import digest_of
 from digestpub.site import SEARCH_FOLDER, Site, search_content_type
 
 log = logging.getLogger("digestpub.publish")
@@ -109,7 +109,7 @@ def _write_list(records: SearchRecords, dest: ObjectStore, cache_control: str, r
     if not listing and records.listed is None:
         return None
     data = orjson.dumps({"bundles": listing}, option=orjson.OPT_SORT_KEYS)
-    digest = hashlib.sha256(data).hexdigest()[:32]
+    digest = digest_of(data)
     if digest != records.listed:
         path = SEARCH_FOLDER + BUNDLES_LIST
         dest.put(path, data, content_type=search_content_type(path), cache_control=cache_control)
@@ -142,7 +142,7 @@ def write_bundle(
     New files first: a page that loaded the old ``pagefind-entry.json`` still finds its chunks meanwhile.
     """
     served = {path: data for path, data in built.items() if path in _SERVED_FILES or path.endswith(_SERVED_SUFFIXES)}
-    done = BundleWrite({path: hashlib.sha256(data).hexdigest()[:32] for path, data in served.items()})
+    done = BundleWrite({path: digest_of(data) for path, data in served.items()})
     # The entry file names the current chunks: it goes last, once they are all there.
     for path in sorted(served, key=lambda path: path == _ENTRY):
         if before.get(path) == done.hashes[path]:
