@@ -24,8 +24,9 @@ NEWSLETTER_ARCHIVE_FEED = "feeds/newsletter.xml"
 HTML_TYPE = "text/html; charset=utf-8"
 OPML_TYPE = "text/x-opml; charset=utf-8"
 ID_YEAR = 2026
+"""The year in the ``tag:`` ids of a site that did not choose one."""
 SEARCH_FOLDER = "pagefind/"
-"""Where the search index (a Pagefind bundle) lives in ``dest``."""
+"""Where the search index (a Pagefind bundle per shard of records, and their list) lives in ``dest``."""
 SEARCH_CONTENT_TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".json": "application/json",
@@ -33,7 +34,6 @@ SEARCH_CONTENT_TYPES = {
     ".pagefind": "application/wasm",
 }
 """The search bundle's files by suffix; the rest (``.pf_meta``, ``.pf_index``, ``.pf_fragment``) are bytes."""
-"""The year in the ``tag:`` ids of a site that did not choose one."""
 
 
 _AUTHORITY = re.compile(r"(?P<host>[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?:,(?P<year>\d{4}))?\Z")

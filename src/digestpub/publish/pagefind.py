@@ -1,8 +1,8 @@
 """A Pagefind search bundle from custom records, through the ``pagefind --service`` binary.
 
 The binary comes with the ``pagefind[bin]`` package (or ``PAGEFIND_BINARY_PATH``
-names another). Its Python API waits a tenth of a second for each answer, which
-is most of an hour for a large history, so this module speaks the service's
+names another). Its Python API sleeps between one answer and the next, which
+adds up over the records of a large history, so this module speaks the service's
 protocol itself: requests and answers are base64 JSON, each ended by a comma,
 and a thread writes the records while this one reads the answers.
 """
@@ -20,7 +20,7 @@ import orjson
 
 from digestpub.errors import SearchIndexError
 
-_ENTRY = "pagefind-entry.json"
+ENTRY_FILE = "pagefind-entry.json"
 """The bundle's table of contents: its version and the index of each language."""
 
 
@@ -81,9 +81,9 @@ def _build(process: subprocess.Popen[bytes], records: Sequence[PagefindRecord]) 
     files = _expect(answers, "GetFiles")["files"]
     writer.join()
     bundle = {file["path"]: base64.b64decode(file["content"]) for file in files}
-    if _ENTRY in bundle:
+    if ENTRY_FILE in bundle:
         # Its languages come in no fixed order: sorted, the same index is the same bytes.
-        bundle[_ENTRY] = orjson.dumps(orjson.loads(bundle[_ENTRY]), option=orjson.OPT_SORT_KEYS)
+        bundle[ENTRY_FILE] = orjson.dumps(orjson.loads(bundle[ENTRY_FILE]), option=orjson.OPT_SORT_KEYS)
     return bundle
 
 

@@ -22,7 +22,7 @@ import orjson
 from digestpub.errors import SearchIndexError
 from digestpub.model import PublishReport
 from digestpub.ports import ObjectStore
-from digestpub.publish.pagefind import build_bundle
+from digestpub.publish.pagefind import ENTRY_FILE, build_bundle
 from digestpub.publish.search import SearchRecords, pagefind_record
 from digestpub.render import digest_of
 from digestpub.site import SEARCH_FOLDER, Site, search_content_type
@@ -31,8 +31,7 @@ log = logging.getLogger("digestpub.publish")
 
 BUNDLES_LIST = "bundles.json"
 """The bundles the box merges, newest first, with each one's languages: under ``SEARCH_FOLDER``."""
-_ENTRY = "pagefind-entry.json"
-_SERVED_FILES = ("pagefind.js", "pagefind-worker.js", _ENTRY)
+_SERVED_FILES = ("pagefind.js", "pagefind-worker.js", ENTRY_FILE)
 """The bundle's own files the search box uses; its stock interfaces (``pagefind-ui.js`` and the like) stay out."""
 _SERVED_SUFFIXES = (".pf_meta", ".pf_index", ".pf_fragment", ".pagefind")
 
@@ -93,7 +92,7 @@ def _build(
     written = write_bundle(dest, _folder(group), built, before, cache.bundle)
     report.search_files_written += written.count
     report.search_bytes_written += written.bytes
-    languages = orjson.loads(built[_ENTRY]).get("languages", {}) if _ENTRY in built else {}
+    languages = orjson.loads(built[ENTRY_FILE]).get("languages", {}) if ENTRY_FILE in built else {}
     counts = {language: index.get("page_count", 0) for language, index in languages.items()}
     return {"built": generation, "files": written.hashes, "languages": counts}
 
@@ -144,7 +143,7 @@ def write_bundle(
     served = {path: data for path, data in built.items() if path in _SERVED_FILES or path.endswith(_SERVED_SUFFIXES)}
     done = BundleWrite({path: digest_of(data) for path, data in served.items()})
     # The entry file names the current chunks: it goes last, once they are all there.
-    for path in sorted(served, key=lambda path: path == _ENTRY):
+    for path in sorted(served, key=lambda path: path == ENTRY_FILE):
         if before.get(path) == done.hashes[path]:
             continue
         dest.put(folder + path, served[path], content_type=search_content_type(path), cache_control=cache_control)
