@@ -19,7 +19,7 @@ class EntryBatch:
     One step at a time over the whole batch, not one summary at a time: the
     Markdown parser, the sanitiser, lxml and Jinja each keep their code and
     tables warm in the CPU's caches that way, and a cold run renders its
-    entries in about three quarters of the CPU time.
+    entries in less CPU time.
     """
 
     def __init__(self, site: Site, summaries: Sequence[Summary]) -> None:
